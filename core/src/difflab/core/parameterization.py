@@ -1,0 +1,90 @@
+r"""Conversions between network parameterisations for any linear Gaussian process.
+
+With ``x_t = a x_0 + b y + s eps`` write ``x' = x_t - b y = a x_0 + s eps``. Then
+
+* eps-prediction:      x0 = (x' - s eps) / a
+* x0-prediction:       eps = (x' - a x0) / s
+* v-prediction:        v = a eps - s x0,  so  x0 = (a x' - s v) / (a^2 + s^2),  eps = (s x' + a v) / (a^2 + s^2)
+                       (Salimans & Ho 2022; for VP ``a^2 + s^2 = 1``)
+* score:               score = grad log q(x_t | y) = -eps / s
+* velocity (flow):     u = dx_t/dt = a' x0 + b' y + s' eps  (flow matching: u = eps - x0)
+
+Every function takes the process and ``t`` (shape ``(B,)`` or per element) and returns tensors of
+``x``'s shape. :func:`to_x0_eps` is the single entry point used by the samplers.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import Tensor
+
+from difflab.core._broadcast import expand_like
+from difflab.core.processes.base import LinearGaussianProcess
+
+Prediction = Literal["eps", "x0", "v", "score", "velocity"]
+PREDICTIONS: tuple[str, ...] = ("eps", "x0", "v", "score", "velocity")
+
+
+def _shifted(process: LinearGaussianProcess, x: Tensor, t: Tensor, y: Tensor | None):
+    a, b, s = process._abs(t, x)
+    xs = x - b * y if process.conditional else x
+    return xs, a, b, s
+
+
+def to_x0_eps(
+    process: LinearGaussianProcess, kind: Prediction, out: Tensor, x: Tensor, t: Tensor, y: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Convert a network output ``out`` of the given ``kind`` at ``(x, t)`` to ``(x0_hat, eps_hat)``."""
+    xs, a, b, s = _shifted(process, x, t, y)
+    if kind == "eps":
+        return (xs - s * out) / a, out
+    if kind == "x0":
+        return out, (xs - a * out) / s
+    if kind == "v":
+        n = a**2 + s**2
+        return (a * xs - s * out) / n, (s * xs + a * out) / n
+    if kind == "score":
+        eps = -s * out
+        return (xs - s * eps) / a, eps
+    if kind == "velocity":
+        da, db, ds = (expand_like(d, x) for d in process.coefficient_derivatives(t))
+        u = out - db * y if process.conditional else out
+        det = s * da - ds * a
+        return (s * u - ds * xs) / det, (a * u - da * xs) / (-det)
+    raise ValueError(f"unknown prediction kind {kind!r}; expected one of {PREDICTIONS}")
+
+
+def from_x0_eps(
+    process: LinearGaussianProcess, kind: Prediction, x0: Tensor, eps: Tensor, t: Tensor, y: Tensor | None = None
+) -> Tensor:
+    """The quantity of ``kind`` implied by ``(x0, eps)`` at time ``t`` (training targets use this)."""
+    a, b, s = process._abs(t, x0)
+    if kind == "eps":
+        return eps
+    if kind == "x0":
+        return x0
+    if kind == "v":
+        return a * eps - s * x0
+    if kind == "score":
+        return -eps / s
+    if kind == "velocity":
+        da, db, ds = (expand_like(d, x0) for d in process.coefficient_derivatives(t))
+        u = da * x0 + ds * eps
+        return u + db * y if process.conditional else u
+    raise ValueError(f"unknown prediction kind {kind!r}; expected one of {PREDICTIONS}")
+
+
+def convert(
+    process: LinearGaussianProcess,
+    out: Tensor,
+    x: Tensor,
+    t: Tensor,
+    *,
+    source: Prediction,
+    target: Prediction,
+    y: Tensor | None = None,
+) -> Tensor:
+    """Convert a prediction from ``source`` to ``target`` parameterisation."""
+    x0, eps = to_x0_eps(process, source, out, x, t, y)
+    return from_x0_eps(process, target, x0, eps, t, y)

@@ -1,0 +1,253 @@
+r"""The linear Gaussian process: the one interface every continuous forward process implements.
+
+Every continuous corruption in difflab has the marginal
+
+.. math::  x_t = a(t)\,x_0 + b(t)\,y + s(t)\,\varepsilon, \qquad \varepsilon \sim \mathcal N(0, I),
+
+with ``t`` in [0, 1], ``t = 0`` clean data and ``t = 1`` the prior. ``y`` is an optional condition
+(the noisy speech of SGMSE+, the upsampled low-resolution image of ResShift); processes without one
+have ``b = 0``. Examples:
+
+=====================  ==================  ===================  ===================
+process                a(t)                b(t)                 s(t)
+=====================  ==================  ===================  ===================
+VP (DDPM)              sqrt(abar)          0                    sqrt(1 - abar)
+VE (NCSN)              1                   0                    sigma(t)
+OUVE (SGMSE+)          exp(-theta t)       1 - exp(-theta t)    closed form
+residual (ResShift)    1 - eta             eta                  kappa sqrt(eta)
+flow matching          1 - t               0                    t
+=====================  ==================  ===================  ===================
+
+From the three coefficients alone this base class derives everything the samplers need:
+
+* the marginal and its sample (:meth:`marginal`, :meth:`sample_marginal`);
+* the Markov transition q(x_t | x_s) with multiplier ``r(s, t)`` (default ``a_t / a_s``; ResShift
+  overrides it with ``r = 1``) and the Gaussian posterior q(x_s | x_t, x_0) of the DDPM / DDIM
+  family (:meth:`posterior`);
+* the SDE whose marginals these are, ``dx = [k(t) x + m(t) y] dt + g(t) dW`` with
+  ``k = a'/a``, ``m = b' - k b`` and ``g^2 = (s^2)' - 2 k s^2`` (:meth:`drift`, :meth:`diffusion`),
+  its reverse SDE and probability-flow ODE (:meth:`reverse_drift`);
+* the VE-scaled noise level ``sigma = s / a`` and its inverse (for Karras grids), and log-SNR.
+
+Derivatives of the coefficients come from autograd unless a subclass gives a closed form.
+Per-element time: ``t`` may have shape ``(B,)`` or any shape broadcasting against the leading
+dimensions of ``x`` (see :func:`difflab.core._broadcast.expand_like`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from difflab.core._broadcast import expand_like
+
+
+class LinearGaussianProcess:
+    """Base class: subclasses implement :meth:`coefficients` and, if they have one, :meth:`prior_mean`.
+
+    Attributes:
+        t_min: smallest time a sampler should integrate to (``t_eps``: 0 for VP chains,
+            0.03 for OUVE, 1e-5 for VE SDEs).
+        t_max: the prior time, normally 1.
+        conditional: True when ``b(t) != 0`` so that ``y`` is required.
+    """
+
+    t_min: float = 0.0
+    t_max: float = 1.0
+    conditional: bool = False
+
+    # ------------------------------------------------------------------ coefficients
+    def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Return ``(a(t), b(t), s(t))``, each of ``t``'s shape."""
+        raise NotImplementedError
+
+    def coefficient_derivatives(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Return ``(a'(t), b'(t), s'(t))``; autograd by default."""
+        with torch.enable_grad():
+            tt = t.detach().to(torch.float64).requires_grad_(True)
+            outs = self.coefficients(tt)
+            ders = []
+            for c in outs:
+                if not c.requires_grad:
+                    ders.append(torch.zeros_like(tt))
+                else:
+                    (d,) = torch.autograd.grad(c.sum(), tt, retain_graph=True, allow_unused=True)
+                    ders.append(torch.zeros_like(tt) if d is None else d)
+        return tuple(d.to(t.dtype).detach() for d in ders)  # type: ignore[return-value]
+
+    def _abs(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        a, b, s = self.coefficients(t)
+        return expand_like(a, x), expand_like(b, x), expand_like(s, x)
+
+    # ------------------------------------------------------------------ marginal
+    def _check_y(self, y: Tensor | None) -> None:
+        if self.conditional and y is None:
+            raise ValueError(f"{type(self).__name__} is conditional: pass the condition y")
+
+    def mean(self, x0: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        """Marginal mean ``a(t) x0 + b(t) y``."""
+        a, b, _ = self._abs(t, x0)
+        m = a * x0
+        if self.conditional:
+            self._check_y(y)
+            m = m + b * y
+        return m
+
+    def marginal(self, x0: Tensor, t: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Return ``(mean, std)``; ``std`` has ``t``'s shape expanded against ``x0``."""
+        _, _, s = self._abs(t, x0)
+        return self.mean(x0, t, y), s
+
+    def noise_like(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The process's standard noise of ``x``'s shape: white ``N(0, I)`` by default.
+
+        Processes with correlated noise (GP / OU kernels over timestamps) override this, and
+        every sampler draws its fresh noise through it.
+        """
+        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+    def sample_marginal(
+        self,
+        x0: Tensor,
+        t: Tensor,
+        y: Tensor | None = None,
+        *,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Draw ``x_t ~ q(x_t | x0[, y])``. Returns ``(x_t, eps)`` with ``eps`` the standard noise used."""
+        if noise is None:
+            noise = self.noise_like(x0, generator)
+        mean, std = self.marginal(x0, t, y)
+        return mean + std * noise, noise
+
+    def prior_mean(self, shape: torch.Size, y: Tensor | None, like: Tensor) -> Tensor:
+        """Mean of the prior at ``t_max``: ``b(1) y`` (the data mean term is taken as 0)."""
+        if self.conditional:
+            self._check_y(y)
+            _, b, _ = self._abs(torch.full((shape[0],), self.t_max, dtype=like.dtype, device=like.device), y)
+            return b * y
+        return torch.zeros(shape, dtype=like.dtype, device=like.device)
+
+    def prior_sample(
+        self,
+        shape: tuple[int, ...] | torch.Size,
+        *,
+        y: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """Sample the prior ``b(1) y + s(1) z`` (``a(1) x0`` is assumed negligible or absorbed)."""
+        shape = torch.Size(shape)
+        if y is not None:
+            device, dtype = y.device, y.dtype
+        like = torch.empty(0, device=device, dtype=dtype)
+        z = self.noise_like(torch.empty(shape, device=device, dtype=dtype), generator)
+        t1 = torch.full((shape[0],), self.t_max, device=device, dtype=dtype)
+        _, _, s = self.coefficients(t1)
+        return self.prior_mean(shape, y, like) + expand_like(s, z) * z
+
+    # ------------------------------------------------------------------ Markov transition and posterior
+    def transition_ratio(self, s: Tensor, t: Tensor) -> Tensor:
+        """Multiplier ``r`` of the Markov kernel ``x_t = r x_s + ... + noise`` (``s < t``); ``a_t / a_s``."""
+        a_s, _, _ = self.coefficients(s)
+        a_t, _, _ = self.coefficients(t)
+        return a_t / a_s
+
+    def posterior_std(self, s: Tensor, t: Tensor) -> Tensor:
+        r"""Std of q(x_s | x_t, x_0): ``s_s * sqrt(s_t^2 - r^2 s_s^2) / s_t`` (DDPM's beta-tilde for VP)."""
+        _, _, sd_s = self.coefficients(s)
+        _, _, sd_t = self.coefficients(t)
+        r = self.transition_ratio(s, t)
+        var = sd_s**2 * (sd_t**2 - r**2 * sd_s**2).clamp_min(0.0) / sd_t**2
+        return var.sqrt()
+
+    def posterior(
+        self,
+        x_t: Tensor,
+        x0: Tensor,
+        s: Tensor,
+        t: Tensor,
+        y: Tensor | None = None,
+        *,
+        eps: Tensor | None = None,
+        eta: float = 1.0,
+    ) -> tuple[Tensor, Tensor]:
+        r"""Mean and std of the DDIM-family posterior q_eta(x_s | x_t, x_0).
+
+        .. math:: x_s = a_s x_0 + b_s y + \sqrt{s_s^2 - \eta^2\tilde\sigma^2}\;\hat\varepsilon + \eta\tilde\sigma z,
+                  \qquad \hat\varepsilon = (x_t - a_t x_0 - b_t y)/s_t
+
+        with :math:`\tilde\sigma` = :meth:`posterior_std`. ``eta = 1`` is the exact Markov posterior
+        (DDPM ancestral step), ``eta = 0`` the deterministic DDIM step. ``eps`` may be passed to
+        use the model's own noise estimate instead of the one implied by ``x0``.
+        Returns ``(mean, std)`` with ``std`` expanded against ``x_t``.
+        """
+        m_s = self.mean(x0, s, y)
+        if eps is None:
+            m_t = self.mean(x0, t, y)
+            _, _, sd_t = self._abs(t, x_t)
+            eps = (x_t - m_t) / sd_t
+        _, _, sd_s = self._abs(s, x_t)
+        sig = eta * expand_like(self.posterior_std(s, t), x_t)
+        mean = m_s + (sd_s**2 - sig**2).clamp_min(0.0).sqrt() * eps
+        return mean, sig
+
+    # ------------------------------------------------------------------ SDE view
+    def sde_coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(k, m, g)`` of ``dx = (k x + m y) dt + g dW`` with these marginals."""
+        a, b, s = self.coefficients(t)
+        da, db, ds = self.coefficient_derivatives(t)
+        k = da / a
+        m = db - k * b
+        g2 = 2 * s * ds - 2 * k * s**2
+        return k, m, g2.clamp_min(0.0).sqrt()
+
+    def drift(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        """Forward drift ``f(x, t) = k(t) x + m(t) y``."""
+        k, m, _ = self.sde_coefficients(t)
+        f = expand_like(k, x) * x
+        if self.conditional:
+            self._check_y(y)
+            f = f + expand_like(m, x) * y
+        return f
+
+    def diffusion(self, t: Tensor) -> Tensor:
+        """Diffusion coefficient ``g(t)`` (shape of ``t``)."""
+        return self.sde_coefficients(t)[2]
+
+    def reverse_drift(
+        self, x: Tensor, t: Tensor, score: Tensor, y: Tensor | None = None, *, probability_flow: bool = False
+    ) -> Tensor:
+        r"""Drift of the reverse-time SDE ``f - g^2 score`` or of the PF-ODE ``f - g^2 score / 2``."""
+        g = expand_like(self.diffusion(t), x)
+        w = 0.5 if probability_flow else 1.0
+        return self.drift(x, t, y) - w * g**2 * score
+
+    # ------------------------------------------------------------------ noise levels
+    def sigma(self, t: Tensor) -> Tensor:
+        """VE-scaled noise level ``s(t) / a(t)``."""
+        a, _, s = self.coefficients(t)
+        return s / a
+
+    def log_snr(self, t: Tensor) -> Tensor:
+        """``lambda(t) = log(a^2 / s^2)``."""
+        a, _, s = self.coefficients(t)
+        return 2 * (a.log() - s.log())
+
+    def t_from_sigma(self, sigma: Tensor, iters: int = 60) -> Tensor:
+        """Invert the monotone ``sigma(t)`` on ``[0, t_max]`` by bisection (subclasses may override)."""
+        sig = sigma.to(torch.float64)
+        lo = torch.zeros_like(sig)
+        hi = torch.full_like(sig, self.t_max)
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            up = self.sigma(mid) < sig
+            lo = torch.where(up, mid, lo)
+            hi = torch.where(up, hi, mid)
+        return ((lo + hi) / 2).to(sigma.dtype)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and not isinstance(v, Tensor))
+        return f"{type(self).__name__}({fields})"

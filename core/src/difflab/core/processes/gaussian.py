@@ -1,0 +1,203 @@
+r"""Gaussian VP, sub-VP and VE processes, continuous (score SDEs) and discrete (DDPM chains).
+
+Time runs from ``t = 0`` (clean) to ``t = 1`` (prior). All are :class:`LinearGaussianProcess`
+with ``b = 0``:
+
+* :class:`VPSDE` (Song et al. 2021): ``beta(t) = beta_0 + t (beta_1 - beta_0)``,
+  ``a(t) = exp(-t^2 (beta_1 - beta_0)/4 - t beta_0 / 2)``, ``s = sqrt(1 - a^2)``,
+  drift ``-beta(t) x / 2``, diffusion ``sqrt(beta(t))``.
+* :class:`SubVPSDE`: same mean, ``s = 1 - a^2`` (not square-rooted), diffusion
+  ``sqrt(beta(t) (1 - a^4))``.
+* :class:`VESDE`: ``a = 1``, ``s = sigma_min (sigma_max/sigma_min)^t``, diffusion
+  ``s(t) sqrt(2 log(sigma_max/sigma_min))``.
+* :class:`CosineVP`: continuous cosine ``alpha_bar`` (Nichol & Dhariwal), truncated at ``t_max``.
+* :class:`DiscreteVP`: a DDPM chain of ``T`` steps from a beta schedule, step ``k`` at
+  ``t_k = k / T``, ``alpha_bar(t_0) = 1``; off-grid ``t`` interpolates ``log alpha_bar`` linearly.
+  The diffusers timestep ``j`` (0-based) corresponds to ``t = (j + 1) / T``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from difflab.core.processes.base import LinearGaussianProcess
+from difflab.core.schedules import BetaSchedule, alphas_cumprod, cosine_alpha_bar, make_betas
+
+
+class VPSDE(LinearGaussianProcess):
+    """Variance-preserving SDE with a linear ``beta(t)``.
+
+    Args:
+        beta_min: ``beta(0)`` (0.1 in score_sde).
+        beta_max: ``beta(1)`` (20 in score_sde).
+        t_min: smallest sampling time (1e-3 in score_sde).
+    """
+
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, t_min: float = 1e-3) -> None:
+        if not 0 <= beta_min < beta_max:
+            raise ValueError(f"need 0 <= beta_min < beta_max, got {beta_min}, {beta_max}")
+        self.beta_min, self.beta_max, self.t_min = beta_min, beta_max, t_min
+
+    def _log_a(self, t: Tensor) -> Tensor:
+        return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+
+    def beta(self, t: Tensor) -> Tensor:
+        return self.beta_min + t * (self.beta_max - self.beta_min)
+
+    def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        la = self._log_a(t)
+        return la.exp(), torch.zeros_like(t), (-torch.expm1(2 * la)).sqrt()
+
+    def coefficient_derivatives(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        a, _, s = self.coefficients(t)
+        da = -0.5 * self.beta(t) * a
+        return da, torch.zeros_like(t), -a * da / s
+
+    def sde_coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b = self.beta(t)
+        return -0.5 * b, torch.zeros_like(t), b.sqrt()
+
+    def t_from_sigma(self, sigma: Tensor, iters: int = 0) -> Tensor:
+        # log a = -log(1 + sigma^2)/2 ; solve quadratic  (bd/4) t^2 + (b0/2) t - log(1+s^2)/2 = 0
+        c = 0.5 * torch.log1p(sigma.to(torch.float64) ** 2)
+        bd = self.beta_max - self.beta_min
+        t = (-0.5 * self.beta_min + torch.sqrt(0.25 * self.beta_min**2 + bd * c)) / (0.5 * bd)
+        return t.to(sigma.dtype)
+
+
+class SubVPSDE(VPSDE):
+    """Sub-VP SDE: VP's mean with ``std = 1 - a^2`` and diffusion ``sqrt(beta (1 - a^4))``."""
+
+    def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        la = self._log_a(t)
+        return la.exp(), torch.zeros_like(t), -torch.expm1(2 * la)
+
+    def coefficient_derivatives(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        a, _, _ = self.coefficients(t)
+        da = -0.5 * self.beta(t) * a
+        return da, torch.zeros_like(t), -2 * a * da
+
+    def sde_coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b = self.beta(t)
+        a4 = torch.exp(4 * self._log_a(t))
+        return -0.5 * b, torch.zeros_like(t), (b * (1 - a4)).sqrt()
+
+    def t_from_sigma(self, sigma: Tensor, iters: int = 60) -> Tensor:
+        return LinearGaussianProcess.t_from_sigma(self, sigma, iters)
+
+
+class VESDE(LinearGaussianProcess):
+    """Variance-exploding SDE: ``x_t = x_0 + sigma(t) z`` with a geometric ``sigma(t)``.
+
+    Args:
+        sigma_min: ``sigma(0)`` (0.01 in score_sde).
+        sigma_max: ``sigma(1)``; the prior is ``N(0, sigma_max^2 I)`` (50 for CIFAR-10 in score_sde).
+        t_min: smallest sampling time (1e-5 in score_sde).
+    """
+
+    def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0, t_min: float = 1e-5) -> None:
+        if not 0 < sigma_min < sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+        self.sigma_min, self.sigma_max, self.t_min = sigma_min, sigma_max, t_min
+        self._log_ratio = math.log(sigma_max / sigma_min)
+
+    def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        s = self.sigma_min * torch.exp(t * self._log_ratio)
+        return torch.ones_like(t), torch.zeros_like(t), s
+
+    def coefficient_derivatives(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        _, _, s = self.coefficients(t)
+        return torch.zeros_like(t), torch.zeros_like(t), s * self._log_ratio
+
+    def sde_coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        _, _, s = self.coefficients(t)
+        return torch.zeros_like(t), torch.zeros_like(t), s * math.sqrt(2 * self._log_ratio)
+
+    def t_from_sigma(self, sigma: Tensor, iters: int = 0) -> Tensor:
+        return torch.log(sigma / self.sigma_min) / self._log_ratio
+
+
+class CosineVP(LinearGaussianProcess):
+    """VP with the continuous cosine ``alpha_bar`` (``s = 0.008``), time rescaled so ``t = 1`` is ``t_max_raw``.
+
+    ``alpha_bar`` reaches 0 at raw time 1, so the prior end is truncated at ``t_max_raw`` (0.9946
+    keeps ``alpha_bar(1)`` near 1e-5, a log-SNR of about -11.5).
+    """
+
+    def __init__(self, s: float = 0.008, t_max_raw: float = 0.9946, t_min: float = 0.0) -> None:
+        self.s, self.t_max_raw, self.t_min = s, t_max_raw, t_min
+
+    def alpha_bar(self, t: Tensor) -> Tensor:
+        return cosine_alpha_bar(t * self.t_max_raw, self.s).clamp(1e-12, 1.0)
+
+    def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        ab = self.alpha_bar(t)
+        return ab.sqrt(), torch.zeros_like(t), (1 - ab).clamp_min(0).sqrt()
+
+
+class DiscreteVP(LinearGaussianProcess):
+    """A DDPM chain of ``T`` steps; step ``k`` is at ``t = k / T`` with ``alpha_bar_0 = 1``.
+
+    Args:
+        schedule: ``linear``, ``scaled_linear``, ``cosine`` or ``sigmoid`` (see :mod:`schedules`).
+        num_steps: ``T``, the number of training steps (1000 for DDPM, 100 for Diffusion Policy).
+        beta_start, beta_end: schedule end points (ignored by ``cosine``).
+        betas: explicit betas of length ``T`` instead of a named schedule.
+    """
+
+    def __init__(
+        self,
+        schedule: BetaSchedule = "linear",
+        num_steps: int = 1000,
+        beta_start: float | None = None,
+        beta_end: float | None = None,
+        betas: Tensor | None = None,
+    ) -> None:
+        betas = make_betas(schedule, num_steps, beta_start, beta_end) if betas is None else betas.to(torch.float64)
+        self.schedule, self.num_steps = schedule, int(betas.numel())
+        self.betas = betas
+        ab = alphas_cumprod(betas)
+        self.alphas_cumprod = torch.cat([ab.new_ones(1), ab])  # index k = state after k steps
+        self._log_ab = self.alphas_cumprod.log()
+
+    def index(self, t: Tensor) -> Tensor:
+        """Integer step ``k = round(t T)``."""
+        return torch.round(t * self.num_steps).long()
+
+    def time(self, k: Tensor | int) -> Tensor:
+        """Continuous time of integer step ``k``."""
+        return torch.as_tensor(k, dtype=torch.float64) / self.num_steps
+
+    def alpha_bar(self, t: Tensor) -> Tensor:
+        u = (t.to(torch.float64) * self.num_steps).clamp(0, self.num_steps)
+        lo = u.floor().long().clamp(max=self.num_steps - 1)
+        w = u - lo
+        la = self._log_ab.to(t.device)
+        return torch.exp((1 - w) * la[lo] + w * la[lo + 1]).to(t.dtype)
+
+    def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        ab = self.alpha_bar(t)
+        return ab.sqrt(), torch.zeros_like(t), (1 - ab).clamp_min(0).sqrt()
+
+    def coefficient_derivatives(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # piecewise-linear log alpha_bar: derivative of the segment containing t
+        u = (t.to(torch.float64) * self.num_steps).clamp(0, self.num_steps)
+        lo = u.floor().long().clamp(max=self.num_steps - 1)
+        la = self._log_ab.to(t.device)
+        dla = ((la[lo + 1] - la[lo]) * self.num_steps).to(t.dtype)
+        a, _, s = self.coefficients(t)
+        da = 0.5 * dla * a
+        return da, torch.zeros_like(t), -a * da / s.clamp_min(1e-12)
+
+    def t_from_sigma(self, sigma: Tensor, iters: int = 0) -> Tensor:
+        """Invert ``sigma = sqrt((1 - abar)/abar)`` by interpolating ``log alpha_bar``."""
+        target = -torch.log1p(sigma.to(torch.float64) ** 2)  # log abar
+        la = self._log_ab.to(sigma.device)
+        # la is decreasing; searchsorted on the negated (increasing) sequence
+        idx = torch.searchsorted(-la, -target).clamp(1, self.num_steps)
+        lo, hi = la[idx - 1], la[idx]
+        w = ((lo - target) / (lo - hi)).clamp(0, 1)
+        return ((idx - 1 + w) / self.num_steps).to(sigma.dtype)
