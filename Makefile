@@ -1,0 +1,61 @@
+# difflab: the two commands are `make demo` and `make test`; both set everything up on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMPS := .stamps
+DOMAINS := audio vision text video pointcloud timeseries robotics
+PACKAGES := core $(DOMAINS)
+PYPROJECTS := pyproject.toml $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+PYTEST_ARGS ?=
+
+.PHONY: help install system demo test lint $(addprefix demo-,$(PACKAGES)) $(addprefix test-,$(PACKAGES)) \
+        $(addprefix bench-,$(PACKAGES)) isolated-%
+
+help:
+	@echo "make demo          set up, then run every domain's demo on its offline default data"
+	@echo "make test          set up, then run the whole test suite"
+	@echo "make install       set up only: system packages, .venv, every package editable + test tools"
+	@echo "make demo-<pkg>    one package's demo      (pkg: $(PACKAGES))"
+	@echo "make test-<pkg>    one package's tests"
+	@echo "make bench-<pkg>   one package's benchmark (benchmarks/<pkg>.py)"
+	@echo "make isolated-<pkg> fresh venv with only core + <pkg>, then its tests"
+
+$(STAMPS)/system: scripts/install-system-deps.sh
+	@mkdir -p $(STAMPS)
+	bash scripts/install-system-deps.sh
+	@touch $@
+
+$(STAMPS)/venv: $(STAMPS)/system $(PYPROJECTS) constraints.txt
+	@mkdir -p $(STAMPS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade 'pip>=25.1'
+	$(PIP) install -q -c constraints.txt $(foreach p,$(PACKAGES),-e $(p)) -e 'core[lightning,test]' --group dev
+	@touch $@
+
+install: $(STAMPS)/venv
+
+system: $(STAMPS)/system
+
+demo: install
+	$(PY) scripts/demo_all.py
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check core $(DOMAINS) tests benchmarks scripts
+	$(VENV)/bin/lint-imports
+
+demo-%: install
+	$(VENV)/bin/difflab-$* demo
+
+test-%: install
+	$(PY) -m pytest tests/$* $(PYTEST_ARGS)
+
+bench-%: install
+	$(PY) benchmarks/$*.py
+
+isolated-%: $(STAMPS)/system
+	bash scripts/check-isolated-install.sh $*

@@ -1,0 +1,8 @@
+"""difflab.pointcloud: point-cloud generation (Point Straight Flow) and filtering (IterativePFN).
+
+Status: package skeleton. The command line ``difflab-pointcloud`` and the package layout are in place;
+the methods, data modules and demo are not built yet.
+"""
+
+__version__ = "0.1.0"
+BUILT = False

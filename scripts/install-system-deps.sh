@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages difflab needs (libraries and offline default data sources).
+# As root it runs apt-get; otherwise it prints the exact command and stops.
+set -euo pipefail
+
+PACKAGES=(
+  libusb-1.0-0   # open3d (pointcloud) loads it at import
+  libgl1         # open3d / matplotlib offscreen rendering
+  libsndfile1    # soundfile (audio)
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present (${PACKAGES[*]})"
+  exit 0
+fi
+
+cmd="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "difflab needs these Debian packages: ${missing[*]}" >&2
+  echo "run as root:  sudo sh -c '$cmd'" >&2
+  exit 1
+fi
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,8 @@
+"""difflab.timeseries: probabilistic forecasting with diffusion.
+
+Status: package skeleton. The command line ``difflab-timeseries`` and the package layout are in place;
+the methods, data modules and demo are not built yet.
+"""
+
+__version__ = "0.1.0"
+BUILT = False

@@ -1,0 +1,8 @@
+"""difflab.video: temporal action detection by proposal denoising (DiffTAD).
+
+Status: package skeleton. The command line ``difflab-video`` and the package layout are in place;
+the methods, data modules and demo are not built yet.
+"""
+
+__version__ = "0.1.0"
+BUILT = False
