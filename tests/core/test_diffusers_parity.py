@@ -1,0 +1,213 @@
+"""The Gaussian samplers reproduce diffusers' sampling loops step for step.
+
+Same network, same initial noise, same fresh noise (both sides draw it from identically seeded
+``torch.Generator`` s, in float64, in the same order), T = 1000 linear schedule, clip_sample=False.
+
+Time grids: diffusers' timestep ``j`` is our ``t = (j + 1) / T`` and its final state (``alpha_bar``
+= 1 with ``set_alpha_to_one``, or ``sigma = 0``) is ``t = 0``. For Euler the grid is built from the
+scheduler's sigmas with ``DiscreteVP.t_from_sigma`` (its timesteps are fractional and its sigmas
+interpolated linearly in sigma), and diffusers' initial ``sigma_max z`` in VE coordinates is our
+``a(t_0) sigma_max z``.
+
+The network is the exact denoiser of N(0, 0.25 I) data plus a fixed random ``0.1 tanh(x W + u j/T)``
+so that samples stay of order one (a plain random map makes eps-prediction samples explode).
+
+DDPM's variance clamp at 1e-20 only acts on its last step (timestep 0 to alpha_bar = 1), where it
+adds no noise, and our last step adds none either. DDPM/DDIM use diffusers' default "leading"
+spacing (steps_offset 0), DPM-Solver and Euler its default "linspace"; other spacings map the same
+way (tested for DDIM).
+
+diffusers keeps ``alphas_cumprod`` in float32, and DPM-Solver and Euler cast the state and sigmas to
+float32 inside ``step``; that rounding (about 1e-7 relative) is what separates the loops. With the
+scheduler given our float64 ``alphas_cumprod``, DDPM and DDIM agree to rounding (1e-12): our generic
+posterior is their formula, with no special case.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+diffusers = pytest.importorskip("diffusers")
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning")
+
+from difflab.core.processes import DiscreteVP  # noqa: E402
+from difflab.core.samplers import (  # noqa: E402
+    Denoiser,
+    sample_ddim,
+    sample_ddpm,
+    sample_dpm_solver,
+    sample_euler,
+)
+
+T = 1000
+SHAPE = (3, 2, 6)
+PRED = {"epsilon": "eps", "v_prediction": "v"}
+PROCESS = DiscreteVP("linear", T)
+
+
+def make_net(ptype: str):
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(SHAPE[-1], SHAPE[-1], generator=g, dtype=torch.float64) / SHAPE[-1] ** 0.5
+    u = torch.randn(SHAPE[-1], generator=g, dtype=torch.float64)
+
+    def net(x: torch.Tensor, j: torch.Tensor | int | float) -> torch.Tensor:
+        j = torch.as_tensor(j, dtype=x.dtype)
+        j = j.reshape(j.shape + (1,) * (x.ndim - j.ndim))
+        ab = PROCESS.alpha_bar((j + 1) / T)
+        a, s = ab.sqrt(), (1 - ab).sqrt()
+        den = a**2 * 0.25 + s**2
+        x0, eps = a * 0.25 * x / den, s * x / den
+        out = eps if ptype == "epsilon" else a * eps - s * x0
+        return out + 0.1 * torch.tanh(x @ w + (j / T) * u)
+
+    return net
+
+
+def x_init() -> torch.Tensor:
+    return torch.randn(SHAPE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+def grid_from_timesteps(timesteps: torch.Tensor) -> torch.Tensor:
+    return torch.cat([(timesteps.double() + 1) / T, torch.zeros(1, dtype=torch.float64)])
+
+
+def ours(net):
+    """Our model callable: continuous t back to the diffusers timestep j = t T - 1."""
+    return lambda x, t: net(x, t * T - 1)
+
+
+def run_diffusers(scheduler, net, n, x, **step_kwargs):
+    scheduler.set_timesteps(n)
+    for j in scheduler.timesteps:
+        x = scheduler.step(net(x, j), j, x, **step_kwargs).prev_sample
+    return x
+
+
+def exact_schedule(scheduler):
+    scheduler.alphas_cumprod = PROCESS.alphas_cumprod[1:].clone()
+    return scheduler
+
+
+STEPS = [10, 25, 50]
+
+
+@pytest.mark.parametrize("ptype", list(PRED))
+@pytest.mark.parametrize("n", STEPS)
+@pytest.mark.parametrize("variance", ["fixed_small", "fixed_large"])
+@pytest.mark.parametrize("exact", [False, True])
+def test_ddpm_matches_ddpm_scheduler(ptype, n, variance, exact):
+    net = make_net(ptype)
+    sch = diffusers.DDPMScheduler(
+        num_train_timesteps=T, beta_schedule="linear", clip_sample=False, prediction_type=ptype, variance_type=variance
+    )
+    sch = exact_schedule(sch) if exact else sch
+    ref = run_diffusers(sch, net, n, x_init(), generator=torch.Generator().manual_seed(5))
+    den = Denoiser(ours(net), PROCESS, PRED[ptype])
+    grid = grid_from_timesteps(sch.timesteps)
+    out = sample_ddpm(den, x_init(), grid, generator=torch.Generator().manual_seed(5), variance=variance)
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-12 if exact else 1e-5)
+
+
+@pytest.mark.parametrize("ptype", list(PRED))
+@pytest.mark.parametrize("n", STEPS)
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+@pytest.mark.parametrize("exact", [False, True])
+def test_ddim_matches_ddim_scheduler(ptype, n, eta, exact):
+    net = make_net(ptype)
+    sch = diffusers.DDIMScheduler(
+        num_train_timesteps=T, beta_schedule="linear", clip_sample=False, prediction_type=ptype
+    )
+    sch = exact_schedule(sch) if exact else sch
+    ref = run_diffusers(sch, net, n, x_init(), eta=eta, generator=torch.Generator().manual_seed(5))
+    den = Denoiser(ours(net), PROCESS, PRED[ptype])
+    grid = grid_from_timesteps(sch.timesteps)
+    out = sample_ddim(den, x_init(), grid, eta=eta, generator=torch.Generator().manual_seed(5))
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-12 if exact else 1e-5)
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+@pytest.mark.parametrize(
+    "config",
+    [{"timestep_spacing": "trailing"}, {"steps_offset": 1, "set_alpha_to_one": False}, {"set_alpha_to_one": False}],
+    ids=["trailing", "offset1-final-abar0", "final-abar0"],
+)
+def test_ddim_spacing_offset_and_final_alpha(config, eta):
+    """Other diffusers grids map the same way; without ``set_alpha_to_one`` the chain ends at t = 1/T.
+
+    With steps_offset 0 that makes diffusers' last step go from timestep 0 to alpha_bar_0, i.e. from
+    t = 1/T to t = 1/T: an identity step that still costs an NFE, as our held (equal-time) step does.
+    """
+    net = make_net("v_prediction")
+    sch = diffusers.DDIMScheduler(
+        num_train_timesteps=T, beta_schedule="linear", clip_sample=False, prediction_type="v_prediction", **config
+    )
+    ref = run_diffusers(sch, net, 20, x_init(), eta=eta, generator=torch.Generator().manual_seed(5))
+    grid = grid_from_timesteps(sch.timesteps)
+    if not config.get("set_alpha_to_one", True):
+        grid[-1] = 1 / T
+    den = Denoiser(ours(net), PROCESS, "v")
+    out = sample_ddim(den, x_init(), grid, eta=eta, generator=torch.Generator().manual_seed(5))
+    assert out.nfe == 20
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("ptype", list(PRED))
+@pytest.mark.parametrize("n", STEPS)
+@pytest.mark.parametrize("order", [1, 2])
+def test_dpm_solver_pp_matches_multistep_scheduler(ptype, n, order):
+    net = make_net(ptype)
+    sch = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=T,
+        beta_schedule="linear",
+        prediction_type=ptype,
+        algorithm_type="dpmsolver++",
+        solver_order=order,
+        solver_type="midpoint",
+        lower_order_final=True,
+    )
+    ref = run_diffusers(sch, net, n, x_init())
+    den = Denoiser(ours(net), PROCESS, PRED[ptype])
+    out = sample_dpm_solver(den, x_init(), grid_from_timesteps(sch.timesteps), order=order)
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("ptype", list(PRED))
+@pytest.mark.parametrize("n", STEPS)
+def test_euler_matches_euler_discrete_scheduler(ptype, n):
+    net = make_net(ptype)
+    sch = diffusers.EulerDiscreteScheduler(num_train_timesteps=T, beta_schedule="linear", prediction_type=ptype)
+    sch.set_timesteps(n)
+    sigmas, timesteps = sch.sigmas.double(), sch.timesteps.double()
+    z = x_init()
+    x = z * sch.init_noise_sigma
+    for j in sch.timesteps:
+        x = sch.step(net(sch.scale_model_input(x, j), j), j, x).prev_sample
+
+    grid = PROCESS.t_from_sigma(sigmas)
+    torch.testing.assert_close(PROCESS.sigma(grid), sigmas, rtol=1e-10, atol=1e-12)
+    assert grid[-1] == 0
+
+    def model(x, t):  # our t -> the scheduler's (fractional) timestep at that grid point
+        k = torch.argmin((grid[:, None] - t[None, :]).abs(), dim=0)
+        return net(x, timesteps[k])
+
+    a0 = PROCESS.coefficients(grid[:1])[0]
+    out = sample_euler(Denoiser(model, PROCESS, PRED[ptype]), z * sch.init_noise_sigma * a0, grid)
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, x, rtol=0, atol=1e-5)
+
+
+def test_per_element_grid_rows_give_the_same_parity():
+    """Rows of shape (B,) and (B, C) (one time per element / per channel) reproduce the scalar grid."""
+    net = make_net("epsilon")
+    sch = diffusers.DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False)
+    ref = run_diffusers(sch, net, 10, x_init())
+    grid = grid_from_timesteps(sch.timesteps)
+    for rows in (grid[:, None].expand(-1, SHAPE[0]), grid[:, None, None].expand(-1, *SHAPE[:2])):
+        den = Denoiser(ours(net), PROCESS, "eps")
+        out = sample_ddim(den, x_init(), rows.contiguous())
+        torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)
