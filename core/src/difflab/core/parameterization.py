@@ -26,17 +26,37 @@ Prediction = Literal["eps", "x0", "v", "score", "velocity"]
 PREDICTIONS: tuple[str, ...] = ("eps", "x0", "v", "score", "velocity")
 
 
-def _shifted(process: LinearGaussianProcess, x: Tensor, t: Tensor, y: Tensor | None):
-    a, b, s = process._abs(t, x)
+def _shifted(
+    process: LinearGaussianProcess,
+    x: Tensor,
+    t: Tensor,
+    y: Tensor | None,
+    coefficients: tuple[Tensor, Tensor, Tensor] | None = None,
+):
+    if coefficients is None:
+        a, b, s = process._abs(t, x)
+    else:
+        a, b, s = (expand_like(c, x) for c in coefficients)
     xs = x - b * y if process.conditional else x
     return xs, a, b, s
 
 
 def to_x0_eps(
-    process: LinearGaussianProcess, kind: Prediction, out: Tensor, x: Tensor, t: Tensor, y: Tensor | None = None
+    process: LinearGaussianProcess,
+    kind: Prediction,
+    out: Tensor,
+    x: Tensor,
+    t: Tensor,
+    y: Tensor | None = None,
+    *,
+    coefficients: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Convert a network output ``out`` of the given ``kind`` at ``(x, t)`` to ``(x0_hat, eps_hat)``."""
-    xs, a, b, s = _shifted(process, x, t, y)
+    """Convert a network output ``out`` of the given ``kind`` at ``(x, t)`` to ``(x0_hat, eps_hat)``.
+
+    ``coefficients``: ``process.coefficients(t)`` if the caller already has them (a sampler that
+    evaluates its whole grid once), so that they are not recomputed.
+    """
+    xs, a, b, s = _shifted(process, x, t, y, coefficients)
     if kind == "eps":
         return (xs - s * out) / a, out
     if kind == "x0":

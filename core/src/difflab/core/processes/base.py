@@ -163,6 +163,22 @@ class LinearGaussianProcess:
         var = sd_s**2 * (sd_t**2 - r**2 * sd_s**2).clamp_min(0.0) / sd_t**2
         return var.sqrt()
 
+    def _posterior_parts(self, s: Tensor, t: Tensor) -> tuple[Tensor, ...]:
+        """``(a_s, b_s, s_s, a_t, b_t, s_t, tilde sigma)`` with each coefficient evaluated once.
+
+        Falls back to :meth:`transition_ratio` / :meth:`posterior_std` when a subclass overrides them.
+        """
+        a_s, b_s, sd_s = self.coefficients(s)
+        a_t, b_t, sd_t = self.coefficients(t)
+        if type(self).posterior_std is not LinearGaussianProcess.posterior_std:
+            return a_s, b_s, sd_s, a_t, b_t, sd_t, self.posterior_std(s, t)
+        if type(self).transition_ratio is LinearGaussianProcess.transition_ratio:
+            r = a_t / a_s
+        else:
+            r = self.transition_ratio(s, t)
+        var = sd_s**2 * (sd_t**2 - r**2 * sd_s**2).clamp_min(0.0) / sd_t**2
+        return a_s, b_s, sd_s, a_t, b_t, sd_t, var.sqrt()
+
     def posterior(
         self,
         x_t: Tensor,
@@ -184,13 +200,15 @@ class LinearGaussianProcess:
         use the model's own noise estimate instead of the one implied by ``x0``.
         Returns ``(mean, std)`` with ``std`` expanded against ``x_t``.
         """
-        m_s = self.mean(x0, s, y)
+        a_s, b_s, sd_s, a_t, b_t, sd_t, sig = (expand_like(c, x_t) for c in self._posterior_parts(s, t))
+        m_s = a_s * x0
+        if self.conditional:
+            self._check_y(y)
+            m_s = m_s + b_s * y
         if eps is None:
-            m_t = self.mean(x0, t, y)
-            _, _, sd_t = self._abs(t, x_t)
+            m_t = a_t * x0 + b_t * y if self.conditional else a_t * x0
             eps = (x_t - m_t) / sd_t
-        _, _, sd_s = self._abs(s, x_t)
-        sig = eta * expand_like(self.posterior_std(s, t), x_t)
+        sig = eta * sig
         mean = m_s + (sd_s**2 - sig**2).clamp_min(0.0).sqrt() * eps
         return mean, sig
 
@@ -249,5 +267,7 @@ class LinearGaussianProcess:
         return ((lo + hi) / 2).to(sigma.dtype)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and not isinstance(v, Tensor))
+        fields = ", ".join(
+            f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and not isinstance(v, Tensor)
+        )
         return f"{type(self).__name__}({fields})"

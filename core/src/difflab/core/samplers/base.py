@@ -73,16 +73,24 @@ class Denoiser:
         self.nfe = 0
 
     def raw(self, x: Tensor, t: Tensor) -> Tensor:
-        """One network evaluation, counted."""
-        self.nfe += 1
-        return self.model(x, t)
+        """One network evaluation, counted.
 
-    def __call__(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        A model that makes several network calls per call (the guidance wrappers of
+        :mod:`difflab.core.guidance`) reports them in its ``last_nfe`` attribute; otherwise 1.
+        """
+        out = self.model(x, t)
+        self.nfe += int(getattr(self.model, "last_nfe", 1))
+        return out
+
+    def __call__(
+        self, x: Tensor, t: Tensor, *, coefficients: tuple[Tensor, Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(x0_hat, eps_hat)`` at ``(x, t)``; ``coefficients`` = ``process.coefficients(t)`` if already known."""
         out = self.raw(x, t)
-        x0, eps = to_x0_eps(self.process, self.prediction, out, x, t, self.y)
+        x0, eps = to_x0_eps(self.process, self.prediction, out, x, t, self.y, coefficients=coefficients)
         if self.clip_x0 is not None:
             x0 = x0.clamp(-self.clip_x0, self.clip_x0)
-            _, eps = to_x0_eps(self.process, "x0", x0, x, t, self.y)
+            _, eps = to_x0_eps(self.process, "x0", x0, x, t, self.y, coefficients=coefficients)
         return x0, eps
 
     def score(self, x: Tensor, t: Tensor) -> Tensor:
