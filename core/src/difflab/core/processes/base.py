@@ -163,10 +163,13 @@ class LinearGaussianProcess:
         var = sd_s**2 * (sd_t**2 - r**2 * sd_s**2).clamp_min(0.0) / sd_t**2
         return var.sqrt()
 
-    def _posterior_parts(self, s: Tensor, t: Tensor) -> tuple[Tensor, ...]:
+    def posterior_parts(self, s: Tensor, t: Tensor) -> tuple[Tensor, ...]:
         """``(a_s, b_s, s_s, a_t, b_t, s_t, tilde sigma)`` with each coefficient evaluated once.
 
-        Falls back to :meth:`transition_ratio` / :meth:`posterior_std` when a subclass overrides them.
+        Element-wise in ``s`` and ``t``, so a sampler can evaluate a whole grid in one call
+        (``posterior_parts(grid[1:], grid[:-1])``) and pass each step's slice to
+        :meth:`posterior_from_parts`. Uses :meth:`transition_ratio` / :meth:`posterior_std` when a
+        subclass overrides them.
         """
         a_s, b_s, sd_s = self.coefficients(s)
         a_t, b_t, sd_t = self.coefficients(t)
@@ -200,7 +203,20 @@ class LinearGaussianProcess:
         use the model's own noise estimate instead of the one implied by ``x0``.
         Returns ``(mean, std)`` with ``std`` expanded against ``x_t``.
         """
-        a_s, b_s, sd_s, a_t, b_t, sd_t, sig = (expand_like(c, x_t) for c in self._posterior_parts(s, t))
+        return self.posterior_from_parts(self.posterior_parts(s, t), x_t, x0, y, eps=eps, eta=eta)
+
+    def posterior_from_parts(
+        self,
+        parts: tuple[Tensor, ...],
+        x_t: Tensor,
+        x0: Tensor,
+        y: Tensor | None = None,
+        *,
+        eps: Tensor | None = None,
+        eta: float = 1.0,
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`posterior` with the coefficients of :meth:`posterior_parts` already evaluated."""
+        a_s, b_s, sd_s, a_t, b_t, sd_t, sig = (expand_like(c, x_t) for c in parts)
         m_s = a_s * x0
         if self.conditional:
             self._check_y(y)

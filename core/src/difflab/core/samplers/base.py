@@ -110,6 +110,60 @@ def step_time(grid: Tensor, i: int, x: Tensor) -> Tensor:
     return t.expand(x.shape[: t.ndim] if t.shape[0] == 1 else t.shape).to(x.device)
 
 
+@dataclass
+class GridSteps:
+    """A grid's per-step times and posterior coefficients, evaluated once before a sampling loop.
+
+    Evaluating the process coefficients in one vectorised call over the whole grid (rather than
+    several times per step) is what keeps a sampler's per-step overhead at or below that of a
+    scheduler object. Attributes, one entry per step ``i`` (from ``grid[i]`` to ``grid[i + 1]``):
+
+    * ``t``: model time of the step start, shape ``(B,)`` or per element, in ``x``'s dtype;
+    * ``s``: time of the step end (same shape);
+    * ``parts``: :meth:`LinearGaussianProcess.posterior_parts` ``(a_s, b_s, s_s, a_t, b_t, s_t,
+      tilde sigma)``, each of the row's time shape, in ``x``'s dtype;
+    * ``still``: mask of elements whose time does not change (``s == t``), or ``None`` if all move.
+    """
+
+    t: list[Tensor]
+    s: list[Tensor]
+    parts: list[tuple[Tensor, ...]]
+    still: list[Tensor | None]
+
+    def coefficients_t(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``(a_t, b_t, s_t)`` at the start of step ``i`` (for :class:`Denoiser`'s ``coefficients=``)."""
+        return self.parts[i][3], self.parts[i][4], self.parts[i][5]
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def prepare_grid(process: LinearGaussianProcess, grid: Tensor, x: Tensor) -> GridSteps:
+    """Evaluate a grid's times and posterior coefficients once (in float64, then cast to ``x``'s dtype)."""
+    if grid.ndim == 0 or grid.shape[0] < 2:
+        raise ValueError(f"a time grid needs at least 2 rows, got shape {tuple(grid.shape)}")
+    g = grid.to(device=x.device, dtype=torch.float64)
+    parts = [c.to(x.dtype) for c in process.posterior_parts(g[1:], g[:-1])]
+    n = g.shape[0] - 1
+    rows = [step_time(g, i, x).to(x.dtype) for i in range(n + 1)]
+    still = [(g[i + 1] == g[i]) for i in range(n)]
+    return GridSteps(
+        t=rows[:-1],
+        s=rows[1:],
+        parts=list(zip(*(c.unbind(0) for c in parts))),
+        still=[m if bool(m.any()) else None for m in still],
+    )
+
+
+def keep_still(still: Tensor | None, x: Tensor, x_new: Tensor) -> Tensor:
+    """``x_new`` except where the element's time did not change in this step."""
+    if still is None:
+        return x_new
+    from difflab.core._broadcast import expand_like
+
+    return torch.where(expand_like(still, x), x, x_new)
+
+
 GridKind = Literal["uniform", "karras", "quadratic", "log_snr"]
 
 
@@ -142,6 +196,11 @@ def time_grid(
     if process is None:
         raise ValueError(f"grid kind {kind!r} needs the process")
     ts = torch.tensor([t_start, max(t_end, 1e-6) if t_end == 0 else t_end], dtype=dtype)
+    if not bool(torch.isfinite(process.sigma(ts)).all()):
+        raise ValueError(
+            f"grid kind {kind!r} needs a finite noise level sigma = s/a at both ends, but "
+            f"{type(process).__name__} has sigma(t={t_start:g}) = inf; use t_start < {t_start:g} or a uniform grid"
+        )
     if kind == "karras":
         sig = process.sigma(ts)
         smax, smin = sig[0].item(), sig[1].item()
@@ -169,4 +228,14 @@ def noise_like(process: LinearGaussianProcess, x: Tensor, generator: torch.Gener
     return process.noise_like(x, generator)
 
 
-__all__ = ["Callback", "Denoiser", "SampleResult", "step_time", "time_grid", "noise_like"]
+__all__ = [
+    "Callback",
+    "Denoiser",
+    "GridSteps",
+    "SampleResult",
+    "keep_still",
+    "noise_like",
+    "prepare_grid",
+    "step_time",
+    "time_grid",
+]

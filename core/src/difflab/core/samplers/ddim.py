@@ -22,8 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from difflab.core._broadcast import expand_like
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, noise_like, step_time
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, noise_like, prepare_grid
 
 
 def sample_ddim(
@@ -40,12 +39,12 @@ def sample_ddim(
         raise ValueError(f"eta must be >= 0, got {eta!r}")
     process, y = denoiser.process, denoiser.y
     nfe0 = denoiser.nfe
-    for i in range(grid.shape[0] - 1):
-        t, s = step_time(grid, i, x).to(x.dtype), step_time(grid, i + 1, x).to(x.dtype)
-        x0, eps = denoiser(x, t)
-        mean, std = process.posterior(x, x0, s, t, y, eps=eps, eta=eta)
+    steps = prepare_grid(process, grid, x)
+    for i in range(len(steps)):
+        x0, eps = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
+        mean, std = process.posterior_from_parts(steps.parts[i], x, x0, y, eps=eps, eta=eta)
         x_new = mean + std * noise_like(process, x, generator) if eta > 0 else mean
-        x = torch.where(expand_like(s == t, x), x, x_new)
+        x = keep_still(steps.still[i], x, x_new)
         if callback is not None:
-            callback({"step": i, "t": s, "x": x, "x0": x0})
+            callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})
     return SampleResult(x, denoiser.nfe - nfe0)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from difflab.core._broadcast import expand_like
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, noise_like, step_time
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, noise_like, prepare_grid
 
 Variance = Literal["fixed_small", "fixed_large"]
 
@@ -46,18 +46,19 @@ def sample_ddpm(
     if variance not in ("fixed_small", "fixed_large"):
         raise ValueError(f"variance must be 'fixed_small' or 'fixed_large', got {variance!r}")
     process, y = denoiser.process, denoiser.y
-    nfe0, n = denoiser.nfe, grid.shape[0] - 1
+    nfe0 = denoiser.nfe
+    steps = prepare_grid(process, grid, x)
+    n = len(steps)
     for i in range(n):
-        t, s = step_time(grid, i, x).to(x.dtype), step_time(grid, i + 1, x).to(x.dtype)
-        x0, eps = denoiser(x, t)
-        mean, std = process.posterior(x, x0, s, t, y, eps=eps, eta=1.0)
+        x0, eps = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
+        mean, std = process.posterior_from_parts(steps.parts[i], x, x0, y, eps=eps, eta=1.0)
         if variance == "fixed_large":
-            _, _, sd_s = process.coefficients(s)
-            _, _, sd_t = process.coefficients(t)
+            s, t = steps.s[i], steps.t[i]
+            sd_s, sd_t = steps.parts[i][2], steps.parts[i][5]
             r = process.transition_ratio(s, t)
             std = expand_like((sd_t**2 - r**2 * sd_s**2).clamp_min(0.0).sqrt(), x)
         x_new = mean + std * noise_like(process, x, generator) if i < n - 1 else mean
-        x = torch.where(expand_like(s == t, x), x, x_new)
+        x = keep_still(steps.still[i], x, x_new)
         if callback is not None:
-            callback({"step": i, "t": s, "x": x, "x0": x0})
+            callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})
     return SampleResult(x, denoiser.nfe - nfe0)

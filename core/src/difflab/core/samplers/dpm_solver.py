@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from difflab.core._broadcast import expand_like
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, step_time
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, prepare_grid
 
 
 def sample_dpm_solver(
@@ -47,13 +47,13 @@ def sample_dpm_solver(
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     process, y = denoiser.process, denoiser.y
-    nfe0, n = denoiser.nfe, grid.shape[0] - 1
+    nfe0 = denoiser.nfe
+    steps = prepare_grid(process, grid, x)
+    n = len(steps)
     x0_prev = lam_prev = None
     for i in range(n):
-        t, s = step_time(grid, i, x).to(x.dtype), step_time(grid, i + 1, x).to(x.dtype)
-        a_t, b_t, sd_t = (expand_like(c, x) for c in process.coefficients(t))
-        a_s, b_s, sd_s = (expand_like(c, x) for c in process.coefficients(s))
-        x0, _ = denoiser(x, t)
+        a_s, b_s, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
+        x0, _ = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
         xs = x - b_t * y if process.conditional else x
         decay = a_t * sd_s / (sd_t * a_s)  # e^{-h}, 0 when s_s = 0
         lam_t = a_t.log() - sd_t.log()
@@ -66,8 +66,8 @@ def sample_dpm_solver(
         x_new = (sd_s / sd_t) * xs + a_s * (1 - decay) * d
         if process.conditional:
             x_new = x_new + b_s * y
-        x = torch.where(expand_like(s == t, x), x, x_new)
+        x = keep_still(steps.still[i], x, x_new)
         x0_prev, lam_prev = x0, lam_t
         if callback is not None:
-            callback({"step": i, "t": s, "x": x, "x0": x0})
+            callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})
     return SampleResult(x, denoiser.nfe - nfe0)

@@ -62,6 +62,12 @@ def _sample_karras(
     nfe0, n = denoiser.nfe, grid.shape[0] - 1
     gamma = min(s_churn / n, math.sqrt(2) - 1)
     sigma_top = process.sigma(torch.tensor(process.t_max, dtype=x.dtype, device=x.device))
+    sigma_start = process.sigma(grid[0].to(device=x.device, dtype=torch.float64))
+    if not bool(torch.isfinite(sigma_start).all()):
+        raise ValueError(
+            f"{type(process).__name__} has an infinite noise level sigma = s/a at t = {grid[0].max().item():g}: "
+            "Euler/Heun integrate in sigma, so start the grid below the prior (for flow matching, t_start < 1)"
+        )
     for i in range(n):
         t, t_next = step_time(grid, i, x).to(x.dtype), step_time(grid, i + 1, x).to(x.dtype)
         a, b, _ = (expand_like(c, x) for c in process.coefficients(t))
