@@ -1,0 +1,264 @@
+"""The command line every difflab package shares, and ``difflab-core`` itself.
+
+:func:`run_cli` is the one helper each domain's ``cli.py`` calls::
+
+    def main(args=None):
+        return exit_code(run_cli(AudioDiffusion, AudioDataModule, package="audio", args=args,
+                                 extra_commands={"demo": demo_main, "make-dataset": make_dataset_main}))
+
+It runs ``LightningCLI`` in subclass mode, so a config's ``model.class_path`` / ``data.class_path``
+picks the method and the data module (any subclass of the two base classes), with the Lightning
+verbs ``fit``, ``validate``, ``test`` and ``predict``:
+
+* ``--config NAME`` (or ``-c NAME``, repeatable, composed left to right) accepts a file path or the
+  name of a config shipped with the package: ``difflab/<package>/configs/NAME.yaml``, or the unique
+  ``NAME*.yaml`` there. Names are resolved by rewriting the argument list before Lightning parses it.
+* ``--print_config`` prints the resolved configuration; the same file is saved to the log folder
+  (overwriting an earlier one of the same run folder).
+* ``--seed_everything N`` seeds Python, NumPy and torch (default 0, so a command is reproducible).
+* Domain verbs (``demo``, ``make-dataset``, ``benchmark``, ...) given in ``extra_commands`` are
+  dispatched before Lightning when they are the first argument; each receives the remaining
+  arguments and parses them with its own ``argparse`` (so ``VERB --help`` works). The top-level
+  ``--help`` lists them next to the Lightning verbs.
+* Training shows Lightning's TQDM progress bar unless ``--trainer.enable_progress_bar false``.
+* Resume a stopped run with ``fit ... --ckpt_path last`` (or a checkpoint path); with
+  ``EMAWeightAveraging`` and ``ModelCheckpoint(save_last=True, every_n_train_steps=...)`` in the
+  config, model, EMA, optimiser, LR scheduler, loop counters and the data order are restored.
+
+``difflab-core`` (:func:`main`) is the toy instance: :class:`~difflab.core.lightning.toy.ToyDiffusion`
+on :class:`~difflab.core.lightning.data.ToyDataModule` by default, plus ``demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+_LIGHTNING_VERBS = {
+    "fit": "train a model (resume with --ckpt_path last)",
+    "validate": "run one evaluation epoch on the validation set",
+    "test": "run one evaluation epoch on the test set",
+    "predict": "draw samples / predictions for the predict set",
+}
+_CONFIG_FLAGS = ("--config", "-c")
+
+
+# ---------------------------------------------------------------------------------------------------- configs
+def config_dir(package: str) -> Path | None:
+    """Folder of the configs shipped with ``difflab.<package>`` (``None`` if it has none)."""
+    try:
+        root = resources.files(f"difflab.{package}")
+    except ModuleNotFoundError:
+        return None
+    folder = Path(str(root)) / "configs"
+    return folder if folder.is_dir() else None
+
+
+def builtin_configs(package: str) -> list[str]:
+    """Names (without ``.yaml``) of the configs shipped with ``difflab.<package>``."""
+    folder = config_dir(package)
+    if folder is None:
+        return []
+    return sorted(p.stem for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+
+
+def resolve_config(value: str, package: str) -> str:
+    """Map ``--config`` ``value`` to a file: an existing path is kept, otherwise it names a shipped config.
+
+    A shipped config matches as ``NAME``, ``NAME.yaml`` or the unique ``NAME*.yaml``. Inline YAML
+    (a value containing ``:``, ``{`` or a newline) is kept as it is.
+
+    Raises:
+        ValueError: the name matches no shipped config, or several.
+    """
+    if Path(value).exists() or any(ch in value for ch in ":{\n"):
+        return value
+    folder = config_dir(package)
+    stem = value[:-5] if value.endswith(".yaml") else value[:-4] if value.endswith(".yml") else value
+    if folder is not None and "/" not in stem:
+        for candidate in (folder / f"{stem}.yaml", folder / f"{stem}.yml"):
+            if candidate.is_file():
+                return str(candidate)
+        matches = sorted(p for p in folder.glob(f"{stem}*.y*ml") if p.suffix in (".yaml", ".yml"))
+        if len(matches) == 1:
+            return str(matches[0])
+        if len(matches) > 1:
+            names = ", ".join(p.stem for p in matches)
+            raise ValueError(f"--config {value!r} is ambiguous in difflab.{package}: it matches {names}")
+    available = ", ".join(builtin_configs(package)) or "none"
+    raise ValueError(
+        f"--config {value!r}: no such file, and no config of that name ships with difflab.{package} "
+        f"(available: {available})"
+    )
+
+
+def rewrite_config_args(argv: Sequence[str], package: str) -> list[str]:
+    """``argv`` with every ``--config X`` / ``-c X`` / ``--config=X`` value resolved by :func:`resolve_config`."""
+    out: list[str] = []
+    i = 0
+    argv = list(argv)
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _CONFIG_FLAGS and i + 1 < len(argv):
+            out += [arg, resolve_config(argv[i + 1], package)]
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            out.append("--config=" + resolve_config(arg[len("--config="):], package))
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- help
+def _verbs_text(prog: str, extra_commands: dict[str, Callable] | None, package: str) -> str:
+    lines = ["commands:"]
+    for verb, text in _LIGHTNING_VERBS.items():
+        lines.append(f"  {verb:<14} {text}")
+    for verb, fn in (extra_commands or {}).items():
+        doc = (fn.__doc__ or "").strip().splitlines()
+        lines.append(f"  {verb:<14} {doc[0] if doc else ''}")
+    configs = builtin_configs(package)
+    lines.append("")
+    lines.append(f"built-in configs (--config NAME): {', '.join(configs) if configs else 'none'}")
+    lines.append(f"run '{prog} COMMAND --help' for the options of a command")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------- main helper
+def run_cli(
+    model_class: type,
+    datamodule_class: type,
+    *,
+    package: str,
+    args: Sequence[str] | None = None,
+    extra_commands: dict[str, Callable[[list[str]], Any]] | None = None,
+    model_default: type | None = None,
+    datamodule_default: type | None = None,
+    description: str | None = None,
+    run: bool = True,
+    **cli_kwargs: Any,
+):
+    """Run the command line of ``difflab.<package>``.
+
+    Args:
+        model_class: base class of the package's methods (a ``LightningModule``); any subclass can be
+            chosen with ``model.class_path``.
+        datamodule_class: base class of its data modules.
+        package: the package name (``core``, ``audio``, ...): where ``--config NAME`` is looked up.
+        args: the arguments (``sys.argv[1:]`` if None).
+        extra_commands: domain verbs ``{name: fn}``; ``fn(remaining_args)`` runs instead of
+            Lightning when ``name`` is the first argument. The first line of ``fn.__doc__`` is its
+            one-line help.
+        model_default, datamodule_default: classes used when no ``class_path`` is given.
+        description: text shown at the top of ``--help``.
+        run: False builds the classes without running a Trainer method (as ``LightningCLI(run=False)``).
+        **cli_kwargs: further ``LightningCLI`` arguments (``trainer_defaults``, ...).
+
+    Returns:
+        the ``LightningCLI`` object for a Lightning command (``cli.trainer``, ``cli.model``), the
+        return value of an extra command, or ``None`` after printing the top-level help.
+    """
+    argv = list(sys.argv[1:] if args is None else args)
+    prog = f"difflab-{package}"
+    extra_commands = dict(extra_commands or {})
+    if argv and argv[0] in extra_commands:
+        return extra_commands[argv[0]](argv[1:])
+
+    from jsonargparse import DefaultHelpFormatter
+    from lightning.pytorch.cli import LightningCLI
+
+    class _HelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        pass
+
+    verbs = _verbs_text(prog, extra_commands, package)
+    text = (description.strip() + "\n\n" if description else "") + verbs
+
+    class _CLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            defaults = {}
+            if model_default is not None:
+                defaults["model"] = {"class_path": f"{model_default.__module__}.{model_default.__qualname__}"}
+            if datamodule_default is not None:
+                defaults["data"] = {"class_path": f"{datamodule_default.__module__}.{datamodule_default.__qualname__}"}
+            if defaults:
+                parser.set_defaults(defaults)
+
+    if not argv:
+        print(f"usage: {prog} [-h] COMMAND [options]\n")
+        if description:
+            print(description.strip() + "\n")
+        print(verbs)
+        return None
+    try:
+        argv = rewrite_config_args(argv, package)
+    except ValueError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    parser_kwargs = {"prog": prog, "description": text, "formatter_class": _HelpFormatter}
+    parser_kwargs.update(cli_kwargs.pop("parser_kwargs", {}))
+    kwargs: dict[str, Any] = {
+        "subclass_mode_model": True,
+        "subclass_mode_data": True,
+        "save_config_kwargs": {"overwrite": True},
+        "seed_everything_default": 0,
+        "auto_configure_optimizers": False,
+        "parser_kwargs": parser_kwargs,
+    }
+    kwargs.update(cli_kwargs)
+    # Lightning reads sys.argv when it relaunches the command for multi-device runs, so the
+    # resolved arguments are put there for the duration of the run.
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0] if saved_argv else prog, *argv]
+    try:
+        return _CLI(model_class, datamodule_class, args=None, run=run, **kwargs)
+    finally:
+        sys.argv = saved_argv
+
+
+def exit_code(result: Any) -> int:
+    """Process exit status for a :func:`run_cli` result (0 unless an extra command returned an int)."""
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+# ---------------------------------------------------------------------------------------------------- difflab-core
+def demo_main(argv: list[str]) -> int:
+    """train the toy model on the 8-mode mixture (about a minute on CPU) and plot samples of every sampler"""
+    from difflab.core.demo import run_demo
+
+    parser = argparse.ArgumentParser(prog="difflab-core demo", description=demo_main.__doc__)
+    parser.add_argument("--out", type=Path, default=Path("outputs/core/demo"), help="output folder")
+    parser.add_argument("--max_steps", type=int, default=2000, help="training steps")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: a budget per sampler)")
+    parser.add_argument("--seed", type=int, default=0)
+    ns = parser.parse_args(argv)
+    run_demo(ns.out, max_steps=ns.max_steps, sample_steps=ns.steps, seed=ns.seed)
+    return 0
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """``difflab-core``: toy diffusion on 2-D data through the shared command line."""
+    from lightning.pytorch import LightningDataModule
+
+    from difflab.core.lightning import DiffusionModule, ToyDataModule, ToyDiffusion
+
+    result = run_cli(
+        DiffusionModule,
+        LightningDataModule,
+        package="core",
+        args=args,
+        extra_commands={"demo": demo_main},
+        model_default=ToyDiffusion,
+        datamodule_default=ToyDataModule,
+        description="difflab-core: diffusion on 2-D toy data (Gaussian mixture, two moons) with any core sampler.",
+    )
+    return exit_code(result)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,11 @@
+"""Lightning glue shared by every difflab domain: the ``DiffusionModule`` base, toy data and model.
+
+The math modules of ``difflab.core`` never import this package; it needs the ``lightning`` extra
+(``pip install 'difflab-core[lightning]'``).
+"""
+
+from difflab.core.lightning.data import EpochShuffleSampler, ToyDataModule
+from difflab.core.lightning.module import DiffusionModule
+from difflab.core.lightning.toy import ToyDiffusion, ToyMLP
+
+__all__ = ["DiffusionModule", "ToyDataModule", "EpochShuffleSampler", "ToyDiffusion", "ToyMLP"]

@@ -1,0 +1,433 @@
+r"""``DiffusionModule``: the LightningModule every difflab method derives from.
+
+It owns a forward process, a network and the network's parameterisation, and provides:
+
+* **training**: :meth:`DiffusionModule.training_loss` draws ``t ~ U(t_eps, t_max)`` (one time per
+  example, or per element of the first ``time_dims`` axes), ``x_t = a(t) x0 + b(t) y + s(t) eps``
+  from :meth:`~difflab.core.processes.base.LinearGaussianProcess.sample_marginal`, and regresses the
+  chosen target (:func:`difflab.core.parameterization.from_x0_eps`) with a mean squared error
+  (Ho et al. 2020 for ``eps``; Salimans & Ho 2022 for ``v``; Song et al. 2021 for ``score``;
+  Lipman et al. 2023 for ``velocity``):
+
+  .. math:: L = \mathbb E_{t, x_0, \varepsilon}\, w(t)\,
+            \lVert f_\theta(x_t, t) - \mathrm{target}(x_0, \varepsilon, t) \rVert^2 .
+
+  Subclasses change the objective by overriding :meth:`~DiffusionModule.training_loss`, the
+  network call by :meth:`~DiffusionModule.network_forward`, the time law by
+  :meth:`~DiffusionModule.sample_time` and the weight by :meth:`~DiffusionModule.loss_weight`.
+* **sampling**: :meth:`DiffusionModule.sample` runs any core sampler by name through
+  :func:`difflab.core.samplers.select.run_sampler`.
+* **validation / test**: the same loss on held-out data (with fixed noise), subclass metrics from
+  :meth:`~DiffusionModule.validation_metrics`, and once per epoch a batch of samples scored by
+  :meth:`~DiffusionModule.sample_metrics` and handed to :meth:`~DiffusionModule.log_samples`
+  (figures go to the logger through :meth:`~DiffusionModule.log_figure`).
+* **optimiser**: injected as a callable (``OptimizerCallable``; in YAML a ``class_path`` with
+  ``init_args``), with an optional LR scheduler callable stepped every ``lr_interval``.
+
+Batch dict contract (what every DataModule feeding a DiffusionModule yields):
+
+=========  ===================  ==========================================================
+key        shape                meaning
+=========  ===================  ==========================================================
+``x0``     ``(B, *D)``          clean data; required for fit / validate / test. In predict
+                                its shape (and device) sets the shape of the samples.
+``y``      ``(B, *D)``          the process condition (noisy speech for OUVE, upsampled
+                                low-resolution image for ResShift); required exactly when
+                                ``process.conditional``.
+others     any                  network conditioning read by a subclass's
+                                :meth:`~DiffusionModule.network_forward` (class labels,
+                                context, masks, timestamps, ...).
+=========  ===================  ==========================================================
+
+Reproducibility and resuming. Every random draw of a step (times, noise) comes from a generator
+seeded by ``(noise seed, global step, batch index, rank)``; the noise seed (``PL_GLOBAL_SEED``, i.e.
+``--seed_everything``) is stored in the checkpoint. A run resumed from a checkpoint therefore draws
+exactly the noise the uninterrupted run would have drawn, whatever the seed of the resumed process.
+Validation uses fixed generators, so its numbers are comparable between epochs.
+
+EMA. Keep an exponential moving average of the weights with Lightning's own
+``lightning.pytorch.callbacks.EMAWeightAveraging`` callback (in YAML under ``trainer.callbacks``):
+it swaps the averaged weights in for validation (so :meth:`validation_step`, and the samples drawn
+there, use them), copies them into the module when training ends, and writes them to the
+checkpoint's ``state_dict`` (online weights under ``current_model_state``), so ``validate`` /
+``test`` / ``predict`` / ``load_from_checkpoint`` use the averaged weights and ``fit --ckpt_path``
+restores both.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from difflab.core.parameterization import PREDICTIONS, Prediction, from_x0_eps
+from difflab.core.processes.base import LinearGaussianProcess
+from difflab.core.processes.gaussian import VPSDE
+from difflab.core.samplers.base import Denoiser, SampleResult
+from difflab.core.samplers.select import SAMPLER_NAMES, SamplerName, run_sampler
+
+# generator streams (first word of the seed sequence)
+_TRAIN, _VAL, _TEST, _PREDICT, _SAMPLE = 0, 1, 2, 3, 4
+
+
+def _cli_given_hparams() -> bool:
+    """True while LightningCLI instantiates the module (it then supplies the hyperparameters itself)."""
+    try:
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:  # pragma: no cover - other Lightning versions
+        return False
+    return _given_hyperparameters.get() is not None
+
+
+def _checkpoint_class(path: Any, base: type) -> type | None:
+    """The already imported subclass of ``base`` named by a checkpoint's ``_class_path`` hyperparameter."""
+    if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a plain checkpoint: leave it to Lightning's loader
+        return None
+    class_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+    if not isinstance(class_path, str):
+        return None
+    module_name, _, name = class_path.rpartition(".")
+    target = getattr(sys.modules.get(module_name), name, None)
+    return target if isinstance(target, type) and issubclass(target, base) else None
+
+
+class DiffusionModule(LightningModule):
+    """Base LightningModule of a diffusion method.
+
+    Args:
+        network: the denoiser, called as ``network(x_t, t)`` with ``x_t`` of shape ``(B, *D)`` and
+            ``t`` of shape ``(B,)`` or per element (see ``time_dims``); returns a ``(B, *D)``
+            prediction of kind ``prediction``. Subclasses with conditioning override
+            :meth:`network_forward`.
+        process: the forward process; ``None`` means ``VPSDE()`` (beta 0.1 -> 20).
+        prediction: what the network predicts: ``eps``, ``x0``, ``v``, ``score`` or ``velocity``.
+        optimizer: optimiser factory ``params -> Optimizer`` (default ``torch.optim.Adam``, lr 1e-3).
+        lr_scheduler: optional scheduler factory ``optimizer -> LRScheduler``.
+        lr_interval: step the scheduler every optimiser ``step`` or every ``epoch``.
+        time_dims: number of leading axes of ``x0`` with their own time: 1 gives ``t`` of shape
+            ``(B,)``, 2 gives ``(B, L)`` (one noise level per token / frame).
+        t_eps: smallest training time; ``None`` means ``process.t_min`` (or 1e-5 if that is 0).
+        sampler: default sampler name for :meth:`sample` (validation samples, predict).
+        sample_steps: default number of sampler steps.
+        sampler_options: extra keyword options for the default sampler (``eta``, ``order``, ...).
+        num_val_samples: samples drawn once per validation epoch for :meth:`sample_metrics` and
+            :meth:`log_samples` (0: none).
+        clip_x0: clamp the denoised estimate to ``[-clip_x0, clip_x0]`` while sampling.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        process: LinearGaussianProcess | None = None,
+        prediction: Prediction = "eps",
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_interval: Literal["step", "epoch"] = "step",
+        time_dims: int = 1,
+        t_eps: float | None = None,
+        sampler: SamplerName = "ddim",
+        sample_steps: int = 50,
+        sampler_options: dict[str, Any] | None = None,
+        num_val_samples: int = 0,
+        clip_x0: float | None = None,
+    ) -> None:
+        super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"{type(self).__name__}: prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        if sampler not in SAMPLER_NAMES:
+            raise ValueError(f"{type(self).__name__}: sampler must be one of {SAMPLER_NAMES}, got {sampler!r}")
+        if lr_interval not in ("step", "epoch"):
+            raise ValueError(f"{type(self).__name__}: lr_interval must be 'step' or 'epoch', got {lr_interval!r}")
+        if time_dims < 1:
+            raise ValueError(f"{type(self).__name__}: time_dims must be >= 1, got {time_dims}")
+        if sample_steps < 1:
+            raise ValueError(f"{type(self).__name__}: sample_steps must be >= 1, got {sample_steps}")
+        if num_val_samples < 0:
+            raise ValueError(f"{type(self).__name__}: num_val_samples must be >= 0, got {num_val_samples}")
+        # Under LightningCLI the hyperparameters are the parsed config (class paths and init args), from
+        # which load_from_checkpoint rebuilds the subclass and its injected modules. Constructed in
+        # Python, objects are left out of the hyperparameters (they live in the state dict / code).
+        self.save_hyperparameters(
+            ignore=None if _cli_given_hparams() else ["network", "process", "optimizer", "lr_scheduler"]
+        )
+        self.network = network
+        self.process = process if process is not None else VPSDE()
+        self.prediction: Prediction = prediction
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        self.lr_interval = lr_interval
+        self.time_dims = time_dims
+        t_min = float(self.process.t_min)
+        self.t_eps = float(t_eps) if t_eps is not None else (t_min if t_min > 0 else 1e-5)
+        if not 0 <= self.t_eps < self.process.t_max:
+            raise ValueError(f"{type(self).__name__}: t_eps must lie in [0, t_max), got {self.t_eps}")
+        self.sampler_name: SamplerName = sampler
+        self.sample_steps = sample_steps
+        self.sampler_options = dict(sampler_options or {})
+        self.num_val_samples = num_val_samples
+        self.clip_x0 = clip_x0
+        self.noise_seed: int | None = None
+
+    def __deepcopy__(self, memo: dict) -> DiffusionModule:
+        """Deep copy (as ``EMAWeightAveraging`` makes) that shares the optimiser / scheduler factories.
+
+        Under LightningCLI those factories keep a reference to the command line object, and with it to
+        the trainer; copying them would copy the whole trainer and fails once it holds
+        multi-process state (DDP).
+        """
+        for factory in (self.optimizer_factory, self.lr_scheduler_factory):
+            if factory is not None:
+                memo[id(factory)] = factory
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return new
+
+    # ------------------------------------------------------------------ network
+    def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
+        """One network evaluation; override to pass conditioning from ``batch`` (``batch`` may be None)."""
+        return self.network(x_t, t)
+
+    def forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
+        return self.network_forward(x_t, t, batch)
+
+    # ------------------------------------------------------------------ randomness
+    def setup(self, stage: str) -> None:
+        if self.noise_seed is None:
+            self.noise_seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
+
+    def noise_generator(self, stream: int, *tags: int) -> torch.Generator:
+        """A generator on the module's device seeded by ``(noise seed, stream, *tags, rank)``."""
+        base = self.noise_seed if self.noise_seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        words = np.random.SeedSequence([base % 2**63, stream, *tags, rank]).generate_state(2, dtype=np.uint32)
+        g = torch.Generator(device=self.device)
+        g.manual_seed(int(words[0]) << 31 ^ int(words[1]))
+        return g
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["difflab_noise_seed"] = self.noise_seed
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if checkpoint.get("difflab_noise_seed") is not None:
+            self.noise_seed = int(checkpoint["difflab_noise_seed"])
+
+    # ------------------------------------------------------------------ loss
+    def sample_time(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Training times ``t ~ U(t_eps, t_max)``, shape ``x0.shape[:time_dims]``."""
+        if x0.ndim < self.time_dims:
+            raise ValueError(f"x0 of shape {tuple(x0.shape)} has fewer than time_dims = {self.time_dims} axes")
+        u = torch.rand(x0.shape[: self.time_dims], generator=generator, device=x0.device, dtype=x0.dtype)
+        return self.t_eps + (self.process.t_max - self.t_eps) * u
+
+    def loss_weight(self, t: Tensor) -> Tensor | None:
+        """Per-time weight ``w(t)`` of the regression (shape of ``t``); ``None`` means 1."""
+        return None
+
+    def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
+        """The denoising regression loss on ``batch`` (see the module docstring), a scalar."""
+        x0 = batch["x0"]
+        y = batch.get("y")
+        if self.process.conditional and y is None:
+            raise ValueError(f"{type(self.process).__name__} is conditional: the batch needs a 'y' entry")
+        t = self.sample_time(x0, generator)
+        x_t, eps = self.process.sample_marginal(x0, t, y, generator=generator)
+        target = from_x0_eps(self.process, self.prediction, x0, eps, t, y)
+        out = self.network_forward(x_t, t, batch)
+        if out.shape != target.shape:
+            raise ValueError(f"network output has shape {tuple(out.shape)}, the target {tuple(target.shape)}")
+        err = (out - target).pow(2).reshape(*t.shape, -1).mean(-1)
+        w = self.loss_weight(t)
+        return (err if w is None else w * err).mean()
+
+    def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
+        """The objective minimised in ``training_step`` and reported in validation; override to change it."""
+        return self.diffusion_loss(batch, generator)
+
+    @staticmethod
+    def _batch_size(batch: dict[str, Any]) -> int:
+        x0 = batch.get("x0") if isinstance(batch, dict) else None
+        return int(x0.shape[0]) if isinstance(x0, Tensor) else 1
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self.training_loss(batch, self.noise_generator(_TRAIN, self.global_step, batch_idx))
+        bs = self._batch_size(batch)
+        self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=bs)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=bs)
+        return loss
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(
+        self,
+        shape: tuple[int, ...] | torch.Size | None = None,
+        *,
+        batch: dict[str, Any] | None = None,
+        y: Tensor | None = None,
+        sampler: SamplerName | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        callback=None,
+        **options: Any,
+    ) -> SampleResult:
+        """Draw samples from the prior at ``t_max`` down to the data with a core sampler.
+
+        Args:
+            shape: sample shape ``(B, *D)``; defaults to ``batch["x0"].shape``.
+            batch: conditioning batch (passed to :meth:`network_forward`; its ``y`` is the process
+                condition unless ``y`` is given).
+            y: process condition ``(B, *D)`` for conditional processes.
+            sampler: sampler name (default: the module's ``sampler``); see
+                :data:`difflab.core.samplers.select.SAMPLER_NAMES`.
+            steps: number of steps (default ``sample_steps``).
+            generator: the randomness of the prior draw and of stochastic samplers.
+            callback: per-step callback ``{"step", "t", "x", "x0"}``.
+            **options: sampler options; for the default sampler they update ``sampler_options``.
+
+        Returns:
+            the :class:`SampleResult` (``sample`` of shape ``shape``, ``nfe``, ``info``).
+        """
+        name = sampler or self.sampler_name
+        opts = {**self.sampler_options, **options} if name == self.sampler_name else dict(options)
+        if y is None and batch is not None:
+            y = batch.get("y")
+        if shape is None:
+            if batch is None or "x0" not in batch:
+                raise ValueError("sample: give a shape or a batch with an 'x0' entry")
+            shape = tuple(batch["x0"].shape)
+        x = self.process.prior_sample(shape, y=y, generator=generator, device=self.device, dtype=self.dtype)
+        denoiser = Denoiser(
+            lambda x_t, t: self.network_forward(x_t, t, batch),
+            self.process,
+            self.prediction,
+            y=y,
+            clip_x0=self.clip_x0,
+        )
+        was_training = self.training
+        self.eval()
+        try:
+            return run_sampler(name, denoiser, x, steps=steps or self.sample_steps, generator=generator,
+                               callback=callback, **opts)
+        finally:
+            self.train(was_training)
+
+    def sample_for_validation(self, batch: dict[str, Any], generator: torch.Generator) -> SampleResult:
+        """Samples scored once per validation epoch: ``num_val_samples`` draws, conditioned on ``batch``
+        (its first ``num_val_samples`` examples) when the process or network is conditional."""
+        n = self.num_val_samples
+        x0 = batch["x0"]
+        if self.process.conditional or set(batch) - {"x0"}:
+            part = {
+                k: (v[:n] if isinstance(v, Tensor) and v.shape[:1] == x0.shape[:1] else v) for k, v in batch.items()
+            }
+            return self.sample(batch=part, generator=generator)
+        return self.sample((n, *x0.shape[1:]), generator=generator)
+
+    # ------------------------------------------------------------------ evaluation hooks
+    def validation_metrics(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor | float]:
+        """Per-batch metrics besides the loss (averaged over the epoch); override in subclasses."""
+        return {}
+
+    def sample_metrics(self, samples: Tensor, batch: dict[str, Any]) -> dict[str, Tensor | float]:
+        """Metrics of the validation samples against the data (override in subclasses)."""
+        return {}
+
+    def log_samples(self, samples: Tensor, batch: dict[str, Any], stage: str) -> None:
+        """Send a picture of the samples to the logger (override; use :meth:`log_figure`)."""
+
+    def _evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str) -> Tensor:
+        bs = self._batch_size(batch)
+        stream = _VAL if stage == "val" else _TEST
+        loss = self.training_loss(batch, self.noise_generator(stream, batch_idx))
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True, batch_size=bs)
+        for key, value in self.validation_metrics(batch, batch_idx).items():
+            self.log(f"{stage}/{key}", value, sync_dist=True, batch_size=bs)
+        if batch_idx == 0 and self.num_val_samples > 0:
+            result = self.sample_for_validation(batch, self.noise_generator(_SAMPLE, 0))
+            for key, value in self.sample_metrics(result.sample, batch).items():
+                self.log(f"{stage}/{key}", value, sync_dist=True, batch_size=1)
+            if self._trainer is not None and not self.trainer.sanity_checking and self.trainer.is_global_zero:
+                self.log_samples(result.sample, batch, stage)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        return self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        return self._evaluate(batch, batch_idx, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Samples with the shape (and conditioning) of ``batch``, ``(B, *D)``."""
+        return self.sample(batch=batch, generator=self.noise_generator(_PREDICT, batch_idx)).sample
+
+    # ------------------------------------------------------------------ artifacts
+    def artifact_dir(self) -> Path:
+        """Folder for files that the logger cannot take: ``<log_dir>/samples``."""
+        log_dir = getattr(self.logger, "log_dir", None) if self._trainer is not None and self.logger else None
+        if log_dir is None and self._trainer is not None:
+            log_dir = self.trainer.default_root_dir
+        return Path(log_dir or ".") / "samples"
+
+    def log_figure(self, name: str, figure: Any) -> Path | None:
+        """Send a matplotlib figure to every logger that takes pictures (TensorBoard, MLflow, W&B).
+
+        If none does (CSV logger), the figure is written to
+        ``artifact_dir() / f"{name}_step{global_step}.png"`` and that path is returned. Without any
+        logger (``logger: false``) nothing is written.
+        """
+        step = self.global_step
+        taken = False
+        for logger in self.loggers if self._trainer is not None else []:
+            experiment = getattr(logger, "experiment", None)
+            kind = type(logger).__name__
+            if kind == "TensorBoardLogger" and hasattr(experiment, "add_figure"):
+                experiment.add_figure(name, figure, global_step=step, close=False)
+                taken = True
+            elif kind == "MLFlowLogger" and hasattr(experiment, "log_figure"):
+                experiment.log_figure(logger.run_id, figure, f"{name}_step{step:07d}.png")
+                taken = True
+            elif kind == "WandbLogger" and hasattr(logger, "log_image"):
+                logger.log_image(key=name, images=[figure], step=step)
+                taken = True
+        if taken or self._trainer is None or not self.loggers:  # logging switched off: nothing is written
+            return None
+        path = self.artifact_dir() / f"{name.replace('/', '_')}_step{step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=100)
+        return path
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
+        """Lightning's ``load_from_checkpoint``, also from a base class: a checkpoint written under
+        LightningCLI names its class (``_class_path``), and an already imported subclass of ``cls``
+        of that name is rebuilt (``DiffusionModule.load_from_checkpoint(path)`` returns a
+        ``ToyDiffusion`` for a ``ToyDiffusion`` checkpoint). Classes are never imported from a checkpoint.
+        """
+        target = _checkpoint_class(checkpoint_path, cls)
+        if target is not None and target is not cls:
+            return target.load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
+        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = self.lr_scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval}}
+
+
+__all__ = ["DiffusionModule"]

@@ -1,0 +1,165 @@
+"""Pick a sampler by name: the one switch every config and command line shares (``--sampler ddim``).
+
+:func:`run_sampler` maps a :data:`SamplerName` to its function, imported lazily from the module
+that defines it, builds the sampler's default time grid and runs it:
+
+====================  ==========================================================  =========  =======
+name                  function (in ``difflab.core.samplers``)                     grid       ends at
+====================  ==========================================================  =========  =======
+``ddpm``              ``ddpm.sample_ddpm``                                        uniform    0
+``ddim``              ``ddim.sample_ddim``                                        uniform    0
+``dpm_solver``        ``dpm_solver.sample_dpm_solver``                            uniform    0
+``euler``             ``karras.sample_euler``                                     karras     0
+``heun``              ``karras.sample_heun``                                      karras     0
+``probability_flow``  ``sde.sample_probability_flow``                             uniform    t_min
+``euler_maruyama``    ``sde.sample_euler_maruyama``                               uniform    t_min
+``pc``                ``sde.sample_predictor_corrector``                          uniform    t_min
+``adaptive``          ``adaptive.sample_adaptive``                                endpoints  t_min
+``paradigms``         ``paradigms.sample_paradigms``                              uniform    0
+====================  ==========================================================  =========  =======
+
+Grids run from ``process.t_max`` down to the end time. Samplers built on the DDIM-family posterior
+or on the ODE in noise level step onto ``t = 0`` exactly; SDE and time-derivative integrators stop
+at the process's ``t_min`` (``t_eps``), where drift and score are still finite. A Karras grid that
+ends at 0 follows k-diffusion: ``steps`` noise levels from ``sigma(t_max)`` down to
+``sigma(t_min)`` (rho = 7), then 0 (for a process with ``t_min = 0`` the smallest level is
+``sigma(1e-6)``, see :func:`~difflab.core.samplers.base.time_grid`). ``adaptive`` chooses its own
+steps: it receives the two end points only and ``steps`` is ignored. ``paradigms`` runs the DDIM /
+DDPM chain of ``steps`` steps by parallel Picard iteration (its network is called on ``window * B``
+samples at once).
+
+Every default can be overridden (``grid_kind``, ``t_start``, ``t_end``, or a ready ``grid``); the
+remaining keyword options go to the sampler function unchanged, so a misspelt option fails with the
+function's own ``TypeError``.
+
+This module imports only the sampler modules it dispatches to (pure torch).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, Literal, get_args
+
+import torch
+from torch import Tensor
+
+from difflab.core.samplers.base import Callback, Denoiser, GridKind, SampleResult, time_grid
+
+SamplerName = Literal[
+    "ddpm", "ddim", "dpm_solver", "euler", "heun", "probability_flow", "euler_maruyama", "pc", "adaptive", "paradigms"
+]
+SAMPLER_NAMES: tuple[str, ...] = get_args(SamplerName)
+
+# name -> (module, function, default grid kind, ends at t = 0 (True) or at process.t_min (False))
+_SAMPLERS: dict[str, tuple[str, str, str, bool]] = {
+    "ddpm": ("difflab.core.samplers.ddpm", "sample_ddpm", "uniform", True),
+    "ddim": ("difflab.core.samplers.ddim", "sample_ddim", "uniform", True),
+    "dpm_solver": ("difflab.core.samplers.dpm_solver", "sample_dpm_solver", "uniform", True),
+    "euler": ("difflab.core.samplers.karras", "sample_euler", "karras", True),
+    "heun": ("difflab.core.samplers.karras", "sample_heun", "karras", True),
+    "probability_flow": ("difflab.core.samplers.sde", "sample_probability_flow", "uniform", False),
+    "euler_maruyama": ("difflab.core.samplers.sde", "sample_euler_maruyama", "uniform", False),
+    "pc": ("difflab.core.samplers.sde", "sample_predictor_corrector", "uniform", False),
+    "adaptive": ("difflab.core.samplers.adaptive", "sample_adaptive", "endpoints", False),
+    "paradigms": ("difflab.core.samplers.paradigms", "sample_paradigms", "uniform", True),
+}
+
+
+def _check_name(name: str) -> None:
+    if name not in _SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; expected one of {SAMPLER_NAMES}")
+
+
+def sampler_function(name: SamplerName) -> Callable[..., SampleResult]:
+    """The sampler function registered under ``name`` (imported on first use)."""
+    _check_name(name)
+    module_name, fn_name, _, _ = _SAMPLERS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name != module_name:
+            raise
+        raise ImportError(f"sampler {name!r} needs {module_name}.{fn_name}, which is not available") from err
+    return getattr(module, fn_name)
+
+
+def default_grid(
+    name: SamplerName,
+    process,
+    steps: int,
+    *,
+    grid_kind: GridKind | None = None,
+    t_start: float | None = None,
+    t_end: float | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> Tensor:
+    """The time grid :func:`run_sampler` uses for ``name``: ``(steps + 1,)``, descending.
+
+    Args:
+        name: sampler name.
+        process: the forward process (gives ``t_max``, ``t_min`` and, for ``karras`` / ``log_snr``
+            grids, the noise level).
+        steps: number of steps (ignored by ``adaptive``, which gets ``[t_start, t_end]``).
+        grid_kind: ``uniform``, ``quadratic``, ``karras`` or ``log_snr``; the sampler's default if None.
+        t_start: first time, ``process.t_max`` if None.
+        t_end: last time; 0 or ``process.t_min`` (see the module table) if None.
+    """
+    _check_name(name)
+    _, _, kind, to_zero = _SAMPLERS[name]
+    t_start = float(process.t_max) if t_start is None else float(t_start)
+    if t_end is None:
+        t_end = 0.0 if to_zero else float(process.t_min)
+    if kind == "endpoints" and grid_kind is None:
+        return torch.tensor([t_start, t_end], dtype=dtype)
+    kind = grid_kind or kind
+    t_min = float(process.t_min)
+    if kind == "karras" and t_end == 0 and 0 < t_min < t_start and steps >= 2:
+        # k-diffusion's convention: sigma_max .. sigma_min = sigma(t_min) over ``steps`` points, then 0
+        head = time_grid(steps - 1, t_start=t_start, t_end=t_min, kind="karras", process=process, dtype=dtype)
+        return torch.cat([head, torch.zeros(1, dtype=dtype)])
+    return time_grid(steps, t_start=t_start, t_end=t_end, kind=kind, process=process, dtype=dtype)
+
+
+def run_sampler(
+    name: SamplerName,
+    denoiser: Denoiser,
+    x: Tensor,
+    *,
+    steps: int,
+    generator: torch.Generator | None = None,
+    grid_kind: GridKind | None = None,
+    t_start: float | None = None,
+    t_end: float | None = None,
+    grid: Tensor | None = None,
+    callback: Callback | None = None,
+    **options: Any,
+) -> SampleResult:
+    """Run the sampler ``name`` from ``x`` (a sample of the prior at ``t_start``) to the end time.
+
+    Args:
+        name: one of :data:`SAMPLER_NAMES`.
+        denoiser: the :class:`Denoiser` wrapping the network and the process.
+        x: start state, shape ``(B, ...)`` (e.g. ``process.prior_sample``).
+        steps: number of sampler steps (NFE is ``steps`` for one-evaluation samplers).
+        generator: the only source of randomness of stochastic samplers.
+        grid_kind, t_start, t_end: override the default grid (:func:`default_grid`).
+        grid: a ready grid ``(N + 1,)`` or ``(N + 1, *t_shape)``; then ``steps`` and the grid
+            overrides are ignored.
+        callback: receives ``{"step", "t", "x", "x0"}`` after every step.
+        **options: sampler-specific options (``eta`` for DDIM, ``order`` for DPM-Solver, ``s_churn``
+            for Euler / Heun, ``snr`` / ``n_corrector`` for PC, ...).
+
+    Returns:
+        the sampler's :class:`SampleResult` with ``info["sampler"] = name`` and ``info["grid"]``.
+    """
+    fn = sampler_function(name)
+    if grid is None:
+        grid = default_grid(name, denoiser.process, steps, grid_kind=grid_kind, t_start=t_start, t_end=t_end)
+    result = fn(denoiser, x, grid.to(x.device), generator=generator, callback=callback, **options)
+    result.info.setdefault("sampler", name)
+    result.info.setdefault("grid", grid)
+    return result
+
+
+__all__ = ["SamplerName", "SAMPLER_NAMES", "sampler_function", "default_grid", "run_sampler"]
