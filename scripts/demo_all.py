@@ -53,7 +53,9 @@ def pkg_has_out(exe: str) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("packages", nargs="*", default=PACKAGES, help="packages to run (default: all)")
-    ap.add_argument("--out", type=Path, default=Path("outputs/demo"), help="where the demos write (default outputs/demo)")
+    ap.add_argument(
+        "--out", type=Path, default=Path("outputs/demo"), help="where the demos write (default outputs/demo)"
+    )
     ns = ap.parse_args()
     rows = []
     for pkg in ns.packages:

@@ -21,7 +21,9 @@ def test_difflab_is_a_namespace():
 
 def test_no_package_ships_difflab_init():
     for pkg in PACKAGES:
-        assert not (ROOT / pkg / "src/difflab/__init__.py").exists(), f"{pkg}/src/difflab/__init__.py breaks the namespace"
+        assert not (ROOT / pkg / "src/difflab/__init__.py").exists(), (
+            f"{pkg}/src/difflab/__init__.py breaks the namespace"
+        )
         assert (ROOT / pkg / "src/difflab" / pkg / "__init__.py").exists()
         assert (ROOT / pkg / "pyproject.toml").exists()
         assert (ROOT / "tests" / pkg).is_dir()

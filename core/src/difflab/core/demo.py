@@ -104,7 +104,8 @@ def run_demo(out: Path, *, max_steps: int = 2000, sample_steps: int | None = Non
     for r in rows:
         print(f"{r['sampler']:<{width}}  {r['denoiser']:<8} {r['nfe']:>5} {r['near_mode']:>9.3f} "
               f"{r['mode_weight_error']:>10.3f}")
-    print(f"\nwrote {out / 'samplers.png'} and {out / 'metrics.csv'}")
+    print(f"artifact: {out / 'samplers.png'} | samples of every core sampler, trained network vs exact denoiser")
+    print(f"artifact: {out / 'metrics.csv'} | NFE and mode metrics per sampler")
     return rows
 
 

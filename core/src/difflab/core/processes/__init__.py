@@ -1,4 +1,4 @@
-"""Forward processes: continuous linear Gaussian (VP/VE/sub-VP, OU, residual shift, flow) and discrete."""
+"""Forward processes: continuous linear Gaussian (VP/VE/sub-VP, OU, residual shift, flow, correlated) and discrete."""
 
 from difflab.core.processes.base import LinearGaussianProcess
 from difflab.core.processes.correlated import (
@@ -8,14 +8,19 @@ from difflab.core.processes.correlated import (
     ou_kernel,
     ou_recursion_sample,
 )
+from difflab.core.processes.discrete import GIDD, MaskedDiffusion, SpindleMaskedDiffusion, UniformDiffusion
 from difflab.core.processes.flow import ConditionalFlow, FlowMatching, reflow_pairs
 from difflab.core.processes.gaussian import VESDE, VPSDE, CosineVP, DiscreteVP, SubVPSDE
 from difflab.core.processes.ou import OUVESDE
 from difflab.core.processes.residual import RDDMProcess, ResfusionProcess, ResidualShift
 
-__all__ = ["LinearGaussianProcess", "VPSDE", "SubVPSDE", "VESDE", "CosineVP", "DiscreteVP"]
-
-__all__ += [
+__all__ = [
+    "LinearGaussianProcess",
+    "VPSDE",
+    "SubVPSDE",
+    "VESDE",
+    "CosineVP",
+    "DiscreteVP",
     "OUVESDE",
     "ResidualShift",
     "RDDMProcess",
@@ -28,8 +33,8 @@ __all__ += [
     "ou_kernel",
     "kernel_cholesky",
     "ou_recursion_sample",
+    "MaskedDiffusion",
+    "SpindleMaskedDiffusion",
+    "UniformDiffusion",
+    "GIDD",
 ]
-
-from difflab.core.processes.discrete import GIDD, MaskedDiffusion, SpindleMaskedDiffusion, UniformDiffusion  # noqa: E402
-
-__all__ += ["MaskedDiffusion", "SpindleMaskedDiffusion", "UniformDiffusion", "GIDD"]
