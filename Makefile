@@ -31,7 +31,7 @@ $(STAMPS)/venv: $(STAMPS)/system $(PYPROJECTS) constraints.txt
 	@mkdir -p $(STAMPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade 'pip>=25.1'
-	$(PIP) install -q -c constraints.txt $(foreach p,$(PACKAGES),-e $(p)) -e 'core[lightning,test]' --group dev
+	$(PIP) install -q -c constraints.txt -e 'core[lightning,test]' $(foreach p,$(DOMAINS),-e '$(p)[test]') --group dev
 	@touch $@
 
 install: $(STAMPS)/venv

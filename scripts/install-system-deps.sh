@@ -7,6 +7,7 @@ PACKAGES=(
   libusb-1.0-0   # open3d (pointcloud) loads it at import
   libgl1         # open3d / matplotlib offscreen rendering
   libsndfile1    # soundfile (audio)
+  bible-kjv      # text: the King James Bible, an offline default corpus
 )
 
 missing=()

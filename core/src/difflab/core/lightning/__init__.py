@@ -4,8 +4,23 @@ The math modules of ``difflab.core`` never import this package; it needs the ``l
 (``pip install 'difflab-core[lightning]'``).
 """
 
-from difflab.core.lightning.data import EpochShuffleSampler, ToyDataModule
+from difflab.core.lightning.data import (
+    EpochShuffleSampler,
+    ResumableLoader,
+    ToyDataModule,
+    fit_position,
+    resumable_train_loader,
+)
 from difflab.core.lightning.module import DiffusionModule
 from difflab.core.lightning.toy import ToyDiffusion, ToyMLP
 
-__all__ = ["DiffusionModule", "ToyDataModule", "EpochShuffleSampler", "ToyDiffusion", "ToyMLP"]
+__all__ = [
+    "DiffusionModule",
+    "ToyDataModule",
+    "EpochShuffleSampler",
+    "ResumableLoader",
+    "fit_position",
+    "resumable_train_loader",
+    "ToyDiffusion",
+    "ToyMLP",
+]

@@ -88,7 +88,7 @@ class EpochShuffleSampler(DistributedSampler):
         return iter(indices[skip:])
 
 
-class _TrainLoader(DataLoader):
+class ResumableLoader(DataLoader):
     """The training DataLoader; resumable because its position comes from the restored fit loop.
 
     Its checkpointed state records the data order's identity (seed, dataset size, batch size, ranks)
@@ -110,7 +110,7 @@ class _TrainLoader(DataLoader):
             )
 
 
-def _fit_position(trainer: Any) -> tuple[int, int]:
+def fit_position(trainer: Any) -> tuple[int, int]:
     """``(epoch, batches already done in it)`` of the (possibly just restored) fit loop."""
     loop = getattr(trainer, "fit_loop", None)
     if loop is None:
@@ -123,6 +123,36 @@ def _fit_position(trainer: Any) -> tuple[int, int]:
             return epoch + 1, 0
         return epoch, int(bp.current.processed)
     return epoch, 0
+
+
+def resumable_train_loader(
+    dataset: Dataset,
+    *,
+    trainer: Any,
+    seed: int,
+    batch_size: int,
+    num_workers: int = 0,
+    drop_last: bool = True,
+    shuffle: bool = True,
+    **loader_kwargs: Any,
+) -> ResumableLoader:
+    """The training DataLoader every difflab data module uses: seeded per epoch, split over ranks,
+    and resumable mid-epoch.
+
+    The order of epoch ``e`` depends only on ``seed + e``; on resume the loader starts at the epoch
+    and batch of the restored fit loop (:func:`fit_position`), so a resumed run sees exactly the
+    batches the interrupted run would have seen. ``trainer`` may be ``None`` (outside a Trainer).
+    Extra keyword arguments (``collate_fn``, ``pin_memory``...) go to ``DataLoader``.
+    """
+    world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+    sampler = EpochShuffleSampler(
+        dataset, seed=seed, num_replicas=world, rank=rank, drop_last=drop_last, shuffle=shuffle
+    )
+    epoch, done = fit_position(trainer) if trainer is not None else (0, 0)
+    sampler.start_at(epoch, done * batch_size)
+    return ResumableLoader(
+        dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, num_workers=num_workers, **loader_kwargs
+    )
 
 
 def moons(n: int, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -209,13 +239,12 @@ class ToyDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        trainer = self.trainer
-        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        sampler = EpochShuffleSampler(self.train_set, seed=self.seed, num_replicas=world, rank=rank, drop_last=True)
-        epoch, done = _fit_position(trainer) if trainer is not None else (0, 0)
-        sampler.start_at(epoch, done * self.batch_size)
-        return _TrainLoader(
-            self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True, num_workers=self.num_workers
+        return resumable_train_loader(
+            self.train_set,
+            trainer=self.trainer,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
         )
 
     def _eval_loader(self) -> DataLoader:

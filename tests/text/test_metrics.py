@@ -1,0 +1,79 @@
+"""Metrics against their reference implementations (sacrebleu, rouge-score) and closed forms."""
+
+import math
+import random
+
+import pytest
+import torch
+
+from difflab.text import metrics as M
+
+REFS = [
+    "In the beginning God created the heaven and the earth.",
+    "And the earth was without form, and void; and darkness was upon the face of the deep.",
+    "And God said, Let there be light: and there was light.",
+    "And God saw the light, that it was good: and God divided the light from the darkness.",
+    "And God called the light Day, and the darkness he called Night.",
+    "It costs $3.50 (about 4-5 euros) & that's \"fine\", isn't it?",
+]
+
+
+def _hyps():
+    rnd = random.Random(0)
+    out = []
+    for i, r in enumerate(REFS):
+        w = r.split()
+        if i % 3 == 0:
+            out.append(r.lower())
+        elif i % 3 == 1:
+            out.append(" ".join(rnd.sample(w, len(w))[:-2]))
+        else:
+            out.append(r.replace("light", "night") + " and more words here")
+    return out
+
+
+def test_bleu_matches_sacrebleu():
+    sacrebleu = pytest.importorskip("sacrebleu")
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    hyps = _hyps()
+    ref = sacrebleu.corpus_bleu(hyps, [REFS]).score
+    assert M.corpus_bleu(hyps, REFS) == pytest.approx(ref, abs=1e-9)
+    assert M.sacrebleu_score(hyps, REFS) == pytest.approx(ref, abs=1e-9)
+    tok = Tokenizer13a()
+    assert all(M.tokenize_13a(s) == tok(s) for s in REFS + hyps)
+    pre = [tok(s) for s in hyps]
+    assert M.corpus_bleu(pre, [tok(r) for r in REFS], tokenize="none") == pytest.approx(
+        sacrebleu.corpus_bleu(pre, [[tok(r) for r in REFS]], tokenize="none").score, abs=1e-9
+    )
+    assert M.corpus_bleu(REFS, REFS) == pytest.approx(100.0)
+
+
+def test_rouge_l_matches_rouge_score():
+    rouge_scorer = pytest.importorskip("rouge_score.rouge_scorer")
+    sc = rouge_scorer.RougeScorer(["rougeL"])
+    hyps = _hyps()
+    ref = sum(sc.score(r, h)["rougeL"].fmeasure for h, r in zip(hyps, REFS)) / len(REFS)
+    assert M.rouge_l(hyps, REFS) == pytest.approx(ref, abs=1e-12)
+
+
+def test_perplexities_closed_form():
+    assert M.perplexity_from_nll(10 * math.log(7), 10) == pytest.approx(7.0)
+    # a uniform AR model over V tokens has perplexity V
+    V = 13
+    model = lambda x: torch.zeros(*x.shape, V)  # noqa: E731
+    x = torch.randint(0, V, (4, 9))
+    assert M.generative_perplexity(model, x) == pytest.approx(V)
+    # unigram: add-one counts
+    train = torch.tensor([0, 0, 0, 1])
+    ppl = M.unigram_perplexity(train, torch.tensor([0, 1]), 2)
+    assert ppl == pytest.approx(math.exp(-(math.log(4 / 6) + math.log(2 / 6)) / 2))
+
+
+def test_diversity():
+    assert M.distinct_n([[1, 2, 3, 4]], 2) == 1.0
+    assert M.distinct_n([[1, 1, 1, 1]], 2) == pytest.approx(1 / 3)
+    assert M.repetition_rate([[1, 2, 1, 2, 1, 2]], 2) == pytest.approx(1 - 2 / 5)
+    x = torch.arange(20).view(2, 10)
+    s = M.shuffle_tokens(x, torch.Generator().manual_seed(0))
+    assert (s[:, 0] == x[:, 0]).all() and (s.sort(1).values == x.sort(1).values).all()

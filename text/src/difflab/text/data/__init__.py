@@ -1,0 +1,20 @@
+"""Data of difflab.text: readers, packing, default corpora and LightningDataModules."""
+
+from difflab.text.data.corpora import CORPORA, corpus_documents, kjv_verses, news_articles, wiki_articles
+from difflab.text.data.lm import LMDataModule, corpus_tokenizer
+from difflab.text.data.text import Document, pack_blocks, pad_sequences, read_documents, read_pairs
+
+__all__ = [
+    "CORPORA",
+    "corpus_documents",
+    "kjv_verses",
+    "news_articles",
+    "wiki_articles",
+    "LMDataModule",
+    "corpus_tokenizer",
+    "Document",
+    "pack_blocks",
+    "pad_sequences",
+    "read_documents",
+    "read_pairs",
+]

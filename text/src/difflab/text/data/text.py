@@ -1,0 +1,185 @@
+"""Reading text files and turning documents into fixed-length token blocks.
+
+Formats
+-------
+* Plain text (any extension but ``.jsonl`` / ``.json``): one document per non-empty line.
+* JSON lines (``.jsonl`` / ``.json``), language modelling: one object per line, ``{"text": str}``.
+* JSON lines, sequence to sequence (DiffuSeq's format): ``{"src": str, "trg": str}`` per line.
+
+Blank lines are skipped. Anything else that is wrong (an empty file, a line that is not JSON, a
+missing or non-string key, a document longer than the block in ``pad`` mode) raises a ``ValueError``
+that names the file, the line and the problem.
+
+Packing (:func:`pack_blocks`)
+-----------------------------
+* ``wrap`` (MDLM's wrapping): documents are concatenated, each followed by [EOS], the stream is cut
+  into chunks of ``block_size - 2`` tokens, each chunk becomes ``[BOS] chunk [EOS]`` and the last
+  incomplete chunk is dropped. No padding; ``attention_mask`` is all ones.
+* ``pad``: one block per document, ``[BOS] doc [EOS] [PAD]...``; a document longer than
+  ``block_size - 2`` tokens is an error (``truncate=True`` cuts it instead).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+Packing = Literal["wrap", "pad"]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document and where it came from (``source`` file or corpus name, 1-based ``line``)."""
+
+    text: str
+    source: str
+    line: int
+
+
+def _is_jsonl(path: Path) -> bool:
+    return path.suffix.lower() in (".jsonl", ".json")
+
+
+def _json_lines(path: Path, keys: Sequence[str]) -> list[tuple[int, dict]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{n}: not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{n}: expected a JSON object with keys {list(keys)}, got {type(obj).__name__}")
+            for k in keys:
+                if k not in obj:
+                    raise ValueError(f"{path}:{n}: missing key {k!r} (has {sorted(obj)})")
+                if not isinstance(obj[k], str):
+                    raise ValueError(f"{path}:{n}: key {k!r} must be a string, got {type(obj[k]).__name__}")
+            rows.append((n, obj))
+    if not rows:
+        raise ValueError(f"{path}: empty file (no JSON lines)")
+    return rows
+
+
+def read_documents(path: str | Path) -> list[Document]:
+    """Documents of a plain-text file (one per non-empty line) or a JSON-lines file (``{"text"}``)."""
+    path = Path(path)
+    if _is_jsonl(path):
+        return [Document(obj["text"], str(path), n) for n, obj in _json_lines(path, ("text",))]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    docs = []
+    with path.open(encoding="utf-8") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if raw.strip():
+                docs.append(Document(raw.strip(), str(path), n))
+    if not docs:
+        raise ValueError(f"{path}: empty file (no non-blank lines)")
+    return docs
+
+
+def read_pairs(path: str | Path) -> list[tuple[Document, Document]]:
+    """``(src, trg)`` documents of a DiffuSeq-style JSON-lines file ``{"src": ..., "trg": ...}``."""
+    path = Path(path)
+    return [
+        (Document(obj["src"], str(path), n), Document(obj["trg"], str(path), n))
+        for n, obj in _json_lines(path, ("src", "trg"))
+    ]
+
+
+def pack_blocks(
+    docs: Sequence[Document],
+    ids: Sequence[Sequence[int]],
+    block_size: int,
+    *,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    packing: Packing = "wrap",
+    truncate: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Token blocks ``(N, block_size)`` long and their attention mask ``(N, block_size)`` (see module doc).
+
+    Args:
+        docs: the documents (for error messages), parallel to ``ids``.
+        ids: token ids of each document, without special tokens.
+    """
+    if block_size < 3:
+        raise ValueError(f"block_size must be >= 3 ([BOS], one token, [EOS]), got {block_size}")
+    if packing not in ("wrap", "pad"):
+        raise ValueError(f"packing must be 'wrap' or 'pad', got {packing!r}")
+    inner = block_size - 2
+    if packing == "wrap":
+        stream: list[int] = []
+        for d, toks in zip(docs, ids, strict=True):
+            if not toks:
+                raise ValueError(f"{d.source}:{d.line}: document has no tokens")
+            stream.extend(toks)
+            stream.append(eos_id)
+        n = len(stream) // inner
+        if n == 0:
+            raise ValueError(
+                f"{docs[0].source if docs else '<no documents>'}: {len(stream)} tokens in all, fewer than one block of "
+                f"{inner} (+[BOS] and [EOS]); use a smaller block_size or more text"
+            )
+        body = torch.tensor(stream[: n * inner], dtype=torch.long).view(n, inner)
+        blocks = torch.cat(
+            [torch.full((n, 1), bos_id, dtype=torch.long), body, torch.full((n, 1), eos_id, dtype=torch.long)], 1
+        )
+        return blocks, torch.ones_like(blocks)
+    rows, masks = [], []
+    for d, toks in zip(docs, ids, strict=True):
+        if len(toks) > inner:
+            if not truncate:
+                raise ValueError(
+                    f"{d.source}:{d.line}: line is {len(toks)} tokens long, longer than the block "
+                    f"({block_size} with [BOS] and [EOS], so at most {inner}); raise block_size or set truncate"
+                )
+            toks = toks[:inner]
+        row = [bos_id, *toks, eos_id]
+        masks.append([1] * len(row) + [0] * (block_size - len(row)))
+        rows.append(row + [pad_id] * (block_size - len(row)))
+    return torch.tensor(rows, dtype=torch.long), torch.tensor(masks, dtype=torch.long)
+
+
+def pad_sequences(
+    docs: Sequence[Document],
+    ids: Sequence[Sequence[int]],
+    length: int,
+    *,
+    pad_id: int,
+    bos_id: int | None = None,
+    eos_id: int | None = None,
+    truncate: bool = False,
+    what: str = "sequence",
+) -> tuple[Tensor, Tensor]:
+    """``(N, length)`` ids (optional [BOS] / [EOS] around each) and mask; too long is an error naming file and line."""
+    extra = (bos_id is not None) + (eos_id is not None)
+    rows, masks = [], []
+    for d, toks in zip(docs, ids, strict=True):
+        if not toks:
+            raise ValueError(f"{d.source}:{d.line}: {what} is empty")
+        if len(toks) + extra > length:
+            if not truncate:
+                raise ValueError(
+                    f"{d.source}:{d.line}: {what} is {len(toks)} tokens long, longer than the block "
+                    f"({length} including special tokens); raise the length or set truncate"
+                )
+            toks = toks[: length - extra]
+        row = ([bos_id] if bos_id is not None else []) + list(toks) + ([eos_id] if eos_id is not None else [])
+        masks.append([1] * len(row) + [0] * (length - len(row)))
+        rows.append(row + [pad_id] * (length - len(row)))
+    return torch.tensor(rows, dtype=torch.long), torch.tensor(masks, dtype=torch.long)
+
+
+__all__ = ["Document", "Packing", "read_documents", "read_pairs", "pack_blocks", "pad_sequences"]

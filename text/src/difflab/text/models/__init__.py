@@ -1,0 +1,7 @@
+"""LightningModules of difflab.text, one file per method."""
+
+from difflab.text.models.ar import ARLanguageModel
+from difflab.text.models.gidd import GIDDLM
+from difflab.text.models.mdlm import MaskedDiffusionLM
+
+__all__ = ["ARLanguageModel", "GIDDLM", "MaskedDiffusionLM"]

@@ -1,0 +1,128 @@
+r"""Autoregressive transformer language model: the baseline and the generative-perplexity scorer.
+
+Next-token cross-entropy on the same blocks and tokenizer as the diffusion models; the first token
+([BOS]) is given, so :meth:`ARLanguageModel.exact_nll` scores tokens ``1..L-1`` exactly like
+:meth:`MaskedDiffusionLM.elbo_nll <difflab.text.models.mdlm.MaskedDiffusionLM.elbo_nll>`.
+
+Batch: ``x0`` (B, L) long, ``attention_mask`` (B, L).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+
+from difflab.text.metrics import ar_nll
+from difflab.text.models.base import TokenizerMixin
+from difflab.text.networks.transformer import ARTransformer
+
+
+class ARLanguageModel(TokenizerMixin, LightningModule):
+    """Causal transformer LM of the same size as the denoiser.
+
+    Args:
+        vocab_size: V.
+        max_len, dim, depth, heads, dropout: transformer size.
+        bos_id: id of [BOS] (the given first token when generating).
+        optimizer, lr_scheduler: optimiser factories.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 1024,
+        max_len: int = 128,
+        dim: int = 128,
+        depth: int = 4,
+        heads: int = 4,
+        dropout: float = 0.0,
+        bos_id: int = 2,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.network = ARTransformer(vocab_size, max_len, dim, depth, heads, dropout)
+        self.vocab_size, self.bos_id, self.mask_id = vocab_size, bos_id, None
+        self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.network(x)
+
+    def setup(self, stage: str) -> None:
+        self._setup_tokenizer()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._save_tokenizer(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._load_tokenizer(checkpoint)
+
+    def loss(self, batch: dict[str, Any]) -> Tensor:
+        x0 = batch["x0"]
+        logits = self.network(x0)[:, :-1]
+        target = x0[:, 1:]
+        am = batch.get("attention_mask")
+        nll = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none"
+        )
+        if am is None:
+            return nll.mean()
+        m = am[:, 1:].reshape(-1).to(nll.dtype)
+        return (nll * m).sum() / m.sum().clamp_min(1.0)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["x0"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self.loss(batch)
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch["x0"].shape[0])
+        return loss
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self.loss(batch)
+        self.log("test/loss", loss, batch_size=batch["x0"].shape[0])
+        return loss
+
+    def exact_nll(self, x0: Tensor, attention_mask: Tensor | None = None) -> tuple[float, int]:
+        """``(summed NLL of tokens 1..L-1, count)`` under the model (eval mode)."""
+        was = self.training
+        self.eval()
+        try:
+            return ar_nll(
+                self.network, x0.to(self.device), None if attention_mask is None else attention_mask.to(self.device)
+            )
+        finally:
+            self.train(was)
+
+    @torch.no_grad()
+    def generate(self, num: int, length: int, prefix: Tensor | None = None, generator=None) -> Tensor:
+        """``num`` blocks of ``length`` tokens: [BOS] (+ prefix) then ancestral sampling."""
+        start = torch.full((num, 1), self.bos_id, dtype=torch.long, device=self.device)
+        if prefix is not None:
+            p = prefix.to(self.device).expand(num, -1) if prefix.ndim == 1 else prefix.to(self.device)
+            start = torch.cat([start, p], 1)
+        was = self.training
+        self.eval()
+        try:
+            return self.network.generate(start, length, generator=generator)
+        finally:
+            self.train(was)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        x0 = batch["x0"]
+        return self.generate(x0.shape[0], x0.shape[1])
+
+    def configure_optimizers(self):
+        opt = self.optimizer_factory(self.parameters())
+        if self.lr_scheduler_factory is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.lr_scheduler_factory(opt), "interval": "step"}}
+
+
+__all__ = ["ARLanguageModel"]

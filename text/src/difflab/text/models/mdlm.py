@@ -1,0 +1,252 @@
+r"""Masked diffusion language model (MDLM, Sahoo et al. 2024, arXiv:2406.07524) with DiffusionBERT's spindle.
+
+Forward process: :class:`difflab.core.processes.MaskedDiffusion` — each token becomes [MASK] with
+probability ``1 - alpha_t``; log-linear schedule ``alpha_t = 1 - (1 - eps) t`` by default. With
+``schedule="spindle"`` the keep probability depends on the token (He et al. 2023, DiffusionBERT:
+frequent tokens are masked later), :class:`~difflab.core.processes.SpindleMaskedDiffusion` built
+from the training set's token counts.
+
+Objective (continuous-time NELBO with the SUBS parameterisation, MDLM Eq. 10):
+
+.. math::  \mathcal L = \mathbb E_{t}\Big[\frac{-\alpha_t'}{1 - \alpha_t}\sum_{i: x_t^i = [MASK]}
+           -\log p_\theta(x_0^i \mid x_t)\Big], \qquad \frac{-\alpha_t'}{1-\alpha_t} = \frac1t
+           \text{ (log-linear)},
+
+with stratified (antithetic) times ``t_i = eps + (1 - eps) (U_i/B + i/B mod 1)``
+(:func:`difflab.core.discrete_losses.masked_diffusion_loss`, ``antithetic_times``). The mean over
+tokens is a bound on the per-token NLL, so ``exp`` of it bounds the perplexity (:meth:`elbo_nll`).
+
+Sampling: :func:`difflab.core.samplers.masked.sample_masked` (ancestral, float64 categorical
+draws, caching of ``p(x0 | x_t)`` while no token changes, final argmax fill) on the grid
+``linspace(1, 1e-5, steps + 1)``. Given tokens (a prefix prompt, or the known parts of an infilling
+problem) are passed as ``keep_mask`` and never changed. Every block starts with [BOS], which is
+always given.
+
+Batch: ``x0`` (B, L) long, ``attention_mask`` (B, L) (see :mod:`difflab.text.data.lm`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+
+from difflab.core.discrete_losses import antithetic_times, masked_diffusion_loss
+from difflab.core.lightning import DiffusionModule
+from difflab.core.processes.discrete import MaskedDiffusion, SpindleMaskedDiffusion
+from difflab.core.samplers.base import SampleResult
+from difflab.core.samplers.masked import sample_masked
+from difflab.text.metrics import distinct_n, repetition_rate
+from difflab.text.models.base import TokenizerMixin
+from difflab.text.networks.transformer import DiffusionTransformer
+
+Schedule = Literal["log_linear", "linear", "cosine", "spindle"]
+
+
+class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
+    """MDLM on a small bidirectional transformer.
+
+    Args:
+        vocab_size: V, at least the tokenizer's size.
+        mask_id: id of [MASK] (1 for tokenizers from ``train-tokenizer``).
+        bos_id: id of [BOS], always given while sampling (2 for ``train-tokenizer``).
+        max_len: longest block.
+        dim, depth, heads, dropout: transformer size.
+        time_conditioning: give ``t`` to the network (MDLM's default is False, which makes caching exact).
+        schedule: ``log_linear`` (MDLM), ``linear``, ``cosine`` or ``spindle`` (DiffusionBERT, on log-linear).
+        eps: ``alpha_1`` of the schedule and the smallest training time.
+        spindle_lambda: spindle amplitude (DiffusionBERT: 0.3).
+        sample_steps: default sampler steps.
+        cache: reuse ``p(x0 | x_t)`` while no token changes (MDLM's ``ddpm_cache``).
+        num_val_samples: samples drawn at each validation for distinct-n / repetition.
+        optimizer, lr_scheduler: optimiser factories (default AdamW lr 3e-4 in the configs).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 1024,
+        mask_id: int = 1,
+        bos_id: int = 2,
+        max_len: int = 128,
+        dim: int = 128,
+        depth: int = 4,
+        heads: int = 4,
+        dropout: float = 0.0,
+        time_conditioning: bool = False,
+        schedule: Schedule = "log_linear",
+        eps: float = 1e-3,
+        spindle_lambda: float = 0.3,
+        sample_steps: int = 64,
+        cache: bool = True,
+        num_val_samples: int = 0,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        if schedule not in ("log_linear", "linear", "cosine", "spindle"):
+            raise ValueError(f"schedule must be 'log_linear', 'linear', 'cosine' or 'spindle', got {schedule!r}")
+        network = DiffusionTransformer(vocab_size, max_len, dim, depth, heads, time_conditioning, dropout=dropout)
+        base = "log_linear" if schedule == "spindle" else schedule
+        super().__init__(
+            network=network,
+            process=MaskedDiffusion(vocab_size, mask_id, base, eps),  # type: ignore[arg-type]
+            prediction="x0",
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            sampler="ddpm",  # unused: discrete sampling goes through sample_masked
+            sample_steps=sample_steps,
+            num_val_samples=num_val_samples,
+        )
+        self.vocab_size, self.mask_id, self.bos_id = vocab_size, mask_id, bos_id
+        self.schedule, self.eps, self.spindle_lambda, self.cache = schedule, eps, spindle_lambda, cache
+        # training-set token counts (the spindle's word weights); saved with the checkpoint
+        self.register_buffer("token_frequencies", torch.zeros(vocab_size, dtype=torch.float64))
+
+    # ------------------------------------------------------------------ process / tokenizer
+    def _build_spindle(self) -> None:
+        if self.schedule == "spindle" and float(self.token_frequencies.sum()) > 0:
+            self.process = SpindleMaskedDiffusion(
+                self.token_frequencies.cpu(), self.spindle_lambda, mask_id=self.mask_id, eps=self.eps
+            )
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        self._setup_tokenizer()
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        train_set = getattr(dm, "train_set", None)
+        if self.schedule == "spindle" and float(self.token_frequencies.sum()) == 0:
+            if train_set is None:
+                raise ValueError(
+                    "schedule='spindle' needs the training data's token counts (a datamodule with train_set)"
+                )
+            counts = torch.bincount(train_set.blocks.flatten(), minlength=self.vocab_size).double()
+            counts[self.mask_id] = 0.0
+            self.token_frequencies.copy_(counts[: self.vocab_size])
+        self._build_spindle()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        self._save_tokenizer(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._load_tokenizer(checkpoint)
+        freq = checkpoint.get("state_dict", {}).get("token_frequencies")
+        if freq is not None:
+            self.token_frequencies.copy_(freq)
+            self._build_spindle()
+
+    # ------------------------------------------------------------------ network
+    def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
+        mask = batch.get("attention_mask") if batch is not None else None
+        return self.network(x_t, t, mask)
+
+    # ------------------------------------------------------------------ loss
+    def corrupt(self, x0: Tensor, t: Tensor, generator, attention_mask: Tensor | None = None) -> Tensor:
+        if isinstance(self.process, SpindleMaskedDiffusion):
+            return self.process.sample_marginal(x0, t, generator, attention_mask=attention_mask)
+        return self.process.sample_marginal(x0, t, generator)
+
+    def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
+        x0 = batch["x0"]
+        am = batch.get("attention_mask")
+        t = antithetic_times(x0.shape[0], generator, eps=self.eps, device=x0.device)
+        x_t = self.corrupt(x0, t, generator, am)
+        logits = self.network_forward(x_t, t, batch)
+        return masked_diffusion_loss(logits, x0, x_t, t, self.process, am)
+
+    @torch.no_grad()
+    def elbo_nll(
+        self, x0: Tensor, attention_mask: Tensor | None = None, n_times: int = 8, generator=None
+    ) -> tuple[float, int]:
+        """``(summed NELBO over tokens 1..L-1, token count)`` of blocks ``x0`` (B, L), [BOS] given.
+
+        ``n_times`` stratified times per block; exp(sum / count) bounds the perplexity from above.
+        """
+        am = torch.ones_like(x0) if attention_mask is None else attention_mask
+        keep = torch.zeros_like(x0, dtype=torch.bool)
+        keep[:, 0] = True
+        total = 0.0
+        for k in range(n_times):
+            u = (torch.rand(x0.shape[0], generator=generator, dtype=torch.float64) + k) / n_times
+            t = (self.eps + (1 - self.eps) * u).to(device=x0.device, dtype=torch.float32)
+            x_t = torch.where(keep, x0, self.corrupt(x0, t, generator, am))
+            logits = self.network(x_t, t, am)
+            per = masked_diffusion_loss(logits, x0, x_t, t, self.process, am, reduction="none")
+            total += float(per[:, 1:].sum())
+        return total / n_times, int(am[:, 1:].sum())
+
+    def validation_metrics(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor | float]:
+        return {}
+
+    # ------------------------------------------------------------------ sampling
+    def model_fn(self):
+        return lambda x_t, t: self.network(x_t, t)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        num: int,
+        length: int,
+        *,
+        steps: int | None = None,
+        prefix: Tensor | None = None,
+        x: Tensor | None = None,
+        keep_mask: Tensor | None = None,
+        cache: bool | None = None,
+        generator: torch.Generator | None = None,
+        callback=None,
+    ) -> SampleResult:
+        """Sample ``num`` blocks of ``length`` tokens starting with [BOS].
+
+        Args:
+            prefix: (P,) or (num, P) token ids given at positions 1..P (after [BOS]).
+            x, keep_mask: infilling: ``x`` (num, length) with the given tokens where ``keep_mask`` is True.
+            steps: sampler steps (default ``sample_steps``); cache: default the module's ``cache``.
+        """
+        if x is None:
+            x = self.process.prior_sample((num, length), device=self.device)
+            keep_mask = torch.zeros_like(x, dtype=torch.bool)
+            if prefix is not None:
+                p = prefix.to(self.device).expand(num, -1) if prefix.ndim == 1 else prefix.to(self.device)
+                if p.shape[1] >= length:
+                    raise ValueError(f"prefix of {p.shape[1]} tokens leaves nothing to generate in {length}")
+                x[:, 1 : 1 + p.shape[1]] = p
+                keep_mask[:, 1 : 1 + p.shape[1]] = True
+        else:
+            x = x.to(self.device)
+            keep_mask = torch.zeros_like(x, dtype=torch.bool) if keep_mask is None else keep_mask.to(self.device)
+        x[:, 0] = self.bos_id
+        keep_mask = keep_mask.clone()
+        keep_mask[:, 0] = True
+        grid = torch.linspace(1.0, 1e-5, (steps or self.sample_steps) + 1, dtype=torch.float64)
+        was = self.training
+        self.eval()
+        try:
+            return sample_masked(
+                self.model_fn(),
+                self.process,
+                x,
+                grid,
+                generator=generator,
+                callback=callback,
+                cache=self.cache if cache is None else cache,
+                keep_mask=keep_mask,
+            )
+        finally:
+            self.train(was)
+
+    def sample_for_validation(self, batch: dict[str, Any], generator: torch.Generator) -> SampleResult:
+        return self.generate(self.num_val_samples, batch["x0"].shape[1], generator=generator)
+
+    def sample_metrics(self, samples: Tensor, batch: dict[str, Any]) -> dict[str, Tensor | float]:
+        rows = samples[:, 1:].tolist()
+        return {"distinct_2": distinct_n(rows, 2), "rep_4": repetition_rate(rows, 4)}
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        x0 = batch["x0"]
+        return self.generate(x0.shape[0], x0.shape[1], generator=self.noise_generator(3, batch_idx)).sample
+
+
+__all__ = ["MaskedDiffusionLM"]
