@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from difflab.core.lightning import DiffusionModule, EpochShuffleSampler, ToyDataModule, ToyDiffusion
-from difflab.core.lightning.data import PointDataset, _TrainLoader, moons
+from difflab.core.lightning.data import PointDataset, ResumableLoader, moons
 from difflab.core.lightning.toy import mixture_metrics
 from difflab.core.processes import VPSDE
 from difflab.core.processes.base import LinearGaussianProcess
@@ -202,7 +202,7 @@ def test_epoch_shuffle_sampler_is_seed_plus_epoch():
 def test_train_loader_state_round_trip_and_mismatch_warning():
     dm = ToyDataModule(n_train=64, batch_size=16, seed=3)
     loader = dm.train_dataloader()
-    assert isinstance(loader, _TrainLoader) and len(loader) == 4
+    assert isinstance(loader, ResumableLoader) and len(loader) == 4
     batch = next(iter(loader))
     assert set(batch) == {"x0"} and batch["x0"].shape == (16, 2)
     state = loader.state_dict()

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from difflab.core.processes import VESDE, VPSDE, DiscreteVP
+from difflab.core.processes import VESDE, VPSDE, DiscreteVP, FlowMatching
 from difflab.core.samplers.base import Denoiser, time_grid
 from difflab.core.samplers.select import SAMPLER_NAMES, default_grid, run_sampler, sampler_function
 from difflab.core.toy import GaussianMixture
@@ -61,7 +61,15 @@ def test_exact_denoiser_samples_land_on_the_modes(name):
 
 def test_default_grids():
     vp = VPSDE()
+    # deterministic solvers: uniform in log-SNR from t_max down to t_min, then one step onto 0
     g = default_grid("ddim", vp, 10)
+    assert g.shape == (11,) and g[0] == 1 and g[-2] == vp.t_min and g[-1] == 0
+    lam = vp.log_snr(g[:-1])
+    assert torch.allclose(lam.diff(), torch.full((9,), float(lam[1] - lam[0]), dtype=torch.float64), rtol=1e-6)
+    # ... and uniform in t where the log-SNR is infinite at the start (flow matching)
+    g = default_grid("dpm_solver", FlowMatching(), 10)
+    assert torch.allclose(g, torch.linspace(1, 0, 11, dtype=torch.float64))
+    g = default_grid("ddim", vp, 10, grid_kind="uniform")
     assert torch.allclose(g, torch.linspace(1, 0, 11, dtype=torch.float64))
     g = default_grid("euler_maruyama", vp, 10)
     assert g[0] == 1 and g[-1] == vp.t_min and g.shape == (11,)

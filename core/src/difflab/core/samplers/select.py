@@ -7,16 +7,22 @@ that defines it, builds the sampler's default time grid and runs it:
 name                  function (in ``difflab.core.samplers``)                     grid       ends at
 ====================  ==========================================================  =========  =======
 ``ddpm``              ``ddpm.sample_ddpm``                                        uniform    0
-``ddim``              ``ddim.sample_ddim``                                        uniform    0
-``dpm_solver``        ``dpm_solver.sample_dpm_solver``                            uniform    0
+``ddim``              ``ddim.sample_ddim``                                        log_snr    0
+``dpm_solver``        ``dpm_solver.sample_dpm_solver``                            log_snr    0
 ``euler``             ``karras.sample_euler``                                     karras     0
 ``heun``              ``karras.sample_heun``                                      karras     0
 ``probability_flow``  ``sde.sample_probability_flow``                             uniform    t_min
 ``euler_maruyama``    ``sde.sample_euler_maruyama``                               uniform    t_min
 ``pc``                ``sde.sample_predictor_corrector``                          uniform    t_min
 ``adaptive``          ``adaptive.sample_adaptive``                                endpoints  t_min
-``paradigms``         ``paradigms.sample_paradigms``                              uniform    0
+``paradigms``         ``paradigms.sample_paradigms``                              log_snr    0
 ====================  ==========================================================  =========  =======
+
+The deterministic solvers (DDIM, DPM-Solver++, ParaDiGMS over DDIM) default to a grid uniform in
+log-SNR, as DPM-Solver recommends for continuous-time models: a grid uniform in ``t`` spends
+almost no steps where a VP process's noise level falls from about 0.2 to 0, which draws the samples
+of a narrow-mode distribution into lines between the modes. Where the log-SNR is infinite at the
+start (flow matching at ``t = 1``) they fall back to a uniform grid.
 
 Grids run from ``process.t_max`` down to the end time. Samplers built on the DDIM-family posterior
 or on the ODE in noise level step onto ``t = 0`` exactly; SDE and time-derivative integrators stop
@@ -54,15 +60,15 @@ SAMPLER_NAMES: tuple[str, ...] = get_args(SamplerName)
 # name -> (module, function, default grid kind, ends at t = 0 (True) or at process.t_min (False))
 _SAMPLERS: dict[str, tuple[str, str, str, bool]] = {
     "ddpm": ("difflab.core.samplers.ddpm", "sample_ddpm", "uniform", True),
-    "ddim": ("difflab.core.samplers.ddim", "sample_ddim", "uniform", True),
-    "dpm_solver": ("difflab.core.samplers.dpm_solver", "sample_dpm_solver", "uniform", True),
+    "ddim": ("difflab.core.samplers.ddim", "sample_ddim", "log_snr", True),
+    "dpm_solver": ("difflab.core.samplers.dpm_solver", "sample_dpm_solver", "log_snr", True),
     "euler": ("difflab.core.samplers.karras", "sample_euler", "karras", True),
     "heun": ("difflab.core.samplers.karras", "sample_heun", "karras", True),
     "probability_flow": ("difflab.core.samplers.sde", "sample_probability_flow", "uniform", False),
     "euler_maruyama": ("difflab.core.samplers.sde", "sample_euler_maruyama", "uniform", False),
     "pc": ("difflab.core.samplers.sde", "sample_predictor_corrector", "uniform", False),
     "adaptive": ("difflab.core.samplers.adaptive", "sample_adaptive", "endpoints", False),
-    "paradigms": ("difflab.core.samplers.paradigms", "sample_paradigms", "uniform", True),
+    "paradigms": ("difflab.core.samplers.paradigms", "sample_paradigms", "log_snr", True),
 }
 
 
@@ -112,11 +118,20 @@ def default_grid(
         t_end = 0.0 if to_zero else float(process.t_min)
     if kind == "endpoints" and grid_kind is None:
         return torch.tensor([t_start, t_end], dtype=dtype)
+    if grid_kind is None and kind == "log_snr":
+        ends = torch.tensor([t_start, max(t_end, 1e-6)], dtype=torch.float64)
+        if not bool(torch.isfinite(process.log_snr(ends)).all()):
+            kind = "uniform"
     kind = grid_kind or kind
     t_min = float(process.t_min)
     if kind == "karras" and t_end == 0 and 0 < t_min < t_start and steps >= 2:
         # k-diffusion's convention: sigma_max .. sigma_min = sigma(t_min) over ``steps`` points, then 0
         head = time_grid(steps - 1, t_start=t_start, t_end=t_min, kind="karras", process=process, dtype=dtype)
+        return torch.cat([head, torch.zeros(1, dtype=dtype)])
+    if kind == "log_snr" and t_end == 0 and steps >= 2:
+        # uniform in log-SNR down to t_min (1e-3 where t_min = 0), then one last step onto t = 0
+        floor = t_min if 0 < t_min < t_start else min(1e-3, t_start / 2)
+        head = time_grid(steps - 1, t_start=t_start, t_end=floor, kind="log_snr", process=process, dtype=dtype)
         return torch.cat([head, torch.zeros(1, dtype=dtype)])
     return time_grid(steps, t_start=t_start, t_end=t_end, kind=kind, process=process, dtype=dtype)
 
