@@ -1,32 +1,56 @@
-"""``difflab-vision``: command line of difflab.vision (image super-resolution (ResShift, SR3, InvSR-style, SAM-DiffSR-style)).
+"""``difflab-vision``: the command line of difflab.vision (image super-resolution).
 
-The package is a skeleton: its training commands (``fit``, ``validate``, ``test``, ``predict``
-through the Lightning CLI) and domain verbs arrive with its methods.
+Lightning verbs through core's :func:`difflab.core.cli.run_cli` (a config's ``model.class_path`` picks
+the method, any :class:`~difflab.vision.models.base.SRDiffusion` subclass)::
+
+    difflab-vision fit --config resshift4_photos
+    difflab-vision validate --config resshift4_photos --ckpt_path outputs/vision/resshift4_photos/checkpoints/last.ckpt
+
+and the domain verbs ``upscale`` (tiled inference on images of any size) and ``demo``.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+from collections.abc import Sequence
 
-DESCRIPTION = """difflab-vision: image super-resolution (ResShift, SR3, InvSR-style, SAM-DiffSR-style).
+from difflab.core.cli import exit_code, run_cli
 
-Status: not built yet. This package currently provides its layout and this command only;
-the Lightning CLI commands (fit, validate, test, predict) and the demo arrive with its methods."""
+DESCRIPTION = (
+    "difflab-vision: diffusion image super-resolution (ResShift, SR3, InvSR-style start, "
+    "SAM-DiffSR-style region-modulated noise) on BasicSR-style folders or the offline default photographs."
+)
 
 
-def main(args: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="difflab-vision", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+def demo_main(argv: list[str]) -> int:
+    """train ResShift briefly on the default photographs, upscale held-out images, write crops and a metric table"""
+    from difflab.vision.demo import main as demo
+
+    return demo(argv)
+
+
+def upscale_command(argv: list[str]) -> int:
+    """upscale an image or a folder with a trained model (overlapping tiles, any size)"""
+    from difflab.vision.upscale import upscale_main
+
+    return upscale_main(argv)
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    from difflab.vision.data.datamodule import SRDataModule
+    from difflab.vision.models.base import SRDiffusion
+    from difflab.vision.models.resshift import ResShiftSR
+
+    result = run_cli(
+        SRDiffusion,
+        SRDataModule,
+        package="vision",
+        args=args,
+        extra_commands={"demo": demo_main, "upscale": upscale_command},
+        model_default=ResShiftSR,
+        datamodule_default=SRDataModule,
+        description=DESCRIPTION,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("demo", help="run the package demo on its offline default data (not built yet)")
-    ns = parser.parse_args(sys.argv[1:] if args is None else args)
-    if ns.command == "demo":
-        print("difflab-vision: not built yet (no demo)")
-        return 0
-    parser.print_help()
-    return 0
+    return exit_code(result)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ from difflab.core.lightning.data import (
     fit_position,
     resumable_train_loader,
 )
-from difflab.core.lightning.module import DiffusionModule
+from difflab.core.lightning.module import DiffusionModule, NoiseStream
 from difflab.core.lightning.toy import ToyDiffusion, ToyMLP
 
 __all__ = [
     "DiffusionModule",
+    "NoiseStream",
     "ToyDataModule",
     "EpochShuffleSampler",
     "ResumableLoader",

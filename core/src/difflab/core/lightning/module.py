@@ -59,6 +59,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,8 +75,18 @@ from difflab.core.processes.gaussian import VPSDE
 from difflab.core.samplers.base import Denoiser, SampleResult
 from difflab.core.samplers.select import SAMPLER_NAMES, SamplerName, run_sampler
 
-# generator streams (first word of the seed sequence)
-_TRAIN, _VAL, _TEST, _PREDICT, _SAMPLE = 0, 1, 2, 3, 4
+
+class NoiseStream(IntEnum):
+    """Independent random streams of :meth:`DiffusionModule.noise_generator` (first word of its seed)."""
+
+    TRAIN = 0
+    VAL = 1
+    TEST = 2
+    PREDICT = 3
+    SAMPLE = 4
+
+
+_TRAIN, _VAL, _TEST, _PREDICT, _SAMPLE = NoiseStream
 
 
 def _cli_given_hparams() -> bool:
@@ -208,11 +219,16 @@ class DiffusionModule(LightningModule):
         if self.noise_seed is None:
             self.noise_seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
 
-    def noise_generator(self, stream: int, *tags: int) -> torch.Generator:
-        """A generator on the module's device seeded by ``(noise seed, stream, *tags, rank)``."""
+    def noise_generator(self, stream: NoiseStream | int, *tags: int) -> torch.Generator:
+        """A generator on the module's device seeded by ``(noise seed, stream, *tags, rank)``.
+
+        ``stream`` is a :class:`NoiseStream` (training noise, validation, test, prediction,
+        validation samples); ``tags`` are integers such as the step and batch index, so every batch
+        of every stage has its own reproducible noise, also after a resume.
+        """
         base = self.noise_seed if self.noise_seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
         rank = self.trainer.global_rank if self._trainer is not None else 0
-        words = np.random.SeedSequence([base % 2**63, stream, *tags, rank]).generate_state(2, dtype=np.uint32)
+        words = np.random.SeedSequence([base % 2**63, int(stream), *tags, rank]).generate_state(2, dtype=np.uint32)
         g = torch.Generator(device=self.device)
         g.manual_seed(int(words[0]) << 31 ^ int(words[1]))
         return g
@@ -318,8 +334,9 @@ class DiffusionModule(LightningModule):
         was_training = self.training
         self.eval()
         try:
-            return run_sampler(name, denoiser, x, steps=steps or self.sample_steps, generator=generator,
-                               callback=callback, **opts)
+            return run_sampler(
+                name, denoiser, x, steps=steps or self.sample_steps, generator=generator, callback=callback, **opts
+            )
         finally:
             self.train(was_training)
 
@@ -430,4 +447,4 @@ class DiffusionModule(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval}}
 
 
-__all__ = ["DiffusionModule"]
+__all__ = ["DiffusionModule", "NoiseStream"]

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from difflab.core.discrete_losses import antithetic_times, masked_diffusion_loss
 from difflab.core.lightning import DiffusionModule
+from difflab.core.lightning.module import NoiseStream
 from difflab.core.processes.discrete import MaskedDiffusion, SpindleMaskedDiffusion
 from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.masked import sample_masked
@@ -246,7 +247,9 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         x0 = batch["x0"]
-        return self.generate(x0.shape[0], x0.shape[1], generator=self.noise_generator(3, batch_idx)).sample
+        return self.generate(
+            x0.shape[0], x0.shape[1], generator=self.noise_generator(NoiseStream.PREDICT, batch_idx)
+        ).sample
 
 
 __all__ = ["MaskedDiffusionLM"]

@@ -1,0 +1,130 @@
+"""Reading and writing images, with greyscale and alpha handled explicitly.
+
+:func:`read_image` returns float32 RGB in [0, 1], shape ``(H, W, 3)``, plus the alpha channel
+``(H, W)`` when the file has one. Greyscale files are replicated to three channels; palette and
+16-bit files are converted. What was done is reported in :attr:`LoadedImage.note` so that commands
+can say so. Unreadable files raise :class:`ImageReadError` naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ImageReadError(ValueError):
+    """A file that could not be read as an image (the message names it)."""
+
+
+@dataclass
+class LoadedImage:
+    """An image as float32 arrays.
+
+    Attributes:
+        rgb: ``(H, W, 3)`` float32 in [0, 1].
+        alpha: ``(H, W)`` float32 in [0, 1], or None when the file has no alpha channel.
+        note: what conversion was applied ("" when the file was plain 8-bit RGB).
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    note: str = ""
+
+
+def to_rgb_array(array: np.ndarray, name: str = "<array>") -> LoadedImage:
+    """Convert a uint8 / uint16 / bool / float array of shape ``(H, W)``, ``(H, W, 1|2|3|4)`` to RGB."""
+    a = np.asarray(array)
+    if a.dtype == bool:
+        a = a.astype(np.float32)
+    elif a.dtype == np.uint8:
+        a = a.astype(np.float32) / 255.0
+    elif a.dtype == np.uint16:
+        a = a.astype(np.float32) / 65535.0
+    else:
+        a = a.astype(np.float32)
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 1:  # e.g. float phantoms: rescale to [0, 1]
+            a = (a - lo) / max(hi - lo, 1e-12)
+    note = ""
+    alpha = None
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise ImageReadError(f"{name}: expected an image of shape (H, W[, 1-4]), got {tuple(np.shape(array))}")
+    if a.shape[2] in (2, 4):
+        alpha = a[..., -1].copy()
+        a = a[..., :-1]
+        note = "alpha channel kept aside and upscaled separately"
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+        note = "greyscale converted to RGB" + (f"; {note}" if note else "")
+    return LoadedImage(np.ascontiguousarray(a, dtype=np.float32), alpha, note)
+
+
+def read_image(path: str | Path) -> LoadedImage:
+    """Read ``path`` with Pillow; see the module docstring for the conversions."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode == "P":
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+                im = im.convert("RGB")
+            elif mode == "1":
+                im = im.convert("L")
+            arr = np.array(im)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageReadError(f"{path}: cannot read as an image ({err})") from err
+    if mode in ("I", "I;16", "I;16B", "I;16L") and arr.dtype != np.uint8:
+        arr = arr.astype(np.float64) / (65535.0 if arr.max() > 255 else 255.0)
+        arr = arr.clip(0, 1)
+    loaded = to_rgb_array(arr, str(path))
+    if mode == "P":
+        loaded.note = ("palette image converted; " + loaded.note).rstrip("; ")
+    return loaded
+
+
+def write_image(path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None) -> None:
+    """Write ``rgb`` ``(H, W, 3)`` in [0, 1] (and optional ``alpha`` ``(H, W)``) as 8-bit PNG/JPEG."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    if alpha is not None:
+        a = np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)[..., None]
+        Image.fromarray(np.concatenate([out, a], axis=2), "RGBA").save(path)
+    else:
+        Image.fromarray(out, "RGB").save(path)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted; an error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+__all__ = [
+    "ImageReadError",
+    "LoadedImage",
+    "read_image",
+    "write_image",
+    "to_rgb_array",
+    "list_images",
+    "IMAGE_EXTENSIONS",
+]
