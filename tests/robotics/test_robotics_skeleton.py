@@ -23,5 +23,7 @@ def test_cli_help():
 
 
 def test_console_script_help():
-    out = subprocess.run([sys.executable, "-m", "difflab.robotics.cli", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "difflab.robotics.cli", "--help"], capture_output=True, text=True, check=True
+    )
     assert "difflab-robotics" in out.stdout
