@@ -17,10 +17,22 @@ from pathlib import Path
 PACKAGES = ["core", "audio", "vision", "text", "video", "pointcloud", "timeseries", "robotics"]
 
 
+def is_built(pkg: str) -> bool:
+    """A domain declares ``BUILT = True`` in its ``__init__`` once its demo runs end to end."""
+    import importlib
+
+    if pkg == "core":
+        return True
+    return bool(getattr(importlib.import_module(f"difflab.{pkg}"), "BUILT", False))
+
+
 def run_one(pkg: str, out: Path) -> tuple[str, float, list[tuple[str, str]]]:
     exe = shutil.which(f"difflab-{pkg}", path=str(Path(sys.executable).parent)) or shutil.which(f"difflab-{pkg}")
     if exe is None:
         return "not installed", 0.0, []
+    if not is_built(pkg):
+        print(f"difflab-{pkg}: not built yet (no demo)")
+        return "not built yet", 0.0, []
     start = time.perf_counter()
     proc = subprocess.Popen(
         [exe, "demo", "--out", str(out / pkg)] if pkg_has_out(exe) else [exe, "demo"],

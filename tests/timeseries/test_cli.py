@@ -1,0 +1,84 @@
+"""Command line: every shipped config runs (fast_dev_run), forecast and online verbs, help."""
+
+import pytest
+
+from difflab.core.cli import builtin_configs
+from difflab.timeseries.cli import main
+
+CONFIGS = builtin_configs("timeseries")
+
+
+def test_configs_ship():
+    assert {
+        "spd_gp_taylor",
+        "spd_ou_taylor",
+        "cspd_gp_taylor",
+        "csdi_taylor",
+        "falda_taylor",
+        "spd_gp_tmy3",
+        "smoke_spd",
+        "smoke_csdi",
+        "smoke_falda",
+        "smoke_cspd",
+    } <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_fast_dev_run(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "fit",
+        "--config",
+        name,
+        "--trainer.fast_dev_run",
+        "true",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--model.init_args.val_samples",
+        "2",
+        "--model.init_args.sample_steps",
+        "2",
+        "--data.init_args.max_eval_windows",
+        "2",
+    ]
+    assert main(args) == 0
+
+
+def test_fit_then_forecast_and_online(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", "smoke_spd", "--trainer.enable_progress_bar", "false"]) == 0
+    ckpt = tmp_path / "outputs/timeseries/smoke_spd/checkpoints/last.ckpt"
+    assert ckpt.is_file()
+    from difflab.timeseries.data import load_builtin
+
+    load_builtin("taylor").to_frame().iloc[:500].to_csv(tmp_path / "d.csv")
+    assert (
+        main(["forecast", "d.csv", "out", "--ckpt", str(ckpt), "--horizon", "12", "--samples", "4", "--steps", "2"])
+        == 0
+    )
+    text = (tmp_path / "out/forecast.csv").read_text().splitlines()
+    assert text[0].startswith("timestamp,series,mean,q0.05") and len(text) == 13
+    assert (tmp_path / "out/fan_chart.png").stat().st_size > 1000
+    assert main(["online", "--ckpt", str(ckpt), "--finetune_steps", "1", "--samples", "2", "--max_forecasts", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "artifact: out/forecast.csv" in out and "finetune x1" in out
+
+
+def test_online_rule_uses_only_arrived_truth():
+    import numpy as np
+
+    from difflab.timeseries.online import available_windows
+
+    starts = np.arange(100, 200)
+    got = available_windows(starts, 24, now=150)
+    assert got.max() == 126 and (got + 24 <= 150).all()
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert main([]) == 0
+    assert "forecast" in capsys.readouterr().out

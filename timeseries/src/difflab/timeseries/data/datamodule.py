@@ -1,0 +1,211 @@
+r"""``ForecastDataModule``: windows of a built-in default series or of a file, split by date.
+
+Batches are the dicts of :class:`~difflab.timeseries.data.windows.WindowDataset`, stacked:
+``x0, observed, cond_mask, target_mask`` ``(B, L, D)``, ``times`` ``(B, L)``, ``calendar``
+``(B, L, 4)``, ``loc, scale`` ``(B, 1, D)``, ``index`` ``(B,)``, with ``L = context + horizon``.
+
+Splits: training windows lie entirely before ``val_start``; validation windows have their whole
+horizon in ``[val_start, test_start)``; test windows their horizon in ``[test_start, end]``, every
+``eval_stride`` rows (default: the horizon, i.e. non-overlapping rolling forecasts). Context may
+reach back across a split date. The built-in series have fixed split dates
+(:data:`~difflab.timeseries.data.sources.SPLITS`); for a file they default to 70 % / 10 % / 20 % of the
+time range.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader
+
+from difflab.core.lightning.data import resumable_train_loader
+from difflab.timeseries.data.sources import LOADERS, SEASONALITY, SPLITS, load_builtin
+from difflab.timeseries.data.table import DataError, FileFormat, SeriesTable, read_table
+from difflab.timeseries.data.windows import Scaling, Task, WindowDataset, check_window_length, horizon_starts_between
+
+
+class ForecastDataModule(LightningDataModule):
+    """Context / horizon windows for forecasting (or imputation) with date splits.
+
+    Args:
+        dataset: a built-in series (``taylor``, ``sf_temps``, ``tmy3``) or a file path (wide CSV, long
+            CSV or GluonTS JSON lines; see :mod:`difflab.timeseries.data.table`).
+        format: file format (``auto`` by default).
+        columns: series to keep (all by default).
+        timestamp_column: timestamp column of a wide CSV (auto-detected by default).
+        freq: pandas frequency (inferred if not given; JSON lines need it unless the file has it).
+        context_length: ``C``, the past steps the model sees.
+        prediction_length: ``H``, the future steps to forecast.
+        val_start, test_start: split dates (built-in series have fixed ones).
+        scaling: per-window scaling ``standard``, ``mean`` or ``none``.
+        task: ``forecast`` or ``impute``.
+        impute_ratio: fraction of observed values hidden in evaluation windows for ``impute``.
+        batch_size: training and evaluation batch size.
+        train_stride: step between training windows.
+        eval_stride: step between validation / test windows (default: ``prediction_length``).
+        max_eval_windows: keep at most this many validation and test windows (evenly spaced); None: all.
+        seed: training order and imputation masks.
+        num_workers: DataLoader workers.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "taylor",
+        format: FileFormat = "auto",
+        columns: list[str] | None = None,
+        timestamp_column: str | None = None,
+        freq: str | None = None,
+        context_length: int = 336,
+        prediction_length: int = 48,
+        val_start: str | None = None,
+        test_start: str | None = None,
+        scaling: Scaling = "standard",
+        task: Task = "forecast",
+        impute_ratio: float = 0.1,
+        batch_size: int = 32,
+        train_stride: int = 1,
+        eval_stride: int | None = None,
+        max_eval_windows: int | None = None,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if scaling not in ("standard", "mean", "none"):
+            raise ValueError(f"ForecastDataModule: scaling must be standard, mean or none, got {scaling!r}")
+        if task not in ("forecast", "impute"):
+            raise ValueError(f"ForecastDataModule: task must be forecast or impute, got {task!r}")
+        for name, value in (
+            ("context_length", context_length),
+            ("prediction_length", prediction_length),
+            ("batch_size", batch_size),
+            ("train_stride", train_stride),
+        ):
+            if value < 1:
+                raise ValueError(f"ForecastDataModule: {name} must be >= 1, got {value}")
+        self.save_hyperparameters()
+        self.dataset, self.format, self.columns = dataset, format, columns
+        self.timestamp_column, self.freq = timestamp_column, freq
+        self.context_length, self.prediction_length = context_length, prediction_length
+        self.val_start, self.test_start = val_start, test_start
+        self.scaling, self.task, self.impute_ratio = scaling, task, impute_ratio
+        self.batch_size, self.train_stride = batch_size, train_stride
+        self.eval_stride = eval_stride or prediction_length
+        self.max_eval_windows, self.seed, self.num_workers = max_eval_windows, seed, num_workers
+        self.table: SeriesTable | None = None
+        self.train_set = self.val_set = self.test_set = None
+
+    # ------------------------------------------------------------------ loading
+    @property
+    def seasonality(self) -> int:
+        """Season length in steps (built-in series: known; files: from the frequency, 1 if unknown)."""
+        if self.dataset in SEASONALITY:
+            return SEASONALITY[self.dataset]
+        table = self.load()
+        step = table.step()
+        for period in (pd.Timedelta("1D"), pd.Timedelta("7D")):
+            if step < period and (period / step).is_integer() and period / step <= self.context_length:
+                return int(period / step)
+        return 1
+
+    def load(self) -> SeriesTable:
+        """The whole series (all splits)."""
+        if self.table is None:
+            if self.dataset in LOADERS:
+                table = load_builtin(self.dataset)
+                if self.columns:
+                    table = table.select(self.columns)
+            else:
+                table = read_table(
+                    self.dataset,
+                    format=self.format,
+                    columns=self.columns,
+                    timestamp_column=self.timestamp_column,
+                    freq=self.freq,
+                )
+            if self.freq is not None and table.freq is None:
+                table.freq = self.freq
+            check_window_length(table, self.context_length, self.prediction_length)
+            self.table = table
+        return self.table
+
+    def split_dates(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """``(val_start, test_start)``: given, fixed for built-in series, or 70 % / 80 % of the time range."""
+        table = self.load()
+        if self.val_start is not None and self.test_start is not None:
+            return pd.Timestamp(self.val_start), pd.Timestamp(self.test_start)
+        if self.dataset in SPLITS:
+            s = SPLITS[self.dataset]
+            return pd.Timestamp(self.val_start or s.val_start), pd.Timestamp(self.test_start or s.test_start)
+        t0, t1 = pd.Timestamp(table.timestamps[0]), pd.Timestamp(table.timestamps[-1])
+        return (
+            pd.Timestamp(self.val_start) if self.val_start else t0 + 0.7 * (t1 - t0),
+            pd.Timestamp(self.test_start) if self.test_start else t0 + 0.8 * (t1 - t0),
+        )
+
+    def _thin(self, starts: np.ndarray) -> np.ndarray:
+        if self.max_eval_windows is None or len(starts) <= self.max_eval_windows:
+            return starts
+        idx = np.linspace(0, len(starts) - 1, self.max_eval_windows).round().astype(int)
+        return starts[idx]
+
+    def windows(self, split: Literal["train", "val", "test"], *, stride: int | None = None) -> WindowDataset:
+        """The :class:`WindowDataset` of a split."""
+        table = self.load()
+        vs, ts = self.split_dates()
+        C, H = self.context_length, self.prediction_length
+        if split == "train":
+            starts = horizon_starts_between(table, C, H, None, vs, stride or self.train_stride)
+        elif split == "val":
+            starts = self._thin(horizon_starts_between(table, C, H, vs, ts, stride or self.eval_stride))
+        else:
+            starts = self._thin(horizon_starts_between(table, C, H, ts, None, stride or self.eval_stride))
+        if len(starts) == 0:
+            raise DataError(
+                f"{table.source}: the {split} split (val_start {vs}, test_start {ts}) holds no window of "
+                f"context {C} + horizon {H} rows; move the split dates or shorten the windows"
+            )
+        return WindowDataset(
+            table,
+            C,
+            H,
+            starts,
+            scaling=self.scaling,
+            task=self.task,
+            impute_ratio=self.impute_ratio,
+            random_ratio=split == "train",
+            seed=self.seed,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = self.windows("train")
+            self.val_set = self.windows("val")
+            self.test_set = self.windows("test")
+
+    # ------------------------------------------------------------------ loaders
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        return resumable_train_loader(
+            self.train_set,
+            trainer=self.trainer,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup()
+        return DataLoader(self.test_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+
+__all__ = ["ForecastDataModule"]

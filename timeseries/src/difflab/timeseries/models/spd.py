@@ -1,0 +1,283 @@
+r"""Stochastic process diffusion for probabilistic forecasting (Bilos et al. 2023, "Modeling Temporal
+Data as Continuous Functions with Stochastic Process Diffusion"), with a CSDI-style conditional
+denoiser (Tashiro et al. 2021).
+
+A window ``x0`` ``(B, L, D)`` (context + horizon, scaled per window) is corrupted with noise that is
+*correlated over its timestamps* ``t_1..t_L``:
+
+.. math:: x_k = a_k x_0 + s_k\, L z, \qquad L L^\top = \Sigma(t_1..t_L),\quad z \sim \mathcal N(0, I)
+
+with the GP kernel ``exp(-((t_i - t_j)/sigma)^2)`` or the OU kernel ``exp(-theta |t_i - t_j|)`` of
+:mod:`difflab.core.processes.correlated` (timestamps in steps of the series' frequency, so irregular
+series use their real spacing), or white noise (``noise="white"``: plain CSDI).
+
+* **discrete (DSPD)**: the DDPM chain of ``K`` steps with betas linear from ``1e-4`` to ``min(20 / K, 0.5)``
+  (``DiscreteVP``), training times on the integer steps ``t = k / K``, ancestral sampling whose fresh
+  noise is a new GP / OU draw (core's ``ddpm`` sampler draws noise through ``process.noise_like``);
+* **continuous (CSPD)**: the VP SDE (beta 0.1 -> 20) with covariance ``s(t)^2 Sigma``; any core
+  sampler (``euler_maruyama``, ``probability_flow``, ``ddim``, ...). The reverse SDE's
+  ``g^2 Sigma nabla log p`` reduces to ``-g^2 eps / s`` with coloured noise ``L z``, which is what
+  core's samplers compute from an ``eps`` prediction.
+
+Forecasting is conditional generation (CSDI): the network sees the given values
+``cond_mask * x0`` (the observed context) and the noisy values of the other cells, and predicts the
+coloured noise ``eps = L z``; the loss is the mean squared error over the *target* cells only
+(``target_mask``: observed horizon values, or hidden values for imputation),
+``sum((eps_hat - eps)^2 m) / sum(m)``. Sampling generates the whole window and keeps the given cells.
+
+Subclasses may subtract a deterministic mean first (:meth:`mean_component`,
+:class:`~difflab.timeseries.models.falda.DecomposedDiffusion`).
+
+Batch keys: see :mod:`difflab.timeseries.data.windows` (``x0, observed, cond_mask, target_mask,
+times, calendar, loc, scale``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from difflab.core.lightning import DiffusionModule, NoiseStream
+from difflab.core.processes.correlated import CorrelatedNoise
+from difflab.core.processes.gaussian import VPSDE, DiscreteVP
+from difflab.core.samplers.base import Denoiser
+from difflab.core.samplers.select import SamplerName, run_sampler
+from difflab.timeseries.metrics import metric_table
+
+NoiseKind = Literal["white", "gp", "ou"]
+DiffusionKind = Literal["discrete", "continuous"]
+
+
+class StochasticProcessDiffusion(DiffusionModule):
+    """Forecasting / imputation with GP-, OU- or white-noise diffusion and a CSDI-style denoiser.
+
+    Args:
+        network: the denoiser, called ``network(x_t, t, cond, cond_mask, times, calendar)``
+            (:class:`~difflab.timeseries.networks.csdi.CSDIDenoiser`).
+        noise: ``gp``, ``ou`` or ``white``.
+        kernel_scale: GP length scale ``sigma`` or OU rate ``theta``, in steps of the series' frequency.
+        diffusion: ``discrete`` (DSPD) or ``continuous`` (CSPD).
+        num_steps: ``K`` of the discrete chain.
+        beta_start, beta_end: discrete betas (``beta_end`` None: ``20 / K``, SPD's choice, capped at 0.5
+            so that short chains stay valid).
+        beta_min, beta_max: the continuous VP SDE's beta range.
+        optimizer, lr_scheduler, lr_interval: see :class:`~difflab.core.lightning.DiffusionModule`.
+        sampler, sample_steps, sampler_options: core sampler used for forecasts (``sample_steps``
+            None: ``K`` for discrete, 50 for continuous).
+        num_samples: sample paths per forecast (test / predict).
+        val_samples: sample paths for the validation CRPS (first validation batch; 0 disables it).
+        sample_chunk: most windows x samples denoised at once (memory bound).
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        noise: NoiseKind = "gp",
+        kernel_scale: float = 2.0,
+        diffusion: DiffusionKind = "discrete",
+        num_steps: int = 50,
+        beta_start: float = 1e-4,
+        beta_end: float | None = None,
+        beta_min: float = 0.1,
+        beta_max: float = 20.0,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_interval: Literal["step", "epoch"] = "step",
+        sampler: SamplerName = "ddpm",
+        sample_steps: int | None = None,
+        sampler_options: dict[str, Any] | None = None,
+        num_samples: int = 100,
+        val_samples: int = 16,
+        sample_chunk: int = 512,
+    ) -> None:
+        if noise not in ("white", "gp", "ou"):
+            raise ValueError(f"{type(self).__name__}: noise must be white, gp or ou, got {noise!r}")
+        if diffusion not in ("discrete", "continuous"):
+            raise ValueError(f"{type(self).__name__}: diffusion must be discrete or continuous, got {diffusion!r}")
+        if kernel_scale <= 0 or num_steps < 1 or num_samples < 1:
+            raise ValueError(
+                f"{type(self).__name__}: need kernel_scale > 0, num_steps >= 1, num_samples >= 1; got "
+                f"{kernel_scale}, {num_steps}, {num_samples}"
+            )
+        if diffusion == "discrete":
+            base = DiscreteVP(
+                "linear", num_steps, beta_start, beta_end if beta_end is not None else min(20.0 / num_steps, 0.5)
+            )
+        else:
+            base = VPSDE(beta_min, beta_max)
+        process = base if noise == "white" else CorrelatedNoise(base, noise, kernel_scale, time_dim=1)
+        steps = sample_steps or (num_steps if diffusion == "discrete" else 50)
+        super().__init__(
+            network,
+            process,
+            "eps",
+            optimizer,
+            lr_scheduler,
+            lr_interval,
+            1,
+            None if diffusion == "continuous" else 1.0 / num_steps,
+            sampler,
+            steps,
+            sampler_options,
+            0,
+        )
+        self.noise_kind, self.kernel_scale, self.diffusion_kind, self.num_steps = (
+            noise,
+            kernel_scale,
+            diffusion,
+            num_steps,
+        )
+        self.num_samples, self.val_samples, self.sample_chunk = num_samples, val_samples, sample_chunk
+        self._bound_key: tuple | None = None
+        self._bound = None
+        self._test_out: list[dict[str, np.ndarray]] = []
+
+    # ------------------------------------------------------------------ process bound to timestamps
+    def process_for(self, times: Tensor):
+        """The process with its noise bound to ``times`` ``(B, L)`` (shared rows bind once, cached)."""
+        if self.noise_kind == "white":
+            return self.process
+        shared = bool((times == times[:1]).all())
+        key_t = times[0] if shared else times
+        key = (shared, tuple(key_t.shape), key_t.detach().cpu().numpy().tobytes())
+        if key != self._bound_key:
+            self._bound = self.process.with_times(key_t.detach().to(torch.float64))
+            self._bound_key = key
+        return self._bound
+
+    # ------------------------------------------------------------------ decomposition hook
+    def mean_component(self, batch: dict[str, Tensor]) -> Tensor | None:
+        """A deterministic mean ``(B, L, D)`` subtracted before diffusion (None: no decomposition)."""
+        return None
+
+    def extra_loss(self, batch: dict[str, Tensor], mean: Tensor | None) -> Tensor | None:
+        """A loss added to the diffusion loss (the decomposition's backbone regression)."""
+        return None
+
+    # ------------------------------------------------------------------ network and loss
+    def call_network(self, x_t: Tensor, t: Tensor, batch: dict[str, Tensor], cond: Tensor) -> Tensor:
+        return self.network(x_t, t, cond, batch["cond_mask"], batch["times"], batch.get("calendar"))
+
+    def sample_time(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        if self.diffusion_kind == "discrete":  # integer steps k = 1..K, t = k / K
+            k = torch.randint(1, self.num_steps + 1, (x0.shape[0],), generator=generator, device=x0.device)
+            return k.to(x0.dtype) / self.num_steps
+        return super().sample_time(x0, generator)
+
+    def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
+        x0 = batch["x0"]
+        mean = self.mean_component(batch)
+        r0 = x0 if mean is None else x0 - mean.detach()  # the mean is fitted by extra_loss only
+        process = self.process_for(batch["times"])
+        t = self.sample_time(r0, generator)
+        # the noise is drawn on CPU-float64 kernels inside colour(); generator must match the data device
+        x_t, eps = process.sample_marginal(r0, t, generator=generator)
+        out = self.call_network(x_t, t, batch, r0)
+        m = batch["target_mask"]
+        loss = ((out - eps) ** 2 * m).sum() / m.sum().clamp_min(1.0)
+        extra = self.extra_loss(batch, mean)
+        return loss if extra is None else loss + extra
+
+    # ------------------------------------------------------------------ forecasting
+    @torch.no_grad()
+    def forecast(
+        self,
+        batch: dict[str, Tensor],
+        num_samples: int | None = None,
+        *,
+        sampler: SamplerName | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Sample paths of the whole window in *scaled* units, given cells kept: ``(S, B, L, D)``."""
+        s = num_samples or self.num_samples
+        x0 = batch["x0"]
+        b = x0.shape[0]
+        mean = self.mean_component(batch)
+        r0 = x0 if mean is None else x0 - mean
+        name = sampler or self.sampler_name
+        opts = dict(self.sampler_options) if name == self.sampler_name else {}
+        rep = {
+            k: v.repeat_interleave(s, dim=0) if isinstance(v, Tensor) and v.shape[:1] == (b,) else v
+            for k, v in batch.items()
+        }
+        r_rep = r0.repeat_interleave(s, dim=0)
+        outs = []
+        was_training = self.training
+        self.eval()
+        try:
+            for lo in range(0, b * s, self.sample_chunk):
+                hi = min(lo + self.sample_chunk, b * s)
+                part = {
+                    k: (v[lo:hi] if isinstance(v, Tensor) and v.shape[:1] == (b * s,) else v) for k, v in rep.items()
+                }
+                cond = r_rep[lo:hi]
+                process = self.process_for(part["times"])
+                x = process.prior_sample(cond.shape, generator=generator, device=cond.device, dtype=cond.dtype)
+                den = Denoiser(
+                    lambda x_t, t, part=part, cond=cond: self.call_network(x_t, t, part, cond), process, "eps"
+                )
+                res = run_sampler(name, den, x, steps=steps or self.sample_steps, generator=generator, **opts)
+                outs.append(res.sample)
+        finally:
+            self.train(was_training)
+        r = torch.cat(outs).reshape(b, s, *x0.shape[1:]).transpose(0, 1)
+        r = torch.where(batch["cond_mask"][None] > 0, r0[None], r)
+        return r if mean is None else r + mean[None]
+
+    @staticmethod
+    def unscale(x: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        """Scaled values ``(..., B, L, D)`` back to data units."""
+        return x * batch["scale"] + batch["loc"]
+
+    def _score(self, samples: Tensor, batch: dict[str, Tensor]) -> dict[str, np.ndarray]:
+        y = self.unscale(batch["x0"], batch)
+        return {
+            "samples": self.unscale(samples, batch).cpu().numpy(),
+            "target": y.cpu().numpy(),
+            "mask": batch["target_mask"].cpu().numpy(),
+        }
+
+    # ------------------------------------------------------------------ Lightning steps
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self.training_loss(batch, self.noise_generator(NoiseStream.VAL, batch_idx))
+        bs = batch["x0"].shape[0]
+        self.log("val/loss", loss, prog_bar=True, batch_size=bs)
+        if batch_idx == 0 and self.val_samples > 0:
+            samples = self.forecast(batch, self.val_samples, generator=self.noise_generator(NoiseStream.SAMPLE, 0))
+            r = self._score(samples, batch)
+            m = metric_table(r["samples"], r["target"], r["mask"])
+            self.log("val/crps", m["crps"], prog_bar=True, batch_size=bs)
+            self.log("val/cov90", m["cov90"], batch_size=bs)
+        return loss
+
+    def on_test_epoch_start(self) -> None:
+        self._test_out = []
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self.training_loss(batch, self.noise_generator(NoiseStream.TEST, batch_idx))
+        self.log("test/loss", loss, batch_size=batch["x0"].shape[0])
+        samples = self.forecast(batch, generator=self.noise_generator(NoiseStream.SAMPLE, batch_idx))
+        self._test_out.append(self._score(samples, batch))
+        return loss
+
+    def on_test_epoch_end(self) -> None:
+        if not self._test_out:
+            return
+        s = np.concatenate([o["samples"] for o in self._test_out], axis=1)
+        y = np.concatenate([o["target"] for o in self._test_out], axis=0)
+        m = np.concatenate([o["mask"] for o in self._test_out], axis=0)
+        for key, value in metric_table(s, y, m).items():
+            self.log(f"test/{key}", value)
+        self.test_results = {"samples": s, "target": y, "mask": m}
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Sample paths in data units ``(S, B, L, D)``."""
+        return self.unscale(self.forecast(batch, generator=self.noise_generator(NoiseStream.PREDICT, batch_idx)), batch)
+
+
+__all__ = ["StochasticProcessDiffusion", "NoiseKind", "DiffusionKind"]
