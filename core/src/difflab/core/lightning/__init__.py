@@ -7,6 +7,7 @@ The math modules of ``difflab.core`` never import this package; it needs the ``l
 from difflab.core.lightning.data import (
     EpochShuffleSampler,
     ResumableLoader,
+    SplitDataModule,
     ToyDataModule,
     fit_position,
     resumable_train_loader,
@@ -20,6 +21,7 @@ __all__ = [
     "ToyDataModule",
     "EpochShuffleSampler",
     "ResumableLoader",
+    "SplitDataModule",
     "fit_position",
     "resumable_train_loader",
     "ToyDiffusion",

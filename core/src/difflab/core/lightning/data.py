@@ -155,6 +155,55 @@ def resumable_train_loader(
     )
 
 
+class SplitDataModule(LightningDataModule):
+    """Loaders shared by every difflab data module: subclasses build the datasets, this serves them.
+
+    A subclass sets, in ``__init__``, ``batch_size``, ``seed`` and ``num_workers`` (and optionally
+    ``eval_batch_size`` and ``collate_fn``), and in ``setup`` the datasets ``train_set``, ``val_set``
+    and optionally ``test_set`` (the validation set stands in for a missing one). The training
+    loader is :func:`resumable_train_loader` (seeded per epoch, split over ranks, resumable
+    mid-epoch); evaluation loaders keep the dataset order. Prediction uses the test set.
+    """
+
+    train_set: Dataset | None = None
+    val_set: Dataset | None = None
+    test_set: Dataset | None = None
+    eval_batch_size: int | None = None
+    collate_fn: Any = None
+    num_workers: int = 0
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        return resumable_train_loader(
+            self.train_set,
+            trainer=self.trainer,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+        )
+
+    def _eval_loader(self, dataset: Dataset | None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size or self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup("validate")
+        return self._eval_loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup("test")
+        return self._eval_loader(self.test_set if self.test_set is not None else self.val_set)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+
 def moons(n: int, noise: float, rng: np.random.Generator) -> np.ndarray:
     """``n`` points of the two-moons set, ``(n, 2)``, centred at the origin (see module docstring)."""
     n_up = n // 2 + n % 2
@@ -167,7 +216,7 @@ def moons(n: int, noise: float, rng: np.random.Generator) -> np.ndarray:
     return pts[rng.permutation(n)]
 
 
-class ToyDataModule(LightningDataModule):
+class ToyDataModule(SplitDataModule):
     """Seeded 2-D toy data: a Gaussian mixture on a circle or two moons.
 
     Args:
@@ -237,28 +286,14 @@ class ToyDataModule(LightningDataModule):
             self.train_set = PointDataset(self.generate(self.n_train, self.seed))
             self.val_set = PointDataset(self.generate(self.n_val, self.seed + 1_000_003))
 
-    def train_dataloader(self) -> DataLoader:
-        self.setup()
-        return resumable_train_loader(
-            self.train_set,
-            trainer=self.trainer,
-            seed=self.seed,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-        )
 
-    def _eval_loader(self) -> DataLoader:
-        self.setup()
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader()
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader()
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader()
-
-
-__all__ = ["ToyDataModule", "EpochShuffleSampler", "PointDataset", "moons"]
+__all__ = [
+    "EpochShuffleSampler",
+    "PointDataset",
+    "ResumableLoader",
+    "SplitDataModule",
+    "ToyDataModule",
+    "fit_position",
+    "moons",
+    "resumable_train_loader",
+]

@@ -16,12 +16,11 @@ import functools
 from typing import Any
 
 import numpy as np
-from lightning.pytorch import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 # Resumable shuffling from core (epoch e uses seed + e, restarts mid-epoch from the fit loop).
-from difflab.core.lightning.data import resumable_train_loader
+from difflab.core.lightning.data import SplitDataModule
 from difflab.text.data.corpora import Corpus, corpus_documents
 from difflab.text.data.text import Document, Packing, pack_blocks, read_documents
 from difflab.text.tokenizer import TextTokenizer, train_bpe
@@ -49,7 +48,7 @@ def documents_for(corpus: str | None, files: list[str] | None) -> list[Document]
     return [Document(t, f"corpus:{corpus}", i + 1) for i, t in enumerate(corpus_documents(corpus))]
 
 
-class LMDataModule(LightningDataModule):
+class LMDataModule(SplitDataModule):
     """Fixed-length token blocks for language modelling.
 
     Data: ``train_files`` (plain text, one document per line, or JSON lines ``{"text"}``) and optional
@@ -154,30 +153,6 @@ class LMDataModule(LightningDataModule):
         self.tokenizer = self.build_tokenizer(self.train_documents)
         self.train_set = BlockDataset(*self.blocks(self.train_documents))
         self.val_set = BlockDataset(*self.blocks(self.val_documents))
-
-    # ------------------------------------------------------------------ loaders
-    def train_dataloader(self) -> DataLoader:
-        self.setup()
-        return resumable_train_loader(
-            self.train_set,
-            trainer=self.trainer,
-            seed=self.seed,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-        )
-
-    def _eval_loader(self) -> DataLoader:
-        self.setup()
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader()
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader()
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader()
 
     def state_dict(self) -> dict[str, Any]:
         return {"tokenizer": self.tokenizer.to_str() if self.tokenizer is not None else None}

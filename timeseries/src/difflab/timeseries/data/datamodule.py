@@ -18,16 +18,14 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader
 
-from difflab.core.lightning.data import resumable_train_loader
+from difflab.core.lightning.data import SplitDataModule
 from difflab.timeseries.data.sources import LOADERS, SEASONALITY, SPLITS, load_builtin
 from difflab.timeseries.data.table import DataError, FileFormat, SeriesTable, read_table
 from difflab.timeseries.data.windows import Scaling, Task, WindowDataset, check_window_length, horizon_starts_between
 
 
-class ForecastDataModule(LightningDataModule):
+class ForecastDataModule(SplitDataModule):
     """Context / horizon windows for forecasting (or imputation) with date splits.
 
     Args:
@@ -184,28 +182,6 @@ class ForecastDataModule(LightningDataModule):
             self.train_set = self.windows("train")
             self.val_set = self.windows("val")
             self.test_set = self.windows("test")
-
-    # ------------------------------------------------------------------ loaders
-    def train_dataloader(self) -> DataLoader:
-        self.setup()
-        return resumable_train_loader(
-            self.train_set,
-            trainer=self.trainer,
-            seed=self.seed,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        self.setup()
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        self.setup()
-        return DataLoader(self.test_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
 
 
 __all__ = ["ForecastDataModule"]

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from difflab.core.lightning.data import SplitDataModule
 from difflab.vision.data.datasets import Degradation, DegradedImageDataset, PairedFolderDataset, folder_sources
 from difflab.vision.data.io import to_rgb_array
 from difflab.vision.data.photos import HELDOUT_PHOTOS, TRAIN_PHOTOS
@@ -25,7 +25,7 @@ def _photo_sources(table):
     return [(name, (lambda load=load, name=name: to_rgb_array(load(), name).rgb)) for name, load in table.items()]
 
 
-class SRDataModule(LightningDataModule):
+class SRDataModule(SplitDataModule):
     """Super-resolution data.
 
     Args:
@@ -101,25 +101,6 @@ class SRDataModule(LightningDataModule):
         self.val_set = DegradedImageDataset(
             val_src, train=False, eval_size=self.eval_size, mod_crop=self.mod_crop, **common
         )
-
-    def train_dataloader(self) -> DataLoader:
-        self.setup()
-        return DataLoader(
-            self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True, num_workers=self.num_workers
-        )
-
-    def _eval_loader(self) -> DataLoader:
-        self.setup()
-        return DataLoader(self.val_set, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader()
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader()
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader()
 
 
 __all__ = ["SRDataModule"]
