@@ -11,14 +11,14 @@ name                  function (in ``difflab.core.samplers``)                   
 ``dpm_solver``        ``dpm_solver.sample_dpm_solver``                            log_snr    0
 ``euler``             ``karras.sample_euler``                                     karras     0
 ``heun``              ``karras.sample_heun``                                      karras     0
-``probability_flow``  ``sde.sample_probability_flow``                             uniform    t_min
+``probability_flow``  ``sde.sample_probability_flow``                             log_snr    t_min
 ``euler_maruyama``    ``sde.sample_euler_maruyama``                               uniform    t_min
 ``pc``                ``sde.sample_predictor_corrector``                          uniform    t_min
 ``adaptive``          ``adaptive.sample_adaptive``                                endpoints  t_min
 ``paradigms``         ``paradigms.sample_paradigms``                              log_snr    0
 ====================  ==========================================================  =========  =======
 
-The deterministic solvers (DDIM, DPM-Solver++, ParaDiGMS over DDIM) default to a grid uniform in
+The deterministic solvers (DDIM, DPM-Solver++, the probability-flow ODE, ParaDiGMS over DDIM) default to a grid uniform in
 log-SNR, as DPM-Solver recommends for continuous-time models: a grid uniform in ``t`` spends
 almost no steps where a VP process's noise level falls from about 0.2 to 0, which draws the samples
 of a narrow-mode distribution into lines between the modes. Where the log-SNR is infinite at the
@@ -64,7 +64,7 @@ _SAMPLERS: dict[str, tuple[str, str, str, bool]] = {
     "dpm_solver": ("difflab.core.samplers.dpm_solver", "sample_dpm_solver", "log_snr", True),
     "euler": ("difflab.core.samplers.karras", "sample_euler", "karras", True),
     "heun": ("difflab.core.samplers.karras", "sample_heun", "karras", True),
-    "probability_flow": ("difflab.core.samplers.sde", "sample_probability_flow", "uniform", False),
+    "probability_flow": ("difflab.core.samplers.sde", "sample_probability_flow", "log_snr", False),
     "euler_maruyama": ("difflab.core.samplers.sde", "sample_euler_maruyama", "uniform", False),
     "pc": ("difflab.core.samplers.sde", "sample_predictor_corrector", "uniform", False),
     "adaptive": ("difflab.core.samplers.adaptive", "sample_adaptive", "endpoints", False),
