@@ -10,4 +10,4 @@
 """
 
 __version__ = "0.1.0"
-BUILT = False  # set True once the demo has been seen to finish on the reference CPU
+BUILT = True
