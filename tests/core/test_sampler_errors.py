@@ -30,3 +30,22 @@ def test_grid_needs_steps(steps):
 def test_grid_must_descend():
     with pytest.raises(ValueError, match="greater than"):
         time_grid(5, t_start=0.1, t_end=0.5)
+
+
+@pytest.mark.parametrize(
+    "bad", [torch.tensor([0.1, 1.2, 0.3]), torch.tensor([0.1, 1.0, 0.3]), torch.tensor([0.0, 0.2])]
+)
+def test_discrete_chain_rejects_betas_outside_the_unit_interval(bad):
+    from difflab.core.processes import DiscreteVP
+
+    with pytest.raises(ValueError, match=r"beta\[\d\]"):
+        DiscreteVP(betas=bad)
+
+
+def test_discrete_chain_accepts_zero_terminal_snr():
+    from difflab.core.processes import DiscreteVP
+    from difflab.core.schedules import linear_betas, rescale_zero_terminal_snr
+
+    proc = DiscreteVP(betas=rescale_zero_terminal_snr(linear_betas(10)))
+    a, _, s = proc.coefficients(torch.tensor([1.0], dtype=torch.float64))
+    assert a.item() == 0 and s.item() == 1

@@ -157,6 +157,14 @@ class DiscreteVP(LinearGaussianProcess):
         betas: Tensor | None = None,
     ) -> None:
         betas = make_betas(schedule, num_steps, beta_start, beta_end) if betas is None else betas.to(torch.float64)
+        bad = ~torch.isfinite(betas) | (betas <= 0) | (betas > 1)
+        bad[:-1] |= betas[:-1] >= 1  # beta = 1 (alpha_bar = 0) only as the last step (zero terminal SNR)
+        if bool(bad.any()):
+            k = int(bad.nonzero()[0])
+            raise ValueError(
+                f"betas must lie in (0, 1) (1 allowed only for the last step); beta[{k}] = {betas[k].item():g} "
+                f"(schedule {schedule!r}, {betas.numel()} steps)"
+            )
         self.schedule, self.num_steps = schedule, int(betas.numel())
         self.betas = betas
         ab = alphas_cumprod(betas)

@@ -18,8 +18,8 @@ name                  function (in ``difflab.core.samplers``)                   
 ``paradigms``         ``paradigms.sample_paradigms``                              log_snr    0
 ====================  ==========================================================  =========  =======
 
-The deterministic solvers (DDIM, DPM-Solver++, the probability-flow ODE, ParaDiGMS over DDIM) default to a grid uniform in
-log-SNR, as DPM-Solver recommends for continuous-time models: a grid uniform in ``t`` spends
+The deterministic solvers (DDIM, DPM-Solver++, the probability-flow ODE, ParaDiGMS over DDIM)
+default to a grid uniform in log-SNR, as DPM-Solver recommends for continuous-time models: a grid uniform in ``t`` spends
 almost no steps where a VP process's noise level falls from about 0.2 to 0, which draws the samples
 of a narrow-mode distribution into lines between the modes. Where the log-SNR is infinite at the
 start (flow matching at ``t = 1``) they fall back to a uniform grid.
