@@ -19,10 +19,10 @@ name                  function (in ``difflab.core.samplers``)                   
 ====================  ==========================================================  =========  =======
 
 The deterministic solvers (DDIM, DPM-Solver++, the probability-flow ODE, ParaDiGMS over DDIM)
-default to a grid uniform in log-SNR, as DPM-Solver recommends for continuous-time models: a grid uniform in ``t`` spends
-almost no steps where a VP process's noise level falls from about 0.2 to 0, which draws the samples
-of a narrow-mode distribution into lines between the modes. Where the log-SNR is infinite at the
-start (flow matching at ``t = 1``) they fall back to a uniform grid.
+default to a grid uniform in log-SNR, as DPM-Solver recommends for continuous-time models: a grid
+uniform in ``t`` spends almost no steps where a VP process's noise level falls from about 0.2 to 0,
+which draws the samples of a narrow-mode distribution into lines between the modes. Where the
+log-SNR is infinite at the start (flow matching at ``t = 1``) they fall back to a uniform grid.
 
 Grids run from ``process.t_max`` down to the end time. Samplers built on the DDIM-family posterior
 or on the ODE in noise level step onto ``t = 0`` exactly; SDE and time-derivative integrators stop
