@@ -29,6 +29,7 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     import lightning as L
 
+    from difflab.core.lightning.train import train_briefly
     from difflab.text.data.lm import LMDataModule
     from difflab.text.metrics import distinct_n, generative_perplexity
     from difflab.text.models import GIDDLM, ARLanguageModel, MaskedDiffusionLM
@@ -45,16 +46,7 @@ def main() -> None:
     ):
         L.seed_everything(ns.seed, verbose=False)
         m = cls(**size, optimizer=partial(torch.optim.AdamW, lr=lr))
-        L.Trainer(
-            max_steps=steps,
-            accelerator="cpu",
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            limit_val_batches=0,
-            enable_model_summary=False,
-            gradient_clip_val=1.0,
-        ).fit(m, dm)
+        train_briefly(m, dm, max_steps=steps, seed=ns.seed, gradient_clip_val=1.0)
         models[name] = m.eval()
     scorer = models["ar"].network
 

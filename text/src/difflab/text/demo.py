@@ -17,26 +17,13 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.lightning.train import train_briefly
+
 STEP_COUNTS = (4, 16, 64, 256)
 
 
 def _fit(model, dm, steps: int, seed: int) -> float:
-    import lightning as L
-
-    L.seed_everything(seed, verbose=False)
-    trainer = L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        limit_val_batches=0,
-        enable_model_summary=False,
-        gradient_clip_val=1.0,
-    )
-    t0 = time.time()
-    trainer.fit(model, dm)
-    return time.time() - t0
+    return train_briefly(model, dm, max_steps=steps, seed=seed, gradient_clip_val=1.0)
 
 
 def run_demo(out: Path, mdlm_steps: int, ar_steps: int, num_samples: int, seed: int, mdlm_lr: float = 1e-3) -> dict:

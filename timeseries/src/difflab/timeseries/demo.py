@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 
+from difflab.core.lightning.train import train_briefly
 from difflab.timeseries.data import ForecastDataModule
 from difflab.timeseries.evaluate import baseline_samples, model_samples, score
 from difflab.timeseries.metrics import format_table
@@ -39,18 +39,7 @@ def build(method: str, seed: int, lr: float = 2e-3):
 
 
 def train(model, dm, max_steps: int, seed: int):
-    L.seed_everything(seed, verbose=False)
-    trainer = L.Trainer(
-        max_steps=max_steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        gradient_clip_val=1.0,
-    )
-    trainer.fit(model, dm)
+    train_briefly(model, dm, max_steps=max_steps, seed=seed, gradient_clip_val=1.0)
     return model
 
 

@@ -8,34 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from difflab.core.lightning.train import train_briefly
 from difflab.vision.metrics import from_model_range, sr_metrics
-
-
-def train_briefly(
-    model, datamodule, *, max_steps: int, max_time_s: float | None = None, seed: int = 0, **trainer_kw
-) -> float:
-    """Fit ``model`` on ``datamodule`` for ``max_steps`` optimiser steps on CPU (no checkpoints,
-    logger or validation); returns the wall time in seconds."""
-    import lightning.pytorch as pl
-
-    pl.seed_everything(seed, verbose=False)
-    kw: dict[str, Any] = dict(
-        max_steps=max_steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    if max_time_s is not None:
-        kw["max_time"] = {"seconds": max_time_s}
-    kw.update(trainer_kw)
-    start = time.perf_counter()
-    pl.Trainer(**kw).fit(model, datamodule=datamodule)
-    return time.perf_counter() - start
 
 
 @torch.no_grad()

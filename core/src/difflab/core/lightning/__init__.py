@@ -14,6 +14,7 @@ from difflab.core.lightning.data import (
 )
 from difflab.core.lightning.module import DiffusionModule, NoiseStream
 from difflab.core.lightning.toy import ToyDiffusion, ToyMLP
+from difflab.core.lightning.train import train_briefly
 
 __all__ = [
     "DiffusionModule",
@@ -26,4 +27,5 @@ __all__ = [
     "resumable_train_loader",
     "ToyDiffusion",
     "ToyMLP",
+    "train_briefly",
 ]

@@ -1,0 +1,40 @@
+"""Brief, quiet training runs for demos, learning tests and benchmarks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def train_briefly(
+    model: Any, datamodule: Any, *, max_steps: int, max_time_s: float | None = None, seed: int = 0, **trainer_kw: Any
+) -> float:
+    """Fit ``model`` on ``datamodule`` for ``max_steps`` optimiser steps on one CPU device.
+
+    No logger, checkpoints, progress bar or validation; ``seed_everything(seed)`` first, so a run is
+    reproducible. ``trainer_kw`` overrides or adds Trainer arguments (``gradient_clip_val``,
+    ``callbacks``...). Returns the wall time of ``fit`` in seconds.
+    """
+    import lightning.pytorch as pl
+
+    pl.seed_everything(seed, verbose=False)
+    kw: dict[str, Any] = dict(
+        max_steps=max_steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    if max_time_s is not None:
+        kw["max_time"] = {"seconds": max_time_s}
+    kw.update(trainer_kw)
+    start = time.perf_counter()
+    pl.Trainer(**kw).fit(model, datamodule=datamodule)
+    return time.perf_counter() - start
+
+
+__all__ = ["train_briefly"]
