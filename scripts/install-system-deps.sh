@@ -8,6 +8,11 @@ PACKAGES=(
   libgl1         # open3d / matplotlib offscreen rendering
   libsndfile1    # soundfile (audio)
   bible-kjv      # text: the King James Bible, an offline default corpus
+  build-essential python3-dev   # pesq (audio metric) builds a C extension from source
+  espeak-ng flite               # audio: speech synthesisers for the clean training speech
+  sonic-pi-samples              # audio: real recorded noises and ambiences
+  asterisk-core-sounds-en-g722  # audio: real recorded speech (16 kHz) for the evaluation set
+  libcgal-demo                  # pointcloud: real meshes and scans (bunny, armadillo, dragon, ...)
 )
 
 missing=()

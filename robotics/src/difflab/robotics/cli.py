@@ -1,32 +1,156 @@
-"""``difflab-robotics``: command line of difflab.robotics (diffusion policy (RTI-DP, ParaDiGMS)).
+"""``difflab-robotics``: command line of difflab.robotics (diffusion policy, RTI-DP, ParaDiGMS).
 
-The package is a skeleton: its training commands (``fit``, ``validate``, ``test``, ``predict``
-through the Lightning CLI) and domain verbs arrive with its methods.
+Lightning verbs (``fit``, ``validate``, ``test``, ``predict``) through core's ``run_cli`` with the
+shipped configs (``--config diffusion_policy_reach``), and the domain verbs:
+
+* ``collect --env push-v3 --episodes 100 OUT.zarr``: expert demonstrations in the zarr replay-buffer
+  layout (``--action_noise``, ``--seed``; episode seeds recorded in ``meta/episode_seeds``);
+* ``eval --ckpt CKPT --env push-v3 --episodes 50 --sampler ddim|ddpm|dpm_solver|rti|paradigms``:
+  rollouts over the fixed seed list ``seed0, seed0 + 1, ...``: success rate, mean return, latency
+  and NFE per control step (a BC checkpoint ignores ``--sampler``);
+* ``demo``: collect, train briefly, evaluate full sampling, DDIM, RTI-DP and BC, write a figure.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 
-DESCRIPTION = """difflab-robotics: diffusion policy (RTI-DP, ParaDiGMS).
+from difflab.core.cli import exit_code, run_cli
 
-Status: not built yet. This package currently provides its layout and this command only;
-the Lightning CLI commands (fit, validate, test, predict) and the demo arrive with its methods."""
+DESCRIPTION = (
+    "difflab-robotics: Diffusion Policy on Meta-World (state observations) with RTI-DP warm starts, "
+    "ParaDiGMS parallel sampling and a behaviour-cloning baseline."
+)
+
+EVAL_SAMPLERS = ("ddim", "ddpm", "dpm_solver", "rti", "paradigms")
+
+
+def collect_main(argv: list[str]) -> int:
+    """collect expert demonstrations from Meta-World into a zarr replay buffer"""
+    from difflab.robotics.data.collect import collect_demos
+
+    p = argparse.ArgumentParser(prog="difflab-robotics collect", description=collect_main.__doc__)
+    p.add_argument("out", type=Path, help="output zarr folder (e.g. push.zarr)")
+    p.add_argument("--env", default="reach-v3", help="Meta-World v3 task (reach-v3, push-v3, ...)")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--action_noise", type=float, default=0.0, help="std of Gaussian noise on the expert action")
+    p.add_argument("--seed", type=int, default=0, help="reset seed of the first episode")
+    p.add_argument("--max_steps", type=int, default=200)
+    ns = p.parse_args(argv)
+    buf = collect_demos(ns.env, ns.episodes, seed=ns.seed, action_noise=ns.action_noise, max_steps=ns.max_steps)
+    buf.save(ns.out)
+    lengths = buf.lengths()
+    print(
+        f"wrote {ns.out}: {buf.n_episodes} episodes of {ns.env} ({int(lengths.sum())} steps, "
+        f"length {lengths.min()}-{lengths.max()}), obs {buf.obs_dim}-D, action {buf.action_dim}-D, "
+        f"{buf.attrs['attempts']} attempts"
+    )
+    return 0
+
+
+def load_policy(path: str | Path):
+    """A :class:`DiffusionPolicy` or :class:`BCPolicy` from a checkpoint written by ``fit``."""
+    import torch
+
+    from difflab.robotics.models import BCPolicy, DiffusionPolicy
+
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    class_path = str((ckpt.get("hyper_parameters") or {}).get("_class_path", ""))
+    cls = BCPolicy if class_path.endswith("BCPolicy") else DiffusionPolicy
+    model = cls.load_from_checkpoint(str(path), map_location="cpu")
+    data_hp = dict(ckpt.get("datamodule_hyper_parameters") or {})
+    if "init_args" in data_hp:
+        data_hp = dict(data_hp["init_args"])
+    return model.eval(), data_hp
+
+
+def make_controller(
+    model, sampler: str, steps: int | None = None, rti_steps: list[int] | None = None, seed: int = 0, **opts
+):
+    """The controller for ``sampler`` (``rti`` -> RTI-DP; a BC model ignores the sampler)."""
+    from difflab.robotics.models import BCPolicy
+    from difflab.robotics.policy import ChunkController, RTIController
+
+    if isinstance(model, BCPolicy):
+        return ChunkController(model, seed=seed)
+    if sampler == "rti":
+        return RTIController(model, rti_steps=rti_steps, seed=seed)
+    if sampler in ("ddpm", "paradigms"):
+        return ChunkController(model, sampler, steps or model.num_train_steps, seed=seed, **opts)
+    return ChunkController(model, sampler, steps or model.sample_steps, seed=seed, **opts)
+
+
+def eval_main(argv: list[str]) -> int:
+    """evaluate a checkpoint by rollouts over a fixed seed list (success, return, latency, NFE)"""
+    import torch
+
+    from difflab.robotics.envs import make_env
+    from difflab.robotics.metrics import format_table
+    from difflab.robotics.plots import plot_rollouts
+    from difflab.robotics.policy import evaluate
+
+    p = argparse.ArgumentParser(prog="difflab-robotics eval", description=eval_main.__doc__)
+    p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
+    p.add_argument("--env", default=None, help="task (default: the checkpoint's training task)")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--sampler", nargs="+", default=["ddim"], choices=EVAL_SAMPLERS, help="one or more samplers")
+    p.add_argument(
+        "--steps", type=int, default=None, help="sampler steps (default: 10 for ddim, 100 for ddpm/paradigms)"
+    )
+    p.add_argument("--rti_steps", type=int, nargs="+", default=None, help="RTI-DP chain steps, e.g. 3 2 1")
+    p.add_argument("--window", type=int, default=20, help="ParaDiGMS window")
+    p.add_argument("--tolerance", type=float, default=0.1, help="ParaDiGMS tolerance")
+    p.add_argument("--max_steps", type=int, default=150, help="episode step limit")
+    p.add_argument("--seed0", type=int, default=10_000, help="first evaluation seed (demos use 0, 1, ...)")
+    p.add_argument("--seed", type=int, default=0, help="sampling-noise seed")
+    p.add_argument("--out", type=Path, default=None, help="folder for the rollout figure")
+    ns = p.parse_args(argv)
+    torch.set_num_threads(1)  # one sample per call: extra threads only add synchronisation
+    model, data_hp = load_policy(ns.ckpt)
+    env = make_env(ns.env or data_hp.get("env", "reach-v3"), max_steps=ns.max_steps)
+    model.check_dims(torch.zeros(env.obs_dim), torch.zeros(env.action_dim), where=f"environment {env.name}")
+    seeds = list(range(ns.seed0, ns.seed0 + ns.episodes))
+    rows, results = {}, []
+    from difflab.robotics.models import BCPolicy
+
+    for sampler in ["bc"] if isinstance(model, BCPolicy) else ns.sampler:
+        opts = {"window": ns.window, "tolerance": ns.tolerance} if sampler == "paradigms" else {}
+        ctrl = make_controller(model, sampler, ns.steps, ns.rti_steps, ns.seed, **opts)
+        res = evaluate(ctrl, env, seeds, name=sampler)
+        rows[sampler] = res.summary()
+        results.append(res)
+    print(f"{env.name}: {ns.episodes} episodes, seeds {seeds[0]}..{seeds[-1]}, limit {ns.max_steps} steps")
+    print(format_table(rows))
+    if ns.out is not None:
+        fig = plot_rollouts(results, ns.out / "rollouts.png", title=f"{env.name} rollouts (top view)")
+        print(
+            f"artifact: {fig} | end-effector paths of {ns.episodes} {env.name} rollouts per sampler, success in green"
+        )
+    return 0
+
+
+def demo_main(argv: list[str]) -> int:
+    """collect demos, train briefly, compare full sampling, DDIM, RTI-DP and BC, write figures"""
+    from difflab.robotics.demo import main as run_demo
+
+    return run_demo(argv)
 
 
 def main(args: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="difflab-robotics", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    from lightning.pytorch import LightningModule
+
+    from difflab.robotics.data import DemoDataModule
+
+    result = run_cli(
+        LightningModule,
+        DemoDataModule,
+        package="robotics",
+        args=args,
+        extra_commands={"collect": collect_main, "eval": eval_main, "demo": demo_main},
+        description=DESCRIPTION,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("demo", help="run the package demo on its offline default data (not built yet)")
-    ns = parser.parse_args(sys.argv[1:] if args is None else args)
-    if ns.command == "demo":
-        print("difflab-robotics: not built yet (no demo)")
-        return 0
-    parser.print_help()
-    return 0
+    return exit_code(result)
 
 
 if __name__ == "__main__":

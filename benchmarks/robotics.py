@@ -1,0 +1,112 @@
+"""Side-by-side benchmark of difflab.robotics: samplers of one Diffusion Policy and the BC baseline.
+
+Collects expert demonstrations of a Meta-World task, trains one small Diffusion Policy (EMA weights)
+and the behaviour-cloning baseline for the same number of steps, then rolls every controller out on
+the same fixed seed list (10000, 10001, ...) in one process:
+
+* DDPM-100 (the full chain, executing Ta = 8 actions per chunk), DDIM-10 (Ta = 8);
+* RTI-DP (full DDPM on the first call, then the shifted previous chunk denoised over a short
+  step list, executing one action per call), for several step lists;
+* ParaDiGMS over the DDPM-100 chain (window 20, tolerance 0.1): NFE and sequential rounds;
+* BC (one MLP call per chunk).
+
+It prints success rate, mean return, latency per control step, the longest call, NFE and rounds per
+control step, latency ratios to DDPM-100, and the warm-start error behind the choice of RTI-DP's
+initial step; ``--figure`` writes the rollout figure.
+
+    python benchmarks/robotics.py --episodes 50 --max_steps 1500 --eval_episodes 20 --figure robotics/docs/rollouts.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from difflab.robotics.demo import train_policies
+from difflab.robotics.envs import MetaWorldEnv
+from difflab.robotics.metrics import format_table, wilson_interval
+from difflab.robotics.plots import plot_rollouts
+from difflab.robotics.policy import (
+    ChunkController,
+    RTIController,
+    demo_shift_error,
+    evaluate,
+    rti_shift_error,
+    suggest_rti_start,
+)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="reach-v3")
+    p.add_argument("--episodes", type=int, default=50, help="expert demonstrations")
+    p.add_argument("--max_steps", type=int, default=1500, help="training steps per policy")
+    p.add_argument("--eval_episodes", type=int, default=20)
+    p.add_argument("--episode_steps", type=int, default=100)
+    p.add_argument("--rti", default="1;2,1;3,2,1;6,5,4,3,2,1", help="RTI-DP step lists, ';'-separated")
+    p.add_argument("--window", type=int, default=20)
+    p.add_argument("--tolerance", type=float, default=0.1)
+    p.add_argument("--figure", type=Path, default=None)
+    p.add_argument("--quick", action="store_true", help="short run: 400 training steps, 6 episodes")
+    p.add_argument("--seed", type=int, default=0)
+    ns = p.parse_args()
+    if ns.quick:
+        ns.max_steps, ns.eval_episodes = 400, 6
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    run = train_policies(ns.env, ns.episodes, ns.max_steps, seed=ns.seed)
+    dp, bc, data = run["dp"], run["bc"], run["data"]
+    print(
+        f"collected {data.buffer.n_episodes} {ns.env} demos, trained DP {run['seconds']['dp']:.0f} s, "
+        f"BC {run['seconds']['bc']:.0f} s"
+    )
+    demo_err = demo_shift_error(dp, data.buffer, execute=1)
+    model_err = rti_shift_error(dp, data.buffer, execute=1)
+    print(
+        f"RTI-DP warm-start error (normalised rms, one action executed per call): expert chunks {demo_err:.3f} "
+        f"-> k = {suggest_rti_start(dp, demo_err)}; two policy samples {model_err:.3f} "
+        f"-> k = {suggest_rti_start(dp, model_err)}"
+    )
+    env = MetaWorldEnv(ns.env, max_steps=ns.episode_steps)
+    seeds = list(range(10_000, 10_000 + ns.eval_episodes))
+    ctrls = {
+        "DDPM-100": ChunkController(dp, "ddpm", 100, seed=ns.seed),
+        "DDIM-10": ChunkController(dp, "ddim", 10, seed=ns.seed),
+    }
+    for lst in ns.rti.split(";"):
+        steps = [int(k) for k in lst.split(",")]
+        ctrls[f"RTI-DP {steps}"] = RTIController(dp, rti_steps=steps, seed=ns.seed)
+    ctrls[f"ParaDiGMS DDPM-100 (w{ns.window})"] = ChunkController(
+        dp, "paradigms", 100, seed=ns.seed, window=ns.window, tolerance=ns.tolerance
+    )
+    ctrls["BC"] = ChunkController(bc, seed=ns.seed)
+    rows, results = {}, []
+    for name, ctrl in ctrls.items():
+        res = evaluate(ctrl, env, seeds, name=name)
+        rows[name] = res.summary()
+        results.append(res)
+        s = rows[name]
+        print(f"  {name}: success {s['success_rate']:.2f}, {s['latency_ms']:.2f} ms/step", flush=True)
+    print(
+        f"\n{ns.env}: {len(seeds)} episodes (seeds {seeds[0]}..{seeds[-1]}), limit {ns.episode_steps} steps, "
+        f"{ns.max_steps} training steps, {torch.get_num_threads()} thread\n"
+    )
+    print(format_table(rows))
+    ref = rows["DDPM-100"]["latency_ms"]
+    print("\n| sampler | success 95% CI | latency / DDPM-100 |\n|---|---|---:|")
+    for name, s in rows.items():
+        k = round(s["success_rate"] * s["episodes"])
+        lo, hi = wilson_interval(k, int(s["episodes"]))
+        print(f"| {name} | {lo:.2f}-{hi:.2f} | {s['latency_ms'] / ref:.3f} |")
+    if ns.figure is not None:
+        keep = [r for r in results if r.name in ("DDPM-100", "DDIM-10", f"RTI-DP {dp.rti_steps}", "BC")]
+        fig = plot_rollouts(keep, ns.figure, title=f"{ns.env}: end-effector paths (top view), star = goal")
+        print(f"\nfigure: {fig}")
+    print(f"total {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

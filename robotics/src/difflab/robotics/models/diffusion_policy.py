@@ -1,0 +1,278 @@
+r"""Diffusion Policy (Chi et al. 2023): DDPM over action chunks, conditioned on the last observations.
+
+Training. Windows ``{"obs": (B, To, Do), "action": (B, Tp, Da)}`` are min-max normalised to
+``[-1, 1]`` (statistics of the training demonstrations, kept in the checkpoint). The action chunk
+is noised by the discrete DDPM chain of ``T`` steps (``T = 100``, squared-cosine betas; core's
+:class:`~difflab.core.processes.DiscreteVP`, step ``k`` at ``t = k / T``), at an integer step
+``k ~ U{1..T}``:
+
+.. math:: x_k = \sqrt{\bar\alpha_k}\, a_{0} + \sqrt{1 - \bar\alpha_k}\,\varepsilon, \qquad
+          L = \lVert \varepsilon_\theta(x_k, k, o_{t-T_o+1:t}) - \varepsilon \rVert^2 ,
+
+with the flattened observations as a global FiLM condition of the
+:class:`~difflab.robotics.networks.ConditionalUnet1D`.
+
+Sampling goes through core's samplers (``ddpm``, ``ddim``, ``dpm_solver``, ``paradigms`` ...) with
+the clean estimate clipped to ``[-1, 1]`` (``clip_x0``). Grids follow the training steps:
+``steps`` integer steps spread uniformly ("trailing") over ``T..0``, so DDPM with 100 steps is
+the full chain and DDIM-10 visits ``k = 100, 90, ..., 10, 0``. Receding-horizon execution,
+RTI-DP and the evaluation loop are in :mod:`difflab.robotics.policy`.
+
+EMA: add Lightning's ``EMAWeightAveraging`` callback (the shipped configs do); the checkpoint then
+holds the averaged weights, which evaluation uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from difflab.core.lightning.module import DiffusionModule
+from difflab.core.processes import DiscreteVP
+from difflab.core.samplers.base import Denoiser, SampleResult
+from difflab.core.samplers.select import SamplerName, run_sampler
+from difflab.robotics.data.windows import MinMaxNormalizer
+
+
+class PolicyIOMixin:
+    """Normalisers, horizons and input checks shared by the diffusion policy and the BC baseline."""
+
+    obs_dim: int
+    action_dim: int
+    horizon: int
+    n_obs_steps: int
+    n_action_steps: int
+
+    def _init_io(self, obs_dim: int, action_dim: int, horizon: int, n_obs_steps: int, n_action_steps: int) -> None:
+        if not 1 <= n_obs_steps <= horizon:
+            raise ValueError(f"n_obs_steps must lie in [1, horizon={horizon}], got {n_obs_steps}")
+        if not 1 <= n_action_steps <= horizon - n_obs_steps + 1:
+            raise ValueError(
+                f"n_action_steps must lie in [1, horizon - n_obs_steps + 1 = {horizon - n_obs_steps + 1}], "
+                f"got {n_action_steps}"
+            )
+        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
+        self.horizon, self.n_obs_steps, self.n_action_steps = int(horizon), int(n_obs_steps), int(n_action_steps)
+        self.obs_normalizer = MinMaxNormalizer(obs_dim)
+        self.action_normalizer = MinMaxNormalizer(action_dim)
+
+    def fit_normalizers(self, obs: np.ndarray, action: np.ndarray) -> None:
+        """Min-max statistics from raw training data ``obs (N, Do)``, ``action (N, Da)``."""
+        self.check_dims(obs, action, where="training data")
+        self.obs_normalizer.fit(obs)
+        self.action_normalizer.fit(action)
+
+    def _setup_normalizers(self) -> None:
+        trainer = getattr(self, "_trainer", None)
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        if not self.obs_normalizer.fitted and dm is not None and hasattr(dm, "stats"):
+            stats = dm.stats()
+            self.fit_normalizers(stats["obs"], stats["action"])
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)  # type: ignore[misc]
+        checkpoint["normalizers"] = {
+            "obs": self.obs_normalizer.state_dict(),
+            "action": self.action_normalizer.state_dict(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)  # type: ignore[misc]
+        if "normalizers" in checkpoint:
+            try:
+                self.obs_normalizer.load_state_dict(checkpoint["normalizers"]["obs"])
+                self.action_normalizer.load_state_dict(checkpoint["normalizers"]["action"])
+            except ValueError as err:
+                raise ValueError(f"checkpoint and model disagree: {err}") from err
+
+    def check_dims(self, obs: Any, action: Any = None, *, where: str = "input") -> None:
+        """Raise a ValueError naming the field when observation / action sizes disagree with the model."""
+        if obs is not None and obs.shape[-1] != self.obs_dim:
+            raise ValueError(
+                f"{where}: field 'obs' has {obs.shape[-1]} dimensions but the policy was built for "
+                f"obs_dim={self.obs_dim} (checkpoint and environment / data disagree)"
+            )
+        if action is not None and action.shape[-1] != self.action_dim:
+            raise ValueError(
+                f"{where}: field 'action' has {action.shape[-1]} dimensions but the policy was built for "
+                f"action_dim={self.action_dim}"
+            )
+
+    def normalize_batch(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+        """``(flattened normalised observations (B, To*Do), normalised actions (B, Tp, Da) or None)``."""
+        obs = batch["obs"]
+        self.check_dims(obs, batch.get("action"), where="batch")
+        if obs.ndim != 3 or obs.shape[1] < self.n_obs_steps:
+            raise ValueError(
+                f"field 'obs' must have shape (B, >= {self.n_obs_steps}, {self.obs_dim}), got {tuple(obs.shape)}"
+            )
+        if not self.obs_normalizer.fitted:
+            raise RuntimeError("the policy's normalisers are not fitted (train it with a DemoDataModule first)")
+        nobs = self.obs_normalizer.normalize(obs[:, : self.n_obs_steps]).flatten(1)
+        act = batch.get("action")
+        return nobs, None if act is None else self.action_normalizer.normalize(act)
+
+
+class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
+    """Args:
+    network: the denoiser ``network(x (B, Tp, Da), t (B,), cond (B, To*Do))``, usually
+        :class:`~difflab.robotics.networks.ConditionalUnet1D`.
+    obs_dim, action_dim: ``Do``, ``Da``.
+    horizon, n_obs_steps, n_action_steps: ``Tp``, ``To``, ``Ta`` (16, 2, 8).
+    num_train_steps: ``T`` of the DDPM chain (100).
+    schedule: beta schedule (``cosine`` is diffusers' ``squaredcos_cap_v2``).
+    prediction: network output (``eps`` as the reference).
+    optimizer, lr_scheduler: optimiser / scheduler factories.
+    sampler, sample_steps, sampler_options: default sampler (``ddim``, 10 steps).
+    clip_x0: clamp of the clean estimate while sampling (``clip_sample``; 1.0).
+    rti_steps: RTI-DP's denoising steps, integer chain positions from high to low, e.g.
+        ``[3, 2, 1]``: the warm start is taken as the state at ``k = 3`` and denoised to 0 in 3 NFE.
+    rti_execute: actions executed per RTI call (the shift of the warm start); 1 as in the paper.
+    discrete_action_dims: action dimensions that are binary (Meta-World's gripper effort is 3).
+    discrete_factor: RTI-DP "clip" handling: a discrete dimension of the stored guess is set to
+        ``+-1 / discrete_factor`` (normalised) before the next warm start.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        obs_dim: int = 39,
+        action_dim: int = 4,
+        horizon: int = 16,
+        n_obs_steps: int = 2,
+        n_action_steps: int = 8,
+        num_train_steps: int = 100,
+        schedule: Literal["linear", "scaled_linear", "cosine", "sigmoid"] = "cosine",
+        prediction: Literal["eps", "x0", "v"] = "eps",
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        sampler: SamplerName = "ddim",
+        sample_steps: int = 10,
+        sampler_options: dict[str, Any] | None = None,
+        clip_x0: float | None = 1.0,
+        rti_steps: list[int] | None = None,
+        rti_execute: int = 1,
+        discrete_action_dims: list[int] | None = None,
+        discrete_factor: float = 2.0,
+    ) -> None:
+        process = DiscreteVP(schedule, num_train_steps)
+        super().__init__(
+            network,
+            process=process,
+            prediction=prediction,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            sampler=sampler,
+            sample_steps=sample_steps,
+            sampler_options=sampler_options,
+            clip_x0=clip_x0,
+        )
+        self._init_io(obs_dim, action_dim, horizon, n_obs_steps, n_action_steps)
+        self.num_train_steps = int(num_train_steps)
+        self.rti_steps = [int(k) for k in (rti_steps if rti_steps is not None else [3, 2, 1])]
+        if (
+            not self.rti_steps
+            or any(not 1 <= k <= num_train_steps for k in self.rti_steps)
+            or sorted(self.rti_steps, reverse=True) != self.rti_steps
+            or len(set(self.rti_steps)) != len(self.rti_steps)
+        ):
+            raise ValueError(f"rti_steps must be distinct decreasing steps in [1, {num_train_steps}], got {rti_steps}")
+        if not 1 <= rti_execute <= horizon - n_obs_steps + 1:
+            raise ValueError(f"rti_execute must lie in [1, {horizon - n_obs_steps + 1}], got {rti_execute}")
+        self.rti_execute = int(rti_execute)
+        self.discrete_action_dims = [int(d) for d in (discrete_action_dims or [])]
+        if any(not 0 <= d < action_dim for d in self.discrete_action_dims):
+            raise ValueError(f"discrete_action_dims must lie in [0, {action_dim}), got {discrete_action_dims}")
+        if discrete_factor <= 0:
+            raise ValueError(f"discrete_factor must be > 0, got {discrete_factor}")
+        self.discrete_factor = float(discrete_factor)
+
+    # ------------------------------------------------------------------ training
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        self._setup_normalizers()
+
+    def sample_time(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Integer training steps ``k ~ U{1..T}`` as times ``k / T``, shape ``(B,)``."""
+        k = torch.randint(1, self.num_train_steps + 1, (x0.shape[0],), generator=generator, device=x0.device)
+        return k.to(x0.dtype) / self.num_train_steps
+
+    def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
+        cond, nact = self.normalize_batch(batch)
+        return self.diffusion_loss({"x0": nact, "cond": cond}, generator)
+
+    @staticmethod
+    def _batch_size(batch: dict[str, Any]) -> int:
+        obs = batch.get("obs") if isinstance(batch, dict) else None
+        return int(obs.shape[0]) if isinstance(obs, Tensor) else DiffusionModule._batch_size(batch)
+
+    def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
+        cond = None if batch is None else batch.get("cond")
+        if cond is not None and cond.shape[0] != x_t.shape[0]:  # ParaDiGMS evaluates window * B states at once
+            cond = cond.repeat(x_t.shape[0] // cond.shape[0], 1)
+        return self.network(x_t, t, cond)
+
+    # ------------------------------------------------------------------ sampling
+    def step_grid(self, steps: int, start: int | None = None) -> Tensor:
+        """Descending times on integer chain steps: ``steps`` steps from ``start`` (default ``T``) to 0."""
+        start = self.num_train_steps if start is None else int(start)
+        if not 1 <= steps <= start:
+            raise ValueError(f"steps must lie in [1, {start}], got {steps}")
+        k = torch.round(torch.linspace(start, 0, steps + 1, dtype=torch.float64))
+        return k / self.num_train_steps
+
+    def denoiser(self, cond: Tensor) -> Denoiser:
+        """Core :class:`Denoiser` of the network conditioned on ``cond (B, To*Do)`` (clean estimate clipped)."""
+        return Denoiser(
+            lambda x_t, t: self.network_forward(x_t, t, {"cond": cond}),
+            self.process,
+            self.prediction,
+            clip_x0=self.clip_x0,
+        )
+
+    @torch.no_grad()
+    def sample_chunk(
+        self,
+        obs: Tensor,
+        *,
+        sampler: SamplerName | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        x_init: Tensor | None = None,
+        grid: Tensor | None = None,
+        **options: Any,
+    ) -> SampleResult:
+        """A normalised action chunk ``(B, Tp, Da)`` for raw observations ``obs (B, To, Do)``.
+
+        ``x_init`` is the start state at ``grid[0]`` (noise from ``generator`` if None); ``grid``
+        defaults to :meth:`step_grid` of ``steps``. ParaDiGMS runs the DDPM chain (``step="ddpm"``)
+        unless ``options`` say otherwise.
+        """
+        name = sampler or self.sampler_name
+        steps = steps or self.sample_steps
+        cond, _ = self.normalize_batch({"obs": obs})
+        grid = self.step_grid(steps) if grid is None else grid
+        shape = (obs.shape[0], self.horizon, self.action_dim)
+        if x_init is None:
+            x_init = torch.randn(shape, generator=generator, device=self.device, dtype=self.dtype)
+        opts = {**self.sampler_options, **options} if name == self.sampler_name else dict(options)
+        if name == "paradigms":
+            opts.setdefault("step", "ddpm")
+        was = self.training
+        self.eval()
+        try:
+            return run_sampler(name, self.denoiser(cond), x_init, steps=steps, grid=grid, generator=generator, **opts)
+        finally:
+            self.train(was)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Raw action chunks ``(B, Tp, Da)`` for the observations of ``batch``."""
+        out = self.sample_chunk(batch["obs"], generator=self.noise_generator(3, batch_idx))
+        return self.action_normalizer.unnormalize(out.sample)
+
+
+__all__ = ["DiffusionPolicy", "PolicyIOMixin"]
