@@ -1,32 +1,97 @@
-"""``difflab-video``: command line of difflab.video (temporal action detection by proposal denoising (DiffTAD)).
+"""``difflab-video``: command line of difflab.video (temporal action detection by proposal denoising).
 
-The package is a skeleton: its training commands (``fit``, ``validate``, ``test``, ``predict``
-through the Lightning CLI) and domain verbs arrive with its methods.
+Lightning verbs (``fit``, ``validate``, ``test``, ``predict``) through core's ``run_cli`` with the
+shipped configs (``--config difftad_mocap``), and the domain verbs:
+
+* ``make-dataset OUT``: compose the pybullet_data mocap clips into untrimmed videos, written as an
+  ActivityNet/ActionFormer annotation JSON plus one ``.npy`` feature file per video;
+* ``detect FEATURES.npy|DIR --ckpt CKPT [--steps 4]``: ActivityNet results JSON;
+* ``demo``: train briefly on the default data, detect on held-out videos, print mAP, draw timelines.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-DESCRIPTION = """difflab-video: temporal action detection by proposal denoising (DiffTAD).
+from difflab.core.cli import exit_code, run_cli
 
-Status: not built yet. This package currently provides its layout and this command only;
-the Lightning CLI commands (fit, validate, test, predict) and the demo arrive with its methods."""
+DESCRIPTION = (
+    "difflab-video: temporal action detection by proposal denoising diffusion (DiffTAD) and its "
+    "deterministic DETR-style baseline, on ActivityNet/ActionFormer-format features."
+)
+
+
+def make_dataset_main(argv: list[str]) -> int:
+    """write the mocap action-detection set (annotation JSON + .npy features) from pybullet_data clips"""
+    from difflab.video.data.mocap import ACTIONS, make_dataset
+
+    p = argparse.ArgumentParser(prog="difflab-video make-dataset", description=make_dataset_main.__doc__)
+    p.add_argument("out", type=Path, nargs="?", default=Path("outputs/data/video/mocap"), help="output folder")
+    p.add_argument("--n_train", type=int, default=160)
+    p.add_argument("--n_val", type=int, default=32)
+    p.add_argument("--n_test", type=int, default=32)
+    p.add_argument("--actions", nargs="*", default=list(ACTIONS), help=f"action classes (of {', '.join(ACTIONS)})")
+    p.add_argument("--num_actions", type=int, nargs=2, default=[2, 4], metavar=("MIN", "MAX"))
+    p.add_argument("--render", action="store_true", help="features from frames rendered by pybullet (TinyRenderer)")
+    p.add_argument("--seed", type=int, default=0)
+    ns = p.parse_args(argv)
+    path = make_dataset(
+        ns.out,
+        n_train=ns.n_train,
+        n_val=ns.n_val,
+        n_test=ns.n_test,
+        classes=ns.actions,
+        num_actions=tuple(ns.num_actions),
+        render=ns.render,
+        seed=ns.seed,
+    )
+    print(f"artifact: {path} | ActivityNet-format annotations of {ns.n_train + ns.n_val + ns.n_test} mocap videos")
+    print(f"artifact: {path.parent / 'features'} | one (T, C) .npy feature file per video")
+    return 0
+
+
+def detect_main(argv: list[str]) -> int:
+    """detect actions in FEATURES.npy or a folder of .npy files; writes ActivityNet results JSON"""
+    from difflab.video.detect import detect_main as run
+
+    return run(argv)
+
+
+def demo_main(argv: list[str]) -> int:
+    """train briefly on the mocap default data, detect on held-out videos, print mAP, draw timelines"""
+    from difflab.video.demo import run_demo
+
+    p = argparse.ArgumentParser(prog="difflab-video demo", description=demo_main.__doc__)
+    p.add_argument("--out", type=Path, default=Path("outputs/demo/video"), help="output folder")
+    p.add_argument("--max_steps", type=int, default=150, help="training steps per detector")
+    p.add_argument("--steps", type=int, default=4, help="DiffTAD sampling steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
+    ns = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(ns.threads)
+    run_demo(ns.out, max_steps=ns.max_steps, steps=ns.steps, seed=ns.seed)
+    return 0
 
 
 def main(args: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="difflab-video", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    from lightning.pytorch import LightningDataModule, LightningModule
+
+    from difflab.video.data.datamodule import MocapTADDataModule
+
+    result = run_cli(
+        LightningModule,
+        LightningDataModule,
+        package="video",
+        args=sys.argv[1:] if args is None else args,
+        extra_commands={"make-dataset": make_dataset_main, "detect": detect_main, "demo": demo_main},
+        datamodule_default=MocapTADDataModule,
+        description=DESCRIPTION,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("demo", help="run the package demo on its offline default data (not built yet)")
-    ns = parser.parse_args(sys.argv[1:] if args is None else args)
-    if ns.command == "demo":
-        print("difflab-video: not built yet (no demo)")
-        return 0
-    parser.print_help()
-    return 0
+    return exit_code(result)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,143 @@
+"""Command line: every shipped config runs (fast_dev_run), resume, make-dataset, detect, help."""
+
+import json
+
+import numpy as np
+import pytest
+
+from difflab.core.cli import builtin_configs
+from difflab.video.cli import main
+
+CONFIGS = builtin_configs("video")
+
+
+def fake_thumos(root):
+    """A tiny set in the THUMOS14 ActionFormer layout (2048-d features, stride 4, 16-frame clips)."""
+    rng = np.random.default_rng(0)
+    feat_dir = root / "data/thumos/i3d_features"
+    feat_dir.mkdir(parents=True)
+    db = {}
+    for i, subset in enumerate(["validation", "validation", "test", "test"]):
+        vid = f"video_{subset}_{i}"
+        np.save(feat_dir / f"{vid}.npy", rng.standard_normal((60, 2048)).astype(np.float32))
+        db[vid] = {
+            "subset": subset,
+            "duration": 8.5,
+            "fps": 30.0,
+            "annotations": [
+                {"label": "BaseballPitch", "segment": [1.0, 3.0]},
+                {"label": "CliffDiving", "segment": [4.0, 7.5]},
+            ],
+        }
+    (root / "data/thumos/annotations").mkdir(parents=True)
+    (root / "data/thumos/annotations/thumos14.json").write_text(json.dumps({"database": db}))
+
+
+def test_configs_ship():
+    assert {"difftad_mocap", "detr_mocap", "difftad_thumos14", "smoke_difftad", "smoke_detr"} <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_fast_dev_run(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "fit",
+        "--config",
+        name,
+        "--trainer.fast_dev_run",
+        "true",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    if "thumos" in name:
+        fake_thumos(tmp_path)
+        args += [
+            "--model.init_args.network.init_args.num_classes",
+            "2",
+            "--model.init_args.network.init_args.d_model",
+            "32",
+        ]
+    elif "smoke" not in name:  # full mocap configs: a small generated set is enough for one step
+        args += ["--data.init_args.n_train", "8", "--data.init_args.n_val", "4", "--data.init_args.n_test", "4"]
+    assert main(args) == 0
+
+
+def test_fit_resume_then_detect(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", "smoke_detr", "--trainer.enable_progress_bar", "false"]) == 0
+    ckpt = tmp_path / "outputs/video/smoke_detr/checkpoints/last.ckpt"
+    assert ckpt.is_file()
+    assert (
+        main(
+            [
+                "fit",
+                "--config",
+                "smoke_detr",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.max_steps",
+                "3",
+                "--ckpt_path",
+                "last",
+            ]
+        )
+        == 0
+    )
+    import torch
+
+    assert torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] == 3
+    assert main(["fit", "--config", "smoke_difftad", "--trainer.enable_progress_bar", "false"]) == 0
+    feats = tmp_path / "outputs/data/video/mocap_smoke/features"
+    for name in ("smoke_detr", "smoke_difftad"):
+        out = tmp_path / f"{name}.json"
+        ck = tmp_path / f"outputs/video/{name}/checkpoints/last.ckpt"
+        assert main(["detect", str(feats), "--ckpt", str(ck), "--steps", "2", "--out", str(out)]) == 0
+        res = json.loads(out.read_text())
+        assert set(res) == {"version", "results", "external_data"} and len(res["results"]) == 16
+        det = next(iter(res["results"].values()))[0]
+        assert {"label", "score", "segment"} <= set(det) and det["segment"][0] < det["segment"][1]
+    assert "artifact: " in capsys.readouterr().out
+
+
+def test_make_dataset_command(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "make-dataset",
+                str(tmp_path / "d"),
+                "--n_train",
+                "2",
+                "--n_val",
+                "1",
+                "--n_test",
+                "1",
+                "--actions",
+                "kick",
+                "punch",
+            ]
+        )
+        == 0
+    )
+    data = json.loads((tmp_path / "d/annotations.json").read_text())
+    assert len(data["database"]) == 4
+    assert capsys.readouterr().out.count("artifact: ") == 2
+
+
+def test_detect_rejects_wrong_features(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", "smoke_detr", "--trainer.enable_progress_bar", "false"]) == 0
+    np.save(tmp_path / "bad.npy", np.zeros((50, 7), np.float32))
+    from difflab.video.data import AnnotationError
+
+    with pytest.raises(AnnotationError, match="'bad'.*7 channels"):
+        main(["detect", str(tmp_path / "bad.npy"), "--ckpt", "outputs/video/smoke_detr/checkpoints/last.ckpt"])
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "make-dataset" in out and "detect" in out and "demo" in out
