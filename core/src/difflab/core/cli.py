@@ -108,7 +108,7 @@ def rewrite_config_args(argv: Sequence[str], package: str) -> list[str]:
             i += 2
             continue
         if arg.startswith("--config="):
-            out.append("--config=" + resolve_config(arg[len("--config="):], package))
+            out.append("--config=" + resolve_config(arg[len("--config=") :], package))
         else:
             out.append(arg)
         i += 1

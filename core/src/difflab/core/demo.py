@@ -22,8 +22,17 @@ import torch
 from difflab.core.samplers.select import SAMPLER_NAMES, sampler_function
 
 # sampler -> number of steps used in the demo (multi-evaluation samplers get fewer steps)
-DEMO_STEPS = {"ddpm": 100, "ddim": 25, "dpm_solver": 15, "euler": 25, "heun": 13, "probability_flow": 25,
-              "euler_maruyama": 100, "pc": 50, "adaptive": 0}
+DEMO_STEPS = {
+    "ddpm": 100,
+    "ddim": 25,
+    "dpm_solver": 15,
+    "euler": 25,
+    "heun": 13,
+    "probability_flow": 25,
+    "euler_maruyama": 100,
+    "pc": 50,
+    "adaptive": 0,
+}
 
 
 def run_demo(out: Path, *, max_steps: int = 2000, sample_steps: int | None = None, seed: int = 0) -> list[dict]:
@@ -102,8 +111,10 @@ def run_demo(out: Path, *, max_steps: int = 2000, sample_steps: int | None = Non
     width = max(len(n) for n in names)
     print(f"\n{'sampler':<{width}}  {'denoiser':<8} {'NFE':>5} {'near_mode':>9} {'weight_err':>10}")
     for r in rows:
-        print(f"{r['sampler']:<{width}}  {r['denoiser']:<8} {r['nfe']:>5} {r['near_mode']:>9.3f} "
-              f"{r['mode_weight_error']:>10.3f}")
+        print(
+            f"{r['sampler']:<{width}}  {r['denoiser']:<8} {r['nfe']:>5} {r['near_mode']:>9.3f} "
+            f"{r['mode_weight_error']:>10.3f}"
+        )
     print(f"artifact: {out / 'samplers.png'} | samples of every core sampler, trained network vs exact denoiser")
     print(f"artifact: {out / 'metrics.csv'} | NFE and mode metrics per sampler")
     return rows

@@ -12,12 +12,13 @@ from difflab.core.lightning.data import (
     fit_position,
     resumable_train_loader,
 )
-from difflab.core.lightning.module import DiffusionModule, NoiseStream
+from difflab.core.lightning.module import DiffusionModule, NoiseStream, cli_given_hparams
 from difflab.core.lightning.toy import ToyDiffusion, ToyMLP
 from difflab.core.lightning.train import train_briefly
 
 __all__ = [
     "DiffusionModule",
+    "cli_given_hparams",
     "NoiseStream",
     "ToyDataModule",
     "EpochShuffleSampler",

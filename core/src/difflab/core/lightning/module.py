@@ -89,8 +89,14 @@ class NoiseStream(IntEnum):
 _TRAIN, _VAL, _TEST, _PREDICT, _SAMPLE = NoiseStream
 
 
-def _cli_given_hparams() -> bool:
-    """True while LightningCLI instantiates the module (it then supplies the hyperparameters itself)."""
+def cli_given_hparams() -> bool:
+    """True while LightningCLI instantiates the module (it then supplies the hyperparameters itself).
+
+    Any LightningModule that takes objects (a network, an optimiser callable) as arguments saves its
+    hyperparameters with ``self.save_hyperparameters(ignore=None if cli_given_hparams() else [...])``:
+    under the CLI the saved ``class_path``/``init_args`` rebuild those objects from a checkpoint; called
+    from Python, the objects themselves are left out of ``hparams``.
+    """
     try:
         from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
     except ImportError:  # pragma: no cover - other Lightning versions
@@ -136,6 +142,12 @@ class DiffusionModule(LightningModule):
         num_val_samples: samples drawn once per validation epoch for :meth:`sample_metrics` and
             :meth:`log_samples` (0: none).
         clip_x0: clamp the denoised estimate to ``[-clip_x0, clip_x0]`` while sampling.
+
+    EMA: train with Lightning's ``EMAWeightAveraging`` callback. With ``use_buffers=True`` it copies
+    the module before :meth:`setup` and swaps *buffers* as well as weights for validation, so data
+    statistics fitted in ``setup`` (normalisers) must not live in registered buffers: keep them as
+    plain tensors saved through ``on_save_checkpoint``, or register them with ``persistent=False``
+    and refit them after the swap.
     """
 
     def __init__(
@@ -171,7 +183,7 @@ class DiffusionModule(LightningModule):
         # which load_from_checkpoint rebuilds the subclass and its injected modules. Constructed in
         # Python, objects are left out of the hyperparameters (they live in the state dict / code).
         self.save_hyperparameters(
-            ignore=None if _cli_given_hparams() else ["network", "process", "optimizer", "lr_scheduler"]
+            ignore=None if cli_given_hparams() else ["network", "process", "optimizer", "lr_scheduler"]
         )
         self.network = network
         self.process = process if process is not None else VPSDE()

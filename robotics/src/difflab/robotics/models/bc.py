@@ -37,9 +37,9 @@ class BCPolicy(PolicyIOMixin, LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
-        from difflab.core.lightning.module import _cli_given_hparams
+        from difflab.core.lightning import cli_given_hparams
 
-        self.save_hyperparameters(ignore=None if _cli_given_hparams() else ["network", "optimizer", "lr_scheduler"])
+        self.save_hyperparameters(ignore=None if cli_given_hparams() else ["network", "optimizer", "lr_scheduler"])
         self.network = network
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self._init_io(obs_dim, action_dim, horizon, n_obs_steps, n_action_steps)

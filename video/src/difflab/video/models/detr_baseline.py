@@ -15,7 +15,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from difflab.core.lightning.module import _cli_given_hparams
+from difflab.core.lightning import cli_given_hparams
 from difflab.video.matching import set_loss
 from difflab.video.models.common import TADMixin
 from difflab.video.networks.detr_tad import DetrTADNet
@@ -51,7 +51,7 @@ class DeterministicTAD(TADMixin, LightningModule):
             raise ValueError(f"DeterministicTAD: nms must be 'nms', 'soft' or 'none', got {nms!r}")
         # under LightningCLI the parsed config is the hyperparameters (so load_from_checkpoint rebuilds
         # the network); built in Python, modules stay out of them, as in DiffusionModule
-        self.save_hyperparameters(ignore=None if _cli_given_hparams() else ["network", "optimizer", "lr_scheduler"])
+        self.save_hyperparameters(ignore=None if cli_given_hparams() else ["network", "optimizer", "lr_scheduler"])
         self.network = network
         self.nms, self.nms_iou, self.max_detections = nms, nms_iou, max_detections
         self.classes = list(classes) if classes else None
