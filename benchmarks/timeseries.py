@@ -1,11 +1,17 @@
-"""Side-by-side benchmark of difflab.timeseries on the held-out taylor demand (one process, one run).
+"""Side-by-side benchmark of difflab.timeseries on the held-out taylor demand.
 
-Trains each diffusion variant for the same number of steps on CPU, then prints CRPS, CRPS-sum,
-exact ensemble CRPS, coverage and sampling time for: GP and OU stochastic-process diffusion
-(discrete), continuous GP (CSPD), the CSDI-style model with white noise, the FALDA-style
-decomposition, seasonal naive and ETS, with each CRPS as a ratio to seasonal naive.
+Three parts (``--part``, default all, in this order):
 
-    python benchmarks/timeseries.py --max_steps 400 --samples 32
+* ``forecast``: trains each diffusion variant for the same number of steps on CPU, then prints CRPS,
+  CRPS-sum, exact ensemble CRPS, coverage and sampling time for GP and OU stochastic-process
+  diffusion (discrete), continuous GP (CSPD), the CSDI-style model with white noise, the FALDA-style
+  decomposition, seasonal naive and ETS, with each CRPS as a ratio to seasonal naive;
+* ``samplers``: one trained DSPD-GP model sampled with DDPM (transition variance, the default, and
+  posterior variance) and DDIM (on the chain's integer steps, and on core's default log-SNR grid);
+* ``impute``: the CSDI-style model trained with ``task: impute`` (hidden values drawn per window)
+  against linear interpolation on the test windows, CRPS and MAE on the hidden values.
+
+    python benchmarks/timeseries.py --max_steps 300 --samples 32
 """
 
 from __future__ import annotations
@@ -15,22 +21,35 @@ import time
 
 import torch
 
+from difflab.core.samplers.select import default_grid
 from difflab.timeseries.data import ForecastDataModule
-from difflab.timeseries.demo import CONTEXT, HORIZON, build, train
-from difflab.timeseries.evaluate import baseline_samples, model_samples, score
-from difflab.timeseries.metrics import format_table
+from difflab.timeseries.demo import CONTEXT, HORIZON, build, small_network, train
+from difflab.timeseries.evaluate import (
+    baseline_samples,
+    imputation_samples,
+    imputation_truth,
+    interpolation_samples,
+    model_samples,
+    score,
+)
+from difflab.timeseries.metrics import format_table, metric_table
 from difflab.timeseries.models.spd import StochasticProcessDiffusion
-from difflab.timeseries.networks.csdi import CSDIDenoiser
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--max_steps", type=int, default=400)
-    p.add_argument("--samples", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    ns = p.parse_args()
-    dm = ForecastDataModule("taylor", context_length=CONTEXT, prediction_length=HORIZON, batch_size=32)
-    dm.setup()
+def cspd(seed: int) -> StochasticProcessDiffusion:
+    torch.manual_seed(seed)
+    return StochasticProcessDiffusion(
+        small_network(),
+        noise="gp",
+        diffusion="continuous",
+        sampler="euler_maruyama",
+        sample_steps=50,
+        val_samples=0,
+        optimizer=lambda q: torch.optim.Adam(q, 2e-3),
+    )
+
+
+def forecast_part(ns, dm) -> None:
     test = dm.test_set
     rows = {}
     for name in ("seasonal_naive", "ets"):
@@ -40,32 +59,96 @@ def main() -> None:
     variants = {
         "spd_gp (DSPD)": lambda: build("spd_gp", ns.seed),
         "spd_ou (DSPD)": lambda: build("spd_ou", ns.seed),
-        "cspd_gp (continuous)": lambda: StochasticProcessDiffusion(
-            CSDIDenoiser(1, channels=32, n_blocks=2, heads=4, time_emb_dim=32, feature_emb_dim=8, diffusion_emb_dim=32),
-            noise="gp",
-            diffusion="continuous",
-            sampler="euler_maruyama",
-            sample_steps=50,
-            val_samples=0,
-            optimizer=lambda q: torch.optim.Adam(q, 2e-3),
-        ),
+        "cspd_gp (continuous)": lambda: cspd(ns.seed),
         "csdi (white)": lambda: build("csdi", ns.seed),
         "falda_gp (decomposition)": lambda: build("falda_gp", ns.seed),
     }
     for name, make in variants.items():
-        torch.manual_seed(ns.seed)
         model = train(make(), dm, ns.max_steps, ns.seed)
         t0 = time.perf_counter()
         s = model_samples(model, test, num_samples=ns.samples, seed=ns.seed)
         rows[name] = score(s, test, time.perf_counter() - t0)
+        print(f"  {name}: crps {rows[name]['crps']:.4f}", flush=True)
     base = rows["seasonal_naive"]["crps"]
     for r in rows.values():
         r["crps/naive"] = r["crps"] / base
     print(
-        f"taylor test period, {len(test)} windows, {CONTEXT}+{HORIZON} steps, {ns.max_steps} training steps, "
-        f"{ns.samples} samples; seconds = forecasting time of the test set"
+        f"FORECAST: taylor test period, {len(test)} windows, {CONTEXT}+{HORIZON} steps, {ns.max_steps} training "
+        f"steps, {ns.samples} samples; seconds = forecasting time of the test set"
     )
-    print(format_table(rows, keys=("crps", "crps/naive", "crps_sum", "crps_ens", "cov50", "cov90", "seconds")))
+    print(format_table(rows, keys=("crps", "crps/naive", "crps_sum", "crps_ens", "mae", "cov50", "cov90", "seconds")))
+
+
+def sampler_part(ns, dm) -> None:
+    test = dm.test_set
+    model = train(build("spd_gp", ns.seed), dm, ns.max_steps, ns.seed)
+    k = model.num_steps
+    runs = {
+        "ddpm 50, transition variance (default)": dict(sampler="ddpm", steps=k),
+        "ddpm 50, posterior variance": dict(sampler="ddpm", steps=k, variance="fixed_small"),
+        "ddim 50, integer steps (default)": dict(sampler="ddim", steps=k),
+        "ddim 10, integer steps": dict(sampler="ddim", steps=10),
+        "ddim 50, core log-SNR grid": dict(sampler="ddim", steps=k, grid=default_grid("ddim", model.process, k)),
+        "ddim 10, core log-SNR grid": dict(sampler="ddim", steps=10, grid=default_grid("ddim", model.process, 10)),
+    }
+    rows = {}
+    for name, kw in runs.items():
+        opts = {key: kw.pop(key) for key in ("variance", "grid") if key in kw}
+        model.sampler_name, model.sampler_options = kw["sampler"], opts
+        t0 = time.perf_counter()
+        s = model_samples(model, test, num_samples=ns.samples, seed=ns.seed, steps=kw["steps"])
+        rows[name] = score(s, test, time.perf_counter() - t0)
+        rows[name]["spread"] = float(s.std(0).mean())
+        print(f"  {name}: crps {rows[name]['crps']:.4f}", flush=True)
+    print(
+        f"SAMPLERS: DSPD-GP, {ns.max_steps} training steps, taylor test period, {ns.samples} samples; "
+        "spread = mean std of the samples per step (MW)"
+    )
+    print(format_table(rows, keys=("crps", "mae", "cov50", "cov90", "spread", "seconds")))
+
+
+def impute_part(ns) -> None:
+    dm = ForecastDataModule(
+        "taylor",
+        context_length=CONTEXT,
+        prediction_length=HORIZON,
+        batch_size=32,
+        task="impute",
+        impute_ratio=ns.impute_ratio,
+        seed=ns.seed,
+    )
+    dm.setup()
+    test = dm.test_set
+    y, m = imputation_truth(test)
+    rows = {"linear interpolation": metric_table(interpolation_samples(test), y, m)}
+    model = train(build("csdi", ns.seed), dm, ns.max_steps, ns.seed)
+    t0 = time.perf_counter()
+    s = imputation_samples(model, test, num_samples=ns.samples, seed=ns.seed)
+    rows["csdi (white)"] = metric_table(s, y, m)
+    rows["csdi (white)"]["seconds"] = time.perf_counter() - t0
+    print(
+        f"IMPUTE: taylor test period, {len(test)} windows of {CONTEXT + HORIZON} steps, {ns.impute_ratio:.0%} of the "
+        f"values hidden ({int(m.sum())} values), {ns.max_steps} training steps, {ns.samples} samples"
+    )
+    print(format_table(rows, keys=("crps", "crps_ens", "mae", "mse", "cov50", "cov90", "seconds")))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--max_steps", type=int, default=300)
+    p.add_argument("--samples", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--impute_ratio", type=float, default=0.5)
+    p.add_argument("--part", choices=("all", "forecast", "samplers", "impute"), default="all")
+    ns = p.parse_args()
+    dm = ForecastDataModule("taylor", context_length=CONTEXT, prediction_length=HORIZON, batch_size=32, seed=ns.seed)
+    dm.setup()
+    if ns.part in ("all", "forecast"):
+        forecast_part(ns, dm)
+    if ns.part in ("all", "samplers"):
+        sampler_part(ns, dm)
+    if ns.part in ("all", "impute"):
+        impute_part(ns)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,50 @@ def score(samples: np.ndarray, ds: WindowDataset, seconds: float | None = None) 
     return row
 
 
+# ---------------------------------------------------------------------------------------------------- imputation
+def imputation_truth(ds: WindowDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Values ``(N, L, D)`` of whole windows (0 where missing) and the mask of the hidden cells to impute."""
+    ys, ms = [], []
+    for k in range(len(ds)):
+        item = ds[k]
+        ys.append((item["x0"] * item["scale"] + item["loc"]).numpy())
+        ms.append((item["target_mask"] * item["observed"]).numpy())
+    return np.stack(ys).astype(np.float64), np.stack(ms).astype(np.float64)
+
+
+def interpolation_samples(ds: WindowDataset) -> np.ndarray:
+    """``(1, N, L, D)``: per series, linear interpolation in time between the given values of each
+    window (constant beyond the first / last given value), the simple imputation baseline."""
+    out = []
+    for k in range(len(ds)):
+        item = ds[k]
+        x = (item["x0"] * item["scale"] + item["loc"]).numpy().astype(np.float64)
+        given = item["cond_mask"].numpy() > 0
+        t = item["times"].numpy().astype(np.float64)
+        filled = np.zeros_like(x)
+        for j in range(x.shape[1]):
+            g = given[:, j]
+            filled[:, j] = np.interp(t, t[g], x[g, j]) if g.any() else 0.0
+        out.append(filled)
+    return np.stack(out)[None]
+
+
+@torch.no_grad()
+def imputation_samples(
+    model, ds: WindowDataset, *, num_samples: int | None = None, batch_size: int = 16, seed: int = 0
+) -> np.ndarray:
+    """``(S, N, L, D)`` imputed windows in data units (given cells kept) from a model trained with
+    ``task: impute``; score them on :func:`imputation_truth`'s mask."""
+    from torch.utils.data import DataLoader
+
+    gen = torch.Generator(device=model.device).manual_seed(seed)
+    outs = []
+    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        outs.append(model.unscale(model.forecast(batch, num_samples, generator=gen), batch).cpu().numpy())
+    return np.concatenate(outs, axis=1)
+
+
 def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -131,4 +175,15 @@ def write_quantile_csv(path: str | Path, timestamps: np.ndarray, names: list[str
     return path
 
 
-__all__ = ["horizon_truth", "baseline_samples", "model_samples", "score", "timed", "future_batch", "write_quantile_csv"]
+__all__ = [
+    "imputation_truth",
+    "interpolation_samples",
+    "imputation_samples",
+    "horizon_truth",
+    "baseline_samples",
+    "model_samples",
+    "score",
+    "timed",
+    "future_batch",
+    "write_quantile_csv",
+]
