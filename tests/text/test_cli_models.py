@@ -13,7 +13,17 @@ CONFIGS = builtin_configs("text")
 
 
 def test_configs_ship():
-    for name in ("mdlm_kjv", "gidd_kjv", "ar_kjv", "mdlm_wiki", "smoke_mdlm", "smoke_gidd", "smoke_ar"):
+    for name in (
+        "mdlm_kjv",
+        "gidd_kjv",
+        "ar_kjv",
+        "mdlm_wiki",
+        "diffuseq_kjv",
+        "smoke_mdlm",
+        "smoke_gidd",
+        "smoke_ar",
+        "smoke_diffuseq",
+    ):
         assert name in CONFIGS
 
 
@@ -27,19 +37,29 @@ def test_fast_dev_run_every_config(name, tmp_path):
         "--trainer.accelerator=cpu",
         f"--trainer.default_root_dir={tmp_path}",
         "--trainer.enable_progress_bar=false",
-        "--data.init_args.max_documents=600",
         "--data.init_args.batch_size=4",
     ]
+    seq2seq = "diffuseq" in name
+    args.append("--data.init_args.max_train_pairs=600" if seq2seq else "--data.init_args.max_documents=600")
     if not name.startswith("smoke"):
         # the full-size configs on a small slice: only the wiring is under test here
-        args += ["--model.init_args.depth=1", "--model.init_args.dim=32"]
+        if seq2seq:
+            args += [
+                "--model.init_args.enc_depth=1",
+                "--model.init_args.dec_depth=1",
+                "--model.init_args.dim=32",
+                "--model.init_args.sample_steps=2",
+                "--model.init_args.num_val_samples=2",
+            ]
+        else:
+            args += ["--model.init_args.depth=1", "--model.init_args.dim=32"]
     assert main(args) == 0
 
 
 def test_help_lists_verbs(capsys):
     main([])
     out = capsys.readouterr().out
-    for verb in ("fit", "train-tokenizer", "generate", "seq2seq", "demo"):
+    for verb in ("fit", "train-tokenizer", "generate", "seq2seq", "make-seq2seq-data", "demo"):
         assert verb in out
 
 

@@ -6,7 +6,8 @@ Domain verbs:
 
 * ``train-tokenizer``: train a byte-level BPE with [PAD] [MASK] [BOS] [EOS] and save ``tokenizer.json``;
 * ``generate``: sample text from a trained checkpoint (masked diffusion, GIDD or the AR baseline);
-* ``seq2seq``: translate a JSON-lines file of ``{"src"}`` with a trained seq2seq checkpoint;
+* ``seq2seq``: translate a JSON-lines file of ``{"src"}`` with a trained DiffuSeq checkpoint;
+* ``make-seq2seq-data``: write the default seq2seq task (KJV case and punctuation restoration) as JSON lines;
 * ``demo``: train briefly on the King James Bible and compare samples across step counts.
 """
 
@@ -139,6 +140,13 @@ def seq2seq_main(argv: list[str]) -> int:
     return seq2seq_command(argv)
 
 
+def make_seq2seq_data_main(argv: list[str]) -> int:
+    """write the default seq2seq task (KJV case and punctuation restoration) as DiffuSeq JSON lines"""
+    from difflab.text.seq2seq_cli import make_data_command
+
+    return make_data_command(argv)
+
+
 def demo_main(argv: list[str]) -> int:
     """train masked diffusion and the AR baseline briefly on the KJV; samples and gen-PPL against steps"""
     from difflab.text.demo import main as demo
@@ -162,6 +170,7 @@ def main(args: Sequence[str] | None = None) -> int:
             "train-tokenizer": train_tokenizer_main,
             "generate": generate_main,
             "seq2seq": seq2seq_main,
+            "make-seq2seq-data": make_seq2seq_data_main,
             "demo": demo_main,
         },
         model_default=MaskedDiffusionLM,

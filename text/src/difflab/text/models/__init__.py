@@ -1,7 +1,8 @@
 """LightningModules of difflab.text, one file per method."""
 
 from difflab.text.models.ar import ARLanguageModel
+from difflab.text.models.diffuseq import DiffuSeq
 from difflab.text.models.gidd import GIDDLM
 from difflab.text.models.mdlm import MaskedDiffusionLM
 
-__all__ = ["ARLanguageModel", "GIDDLM", "MaskedDiffusionLM"]
+__all__ = ["ARLanguageModel", "DiffuSeq", "GIDDLM", "MaskedDiffusionLM"]

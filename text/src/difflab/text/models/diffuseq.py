@@ -1,0 +1,284 @@
+r"""Continuous-embedding diffusion for sequence to sequence (DiffuSeq, Gong et al. 2023; SeqDiffuSeq, Yuan et al. 2022).
+
+The target tokens are mapped to vectors by a learned embedding ``E`` and diffused with a Gaussian
+process; the source is never noised (it conditions the denoiser through an encoder, SeqDiffuSeq's
+encoder-decoder, :class:`~difflab.text.networks.seq2seq.EncoderDecoderDenoiser`).
+
+Forward process: :class:`difflab.core.processes.DiscreteVP` with DiffuSeq's **sqrt** schedule
+(Li et al. 2022, Diffusion-LM), ``alpha_bar(tau) = 1 - sqrt(tau + 1e-4)``, ``beta_i = min(1 -
+alpha_bar((i+1)/T) / alpha_bar(i/T), 0.999)``, ``T = 2000`` (:func:`sqrt_betas`); step ``k`` is at
+``t = k / T``.
+
+Objective (DiffuSeq's, per example, means over target positions and embedding channels):
+
+.. math::
+    x_{start} = E(w) + s_1 \varepsilon_0,\quad x_t = a_t x_{start} + s_t \varepsilon,\quad
+    \hat x_0 = f_\theta(x_t, t, \mathrm{src}[, \tilde x_0]),
+
+    \mathcal L = \lVert \hat x_0 - x_{start} \rVert^2 \;(\lVert \hat x_0 - E(w)\rVert^2 \text{ at } k = 1)
+      + \lVert a_T x_{start} \rVert^2 - \log p(w \mid x_{start}),
+
+with ``k`` uniform on ``1..T``, ``s_1`` the noise level of the first step, ``a_T x_start`` the mean
+at the last step (keeps the embeddings from growing) and ``p(w | x) = softmax(x E^T + b)`` the
+rounding term (keeps the embeddings apart so rounding is well defined). Every target position is
+diffused, including the ``[EOS] [PAD]...`` tail, so the model also chooses the length.
+
+Self-conditioning (SeqDiffuSeq; Chen et al. 2022): with probability ``self_cond_prob`` a first pass
+without gradient gives ``tilde x_0``, which the second pass reads; at sampling time each step reads
+the previous step's estimate.
+
+Sampling: any core sampler by name (``ddpm`` default, ``ddim``, ...) on the ``x0`` prediction from
+``N(0, I)``; with ``clamp`` (DiffuSeq's clamping trick) every ``x0_hat`` is replaced by its nearest
+embedding before the sampler uses it. The final vectors are rounded by the head (``argmax x E^T +
+b``); the text ends at the first ``[EOS]``. DiffuSeq's minimum-Bayes-risk selection over several
+seeds is not done here (one draw per source).
+
+Batch: ``x0`` (B, Lt) target ids, ``src`` (B, Ls), ``src_mask`` (B, Ls) (see
+:mod:`difflab.text.data.seq2seq`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+from torch.nn import functional as F
+
+from difflab.core.lightning import DiffusionModule
+from difflab.core.lightning.module import NoiseStream
+from difflab.core.processes.gaussian import DiscreteVP
+from difflab.core.samplers.base import Denoiser, SampleResult
+from difflab.core.samplers.select import SamplerName, run_sampler
+from difflab.text.metrics import corpus_bleu
+from difflab.text.models.base import TokenizerMixin
+from difflab.text.networks.seq2seq import EncoderDecoderDenoiser
+
+
+def sqrt_betas(T: int = 2000, s: float = 1e-4, max_beta: float = 0.999) -> Tensor:
+    """Diffusion-LM / DiffuSeq's sqrt schedule: betas of ``alpha_bar(tau) = 1 - sqrt(tau + s)`` (float64, (T,)).
+
+    This belongs in ``difflab.core.schedules`` next to ``cosine_betas`` (as ``make_betas("sqrt", T)``).
+    """
+    tau = torch.arange(T + 1, dtype=torch.float64) / T
+    ab = 1 - torch.sqrt(tau + s)
+    return (1 - ab[1:] / ab[:-1]).clamp(max=max_beta)
+
+
+class DiffuSeq(TokenizerMixin, DiffusionModule):
+    """DiffuSeq / SeqDiffuSeq-style seq2seq diffusion in embedding space with an encoder-decoder denoiser.
+
+    Args:
+        vocab_size: V, at least the tokenizer's size.
+        emb_dim: width of the diffusion (embedding) space.
+        dim, enc_depth, dec_depth, heads, dropout: transformer size.
+        max_src_len, max_trg_len: longest source / target.
+        num_steps: ``T`` of the sqrt schedule (DiffuSeq: 2000).
+        self_condition: use self-conditioning; ``self_cond_prob``: share of training steps that do.
+        clamp: clamp ``x0_hat`` to the nearest embedding at every sampling step.
+        sampler: core sampler name (``ddpm`` is DiffuSeq's ancestral sampler).
+        sample_steps: sampler steps (DiffuSeq uses all ``T``; far fewer suffice with ``x0`` prediction).
+        num_val_samples: sources translated at each validation for ``val/bleu``.
+        eos_id, pad_id: ids of [EOS] / [PAD] (0 and 3 for ``train-tokenizer`` tokenizers).
+        optimizer, lr_scheduler: optimiser factories.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 1024,
+        emb_dim: int = 32,
+        dim: int = 128,
+        enc_depth: int = 2,
+        dec_depth: int = 2,
+        heads: int = 4,
+        dropout: float = 0.0,
+        max_src_len: int = 32,
+        max_trg_len: int = 32,
+        num_steps: int = 2000,
+        self_condition: bool = True,
+        self_cond_prob: float = 0.5,
+        clamp: bool = True,
+        sampler: SamplerName = "ddpm",
+        sample_steps: int = 100,
+        num_val_samples: int = 0,
+        eos_id: int = 3,
+        pad_id: int = 0,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        if not 0.0 <= self_cond_prob <= 1.0:
+            raise ValueError(f"self_cond_prob must lie in [0, 1], got {self_cond_prob}")
+        network = EncoderDecoderDenoiser(
+            vocab_size,
+            emb_dim,
+            dim,
+            enc_depth,
+            dec_depth,
+            heads,
+            max_src_len,
+            max_trg_len,
+            self_condition,
+            dropout=dropout,
+        )
+        super().__init__(
+            network=network,
+            process=DiscreteVP(betas=sqrt_betas(num_steps)),
+            prediction="x0",
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            sampler=sampler,
+            sample_steps=sample_steps,
+            num_val_samples=num_val_samples,
+        )
+        self.vocab_size, self.num_steps = vocab_size, num_steps
+        self.self_condition, self.self_cond_prob, self.clamp = self_condition, self_cond_prob, clamp
+        self.eos_id, self.pad_id = eos_id, pad_id
+
+    # ------------------------------------------------------------------ tokenizer / checkpoint
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        self._setup_tokenizer()
+        tok = self.tokenizer
+        if tok is not None and (tok.eos_id, tok.pad_id) != (self.eos_id, self.pad_id):
+            raise ValueError(
+                f"{tok.source}: [EOS]/[PAD] ids are {tok.eos_id}/{tok.pad_id} but the model uses "
+                f"eos_id={self.eos_id}, pad_id={self.pad_id}"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        self._save_tokenizer(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._load_tokenizer(checkpoint)
+
+    # ------------------------------------------------------------------ loss
+    def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
+        assert batch is not None, "DiffuSeq needs the batch's source"
+        return self.network(x_t, t, batch["src"], batch.get("src_mask"), batch.get("self_cond"))
+
+    def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
+        return self.loss_terms(batch, generator)["loss"]
+
+    def loss_terms(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """``{"loss", "mse", "t_T", "rounding"}``, batch means (see the module docstring)."""
+        net: EncoderDecoderDenoiser = self.network  # type: ignore[assignment]
+        w = batch["x0"]
+        b, dev = w.shape[0], w.device
+        emb = net.embed(w)
+        T = self.num_steps
+        k = torch.randint(1, T + 1, (b,), generator=generator, device=dev)
+        t = k.to(emb.dtype) / T
+        t1 = torch.full((b,), 1.0 / T, device=dev, dtype=emb.dtype)
+        _, _, s1 = self.process.coefficients(t1)
+        eps0 = torch.randn(emb.shape, generator=generator, device=dev, dtype=emb.dtype)
+        x_start = emb + s1[:, None, None] * eps0
+        x_t, _ = self.process.sample_marginal(x_start, t, generator=generator)
+        memory = net.encode(batch["src"], batch.get("src_mask"))
+        sc = None
+        if self.self_condition:
+            use = torch.rand(b, generator=generator, device=dev) < self.self_cond_prob
+            if bool(use.any()):
+                with torch.no_grad():
+                    first = net.decode(x_t, t, memory, batch.get("src_mask"), None)
+                sc = first * use[:, None, None].to(first.dtype)
+        x0_hat = net.decode(x_t, t, memory, batch.get("src_mask"), sc)
+        target = torch.where((k == 1)[:, None, None], emb, x_start)
+        mse = (x0_hat - target).pow(2).mean((1, 2))
+        a_T, _, _ = self.process.coefficients(torch.ones_like(t))
+        t_T = (a_T[:, None, None] * x_start).pow(2).mean((1, 2))
+        rounding = F.cross_entropy(net.logits(x_start).transpose(1, 2), w, reduction="none").mean(1)
+        loss = (mse + t_T + rounding).mean()
+        return {"loss": loss, "mse": mse.mean(), "t_T": t_T.mean(), "rounding": rounding.mean()}
+
+    def validation_metrics(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor | float]:
+        return {}
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def translate(
+        self,
+        src: Tensor,
+        src_mask: Tensor | None = None,
+        *,
+        trg_len: int | None = None,
+        sampler: SamplerName | None = None,
+        steps: int | None = None,
+        clamp: bool | None = None,
+        generator: torch.Generator | None = None,
+        callback=None,
+        **options: Any,
+    ) -> SampleResult:
+        """Generate target ids (B, Lt) for source ids ``src`` (B, Ls).
+
+        ``info`` carries the final embedding-space sample (``"x"``, (B, Lt, emb_dim)).
+        """
+        net: EncoderDecoderDenoiser = self.network  # type: ignore[assignment]
+        was = self.training
+        self.eval()
+        try:
+            src = src.to(self.device)
+            src_mask = None if src_mask is None else src_mask.to(self.device)
+            memory = net.encode(src, src_mask)
+            clamp = self.clamp if clamp is None else clamp
+            state: dict[str, Tensor | None] = {"prev": None}
+
+            def model(x_t: Tensor, t: Tensor) -> Tensor:
+                if x_t.shape[0] != src.shape[0]:
+                    raise ValueError(
+                        f"the sampler evaluates {x_t.shape[0]} targets for {src.shape[0]} sources at once "
+                        "(parallel samplers such as paradigms are not supported by DiffuSeq's self-conditioning)"
+                    )
+                out = net.decode(x_t, t, memory, src_mask, state["prev"] if self.self_condition else None)
+                state["prev"] = out
+                return net.embed(net.nearest(out)) if clamp else out
+
+            L = trg_len or net.max_trg_len
+            shape = (src.shape[0], L, net.emb_dim)
+            x = self.process.prior_sample(shape, generator=generator, device=self.device)
+            res = run_sampler(
+                sampler or self.sampler_name,
+                Denoiser(model, self.process, "x0"),
+                x,
+                steps=steps or self.sample_steps,
+                generator=generator,
+                callback=callback,
+                **options,
+            )
+            ids = net.logits(res.sample).argmax(-1)
+            return SampleResult(ids, res.nfe, {**res.info, "x": res.sample})
+        finally:
+            self.train(was)
+
+    def decode_ids(self, ids: Tensor) -> list[str]:
+        """Target ids (B, Lt) -> texts (up to the first [EOS])."""
+        if self.tokenizer is None:
+            raise ValueError("no tokenizer attached (train through a data module or load a checkpoint)")
+        return self.tokenizer.decode_batch(ids.tolist(), stop_at_eos=True)
+
+    def sample_for_validation(self, batch: dict[str, Any], generator: torch.Generator) -> SampleResult:
+        n = self.num_val_samples
+        m = batch.get("src_mask")
+        return self.translate(
+            batch["src"][:n], None if m is None else m[:n], trg_len=batch["x0"].shape[1], generator=generator
+        )
+
+    def sample_metrics(self, samples: Tensor, batch: dict[str, Any]) -> dict[str, Tensor | float]:
+        if self.tokenizer is None:
+            return {"token_accuracy": float((samples == batch["x0"][: samples.shape[0]]).float().mean())}
+        hyps = self.decode_ids(samples)
+        refs = self.decode_ids(batch["x0"][: samples.shape[0]])
+        return {"bleu": corpus_bleu(hyps, refs)}
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        return self.translate(
+            batch["src"],
+            batch.get("src_mask"),
+            trg_len=batch["x0"].shape[1] if "x0" in batch else None,
+            generator=self.noise_generator(NoiseStream.PREDICT, batch_idx),
+        ).sample
+
+
+__all__ = ["DiffuSeq", "sqrt_betas"]
