@@ -122,3 +122,19 @@ def test_upscale_from_checkpoint(tmp_path, sr3_ckpt):
     assert b.size == (48, 48) and b.mode == "RGBA"
     with pytest.raises(SystemExit):
         main(["upscale", str(tmp_path / "in"), str(tmp_path / "o2"), "--ckpt", str(sr3_ckpt), "--scale", "2"])
+
+
+def test_fit_resumes_from_last_checkpoint(tmp_path, monkeypatch):
+    """A run stopped after 2 steps continues from ``last.ckpt`` (weights, optimiser and step restored)."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "-c", "smoke_resshift", "--trainer.enable_progress_bar=false"]) == 0
+    ckpt = tmp_path / "outputs" / "vision" / "smoke_resshift" / "checkpoints" / "last.ckpt"
+    first = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert first["global_step"] == 2
+    args = ["fit", "-c", "smoke_resshift", "--trainer.enable_progress_bar=false", "--trainer.max_steps=4"]
+    assert main([*args, "--ckpt_path=last"]) == 0
+    resumed = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert resumed["global_step"] == 4
+    assert resumed["optimizer_states"][0]["state"][0]["step"] == 4  # Adam's moments carried over, not restarted
