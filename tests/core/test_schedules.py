@@ -53,6 +53,18 @@ def test_cosine_betas_follow_the_continuous_alpha_bar_and_are_capped():
     assert S.cosine_alpha_bar(torch.zeros(1, dtype=torch.float64)).item() == pytest.approx(1.0, abs=1e-15)
 
 
+def test_sqrt_betas_reproduce_diffusion_lm_alpha_bar():
+    """Diffusion-LM / DiffuSeq: alpha_bar(tau) = 1 - sqrt(tau + 1e-4) at tau = k / T, k = 1..T."""
+    T = 2000
+    betas = S.make_betas("sqrt", T)
+    ab = S.alphas_cumprod(betas)
+    k = torch.arange(1, T + 1, dtype=torch.float64)
+    closed = 1 - torch.sqrt(k / T + 1e-4)
+    uncapped = (betas < 0.999).cumprod(0).bool()  # the product is exact until the first capped step
+    torch.testing.assert_close(ab[uncapped], (closed / (1 - 1e-2))[uncapped], rtol=1e-10, atol=1e-15)
+    assert betas.max().item() <= 0.999
+
+
 def test_zero_terminal_snr_matches_diffusers():
     from diffusers.schedulers.scheduling_ddpm import rescale_zero_terminal_snr
 

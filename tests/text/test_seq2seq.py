@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from difflab.core.schedules import sqrt_betas
 from difflab.text.cli import main
 from difflab.text.data.seq2seq import Seq2SeqDataModule, strip_case_and_punctuation
 from difflab.text.models import DiffuSeq
-from difflab.text.models.diffuseq import sqrt_betas
 
 
 def test_sqrt_schedule_matches_its_alpha_bar():

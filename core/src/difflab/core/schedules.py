@@ -7,7 +7,8 @@ convention step ``k`` sits at ``t_k = k / T`` with ``alpha_bar(t_0) = 1`` (clean
 
 References: Ho et al. 2020 (linear), Nichol & Dhariwal 2021 (cosine, ``s = 0.008``, betas clipped
 at 0.999), Jabri et al. 2022 (sigmoid), Karras et al. 2022 (EDM sigma grid), Sahoo et al. 2024
-(MDLM log-linear), Yue et al. 2023 (ResShift eta schedule).
+(MDLM log-linear), Yue et al. 2023 (ResShift eta schedule), Li et al. 2022 (Diffusion-LM sqrt, used by
+DiffuSeq).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-BetaSchedule = Literal["linear", "scaled_linear", "cosine", "sigmoid"]
+BetaSchedule = Literal["linear", "scaled_linear", "cosine", "sigmoid", "sqrt"]
 
 
 def linear_betas(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
@@ -49,8 +50,16 @@ def sigmoid_betas(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> T
     return torch.sigmoid(torch.linspace(-6, 6, T, dtype=torch.float64)) * (beta_end - beta_start) + beta_start
 
 
+def sqrt_betas(T: int, s: float = 1e-4, max_beta: float = 0.999) -> Tensor:
+    r"""Diffusion-LM's sqrt schedule: ``beta_i = min(1 - abar((i+1)/T) / abar(i/T), max_beta)`` with
+    ``abar(tau) = 1 - sqrt(tau + s)``; noise rises fast at first, as text embeddings need (DiffuSeq, T 2000)."""
+    tau = torch.arange(T + 1, dtype=torch.float64) / T
+    ab = 1 - torch.sqrt(tau + s)
+    return (1 - ab[1:] / ab[:-1]).clamp(max=max_beta)
+
+
 def make_betas(kind: BetaSchedule, T: int, beta_start: float | None = None, beta_end: float | None = None) -> Tensor:
-    """Betas of a named schedule; ``beta_start``/``beta_end`` default per schedule (ignored by cosine)."""
+    """Betas of a named schedule; ``beta_start``/``beta_end`` default per schedule (ignored by cosine, sqrt)."""
     if T < 1:
         raise ValueError(f"number of steps T must be >= 1, got {T}")
     if kind == "linear":
@@ -61,7 +70,9 @@ def make_betas(kind: BetaSchedule, T: int, beta_start: float | None = None, beta
         return cosine_betas(T)
     if kind == "sigmoid":
         return sigmoid_betas(T, beta_start or 1e-4, beta_end or 0.02)
-    raise ValueError(f"unknown beta schedule {kind!r}; expected linear, scaled_linear, cosine or sigmoid")
+    if kind == "sqrt":
+        return sqrt_betas(T)
+    raise ValueError(f"unknown beta schedule {kind!r}; expected linear, scaled_linear, cosine, sigmoid or sqrt")
 
 
 def alphas_cumprod(betas: Tensor) -> Tensor:

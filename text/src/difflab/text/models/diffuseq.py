@@ -6,8 +6,8 @@ encoder-decoder, :class:`~difflab.text.networks.seq2seq.EncoderDecoderDenoiser`)
 
 Forward process: :class:`difflab.core.processes.DiscreteVP` with DiffuSeq's **sqrt** schedule
 (Li et al. 2022, Diffusion-LM), ``alpha_bar(tau) = 1 - sqrt(tau + 1e-4)``, ``beta_i = min(1 -
-alpha_bar((i+1)/T) / alpha_bar(i/T), 0.999)``, ``T = 2000`` (:func:`sqrt_betas`); step ``k`` is at
-``t = k / T``.
+alpha_bar((i+1)/T) / alpha_bar(i/T), 0.999)``, ``T = 2000`` (core's ``sqrt`` schedule,
+``difflab.core.schedules.sqrt_betas``); step ``k`` is at ``t = k / T``.
 
 Objective (DiffuSeq's, per example, means over target positions and embedding channels):
 
@@ -54,16 +54,6 @@ from difflab.core.samplers.select import SamplerName, run_sampler
 from difflab.text.metrics import corpus_bleu
 from difflab.text.models.base import TokenizerMixin
 from difflab.text.networks.seq2seq import EncoderDecoderDenoiser
-
-
-def sqrt_betas(T: int = 2000, s: float = 1e-4, max_beta: float = 0.999) -> Tensor:
-    """Diffusion-LM / DiffuSeq's sqrt schedule: betas of ``alpha_bar(tau) = 1 - sqrt(tau + s)`` (float64, (T,)).
-
-    This belongs in ``difflab.core.schedules`` next to ``cosine_betas`` (as ``make_betas("sqrt", T)``).
-    """
-    tau = torch.arange(T + 1, dtype=torch.float64) / T
-    ab = 1 - torch.sqrt(tau + s)
-    return (1 - ab[1:] / ab[:-1]).clamp(max=max_beta)
 
 
 class DiffuSeq(TokenizerMixin, DiffusionModule):
@@ -123,7 +113,7 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
         )
         super().__init__(
             network=network,
-            process=DiscreteVP(betas=sqrt_betas(num_steps)),
+            process=DiscreteVP("sqrt", num_steps),
             prediction="x0",
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
@@ -281,4 +271,4 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
         ).sample
 
 
-__all__ = ["DiffuSeq", "sqrt_betas"]
+__all__ = ["DiffuSeq"]
