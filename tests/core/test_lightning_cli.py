@@ -36,7 +36,12 @@ def test_config_name_resolution(tmp_path, monkeypatch):
         main(["fit", "--config", "no_such_config"])
     assert exit_info.value.code == 2
     assert rewrite_config_args(["fit", "-c", "toy", "--config=smoke_toy", "--x", "toy"], "core") == [
-        "fit", "-c", path, "--config=" + resolve_config("smoke_toy", "core"), "--x", "toy"
+        "fit",
+        "-c",
+        path,
+        "--config=" + resolve_config("smoke_toy", "core"),
+        "--x",
+        "toy",
     ]
     (tmp_path / "a_one.yaml").write_text("{}")
     (tmp_path / "a_two.yaml").write_text("{}")
@@ -64,8 +69,9 @@ def test_extra_commands_dispatch_before_lightning(capsys):
         seen.append(argv)
         return 3
 
-    result = run_cli(DiffusionModule, ToyDataModule, package="core", args=["hello", "--n", "2"],
-                     extra_commands={"hello": hello})
+    result = run_cli(
+        DiffusionModule, ToyDataModule, package="core", args=["hello", "--n", "2"], extra_commands={"hello": hello}
+    )
     assert result == 3 and seen == [["--n", "2"]]
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--help"])
@@ -85,9 +91,13 @@ def test_print_config_resolves_a_builtin_name(capsys):
 
 def test_default_classes_and_seed_everything():
     cli = run_cli(
-        DiffusionModule, ToyDataModule.__mro__[1], package="core", run=False,
+        DiffusionModule,
+        ToyDataModule.__mro__[1],
+        package="core",
+        run=False,
         args=["--seed_everything", "5", "--trainer.accelerator", "cpu", "--trainer.logger", "false"],
-        model_default=ToyDiffusion, datamodule_default=ToyDataModule,
+        model_default=ToyDiffusion,
+        datamodule_default=ToyDataModule,
     )
     assert type(cli.model) is ToyDiffusion and type(cli.datamodule) is ToyDataModule
     assert os.environ["PL_GLOBAL_SEED"] == "5" and torch.initial_seed() == 5
@@ -102,8 +112,12 @@ def test_smoke_fit_then_validate_test_predict_and_reload(tmp_path, monkeypatch):
     assert ckpt["global_step"] == 8 and "current_model_state" in ckpt  # 2 epochs x 4 batches; EMA saved
     assert (tmp_path / "outputs/core/smoke_toy/lightning_logs/version_0/config.yaml").is_file()
     for verb in ("validate", "test", "predict"):
-        cli = run_cli(DiffusionModule, ToyDataModule.__mro__[1], package="core",
-                      args=[verb, "-c", "smoke_toy", "--ckpt_path", str(last), *quiet])
+        cli = run_cli(
+            DiffusionModule,
+            ToyDataModule.__mro__[1],
+            package="core",
+            args=[verb, "-c", "smoke_toy", "--ckpt_path", str(last), *quiet],
+        )
         assert type(cli.model) is ToyDiffusion
     preds = cli.trainer.predict_loop.predictions
     assert torch.cat(preds).shape == (64, 2) and torch.isfinite(torch.cat(preds)).all()

@@ -132,7 +132,9 @@ def test_validate_logs_metrics_and_writes_the_sample_figure(tmp_path):
     model = ToyDiffusion(hidden=16, depth=1, embed_dim=8, sample_steps=4, num_val_samples=50)
     data = ToyDataModule(n_train=64, n_val=64, batch_size=32)
     trainer = L.Trainer(
-        accelerator="cpu", logger=L.pytorch.loggers.CSVLogger(tmp_path), enable_progress_bar=False,
+        accelerator="cpu",
+        logger=L.pytorch.loggers.CSVLogger(tmp_path),
+        enable_progress_bar=False,
         enable_model_summary=False,
     )
     (metrics,) = trainer.validate(model, data, verbose=False)

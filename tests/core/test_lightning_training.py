@@ -32,8 +32,18 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def write_config(root: Path, *, max_epochs=-1, max_steps=-1, every_n_train_steps=3, logger=False, model=None, data=None,
-                 ema_decay=0.9, trainer=None) -> str:
+def write_config(
+    root: Path,
+    *,
+    max_epochs=-1,
+    max_steps=-1,
+    every_n_train_steps=3,
+    logger=False,
+    model=None,
+    data=None,
+    ema_decay=0.9,
+    trainer=None,
+) -> str:
     """A complete toy config under ``root``: EMA, last.ckpt every N steps and at every epoch end."""
     root.mkdir(parents=True, exist_ok=True)
     ckpt = str(root / "ckpt")
@@ -49,25 +59,45 @@ def write_config(root: Path, *, max_epochs=-1, max_steps=-1, every_n_train_steps
             "enable_model_summary": False,
             "default_root_dir": str(root),
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(root)}}
-            if logger else False,
+            if logger
+            else False,
             "callbacks": [
                 {"class_path": "lightning.pytorch.callbacks.EMAWeightAveraging", "init_args": {"decay": ema_decay}},
-                {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                 "init_args": {"dirpath": ckpt, "save_last": True, "save_top_k": 0,
-                               "every_n_train_steps": every_n_train_steps, "enable_version_counter": False}},
-                {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                 "init_args": {"dirpath": ckpt, "save_last": True, "every_n_epochs": 1,
-                               "enable_version_counter": False}},
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {
+                        "dirpath": ckpt,
+                        "save_last": True,
+                        "save_top_k": 0,
+                        "every_n_train_steps": every_n_train_steps,
+                        "enable_version_counter": False,
+                    },
+                },
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {
+                        "dirpath": ckpt,
+                        "save_last": True,
+                        "every_n_epochs": 1,
+                        "enable_version_counter": False,
+                    },
+                },
             ],
             **(trainer or {}),
         },
         "model": {
             "class_path": "difflab.core.lightning.toy.ToyDiffusion",
             "init_args": {
-                "hidden": 32, "depth": 2, "embed_dim": 16, "sample_steps": 5, "num_val_samples": 32,
+                "hidden": 32,
+                "depth": 2,
+                "embed_dim": 16,
+                "sample_steps": 5,
+                "num_val_samples": 32,
                 "optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.01}},
-                "lr_scheduler": {"class_path": "torch.optim.lr_scheduler.StepLR",
-                                 "init_args": {"step_size": 5, "gamma": 0.7}},
+                "lr_scheduler": {
+                    "class_path": "torch.optim.lr_scheduler.StepLR",
+                    "init_args": {"step_size": 5, "gamma": 0.7},
+                },
                 **(model or {}),
             },
         },
@@ -102,13 +132,25 @@ def test_cli_training_lands_on_the_modes(tmp_path):
     """3000 steps on the 8-mode ring (std 0.1): the loss falls and ancestral samples sit on the modes."""
     steps = 3000
     config = write_config(
-        tmp_path, max_epochs=30, logger=True, ema_decay=0.99, every_n_train_steps=1000,
+        tmp_path,
+        max_epochs=30,
+        logger=True,
+        ema_decay=0.99,
+        every_n_train_steps=1000,
         trainer={"check_val_every_n_epoch": 5, "limit_val_batches": 1},
-        model={"hidden": 64, "depth": 3, "embed_dim": 32, "sampler": "ddpm", "sample_steps": 100,
-               "num_val_samples": 1000,
-               "optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.003}},
-               "lr_scheduler": {"class_path": "torch.optim.lr_scheduler.CosineAnnealingLR",
-                                "init_args": {"T_max": steps, "eta_min": 0.00015}}},
+        model={
+            "hidden": 64,
+            "depth": 3,
+            "embed_dim": 32,
+            "sampler": "ddpm",
+            "sample_steps": 100,
+            "num_val_samples": 1000,
+            "optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.003}},
+            "lr_scheduler": {
+                "class_path": "torch.optim.lr_scheduler.CosineAnnealingLR",
+                "init_args": {"T_max": steps, "eta_min": 0.00015},
+            },
+        },
         data={"n_train": 25600, "n_val": 256, "batch_size": 256, "mode_std": 0.1},
     )
     cli = fit(config)
@@ -128,8 +170,20 @@ def test_cli_training_lands_on_the_modes(tmp_path):
 def test_ddp_two_cpu_processes_train(tmp_path):
     """``--trainer.strategy ddp --trainer.devices 2`` on CPU (gloo): both ranks train, rank 0 checkpoints."""
     config = write_config(tmp_path, max_steps=30, logger=True, every_n_train_steps=10)
-    cmd = [sys.executable, "-m", "difflab.core.cli", "fit", "-c", config, "--trainer.strategy", "ddp",
-           "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "difflab.core.cli",
+        "fit",
+        "-c",
+        config,
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+    ]
     out = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     ckpt = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
@@ -192,8 +246,9 @@ def test_killed_run_resumes_with_everything_restored(tmp_path):
     assert step % 5 == 0 or step % 8 == 0  # a step checkpoint or an epoch-end one (8 batches per epoch)
 
     probe = _Probe()
-    resumed = fit(config, "--ckpt_path", "last", "--trainer.max_steps", str(step + 7),
-                  trainer_defaults={"callbacks": [probe]})
+    resumed = fit(
+        config, "--ckpt_path", "last", "--trainer.max_steps", str(step + 7), trainer_defaults={"callbacks": [probe]}
+    )
     got = probe.state
     assert got["global_step"] == step and resumed.trainer.global_step == step + 7
     for key, value in ckpt["current_model_state"].items():  # online weights
@@ -249,5 +304,6 @@ def test_resume_reaches_the_uninterrupted_weights(tmp_path, stop):
     for a, b in zip(ref_opt.values(), res_opt.values()):
         assert torch.equal(a["exp_avg"], b["exp_avg"])
     assert ref_ckpt["lr_schedulers"] == res_ckpt["lr_schedulers"]
-    assert math.isclose(float(reference.trainer.callback_metrics["val/loss"]),
-                        float(resumed.trainer.callback_metrics["val/loss"]))
+    assert math.isclose(
+        float(reference.trainer.callback_metrics["val/loss"]), float(resumed.trainer.callback_metrics["val/loss"])
+    )

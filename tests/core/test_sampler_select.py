@@ -24,8 +24,18 @@ def _ring(k=8, std=0.05):
     return GaussianMixture(torch.stack([ang.cos(), ang.sin()], -1), std)
 
 
-STEPS = {"ddpm": 100, "ddim": 30, "dpm_solver": 20, "euler": 30, "heun": 15, "probability_flow": 30,
-         "euler_maruyama": 200, "pc": 100, "adaptive": 0, "paradigms": 30}
+STEPS = {
+    "ddpm": 100,
+    "ddim": 30,
+    "dpm_solver": 20,
+    "euler": 30,
+    "heun": 15,
+    "probability_flow": 30,
+    "euler_maruyama": 200,
+    "pc": 100,
+    "adaptive": 0,
+    "paradigms": 30,
+}
 
 
 def test_every_name_resolves_to_its_function():

@@ -1,0 +1,161 @@
+"""Command line: every shipped config runs (fast_dev_run); fit -> sample / make-pairs / denoise; help."""
+
+import numpy as np
+import pytest
+
+from difflab.core.cli import builtin_configs
+from difflab.pointcloud.cli import main
+
+CONFIGS = builtin_configs("pointcloud")
+SMALL = {  # shrink the full configs for a CPU fast_dev_run
+    "psf": [
+        "--model.init_args.network.init_args.preset",
+        "tiny",
+        "--data.init_args.num_points",
+        "64",
+        "--data.init_args.num_shapes",
+        "4",
+        "--data.init_args.num_val_shapes",
+        "2",
+        "--data.init_args.batch_size",
+        "2",
+    ],
+    "filter": [
+        "--data.init_args.num_points",
+        "1024",
+        "--data.init_args.patches_per_epoch",
+        "4",
+        "--data.init_args.val_patches",
+        "2",
+        "--data.init_args.batch_size",
+        "2",
+        "--data.init_args.meshes",
+        "[elephant]",
+        "--data.init_args.val_meshes",
+        "[hand]",
+    ],
+}
+
+
+def test_configs_ship():
+    assert {
+        "psf_flow_pybullet",
+        "psf_reflow_pybullet",
+        "psf_distill_pybullet",
+        "ddpm_pybullet",
+        "iterativepfn_cgal",
+        "score_cgal",
+        "smoke_psf",
+        "smoke_ddpm",
+        "smoke_iterativepfn",
+        "smoke_score",
+    } <= set(CONFIGS)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """smoke_psf and smoke_iterativepfn fitted once; a pairs file from the flow."""
+    root = tmp_path_factory.mktemp("fit")
+    import os
+
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        for name in ("smoke_psf", "smoke_iterativepfn"):
+            assert main(["fit", "--config", name, "--trainer.enable_progress_bar", "false"]) == 0
+        ckpt = root / "outputs/pointcloud/smoke_psf/checkpoints/last.ckpt"
+        assert (
+            main(
+                [
+                    "make-pairs",
+                    "--ckpt",
+                    str(ckpt),
+                    "--num",
+                    "12",
+                    "--steps",
+                    "2",
+                    "--points",
+                    "64",
+                    str(root / "pairs.pt"),
+                ]
+            )
+            == 0
+        )
+    finally:
+        os.chdir(old)
+    return root
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_fast_dev_run(name, trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "fit",
+        "--config",
+        name,
+        "--trainer.fast_dev_run",
+        "true",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    if "reflow" in name or "distill" in name:
+        args += [
+            "--data.init_args.pairs",
+            str(trained / "pairs.pt"),
+            "--data.init_args.batch_size",
+            "2",
+            "--model.init_args.init_from",
+            str(trained / "outputs/pointcloud/smoke_psf/checkpoints/last.ckpt"),
+            "--model.init_args.network.init_args.preset",
+            "tiny",
+        ]
+    elif not name.startswith("smoke") and ("psf" in name or "ddpm" in name):
+        args += SMALL["psf"]
+    elif not name.startswith("smoke"):
+        args += SMALL["filter"]
+    assert main(args) == 0
+
+
+def test_sample_and_denoise_verbs(trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    ckpt = trained / "outputs/pointcloud/smoke_psf/checkpoints/last.ckpt"
+    assert main(["sample", "--ckpt", str(ckpt), "--num", "3", "--steps", "1", "--points", "64", "out"]) == 0
+    from difflab.pointcloud.io import read_points, write_points
+
+    assert read_points(tmp_path / "out/sample_002.ply").shape == (64, 3)
+    assert (tmp_path / "out/samples.png").stat().st_size > 1000
+    rng = np.random.default_rng(0)
+    (tmp_path / "noisy").mkdir()
+    for i in range(2):
+        write_points(tmp_path / f"noisy/c{i}.xyz", rng.normal(size=(300, 3)))
+    pfn = trained / "outputs/pointcloud/smoke_iterativepfn/checkpoints/last.ckpt"
+    assert main(["denoise", "noisy", "den", "--ckpt", str(pfn)]) == 0
+    assert read_points(tmp_path / "den/c1.ply").shape == (300, 3)
+    assert main(["denoise", "noisy/c0.xyz", "one.ply", "--ckpt", str(pfn), "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "artifact: out/samples.png" in out and "artifact: one.ply" in out
+    with pytest.raises(SystemExit, match="cannot denoise"):
+        main(["denoise", "noisy", "den2", "--ckpt", str(ckpt)])
+
+
+def test_resume_continues_from_last_checkpoint(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    import torch
+
+    args = ["fit", "--config", "smoke_psf", "--trainer.enable_progress_bar", "false"]
+    assert main(args + ["--trainer.max_steps", "2"]) == 0
+    ckpt = tmp_path / "outputs/pointcloud/smoke_psf/checkpoints/last.ckpt"
+    assert torch.load(ckpt, weights_only=False)["global_step"] == 2
+    assert main(args + ["--trainer.max_steps", "4", "--ckpt_path", str(ckpt)]) == 0
+    assert torch.load(ckpt, weights_only=False)["global_step"] == 4
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--help"])
+    assert exc.value.code == 0
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "denoise" in out and "make-pairs" in out and "psf_flow_pybullet" in out
