@@ -10,6 +10,7 @@ PACKAGES=(
   bible-kjv      # text: the King James Bible, an offline default corpus
   build-essential python3-dev   # pesq (audio metric) builds a C extension from source
   espeak-ng flite               # audio: speech synthesisers for the clean training speech
+  wamerican                     # audio: word list used when the KJV text is missing
   sonic-pi-samples              # audio: real recorded noises and ambiences
   asterisk-core-sounds-en-g722  # audio: real recorded speech (16 kHz) for the evaluation set
   libcgal-demo                  # pointcloud: real meshes and scans (bunny, armadillo, dragon, ...)

@@ -1,8 +1,11 @@
-"""difflab.audio: speech enhancement and dereverberation (SGMSE+, StoRM).
+"""difflab.audio: diffusion speech enhancement and dereverberation.
 
-Status: package skeleton. The command line ``difflab-audio`` and the package layout are in place;
-the methods, data modules and demo are not built yet.
+Methods: SGMSE+ (:class:`~difflab.audio.models.SGMSE`), StoRM (:class:`~difflab.audio.models.StoRM`)
+and the predictive baseline (:class:`~difflab.audio.models.PredictiveEnhancer`), on an NCSN++-style
+U-Net (:class:`~difflab.audio.networks.NCSNpp`). Data: VoiceBank-DEMAND layout, generic paired
+folders and the offline default data (``difflab-audio make-dataset``). Command line:
+``difflab-audio fit|validate|test|predict|enhance|make-dataset|demo``.
 """
 
 __version__ = "0.1.0"
-BUILT = False
+BUILT = True

@@ -1,32 +1,96 @@
-"""``difflab-audio``: command line of difflab.audio (speech enhancement and dereverberation (SGMSE+, StoRM)).
+"""``difflab-audio``: the command line of difflab.audio (speech enhancement and dereverberation).
 
-The package is a skeleton: its training commands (``fit``, ``validate``, ``test``, ``predict``
-through the Lightning CLI) and domain verbs arrive with its methods.
+Lightning verbs through core's :func:`difflab.core.cli.run_cli` (a config's ``model.class_path``
+picks the method, any :class:`~difflab.audio.models.base.SpeechEnhancer` subclass; ``data.class_path``
+the data module)::
+
+    difflab-audio fit --config sgmse_denoise
+    difflab-audio test --config sgmse_denoise --ckpt_path outputs/audio/sgmse_denoise/checkpoints/last.ckpt
+
+and the domain verbs ``enhance`` (files or folders, any length / rate / channels), ``make-dataset``
+(the offline default data) and ``demo``.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+from collections.abc import Sequence
 
-DESCRIPTION = """difflab-audio: speech enhancement and dereverberation (SGMSE+, StoRM).
+from difflab.core.cli import exit_code, run_cli
 
-Status: not built yet. This package currently provides its layout and this command only;
-the Lightning CLI commands (fit, validate, test, predict) and the demo arrive with its methods."""
+DESCRIPTION = (
+    "difflab-audio: diffusion speech enhancement and dereverberation (SGMSE+, StoRM, predictive baseline) "
+    "on VoiceBank-DEMAND style folders or the offline default data (synthetic speech + real noise / simulated rooms)."
+)
 
 
-def main(args: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="difflab-audio", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+def demo_main(argv: list[str]) -> int:
+    """train briefly on the default data, enhance real-speech test mixtures, write wavs, a figure, a metric table"""
+    from difflab.audio.demo import main as demo
+
+    return demo(argv)
+
+
+def enhance_command(argv: list[str]) -> int:
+    """enhance a wav file or a folder with a trained checkpoint (chunked, any rate / channels)"""
+    from difflab.audio.enhance import enhance_main
+
+    return enhance_main(argv)
+
+
+def make_dataset_command(argv: list[str]) -> int:
+    """write the offline default data (synthetic speech + real noise or simulated rooms; real-speech test set)"""
+    import argparse
+    from pathlib import Path
+
+    from difflab.audio.data.datamodule import default_data_root
+    from difflab.audio.data.synth import make_dataset
+
+    parser = argparse.ArgumentParser(prog="difflab-audio make-dataset", description=make_dataset_command.__doc__)
+    parser.add_argument("--task", choices=["denoise", "dereverb", "both"], default="both")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default ~/.cache/difflab/audio/<task>, or $DIFFLAB_AUDIO_DATA/<task>); "
+        "with --task both, <out>/<task>",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("demo", help="run the package demo on its offline default data (not built yet)")
-    ns = parser.parse_args(sys.argv[1:] if args is None else args)
-    if ns.command == "demo":
-        print("difflab-audio: not built yet (no demo)")
-        return 0
-    parser.print_help()
+    parser.add_argument("--num_train", type=int, default=400)
+    parser.add_argument("--num_valid", type=int, default=20)
+    parser.add_argument("--num_test", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="parallel text-to-speech processes")
+    ns = parser.parse_args(argv)
+    tasks = ["denoise", "dereverb"] if ns.task == "both" else [ns.task]
+    for task in tasks:
+        root = default_data_root(task) if ns.out is None else (ns.out / task if ns.task == "both" else ns.out)
+        make_dataset(
+            root,
+            task,
+            num_train=ns.num_train,
+            num_valid=ns.num_valid,
+            num_test=ns.num_test,
+            seed=ns.seed,
+            workers=ns.workers,
+        )
     return 0
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    from difflab.audio.data.datamodule import DefaultSpeechDataModule, SpeechDataModule
+    from difflab.audio.models.base import SpeechEnhancer
+    from difflab.audio.models.sgmse import SGMSE
+
+    result = run_cli(
+        SpeechEnhancer,
+        SpeechDataModule,
+        package="audio",
+        args=args,
+        extra_commands={"demo": demo_main, "enhance": enhance_command, "make-dataset": make_dataset_command},
+        model_default=SGMSE,
+        datamodule_default=DefaultSpeechDataModule,
+        description=DESCRIPTION,
+    )
+    return exit_code(result)
 
 
 if __name__ == "__main__":

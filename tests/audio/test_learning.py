@@ -1,0 +1,87 @@
+"""Learning tests: brief CPU training on synthetic speech must improve *real recorded speech*.
+
+Each method trains a small NCSN++-style network (width 8, three levels) for 400 steps on 0.25 s
+crops of the offline default data (160 synthetic utterances, real noise recordings and coloured
+noise at -5..15 dB), then enhances the 8 real-speech test mixtures (Asterisk prompts with
+held-out noises). SI-SDR and wideband PESQ must beat the unprocessed input by about half of the
+gain measured when the thresholds were set (see each test). The predictive baseline passes;
+SGMSE+ and StoRM do not yet beat the input reliably within this budget and are marked ``xfail``
+with the measured numbers (they still run, so an improvement shows up as XPASS).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from difflab.audio.data import VoiceBankDataModule
+from difflab.audio.demo import DEMO_CROP, enhance_test_set
+from difflab.audio.metrics import evaluate
+from difflab.audio.models import SGMSE, PredictiveEnhancer, StoRM
+from difflab.audio.networks import NCSNpp
+from difflab.core.lightning import train_briefly
+
+STEPS = 400
+
+
+@pytest.fixture(scope="module")
+def learn_root(tmp_path_factory):
+    from difflab.audio.data.synth import make_dataset
+
+    root = tmp_path_factory.mktemp("learn") / "denoise"
+    make_dataset(root, "denoise", num_train=160, num_valid=2, num_test=8, seed=0, verbose=False)
+    return root
+
+
+def _net(cin: int, time_conditional: bool = True) -> NCSNpp:
+    return NCSNpp(cin, 2, channels=8, channel_mults=(1, 2, 2), num_res_blocks=1, time_conditional=time_conditional)
+
+
+def _gain(model, root) -> tuple[dict, dict]:
+    dm = VoiceBankDataModule(str(root), batch_size=4, crop_samples=DEMO_CROP)
+    train_briefly(model, dm, max_steps=STEPS, gradient_clip_val=1.0)
+    clean, noisy, enhanced, _, _, _ = enhance_test_set(model, dm, seed=0)
+    res = evaluate({"model": enhanced}, clean, noisy, metrics=("pesq", "si_sdr"))
+    print({k: {m: round(v[0], 3) for m, v in r.items()} for k, r in res.items()})
+    return res["unprocessed"], res["model"]
+
+
+def _opt(params):
+    return torch.optim.Adam(params, lr=2e-3)
+
+
+@pytest.mark.slow
+def test_predictive_baseline_learns(learn_root):
+    torch.manual_seed(0)
+    base, ours = _gain(PredictiveEnhancer(_net(2, False), optimizer=_opt), learn_root)
+    # measured at 400 steps (two runs): SI-SDR 6.21 -> 8.07 and 8.31 dB, PESQ 1.27 -> 1.35 and 1.34
+    assert ours["si_sdr"][0] > base["si_sdr"][0] + 0.9
+    assert ours["pesq"][0] > base["pesq"][0] + 0.04
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="StoRM is not yet reliably better than the input after a CPU minute: two runs "
+    "of this setting measured SI-SDR 6.21 -> 7.77 and 6.21 -> 5.48 dB, PESQ 1.27 -> 1.18 and 1.14",
+)
+def test_storm_learns(learn_root):
+    """StoRM (data-prediction score network, 5 PC steps from the predictor's estimate)."""
+    torch.manual_seed(0)
+    model = StoRM(_net(6), _net(2, False), optimizer=_opt, sample_steps=5, prediction="x0")
+    base, ours = _gain(model, learn_root)
+    assert ours["si_sdr"][0] > base["si_sdr"][0] + 0.75
+    assert ours["pesq"][0] > base["pesq"][0]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="SGMSE+ needs far more than a CPU minute of training: measured at 400 steps "
+    "SI-SDR 6.21 -> 6.07 dB and PESQ 1.27 -> 1.11 (x0 prediction, PC N=10); eps prediction is worse",
+)
+def test_sgmse_learns(learn_root):
+    torch.manual_seed(0)
+    base, ours = _gain(SGMSE(_net(4), optimizer=_opt, sample_steps=10, prediction="x0"), learn_root)
+    assert ours["si_sdr"][0] > base["si_sdr"][0] + 0.5
+    assert ours["pesq"][0] > base["pesq"][0]
