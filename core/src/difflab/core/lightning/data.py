@@ -15,10 +15,11 @@ contract).
 
 Shuffling that resumes exactly. The training order of epoch ``e`` is the permutation drawn from
 ``seed + e`` (:class:`EpochShuffleSampler`, a ``DistributedSampler`` so that Lightning keeps it in
-multi-device runs instead of replacing it, sharded over ``world_size`` ranks). Lightning calls
-``set_epoch`` on the sampler at every epoch start, but on resume the first batch of the resumed epoch
-is fetched before that call; :meth:`ToyDataModule.train_dataloader` therefore reads the position of
-the restored fit loop (epoch, and batches already done when the checkpoint was written mid-epoch)
+multi-device runs instead of replacing it, sharded over ``world_size`` ranks). The sampler counts
+its own epochs (each pass over it is the next epoch) and ignores Lightning's ``set_epoch`` calls:
+after a resume from a checkpoint written at the end of an epoch Lightning numbers the next epoch one
+too high, which would skip a permutation. :meth:`ToyDataModule.train_dataloader` reads the position
+of the restored fit loop (epoch, and batches already done when the checkpoint was written mid-epoch)
 and starts the sampler there. A run stopped at any checkpoint and resumed sees the same batches, in
 the same order, as the run that was never stopped.
 """
@@ -76,13 +77,18 @@ class EpochShuffleSampler(DistributedSampler):
     ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
         self._skip = 0
+        self._next_epoch = 0
 
     def start_at(self, epoch: int, skip: int = 0) -> None:
-        """Set the epoch and skip the first ``skip`` indices of this rank on the next iteration only."""
-        self.set_epoch(epoch)
+        """Make the next pass epoch ``epoch``, skipping its first ``skip`` indices of this rank (once)."""
+        self._next_epoch = int(epoch)
         self._skip = int(skip)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Ignored: each pass is the next epoch after the one :meth:`start_at` set (module docstring)."""
+
     def __iter__(self):
+        self.epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
         indices = list(super().__iter__())
         skip, self._skip = self._skip, 0
         return iter(indices[skip:])
