@@ -74,6 +74,12 @@ def main() -> None:
     p.add_argument("--num_eval", type=int, default=12)
     p.add_argument("--seconds", type=float, default=4.0, help="utterance length of the speed measurement")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--prediction",
+        choices=["eps", "x0", "x0_precond"],
+        default="x0_precond",
+        help="SGMSE+ / StoRM network output when training here (as the demo)",
+    )
     p.add_argument("--nfe_steps", type=int, nargs="+", default=[5, 10, 30, 50])
     p.add_argument("--figure", type=Path, default=None)
     ns = p.parse_args()
@@ -88,7 +94,8 @@ def main() -> None:
             if dm is None:
                 _, dm = build(config, data_root=ns.data_root)
         else:
-            model, dm = build(config, data_root=ns.data_root)
+            extra = [f"--model.init_args.prediction={ns.prediction}"] if method != "predictive" else []
+            model, dm = build(config, data_root=ns.data_root, extra=extra)
             trainer, _ = train(model, dm, ns.steps)
             ns.out.mkdir(parents=True, exist_ok=True)
             ckpts[method] = ns.out / f"{method}.ckpt"

@@ -92,6 +92,67 @@ def test_pc_nfe_and_storm_start():
     assert st.enhance_spec(y, steps=5).nfe == 11  # plus the predictor
 
 
+@pytest.mark.parametrize(
+    "name,opts", [("pc", {}), ("pc", {"corrector": "none"}), ("probability_flow", {}), ("ddim", {})]
+)
+def test_oracle_clean_prediction_returns_the_clean_signal_at_every_step_count(name, opts):
+    """An exact x0 fed to the samplers through the OUVE process (mean e^{-theta t} x0 + (1 - e^{-theta t}) y)
+    must give back nearly the clean spectrogram at every N: more steps must not hurt."""
+    from difflab.core.samplers.base import Denoiser
+    from difflab.core.samplers.select import run_sampler
+
+    model = SGMSE(tiny(4), prediction="x0").eval()
+    g = torch.Generator().manual_seed(1)
+    clean = torch.randn(1, 3000, generator=g) * 0.1
+    batch = model.prepare_batch({"clean": clean, "noisy": clean + 0.2 * torch.randn(1, 3000, generator=g)})
+    y, x0 = batch["y"], batch["x0"]
+    for steps in (5, 30):
+        g = torch.Generator().manual_seed(0)
+        d = Denoiser(lambda x_t, t: x0.expand_as(x_t), model.process, "x0", y=y)
+        x = model.process.prior_sample(y.shape, y=y, generator=g)
+        out = run_sampler(name, d, x, steps=steps, generator=g, **opts).sample
+        # what remains: e^{-theta t_eps} x0 + (1 - e^{-theta t_eps}) y plus noise of std s(t_eps) ~ 0.013
+        err = (out - x0).pow(2).mean() / (y - x0).pow(2).mean()
+        assert err < 0.1, (name, steps, float(err))
+
+
+def test_x0_precond_skips_to_the_input_at_small_t_and_weights_the_loss():
+    model = SGMSE(tiny(4), prediction="x0_precond").eval()
+    assert model.prediction == "x0" and model.precondition
+    batch = model.prepare_batch(_batch(1, 3000))
+    y, x0 = batch["y"], batch["x0"]
+    t = torch.tensor([model.t_eps])
+    x_t, _ = model.process.sample_marginal(x0, t, y, generator=torch.Generator().manual_seed(0))
+    # a zero network output already gives (x_t - b y)/a at small t: close to the clean input
+    x0_hat = model.to_x0(torch.zeros_like(x_t), x_t, t, y)
+    assert (x0_hat - x0).pow(2).mean() < 0.05 * (y - x0).pow(2).mean()
+    # the weighted x0 loss equals the unit-scale regression of the network output on its target
+    _, _, c_skip, c_out = model.precond_scales(t, x_t)
+    out = torch.randn_like(x_t)
+    a, b, _ = model.process._abs(t, x_t)
+    target = (x0 - c_skip * (x_t - b * y) / a) / c_out
+    weighted = model.loss_weight(t) * (model.to_x0(out, x_t, t, y) - x0).pow(2).mean()
+    assert torch.allclose(weighted, (out - target).pow(2).mean(), rtol=1e-4)
+    with pytest.raises(ValueError, match="prediction"):
+        SGMSE(tiny(4), prediction="v")
+
+
+@pytest.mark.parametrize("kind", ["sgmse", "storm"])
+def test_x0_precond_losses_and_sampling(kind):
+    model = (
+        SGMSE(tiny(4), prediction="x0_precond")
+        if kind == "sgmse"
+        else StoRM(tiny(6), tiny(2, False), prediction="x0_precond")
+    )
+    batch = model.prepare_batch(_batch())
+    loss = model.training_loss(batch, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss)
+    model.eval()
+    res = model.enhance_spec(batch["y"][:1], steps=3, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(res.sample).all()
+
+
 def test_enhance_restores_scale_and_length():
     model = PredictiveEnhancer(tiny(2, False)).eval()
     for p in model.network.conv_out.parameters():

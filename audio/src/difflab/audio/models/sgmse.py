@@ -39,7 +39,8 @@ class SGMSE(SpeechEnhancer):
     def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
         if batch is None or "y" not in batch:
             raise ValueError("SGMSE needs the noisy spectrogram batch['y'] as network input")
-        return self.network(torch.cat([x_t, batch["y"]], dim=1), t)
+        y = batch["y"]
+        return self.to_x0(self.network(torch.cat([x_t, y], dim=1), t), x_t, t, y)
 
     def enhance_spec(
         self,
@@ -53,7 +54,10 @@ class SGMSE(SpeechEnhancer):
         name, opts = self.sampler_kwargs(sampler, options)
         x = self.process.prior_sample(y.shape, y=y, generator=generator)
         denoiser = Denoiser(
-            lambda x_t, t: self.network(torch.cat([x_t, tile(y, x_t)], dim=1), t), self.process, self.prediction, y=y
+            lambda x_t, t: self.to_x0(self.network(torch.cat([x_t, tile(y, x_t)], dim=1), t), x_t, t, tile(y, x_t)),
+            self.process,
+            self.prediction,
+            y=y,
         )
         return run_sampler(name, denoiser, x, steps=steps or self.sample_steps, generator=generator, **opts)
 

@@ -68,7 +68,8 @@ class StoRM(SpeechEnhancer):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_interval: Literal["step", "epoch"] = "step",
-        prediction: Literal["eps", "x0"] = "eps",
+        prediction: Literal["eps", "x0", "x0_precond"] = "eps",
+        sigma_data: float = 0.1,
     ) -> None:
         if not 0 <= supervised_weight < 1:
             raise ValueError(f"StoRM: supervised_weight must lie in [0, 1), got {supervised_weight}")
@@ -96,6 +97,7 @@ class StoRM(SpeechEnhancer):
                 lr_scheduler,
                 lr_interval,
                 prediction,
+                sigma_data,
             )
         for store in (
             self._hparams,
@@ -116,7 +118,8 @@ class StoRM(SpeechEnhancer):
     def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
         if batch is None or "y" not in batch or "y_hat" not in batch:
             raise ValueError("StoRM's score network needs batch['y'] and batch['y_hat']")
-        return self.network(torch.cat([x_t, batch["y"], batch["y_hat"]], dim=1), t)
+        out = self.network(torch.cat([x_t, batch["y"], batch["y_hat"]], dim=1), t)
+        return self.to_x0(out, x_t, t, batch["y_hat"])
 
     def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         x0, y = batch["x0"], batch["y"]
@@ -126,7 +129,9 @@ class StoRM(SpeechEnhancer):
         t = self.sample_time(x0, generator)
         x_t, z = self.process.sample_marginal(x0, t, y_hat, generator=generator)
         out = self.network_forward(x_t, t, {"y": y, "y_hat": y_hat})
-        dsm = (out - (z if self.prediction == "eps" else x0)).pow(2).mean()
+        err = (out - (z if self.prediction == "eps" else x0)).pow(2).reshape(t.shape[0], -1).mean(-1)
+        w = self.loss_weight(t)
+        dsm = (err if w is None else w * err).mean()
         if self.training_mode == "frozen_predictor":
             return dsm
         sup = (y_hat - x0).pow(2).mean()
@@ -146,7 +151,9 @@ class StoRM(SpeechEnhancer):
         y_hat = self.predict_mean(y)
         x = self.process.prior_sample(y.shape, y=y_hat, generator=generator)
         denoiser = Denoiser(
-            lambda x_t, t: self.network(torch.cat([x_t, tile(y, x_t), tile(y_hat, x_t)], dim=1), t),
+            lambda x_t, t: self.to_x0(
+                self.network(torch.cat([x_t, tile(y, x_t), tile(y_hat, x_t)], dim=1), t), x_t, t, tile(y_hat, x_t)
+            ),
             self.process,
             self.prediction,
             y=y_hat,
