@@ -173,3 +173,19 @@ def test_resshift_etas_monotone_with_given_ends():
     assert math.isclose(r[0].item(), (0.9 / 1e-4) ** (1 / 18), rel_tol=1e-12)
     with pytest.raises(ValueError, match="1"):
         S.resshift_etas(1)
+
+
+def test_whole_step_grid_stays_on_training_steps():
+    from difflab.core.processes.gaussian import DiscreteVP, whole_step_grid
+
+    g = whole_step_grid(50, 10)
+    assert len(g) == 11 and g[0] == 1 and g[-1] == 0
+    k = g * 50
+    torch.testing.assert_close(k, k.round())  # whole steps only, never between k = 0 and 1
+    assert torch.all(k[:-1] > k[1:])
+    assert len(whole_step_grid(10, 30)) == 11  # never more steps than the chain has
+    torch.testing.assert_close(
+        DiscreteVP("cosine", 100).step_grid(3, start=3), torch.tensor([0.03, 0.02, 0.01, 0.0], dtype=torch.float64)
+    )
+    with pytest.raises(ValueError, match="start"):
+        whole_step_grid(10, 2, start=11)

@@ -138,6 +138,21 @@ class CosineVP(LinearGaussianProcess):
         return ab.sqrt(), torch.zeros_like(t), (1 - ab).clamp_min(0).sqrt()
 
 
+def whole_step_grid(num_steps: int, steps: int, start: int | None = None) -> Tensor:
+    """Descending times on a ``num_steps`` chain's whole steps: ``min(steps, start)`` steps spaced evenly
+    in ``k`` from ``start`` (default ``num_steps``) down to 0, as ``t = k / num_steps`` (DDIM's
+    sub-sequence of the training steps), float64 of shape ``(min(steps, start) + 1,)``.
+
+    A network trained only at ``k = 1..T`` should be evaluated there: a grid uniform in log-SNR puts
+    fractional steps between ``k = 0`` and ``1`` that it never saw.
+    """
+    start = num_steps if start is None else int(start)
+    if steps < 1 or not 1 <= start <= num_steps:
+        raise ValueError(f"whole_step_grid needs steps >= 1 and start in [1, {num_steps}], got {steps}, {start}")
+    k = torch.linspace(float(start), 0.0, min(int(steps), start) + 1, dtype=torch.float64).round()
+    return k / num_steps
+
+
 class DiscreteVP(LinearGaussianProcess):
     """A DDPM chain of ``T`` steps; step ``k`` is at ``t = k / T`` with ``alpha_bar_0 = 1``.
 
@@ -174,6 +189,10 @@ class DiscreteVP(LinearGaussianProcess):
     def index(self, t: Tensor) -> Tensor:
         """Integer step ``k = round(t T)``."""
         return torch.round(t * self.num_steps).long()
+
+    def step_grid(self, steps: int, start: int | None = None) -> Tensor:
+        """:func:`whole_step_grid` of this chain: pass it as ``grid=`` to a sampler."""
+        return whole_step_grid(self.num_steps, steps, start)
 
     def time(self, k: Tensor | int) -> Tensor:
         """Continuous time of integer step ``k``."""

@@ -222,8 +222,7 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
         start = self.num_train_steps if start is None else int(start)
         if not 1 <= steps <= start:
             raise ValueError(f"steps must lie in [1, {start}], got {steps}")
-        k = torch.round(torch.linspace(start, 0, steps + 1, dtype=torch.float64))
-        return k / self.num_train_steps
+        return self.process.step_grid(steps, start)
 
     def denoiser(self, cond: Tensor) -> Denoiser:
         """Core :class:`Denoiser` of the network conditioned on ``cond (B, To*Do)`` (clean estimate clipped)."""

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from difflab.core.lightning import DiffusionModule, NoiseStream
 from difflab.core.processes.correlated import CorrelatedNoise
-from difflab.core.processes.gaussian import VPSDE, DiscreteVP
+from difflab.core.processes.gaussian import VPSDE, DiscreteVP, whole_step_grid
 from difflab.core.samplers.base import Denoiser
 from difflab.core.samplers.select import SamplerName, run_sampler
 from difflab.timeseries.metrics import metric_table
@@ -57,17 +57,11 @@ CHAIN_SAMPLERS = ("ddpm", "ddim", "dpm_solver", "paradigms")
 
 
 def integer_step_grid(num_steps: int, steps: int) -> Tensor:
-    """A descending grid ``t = k / K`` on the discrete chain's integer steps, from ``K`` to 0, with
-    ``min(steps, K)`` steps spaced evenly in ``k`` (DDIM's sub-sequence of the training steps).
+    """Whole-step grid of a ``num_steps`` chain (core's :func:`whole_step_grid`, see there).
 
-    The network of a discrete chain is trained at ``k = 1..K`` only. Core's default DDIM grid (uniform
-    in log-SNR down to ``t_min``, then 0) puts fractional steps there, 7 of 50 (2 of 10) between
-    ``k = 0`` and ``k = 1``, where the sinusoidal time embedding (scale 1000, i.e. periods down to a
-    third of a step) is unlike anything seen in training and the predicted noise is meaningless.
-    """
-    n = max(1, min(int(steps), int(num_steps)))
-    k = torch.linspace(float(num_steps), 0.0, n + 1, dtype=torch.float64).round()
-    return k / num_steps
+    Core's default DDIM grid (uniform in log-SNR) puts 7 of 50 steps (2 of 10) between ``k = 0`` and
+    ``k = 1``, where the network trained at ``k = 1..K`` is meaningless."""
+    return whole_step_grid(num_steps, steps)
 
 
 class StochasticProcessDiffusion(DiffusionModule):
