@@ -62,9 +62,10 @@ def speed(ckpt: Path, steps: int | None, seconds: float, threads: int) -> tuple[
 def main() -> None:
     import torch
 
-    from difflab.audio.demo import METHOD_CONFIGS, build, enhance_test_set, train
+    from difflab.audio.demo import METHOD_CONFIGS, build, enhance_test_set
     from difflab.audio.enhance import load_model
     from difflab.audio.metrics import evaluate
+    from difflab.core.lightning import train_briefly
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ckpt_dir", type=Path, default=None, help="folder with predictive/sgmse/storm .ckpt (else train)")
@@ -96,10 +97,9 @@ def main() -> None:
         else:
             extra = [f"--model.init_args.prediction={ns.prediction}"] if method != "predictive" else []
             model, dm = build(config, data_root=ns.data_root, extra=extra)
-            trainer, _ = train(model, dm, ns.steps)
             ns.out.mkdir(parents=True, exist_ok=True)
             ckpts[method] = ns.out / f"{method}.ckpt"
-            trainer.save_checkpoint(ckpts[method])
+            train_briefly(model, dm, max_steps=ns.steps, gradient_clip_val=1.0, checkpoint=ckpts[method])
             models[method] = model.eval()
 
     print(

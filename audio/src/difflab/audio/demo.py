@@ -65,29 +65,6 @@ def build(
     return cli.model, cli.datamodule
 
 
-def train(model, datamodule, max_steps: int, seed: int = 0):
-    """Quiet CPU training for ``max_steps`` steps (gradient clipping 1, as
-    :func:`difflab.core.lightning.train_briefly`); returns ``(trainer, wall seconds)``."""
-    import lightning.pytorch as pl
-
-    pl.seed_everything(seed, verbose=False)
-    trainer = pl.Trainer(
-        max_steps=max_steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        gradient_clip_val=1.0,
-    )
-    t0 = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
-    return trainer, time.perf_counter() - t0
-
-
 @torch.no_grad()
 def enhance_test_set(model, datamodule, *, limit: int | None = None, seed: int = 0, **options: Any):
     """Enhance the test split: ``(clean list, noisy list, enhanced list, names, compute seconds, nfe)``."""
@@ -117,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from difflab.audio.data.io import write_wav
     from difflab.audio.figures import spectrogram_figure
     from difflab.audio.metrics import evaluate, format_table
+    from difflab.core.lightning import train_briefly
 
     p = argparse.ArgumentParser(
         prog="difflab-audio demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -145,9 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         extra_args = [f"--model.init_args.prediction={ns.prediction}"] if method != "predictive" else []
         model, dm = build(METHOD_CONFIGS[method], data_root=ns.data_root, seed=ns.seed, extra=extra_args)
         print(f"training {LABELS[method]} for {ns.max_steps} steps on {dm.root} ...", flush=True)
-        trainer, wall = train(model, dm, ns.max_steps, seed=ns.seed)
         ckpt = out / f"{method}.ckpt"
-        trainer.save_checkpoint(ckpt)
+        wall = train_briefly(model, dm, max_steps=ns.max_steps, seed=ns.seed, gradient_clip_val=1.0, checkpoint=ckpt)
         print(
             f"artifact: {ckpt} | {LABELS[method]} checkpoint after {ns.max_steps} steps ({wall:.0f} s); "
             f"use with difflab-audio enhance",
@@ -197,4 +174,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["DEMO_CROP", "DEMO_NETWORK", "build", "enhance_test_set", "main", "train"]
+__all__ = ["DEMO_CROP", "DEMO_NETWORK", "build", "enhance_test_set", "main"]

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 
 def train_briefly(
-    model: Any, datamodule: Any, *, max_steps: int, max_time_s: float | None = None, seed: int = 0, **trainer_kw: Any
+    model: Any,
+    datamodule: Any,
+    *,
+    max_steps: int,
+    max_time_s: float | None = None,
+    seed: int = 0,
+    checkpoint: str | os.PathLike | None = None,
+    **trainer_kw: Any,
 ) -> float:
     """Fit ``model`` on ``datamodule`` for ``max_steps`` optimiser steps on one CPU device.
 
     No logger, checkpoints, progress bar or validation; ``seed_everything(seed)`` first, so a run is
     reproducible. ``trainer_kw`` overrides or adds Trainer arguments (``gradient_clip_val``,
-    ``callbacks``...). Returns the wall time of ``fit`` in seconds.
+    ``callbacks``...). ``checkpoint``: also write a Lightning checkpoint there after training (one that
+    ``load_from_checkpoint`` and the domains' inference verbs read). Returns the wall time of ``fit``
+    in seconds.
     """
     import lightning.pytorch as pl
 
@@ -33,8 +43,12 @@ def train_briefly(
         kw["max_time"] = {"seconds": max_time_s}
     kw.update(trainer_kw)
     start = time.perf_counter()
-    pl.Trainer(**kw).fit(model, datamodule=datamodule)
-    return time.perf_counter() - start
+    trainer = pl.Trainer(**kw)
+    trainer.fit(model, datamodule=datamodule)
+    seconds = time.perf_counter() - start
+    if checkpoint is not None:
+        trainer.save_checkpoint(checkpoint)
+    return seconds
 
 
 __all__ = ["train_briefly"]
