@@ -127,3 +127,17 @@ def test_networks_shapes():
         assert out.shape == (2, 20, 3)
     with pytest.raises(ValueError, match="preset"):
         PointSetDenoiser("huge")
+
+
+def test_pybullet_source_skips_the_broken_object():
+    """pybullet_data's object 168 has non-finite vertices: it is skipped with a warning, the split
+    still has the requested size and the held-out objects start after the last training object."""
+    from difflab.pointcloud.data.sources import readable_pybullet_meshes
+
+    with pytest.warns(UserWarning, match=r"168\.obj: mesh has non-finite"):
+        meshes, nxt = readable_pybullet_meshes(3, 167)
+    assert len(meshes) == 3 and nxt == 171
+    dm = ShapeDataModule(source="pybullet", num_points=32, num_shapes=2, num_val_shapes=2, batch_size=2)
+    dm.setup("fit")
+    assert dm.train_set.clouds.shape == (2, 32, 3) and dm.val_set.clouds.shape == (2, 32, 3)
+    assert bool(torch.isfinite(dm.train_set.clouds).all())

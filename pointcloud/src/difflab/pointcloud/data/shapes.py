@@ -130,12 +130,22 @@ class ShapeDataModule(SplitDataModule):
         self.class_names: list[str] = []
 
     def _load(self, split: str) -> CloudDataset:
-        from difflab.pointcloud.data.sources import pybullet_object_paths
+        from difflab.pointcloud.data.sources import readable_pybullet_meshes
 
         if self.source == "pybullet":
-            start = 0 if split == "train" else self.num_shapes
-            count = self.num_shapes if split == "train" else self.num_val_shapes
-            clouds = clouds_from_meshes(pybullet_object_paths(count, start), self.num_points, self.seed)
+            if split == "train":
+                meshes, self._pybullet_next = readable_pybullet_meshes(self.num_shapes, 0)
+            else:  # held-out objects start after the last training object
+                start = getattr(self, "_pybullet_next", None)
+                if start is None:
+                    start = readable_pybullet_meshes(self.num_shapes, 0)[1]
+                meshes, _ = readable_pybullet_meshes(self.num_val_shapes, start)
+            clouds = np.stack(
+                [
+                    normalize_unit_sphere(sample_mesh(m, self.num_points, rng=np.random.default_rng([self.seed, i])))[0]
+                    for i, m in enumerate(meshes)
+                ]
+            )
             return CloudDataset(clouds * self.scale)
         if self.source == "meshfolder":
             paths, labels, self.class_names = mesh_folder_items(

@@ -88,6 +88,30 @@ def pybullet_objects_dir() -> Path:
     return Path(pybullet_data.getDataPath()) / "random_urdfs"
 
 
+def readable_pybullet_meshes(count: int, start: int = 0) -> tuple[list, int]:
+    """The first ``count`` procedural objects from index ``start`` on that read as valid meshes.
+
+    A broken object is skipped with a warning naming the file (``random_urdfs/168/168.obj`` of
+    pybullet_data 3.2 has non-finite vertex coordinates). Returns ``(meshes, next_index)``, where
+    ``next_index`` is where a following split starts, so splits never share an object.
+    """
+    import warnings
+
+    from difflab.pointcloud.io import PointCloudError, read_mesh
+
+    meshes, index = [], start
+    while len(meshes) < count:
+        if index >= 1000:
+            raise ValueError(f"pybullet_data: fewer than {count} readable objects from index {start} on")
+        path = pybullet_object_paths(1, index)[0]
+        try:
+            meshes.append(read_mesh(path))
+        except PointCloudError as err:
+            warnings.warn(f"skipping {err}", stacklevel=2)
+        index += 1
+    return meshes, index
+
+
 def pybullet_object_paths(count: int = 1000, start: int = 0) -> list[Path]:
     """Paths of the procedural objects ``start .. start + count - 1`` (``random_urdfs/NNN/NNN.obj``)."""
     root = pybullet_objects_dir()
