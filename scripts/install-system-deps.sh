@@ -14,6 +14,7 @@ PACKAGES=(
   sonic-pi-samples              # audio: real recorded noises and ambiences
   asterisk-core-sounds-en-g722  # audio: real recorded speech (16 kHz) for the evaluation set
   libcgal-demo                  # pointcloud: real meshes and scans (bunny, armadillo, dragon, ...)
+  libvulkan1 mesa-vulkan-drivers  # pointcloud: software Vulkan device for Open3D's headless renderer
 )
 
 missing=()

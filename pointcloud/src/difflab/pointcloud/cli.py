@@ -63,6 +63,9 @@ def sample_main(argv: list[str]) -> int:
     p.add_argument("--points", type=int, default=512, help="points per cloud")
     p.add_argument("--label", type=int, default=None, help="class index for class-conditional models")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--up", choices=("y", "z"), default="z", help="axis drawn vertically (z: pybullet objects; y: ShapeNet meshes)"
+    )
     ns = p.parse_args(argv)
     model = load_model(ns.ckpt)
     if not isinstance(model, PointCloudDiffusion):
@@ -79,6 +82,7 @@ def sample_main(argv: list[str]) -> int:
         ns.out / "samples.png",
         suptitle=f"{ns.num} samples, NFE {res.nfe}",
         titles=[f"#{i}" for i in range(len(clouds))],
+        up=ns.up,
     )
     print(f"artifact: {png} | render of the generated clouds")
     return 0
@@ -152,8 +156,13 @@ def demo_main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=Path("outputs/demo/pointcloud"), help="output folder")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every training budget by this")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="reduced run checking the whole pipeline in well under a minute (tiny budgets; numbers mean nothing)",
+    )
     ns = p.parse_args(argv)
-    run_demo(ns.out, scale=ns.scale, seed=ns.seed)
+    run_demo(ns.out, scale=ns.scale, seed=ns.seed, fast=ns.fast)
     return 0
 
 

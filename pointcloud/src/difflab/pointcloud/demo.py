@@ -25,7 +25,9 @@ def _opt(lr: float = 2e-3):
     return functools.partial(torch.optim.Adam, lr=lr)
 
 
-def train_generators(scale: float = 1.0, seed: int = 0, pairs_path: Path | None = None) -> dict:
+def train_generators(
+    scale: float = 1.0, seed: int = 0, pairs_path: Path | None = None, num_shapes: int = 32, num_val_shapes: int = 16
+) -> dict:
     """Flow, reflow + distill (PSF) and DDPM, each trained briefly. Returns models, data and times."""
     from difflab.core.lightning import train_briefly
     from difflab.pointcloud.data import PairsDataModule, ShapeDataModule
@@ -33,7 +35,9 @@ def train_generators(scale: float = 1.0, seed: int = 0, pairs_path: Path | None 
     from difflab.pointcloud.networks import PointSetDenoiser
 
     steps = lambda n: max(2, int(n * scale))  # noqa: E731
-    dm = ShapeDataModule(num_points=GEN_POINTS, num_shapes=32, num_val_shapes=16, batch_size=16, seed=seed)
+    dm = ShapeDataModule(
+        num_points=GEN_POINTS, num_shapes=num_shapes, num_val_shapes=num_val_shapes, batch_size=16, seed=seed
+    )
     dm.setup()
     times = {}
     flow = PointStraightFlow(PointSetDenoiser("tiny"), optimizer=_opt(), sample_steps=50)
@@ -84,19 +88,19 @@ def generation_rows(g: dict, variants: dict, emd: bool = True) -> list[dict]:
     train = g["data"].train_set.clouds
     rows, cache = [], {}
     for name, (s, sec, nfe) in variants.items():
-        m = generation_metrics(s, ref, metrics=("cd", "emd") if emd else ("cd",), ref_cache=cache, emd_points=128)
+        m = generation_metrics(s, ref, metrics=("cd", "emd") if emd else ("cd",), ref_cache=cache)
         m["nn_train_cd"] = nearest_training_chamfer(s, train).mean().item()
         rows.append({"method": name, "nfe": nfe, "seconds": sec, **m})
     return rows
 
 
-def train_filters(scale: float = 1.0, seed: int = 0, single_step: bool = False) -> dict:
+def train_filters(scale: float = 1.0, seed: int = 0, single_step: bool = False, num_points: int = 4096) -> dict:
     from difflab.core.lightning import train_briefly
     from difflab.pointcloud.data import FilterDataModule
     from difflab.pointcloud.models import IterativePFN, ScoreDenoiser
 
     steps = lambda n: max(2, int(n * scale))  # noqa: E731
-    dm = FilterDataModule(num_points=4096, patch_size=128, batch_size=8, patches_per_epoch=100_000, seed=seed)
+    dm = FilterDataModule(num_points=num_points, patch_size=128, batch_size=8, patches_per_epoch=100_000, seed=seed)
     dm.setup()
     times, models = {}, {}
     models["IterativePFN (4 modules)"] = IterativePFN(k=8, width=32, layers=2, patch_size=128, optimizer=_opt())
@@ -110,13 +114,16 @@ def train_filters(scale: float = 1.0, seed: int = 0, single_step: bool = False) 
     return {"models": models, "data": dm, "times": times}
 
 
-def filtering_rows(f: dict, sigmas=(0.01, 0.02, 0.03), num_points: int = 4096) -> tuple[list[dict], dict]:
-    """Chamfer / P2M x 1e4 per method and noise level on the held-out meshes, with the noisy input as row 0."""
+def filtering_rows(
+    f: dict, sigmas=(0.01, 0.02, 0.03), num_points: int = 4096, max_meshes: int | None = None
+) -> tuple[list[dict], dict]:
+    """Chamfer / P2M x 1e4 per method and noise level on the held-out meshes (the first ``max_meshes``;
+    bunny first), with the noisy input as row 0."""
     from difflab.pointcloud.data import noisy_copy
     from difflab.pointcloud.io import sample_mesh
     from difflab.pointcloud.metrics import filtering_chamfer, filtering_p2m
 
-    meshes = f["data"].val_meshes_
+    meshes = f["data"].val_meshes_[:max_meshes]
     rows, keep = [], {}
     for sigma in sigmas:
         cases = []
@@ -139,17 +146,20 @@ def filtering_rows(f: dict, sigmas=(0.01, 0.02, 0.03), num_points: int = 4096) -
     return rows, keep
 
 
-def scan_rows(f: dict, sigma: float = 0.02) -> tuple[list[dict], dict]:
-    """Real CGAL scans (kitten, oni) normalised, with added noise: Chamfer x 1e4 to the original scan."""
+def scan_rows(
+    f: dict, sigma: float = 0.02, num_points: int = 4096, scans: tuple[str, ...] = ("kitten.xyz", "oni.ply")
+) -> tuple[list[dict], dict]:
+    """Real CGAL scans (kitten, oni) normalised, with added noise: Chamfer x 1e4 to the original scan.
+    The kitten (5.2 k points) is resampled to ``num_points``; the first scan's outputs are kept for renders."""
     from difflab.pointcloud.data import noisy_copy
     from difflab.pointcloud.data.sources import cgal_scan_path
     from difflab.pointcloud.io import normalize_unit_sphere, read_points, resample
     from difflab.pointcloud.metrics import filtering_chamfer
 
     rows, keep = [], {}
-    for j, name in enumerate(("kitten.xyz", "oni.ply")):
+    for j, name in enumerate(scans):
         scan = normalize_unit_sphere(
-            resample(read_points(cgal_scan_path(name)), 4096, rng=j)
+            resample(read_points(cgal_scan_path(name)), num_points, rng=j)
             if name == "kitten.xyz"
             else read_points(cgal_scan_path(name))
         )[0]
@@ -160,7 +170,8 @@ def scan_rows(f: dict, sigma: float = 0.02) -> tuple[list[dict], dict]:
             row[mname] = filtering_chamfer(out, scan)
             if j == 0:
                 keep[mname] = out
-        keep["noisy input"], keep["scan"] = noisy, scan
+        if j == 0:
+            keep["noisy input"], keep["scan"] = noisy, scan
         rows.append(row)
     return rows, keep
 
@@ -174,20 +185,30 @@ def _table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(out: Path, scale: float = 1.0, seed: int = 0) -> dict:
+def run_demo(out: Path, scale: float = 1.0, seed: int = 0, fast: bool = False) -> dict:
+    """Train, evaluate, print the tables and one ``artifact:`` line per file written under ``out``.
+
+    ``fast``: a reduced run (training budgets x0.02, 16 training shapes, 8 samples vs 8 held-out shapes, filtering on
+    1024-point clouds of the bunny and the kitten scan only) that checks the whole pipeline in well
+    under a minute; its numbers mean nothing.
+    """
     from difflab.pointcloud.figures import render_grid
     from difflab.pointcloud.io import write_points
 
     torch.manual_seed(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    g = train_generators(scale, seed, pairs_path=out / "pairs.pt")
+    if fast:
+        scale = min(scale, 0.02)
+    num = 8 if fast else 16
+    filter_points = 1024 if fast else 4096
+    g = train_generators(scale, seed, pairs_path=out / "pairs.pt", num_shapes=16 if fast else 32, num_val_shapes=num)
     print(f"artifact: {out / 'pairs.pt'} | reflow / distillation pairs (noise, 50-step ODE sample) of the flow")
-    variants = generation_variants(g, seed=seed)
+    variants = generation_variants(g, num=num, seed=seed)
     gen = generation_rows(g, variants)
     print(
-        "\nGeneration (16 samples of 256 points vs 16 held-out pybullet objects; CD squared, EMD Euclidean on "
-        "128 of the points):"
+        f"\nGeneration ({num} samples of {GEN_POINTS} points vs {num} held-out pybullet objects; CD squared, "
+        "EMD Euclidean, exact on all points):"
     )
     print(
         _table(
@@ -206,37 +227,40 @@ def run_demo(out: Path, scale: float = 1.0, seed: int = 0) -> dict:
             ],
         )
     )
-    clouds, titles = [], []
+    clouds, titles = list(g["data"].val_set.clouds[:4].numpy()), ["held-out shapes (data)"] + [""] * 3
     for name, (s, _, _) in variants.items():
         clouds += list(s[:4].numpy())
         titles += [name] + [""] * 3
-    png = render_grid(
-        clouds,
-        out / "generation.png",
-        titles=titles,
-        ncols=4,
-        up="z",
-        suptitle="rows: PSF 1 step | flow 1 step | flow 50 steps | DDPM 100 steps",
+    png = render_grid(clouds, out / "generation.png", titles=titles, ncols=4, up="z", cell=2.2)
+    print(
+        f"artifact: {png} | held-out data shapes, then 4 samples per generator (rows): one-step PSF, "
+        "one / many flow steps, DDPM"
     )
-    print(f"artifact: {png} | 4 samples per generator (rows), one-step PSF against one / many flow steps and DDPM")
     for i, c in enumerate(variants["PSF 1 step (reflow + distill)"][0][:4]):
         write_points(out / f"psf_sample_{i}.ply", c.numpy())
     print(f"artifact: {out / 'psf_sample_0.ply'} | one-step PSF samples as .ply (4 files)")
 
-    f = train_filters(scale, seed)
-    filt, keep = filtering_rows(f, sigmas=(0.02,))  # the benchmark adds 1 % and 3 %
-    print(
-        "\nFiltering (held-out CGAL meshes bunny / fandisk / hand / helmet, 4096 points, 2 % noise; x1e4, unit sphere):"
-    )
+    f = train_filters(scale, seed, num_points=filter_points)
+    filt, keep = filtering_rows(
+        f, sigmas=(0.02,), num_points=filter_points, max_meshes=1 if fast else None
+    )  # the benchmark adds 1 % and 3 %
+    meshes = "bunny" if fast else "bunny / fandisk / hand / helmet"
+    print(f"\nFiltering (held-out CGAL meshes {meshes}, {filter_points} points, 2 % noise; x1e4, unit sphere):")
     print(_table(filt, ["method", "noise", "cd_x1e4", "p2m_x1e4", "seconds"]))
     names = list(keep)
-    png = render_grid([keep[n][1] for n in names], out / "filtering_bunny.png", titles=names, ncols=len(names))
-    print(f"artifact: {png} | bunny (held out) with 2 % noise: input and each filter's output")
-    scans, skeep = scan_rows(f)
+    png = render_grid(
+        [keep[names[0]][0]] + [keep[n][1] for n in names],
+        out / "filtering_bunny.png",
+        titles=["clean (ground truth)", *names],
+        ncols=len(names) + 1,
+        cell=2.6,
+    )
+    print(f"artifact: {png} | bunny (held out): clean, with 2 % noise, and each filter's output")
+    scans, skeep = scan_rows(f, num_points=filter_points, scans=("kitten.xyz",) if fast else ("kitten.xyz", "oni.ply"))
     print("\nReal scans with 2 % added noise (Chamfer x1e4 to the original scan):")
     print(_table(scans, ["scan", "noisy input", *f["models"]]))
     names = ["scan", "noisy input", *f["models"]]
-    png = render_grid([skeep[n] for n in names], out / "filtering_kitten.png", titles=names, ncols=len(names))
+    png = render_grid([skeep[n] for n in names], out / "filtering_kitten.png", titles=names, ncols=len(names), cell=2.6)
     print(f"artifact: {png} | real kitten scan: original, with 2 % noise, and filtered by each method")
     result = {"generation": gen, "filtering": filt, "scans": scans, "train_seconds": {**g["times"], **f["times"]}}
     (out / "metrics.json").write_text(json.dumps(result, indent=1))

@@ -115,8 +115,9 @@ def generation_metrics(
     """MMD, COV and 1-NNA for each distance in ``metrics``; ``gen`` (G, N, 3) and ``ref`` (R, N, 3).
 
     ``ref_cache``: a dict kept between calls with the same ``ref`` (holds the reference-reference
-    matrices). ``emd_points``: compute EMD on the first ``emd_points`` points of every cloud (the
-    exact assignment costs O(N^3); points of a sampled cloud are in random order).
+    matrices). ``emd_points``: compute EMD on the first ``emd_points`` points of every cloud only
+    (default: all points; the exact assignment costs O(N^3), about 3 ms per pair at 256 points and
+    0.5 s at 2048; points of a sampled cloud are in random order).
     """
     out: dict[str, float] = {}
     cache = {} if ref_cache is None else ref_cache
