@@ -50,6 +50,22 @@ def test_dereverb_pairs_are_aligned(reverb_root):
     assert abs(lag) <= 16  # direct path at (about) sample 0
 
 
+def test_room_impulse_responses_start_at_the_direct_path():
+    """The RIR's first sample is the direct sound (a lead of even a few samples delays the reverberant
+    input against its anechoic target: a per-frequency phase rotation the network cannot learn), also
+    where a reflection is louder than the direct sound."""
+    from difflab.audio.data.synth import room_impulse_response
+
+    rng = np.random.default_rng(0)
+    later_peak = 0
+    for _ in range(12):
+        rir, _ = room_impulse_response(rng, (0.6, 1.0), (3.0, 8.0))
+        rir = rir.numpy()
+        assert int(np.argmax(np.abs(rir[:20]))) == 0
+        later_peak += int(np.argmax(np.abs(rir))) > 0
+    assert later_peak >= 1  # the case where taking the RIR's peak as the direct path was wrong
+
+
 def test_coloured_noise_slope_and_snr_mixing():
     rng = np.random.default_rng(0)
     for k in (0.0, 1.0, 2.0):

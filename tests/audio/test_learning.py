@@ -1,30 +1,44 @@
 """Learning tests: brief CPU training on synthetic speech must improve *real recorded speech*.
 
-Each method trains a small NCSN++-style network (width 8, three levels) for 400 steps on 0.25 s
-crops of the offline default data (160 synthetic utterances, real noise recordings and coloured
-noise at -5..15 dB), then enhances the 8 real-speech test mixtures (Asterisk prompts with
-held-out noises). SI-SDR and wideband PESQ must beat the unprocessed input by about half of the
-gain measured when the thresholds were set (see each test). Only the predictive baseline beats the
-input at this budget; SGMSE+ and StoRM do not yet (measured numbers in audio/README.md). SGMSE+ is
-held to what it does reach: more sampler steps do not make it worse. It uses the
-preconditioned data prediction (``x0_precond``): with a plain ``x0`` network the quality *fell*
-as the sampler steps grew (the network cannot reproduce its near-clean input at small ``t``, and
-the last steps pull the sample onto that worse estimate); with the skip it no longer does.
+Every method trains the demo's small NCSN++-style network (width 8, three levels) on 0.25 s crops of
+the offline default data (160 synthetic utterances, real noise recordings and coloured noise at
+-5..15 dB) with the demo's settings (:data:`difflab.audio.demo.TRAINING`), then enhances the 8
+real-speech test mixtures (Asterisk prompts with held-out noises). SI-SDR and wideband PESQ must beat
+the unprocessed input by about half of the gain measured when the thresholds were set (numbers in
+each test), except SGMSE+'s PESQ, which is only held near the input's. The trained models are shared
+through module-scoped fixtures: StoRM starts from the predictive baseline's trained network (frozen,
+the StoRM reference's "regen-freeze-denoiser" mode).
+
+SGMSE+ and StoRM are scored with the deterministic probability-flow sampler at few steps
+(:data:`difflab.audio.demo.FEW_STEPS`); after a CPU minute the stochastic PC sampler at N = 30 is
+still below the input's PESQ (see audio/README.md). The step-collapse guard checks that more PC
+steps do not make SGMSE+ worse. The margins depend on the network initialisation (numbers in each
+test): with one thread and these seeds the runs are deterministic.
 """
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
 
 from difflab.audio.data import VoiceBankDataModule
-from difflab.audio.demo import DEMO_CROP, enhance_test_set
+from difflab.audio.demo import DEMO_CROP, FEW_STEPS, TRAINING, enhance_test_set
 from difflab.audio.metrics import evaluate
-from difflab.audio.models import SGMSE, PredictiveEnhancer
+from difflab.audio.models import SGMSE, PredictiveEnhancer, StoRM
 from difflab.audio.networks import NCSNpp
 from difflab.core.lightning import train_briefly
 
-STEPS = 400
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The thresholds were measured with one thread; brief training is chaotic enough that another
+    thread count (a different floating-point summation order) can change the outcome."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -40,49 +54,101 @@ def _net(cin: int, time_conditional: bool = True) -> NCSNpp:
     return NCSNpp(cin, 2, channels=8, channel_mults=(1, 2, 2), num_res_blocks=1, time_conditional=time_conditional)
 
 
-def _gain(model, root) -> tuple[dict, dict]:
+def _opt(params):
+    return torch.optim.Adam(params, lr=TRAINING["lr"])
+
+
+def _train(model, root, method: str):
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    cfg = TRAINING[method]
+    dm = VoiceBankDataModule(str(root), batch_size=TRAINING["batch_size"], crop_samples=DEMO_CROP)
+    callbacks = [EMAWeightAveraging(decay=cfg["ema"])] if cfg.get("ema") else []
+    train_briefly(model, dm, max_steps=cfg["steps"], gradient_clip_val=1.0, callbacks=callbacks)
+    return model.eval()
+
+
+def _scores(model, root, **options) -> tuple[dict, dict]:
+    """(unprocessed, enhanced) ``{"pesq": (mean, std), "si_sdr": ...}`` on the real-speech test mixtures."""
     dm = VoiceBankDataModule(str(root), batch_size=4, crop_samples=DEMO_CROP)
-    train_briefly(model, dm, max_steps=STEPS, gradient_clip_val=1.0)
-    clean, noisy, enhanced, _, _, _ = enhance_test_set(model, dm, seed=0)
+    clean, noisy, enhanced, _, _, _ = enhance_test_set(model, dm, seed=0, **options)
     res = evaluate({"model": enhanced}, clean, noisy, metrics=("pesq", "si_sdr"))
-    print({k: {m: round(v[0], 3) for m, v in r.items()} for k, r in res.items()})
+    print(options, {k: {m: round(v[0], 3) for m, v in r.items()} for k, r in res.items()})
     return res["unprocessed"], res["model"]
 
 
-def _opt(params):
-    return torch.optim.Adam(params, lr=2e-3)
+@pytest.fixture(scope="module")
+def predictive(learn_root):
+    torch.manual_seed(0)
+    return _train(PredictiveEnhancer(_net(2, False), optimizer=_opt), learn_root, "predictive")
+
+
+@pytest.fixture(scope="module")
+def sgmse(learn_root):
+    cfg = TRAINING["sgmse"]
+    torch.manual_seed(0)
+    model = SGMSE(_net(4), optimizer=_opt, prediction=cfg["prediction"], sigma_data=cfg["sigma_data"])
+    return _train(model, learn_root, "sgmse")
+
+
+@pytest.fixture(scope="module")
+def storm(learn_root, predictive):
+    cfg = TRAINING["storm"]
+    torch.manual_seed(0)
+    model = StoRM(
+        _net(6),
+        copy.deepcopy(predictive.network),
+        optimizer=_opt,
+        prediction=cfg["prediction"],
+        sigma_data=cfg["sigma_data"],
+        training_mode=cfg["training_mode"],
+    )
+    return _train(model, learn_root, "storm")
 
 
 @pytest.mark.slow
-def test_predictive_baseline_learns(learn_root):
-    torch.manual_seed(0)
-    base, ours = _gain(PredictiveEnhancer(_net(2, False), optimizer=_opt), learn_root)
-    # measured at 400 steps (two runs): SI-SDR 6.21 -> 8.07 and 8.31 dB, PESQ 1.27 -> 1.35 and 1.34
+def test_predictive_baseline_learns(predictive, learn_root):
+    base, ours = _scores(predictive, learn_root)
+    # measured at 400 steps: SI-SDR 6.21 -> 8.31 dB, PESQ 1.273 -> 1.342 (another generation of the
+    # training data: 8.07 / 1.350). The margin depends on the network initialisation: seed 1 gave
+    # 4.73 dB / 1.223 (with EMA 0.99: 6.64 dB / 1.315).
     assert ours["si_sdr"][0] > base["si_sdr"][0] + 0.9
     assert ours["pesq"][0] > base["pesq"][0] + 0.04
 
 
-def _si_sdr_at(model, root, steps: int) -> tuple[float, float]:
-    """(unprocessed, enhanced) SI-SDR on the real-speech test mixtures with ``steps`` sampler steps."""
-    dm = VoiceBankDataModule(str(root), batch_size=4, crop_samples=DEMO_CROP)
-    clean, noisy, enhanced, _, _, _ = enhance_test_set(model, dm, seed=0, steps=steps)
-    res = evaluate({"model": enhanced}, clean, noisy, metrics=("si_sdr",))
-    return res["unprocessed"]["si_sdr"][0], res["model"]["si_sdr"][0]
+@pytest.mark.slow
+def test_sgmse_improves_si_sdr_and_keeps_pesq(sgmse, learn_root):
+    """SGMSE+ beats the input's SI-SDR; its PESQ after a CPU minute is only held near the input's.
+
+    Measured (800 steps, EMA 0.99, probability flow N = 5; the input 6.21 dB / 1.273) in three runs
+    (this test; the same settings on another generation of the synthetic training data; another
+    network initialisation): SI-SDR 7.08 / 7.25 / 6.56 dB, PESQ 1.260 / 1.310 / 1.236. The PESQ gain is
+    not reproducible at this budget, so it is not asserted (see audio/README.md)."""
+    sampler, steps = FEW_STEPS["sgmse"]
+    base, ours = _scores(sgmse, learn_root, sampler=sampler, steps=steps)
+    assert ours["si_sdr"][0] > base["si_sdr"][0] + 0.43
+    assert ours["pesq"][0] > base["pesq"][0] - 0.04
 
 
 @pytest.mark.slow
-def test_sgmse_more_steps_do_not_degrade(learn_root):
-    """SGMSE+ (preconditioned data prediction) after a CPU minute: 30 PC steps are at least as good as 5,
-    and the output stays near the input's quality (it does not yet beat it at this budget: measured
-    SI-SDR 6.21 -> 5.73 / 6.13 / 6.50 / 6.34 dB at N = 5 / 10 / 30 / 50; this test: 6.04 at N = 5, 7.07
-    at N = 30). With a plain x0 network the
-    same run fell from 6.52 dB at N = 5 to 3.19 at N = 30: the regression this guards against."""
-    torch.manual_seed(0)
-    model = SGMSE(_net(4), optimizer=_opt, sample_steps=10, prediction="x0_precond")
-    dm = VoiceBankDataModule(str(learn_root), batch_size=4, crop_samples=DEMO_CROP)
-    train_briefly(model, dm, max_steps=STEPS, gradient_clip_val=1.0)
-    base, few = _si_sdr_at(model, learn_root, 5)
-    _, many = _si_sdr_at(model, learn_root, 30)
-    print(f"unprocessed {base:.2f}  N=5 {few:.2f}  N=30 {many:.2f}")
-    assert many > few - 0.4
-    assert many > base - 1.0
+def test_sgmse_more_pc_steps_do_not_degrade(sgmse, learn_root):
+    """The regression this guards: with a plain x0 network (no preconditioning, no EMA) SI-SDR fell from
+    6.52 dB at N = 5 to 3.19 at N = 30, and without EMA an 800-step x0_precond run fell to -1.75 dB at
+    N = 10 and -6.82 at N = 30 (the network's errors on its own off-marginal samples compound)."""
+    _, few = _scores(sgmse, learn_root, sampler="pc", steps=5)
+    _, many = _scores(sgmse, learn_root, sampler="pc", steps=20)
+    # measured: 6.31 dB at N = 5, 7.36 at N = 20 (on another generation of the training data 5.99 / 7.09;
+    # a network initialised with seed 1 still fell, 4.96 dB at N = 5 -> 2.15 at N = 30)
+    assert many["si_sdr"][0] > few["si_sdr"][0] - 0.5
+
+
+@pytest.mark.slow
+def test_storm_beats_the_input(storm, learn_root):
+    sampler, steps = FEW_STEPS["storm"]
+    base, ours = _scores(storm, learn_root, sampler=sampler, steps=steps)
+    # measured (400 steps from the trained predictor, EMA 0.99, probability flow N = 3, NFE 4): this test
+    # SI-SDR 6.21 -> 8.03 dB, PESQ 1.273 -> 1.335 (its predictor alone: 8.31 dB / 1.342); on another
+    # generation of the training data 8.09 dB / 1.320 (predictor 8.07 / 1.350). From the seed-1
+    # predictor (4.73 dB / 1.223, below the input) it stays below the input: 4.53 dB / 1.163.
+    assert ours["si_sdr"][0] > base["si_sdr"][0] + 0.9
+    assert ours["pesq"][0] > base["pesq"][0] + 0.023

@@ -137,12 +137,57 @@ def test_x0_precond_skips_to_the_input_at_small_t_and_weights_the_loss():
         SGMSE(tiny(4), prediction="v")
 
 
-@pytest.mark.parametrize("kind", ["sgmse", "storm"])
+def test_x0_residual_returns_the_condition_at_large_t_and_the_input_at_small_t():
+    model = SGMSE(tiny(4), prediction="x0_residual", sigma_data=0.05).eval()
+    assert model.prediction == "x0" and model.precondition and model.residual
+    batch = model.prepare_batch(_batch(1, 3000))
+    y, x0 = batch["y"], batch["x0"]
+    gen = torch.Generator().manual_seed(0)
+    # at t = 1 (noise far above sigma_data) a zero network output gives the condition itself
+    t = torch.tensor([1.0])
+    x_t, _ = model.process.sample_marginal(x0, t, y, generator=gen)
+    x0_hat = model.to_x0(torch.zeros_like(x_t), x_t, t, y)
+    assert (x0_hat - y).pow(2).mean() < 0.01 * (x0_hat - x_t).pow(2).mean()
+    assert (x0_hat - y).abs().max() < 0.05 * (x_t - y).abs().max()
+    # at t_eps it is (close to) the nearly clean input, as x0_precond
+    t = torch.tensor([model.t_eps])
+    x_t, _ = model.process.sample_marginal(x0, t, y, generator=gen)
+    x0_hat = model.to_x0(torch.zeros_like(x_t), x_t, t, y)
+    assert (x0_hat - x0).pow(2).mean() < 0.05 * (y - x0).pow(2).mean()
+    # the weighted loss is the unit-scale regression of the network output on the residual's target
+    _, b, c_skip, c_out = model.precond_scales(t, x_t)
+    a = model.process._abs(t, x_t)[0]
+    out = torch.randn_like(x_t)
+    target = (x0 - y - c_skip * ((x_t - b * y) / a - y)) / c_out
+    weighted = model.loss_weight(t) * (model.to_x0(out, x_t, t, y) - x0).pow(2).mean()
+    assert torch.allclose(weighted, (out - target).pow(2).mean(), rtol=1e-4)
+
+
+def test_storm_predictor_init_loads_a_predictive_checkpoint(tmp_path):
+    pred = PredictiveEnhancer(tiny(2, False))
+    with torch.no_grad():
+        for p in pred.network.parameters():
+            p.add_(0.01)
+    torch.save({"state_dict": pred.state_dict()}, tmp_path / "pred.ckpt")
+    storm = StoRM(tiny(6), tiny(2, False), predictor_init=str(tmp_path / "pred.ckpt"))
+    storm.setup("fit")
+    for a, b in zip(storm.predictor.state_dict().values(), pred.network.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        StoRM(tiny(6), tiny(2, False), predictor_init=str(tmp_path / "missing.ckpt")).setup("fit")
+    torch.save({"state_dict": {"other.w": torch.zeros(1)}}, tmp_path / "bad.ckpt")
+    with pytest.raises(ValueError, match="bad.ckpt"):
+        StoRM(tiny(6), tiny(2, False), predictor_init=str(tmp_path / "bad.ckpt")).setup("fit")
+
+
+@pytest.mark.parametrize("kind", ["sgmse", "storm", "storm_residual"])
 def test_x0_precond_losses_and_sampling(kind):
     model = (
         SGMSE(tiny(4), prediction="x0_precond")
         if kind == "sgmse"
         else StoRM(tiny(6), tiny(2, False), prediction="x0_precond")
+        if kind == "storm"
+        else StoRM(tiny(6), tiny(2, False), prediction="x0_residual", training_mode="frozen_predictor")
     )
     batch = model.prepare_batch(_batch())
     loss = model.training_loss(batch, torch.Generator().manual_seed(0))

@@ -259,8 +259,14 @@ def room_impulse_response(
     room.add_microphone(mic)
     room.compute_rir()
     rir = np.asarray(room.rir[0][0], dtype=np.float64)
-    direct = int(np.argmax(np.abs(rir)))
-    rir = rir[max(direct - 8, 0) :]
+    # start exactly at the direct path (from the geometry: with a distant source a reflection can be
+    # louder than the direct sound, so the RIR's peak is not it). Any lead would delay the reverberant
+    # signal against its anechoic target, a per-frequency phase rotation that a convolutional network
+    # cannot learn: an 8-sample lead left the high frequencies unlearnable.
+    distance = float(np.linalg.norm(np.asarray(src) - np.asarray(mic)))
+    direct = int(round(distance / pra.constants.get("c") * SAMPLE_RATE)) + pra.constants.get("frac_delay_length") // 2
+    direct = min(direct, rir.shape[0] - 1)
+    rir = rir[direct:]
     return torch.from_numpy(rir / np.abs(rir).max()).float(), rt60
 
 

@@ -40,6 +40,7 @@ from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.select import SamplerName
 
 SQRT_HALF = 0.5**0.5
+PREDICTIONS = ("eps", "x0", "x0_precond", "x0_residual")
 
 
 def complex_ouve(theta: float, sigma_min: float, sigma_max: float, t_eps: float) -> OUVESDE:
@@ -87,8 +88,14 @@ class SpeechEnhancer(DiffusionModule):
             and the last sampler steps (the corrector most of all) pull the sample towards that
             worse estimate, so quality falls as the step count grows; the skip makes the small-``t``
             estimate the input itself.
+            ``x0_residual``: the same preconditioning applied to the residual ``x0 - y`` around the
+            process's condition ``y`` (the noisy spectrogram for SGMSE+, the predictor's estimate for
+            StoRM): ``x0_hat = y + c_skip ((x_t - b y)/a - y) + c_out net``, so that a zero network
+            output returns ``y`` at large ``t`` and the nearly clean input at small ``t``.
         sigma_data: ``sd`` of ``x0_precond`` (std of a real/imaginary part of the compressed clean
-            spectrogram, about 0.09 for peak-normalised speech).
+            spectrogram, about 0.09 for peak-normalised speech) or of the residual for
+            ``x0_residual`` (measured: 0.072 for ``x0 - y`` on the default data, 0.045 for
+            ``x0 - y_hat`` of the demo's predictor).
     """
 
     def __init__(
@@ -111,13 +118,11 @@ class SpeechEnhancer(DiffusionModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_interval: Literal["step", "epoch"] = "step",
-        prediction: Literal["eps", "x0", "x0_precond"] = "eps",
+        prediction: Literal["eps", "x0", "x0_precond", "x0_residual"] = "eps",
         sigma_data: float = 0.1,
     ) -> None:
-        if prediction not in ("eps", "x0", "x0_precond"):
-            raise ValueError(
-                f"{type(self).__name__}: prediction must be 'eps', 'x0' or 'x0_precond', got {prediction!r}"
-            )
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"{type(self).__name__}: prediction must be one of {PREDICTIONS}, got {prediction!r}")
         if not sigma_data > 0:
             raise ValueError(f"{type(self).__name__}: sigma_data must be > 0, got {sigma_data}")
         if sampler_options is None:
@@ -125,7 +130,7 @@ class SpeechEnhancer(DiffusionModule):
         super().__init__(
             network,
             complex_ouve(theta, sigma_min, sigma_max, t_eps),
-            "x0" if prediction == "x0_precond" else prediction,
+            "x0" if prediction in ("x0_precond", "x0_residual") else prediction,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
             lr_interval=lr_interval,
@@ -135,7 +140,8 @@ class SpeechEnhancer(DiffusionModule):
             sampler_options=sampler_options,
             num_val_samples=0,
         )
-        self.precondition = prediction == "x0_precond"
+        self.precondition = prediction in ("x0_precond", "x0_residual")
+        self.residual = prediction == "x0_residual"
         self.sigma_data = float(sigma_data)
         self.spec = SpecTransform(n_fft, hop_length, spec_alpha, spec_beta)
         self.sample_rate = int(sample_rate)
@@ -156,6 +162,8 @@ class SpeechEnhancer(DiffusionModule):
         if not self.precondition:
             return out
         a, b, c_skip, c_out = self.precond_scales(t, x_t)
+        if self.residual:  # EDM on the residual x0 - y: a zero network output gives the condition y itself
+            return y + c_skip * ((x_t - b * y) / a - y) + c_out * out
         return c_skip * (x_t - b * y) / a + c_out * out
 
     def loss_weight(self, t: Tensor) -> Tensor | None:

@@ -23,6 +23,7 @@ predictor-corrector steps, against SGMSE+'s 30).
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -41,7 +42,10 @@ class StoRM(SpeechEnhancer):
         network: score network, 6 input channels, 2 output channels, time-conditional.
         predictor: predictive network, 2 -> 2 channels (time input ignored).
         supervised_weight: ``a`` of the joint loss (0.5).
-        training_mode: ``joint`` (both networks) or ``frozen_predictor`` (score network only).
+        training_mode: ``joint`` (both networks) or ``frozen_predictor`` (score network only; the
+            reference's "regen-freeze-denoiser").
+        predictor_init: checkpoint of a trained predictive baseline (or StoRM model) whose weights
+            initialise the predictor when ``fit`` starts.
         (the rest: see :class:`~difflab.audio.models.base.SpeechEnhancer`; ``sample_steps`` 10.)
     """
 
@@ -68,8 +72,9 @@ class StoRM(SpeechEnhancer):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_interval: Literal["step", "epoch"] = "step",
-        prediction: Literal["eps", "x0", "x0_precond"] = "eps",
+        prediction: Literal["eps", "x0", "x0_precond", "x0_residual"] = "eps",
         sigma_data: float = 0.1,
+        predictor_init: str | None = None,
     ) -> None:
         if not 0 <= supervised_weight < 1:
             raise ValueError(f"StoRM: supervised_weight must lie in [0, 1), got {supervised_weight}")
@@ -108,8 +113,34 @@ class StoRM(SpeechEnhancer):
         self.predictor = predictor
         self.supervised_weight = float(supervised_weight)
         self.training_mode = training_mode
+        self.predictor_init = predictor_init
         if training_mode == "frozen_predictor":
             self.predictor.requires_grad_(False)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        # when fit starts (setup runs before Lightning restores a checkpoint, so a resumed run then
+        # puts its own weights over these)
+        if stage == "fit" and self.predictor_init:
+            self.load_predictor(self.predictor_init)
+
+    def load_predictor(self, path: str | Path) -> None:
+        """Initialise the predictor from a checkpoint of the predictive baseline (its ``network.*``
+        weights) or of another StoRM model (``predictor.*``), as the StoRM reference can start from
+        a pre-trained predictive model."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"StoRM predictor_init: {path}: no such checkpoint")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        state = ckpt.get("state_dict", ckpt)
+        for prefix in ("predictor.", "network."):
+            sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            if sub:
+                try:
+                    self.predictor.load_state_dict(sub)
+                except RuntimeError as err:
+                    raise ValueError(f"StoRM predictor_init: {path} does not fit the predictor network: {err}") from err
+                return
+        raise ValueError(f"StoRM predictor_init: {path} holds no 'network.*' or 'predictor.*' weights")
 
     def predict_mean(self, y: Tensor) -> Tensor:
         """The predictive estimate ``y_hat = D_phi(y)``, ``(B, 2, F, T)``."""
