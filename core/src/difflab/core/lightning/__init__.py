@@ -12,11 +12,14 @@ from difflab.core.lightning.data import (
     fit_position,
     resumable_train_loader,
 )
+from difflab.core.lightning.ema import WarmupEMA, warmup_decay
 from difflab.core.lightning.module import DiffusionModule, NoiseStream, cli_given_hparams
 from difflab.core.lightning.toy import ToyDiffusion, ToyMLP
 from difflab.core.lightning.train import train_briefly
 
 __all__ = [
+    "WarmupEMA",
+    "warmup_decay",
     "DiffusionModule",
     "cli_given_hparams",
     "NoiseStream",
