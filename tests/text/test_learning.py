@@ -8,11 +8,13 @@ set at about half the observed gain: ELBO < 0.8 x unigram, samples < 0.67 x shuf
 GIDD (p_u 0.1, 800 steps, same data and size): ELBO PPL 118.6 vs unigram 287.1 (0.41 x; after 500
 steps it was still 0.74 x, so the steps stay at 800); threshold ELBO < 0.7 x unigram.
 
-DiffuSeq on KJV case and punctuation restoration (700 steps, batch 64, dim 64, 16-d embeddings,
-295 test verses of at most 31 tokens, 50 DDPM steps): BLEU 18.7 (1000 steps: 25.3); a fluent verse
-that ignores the source (the next test verse) scores 0.0, copying the source 54.7. Threshold: BLEU >
-the unrelated verse + 9. Copying the source is NOT beaten at this budget: the brief training gets
-most words right but drops, repeats or splits some and places punctuation unreliably.
+DiffuSeq on KJV case and punctuation restoration (``difflab.text.demo.brief_diffuseq``: copy path,
+one-cycle lr 6e-3, 1,600 steps, batch 64; 295 test verses of at most 31 tokens; 20 DDPM steps per
+draw, MBR over the draws). Measured with one torch thread on a shared CPU: this test (MBR over 20
+draws) 63.2 (492 s on the loaded machine); two other initialisations gave 60.1 and 58.9; copying
+the source 54.7; a fluent verse that ignores the source (the next test verse) 0.0. Thresholds:
+copying + 2.5 (about half the smallest margin seen over the three initialisations, 4.2; this
+seed's margin is 8.5) and the unrelated verse + 30.
 """
 
 from functools import partial
@@ -89,42 +91,33 @@ def test_gidd_elbo_perplexity_far_below_unigram(trained):
     assert elbo < GIDD_RATIO * uni
 
 
-S2S_STEPS = 700
-S2S_MARGIN = 9.0
+S2S_STEPS = 1600
+S2S_DRAWS = 20
+S2S_OVER_COPY = 2.5
+S2S_OVER_OTHER = 30.0
 
 
-def test_diffuseq_bleu_far_above_source_blind_text():
-    """KJV case and punctuation restoration: BLEU far above fluent text that ignores the source.
-
-    Copying the source (BLEU about 55) is printed but not beaten at this budget (see the module docstring).
-    """
-    import lightning as L
-
+def test_diffuseq_bleu_beats_copying_the_source():
+    """KJV case and punctuation restoration: BLEU above copying the source, far above unrelated text."""
     from difflab.core.lightning.train import train_briefly
     from difflab.text.data.seq2seq import Seq2SeqDataModule
+    from difflab.text.demo import brief_diffuseq
     from difflab.text.metrics import corpus_bleu
-    from difflab.text.models import DiffuSeq
 
     dm = Seq2SeqDataModule(vocab_size=1024, src_len=32, trg_len=32, batch_size=64, val_size=200, test_size=1000)
     dm.setup()
-    L.seed_everything(0, verbose=False)
-    model = DiffuSeq(
-        vocab_size=1024,
-        emb_dim=16,
-        dim=64,
-        max_src_len=32,
-        max_trg_len=32,
-        optimizer=partial(torch.optim.AdamW, lr=2e-3),
-    )
+    model = brief_diffuseq(S2S_STEPS)
     model.attach_tokenizer(dm.tokenizer)
     secs = train_briefly(model, dm, max_steps=S2S_STEPS, seed=0, gradient_clip_val=1.0)
     src, trg = dm.references("test")
     ts = dm.test_set
-    r = model.translate(ts.src, ts.src_mask, steps=50, generator=torch.Generator().manual_seed(0))
-    bleu, copy = corpus_bleu(model.decode_ids(r.sample), trg), corpus_bleu(src, trg)
+    g = torch.Generator().manual_seed(0)
+    hyps = model.translate_texts(ts.src, ts.src_mask, draws=S2S_DRAWS, steps=20, generator=g)
+    bleu, copy = corpus_bleu(hyps, trg), corpus_bleu(src, trg)
     other = corpus_bleu(trg[1:] + trg[:1], trg)  # fluent KJV text that ignores the source
     print(
-        f"DiffuSeq BLEU {bleu:.1f}; another verse {other:.1f}; copying the source {copy:.1f} "
+        f"DiffuSeq (MBR over {S2S_DRAWS}) BLEU {bleu:.1f}; another verse {other:.1f}; copying the source {copy:.1f} "
         f"({len(trg)} verses, {S2S_STEPS} steps, {secs:.0f} s)"
     )
-    assert bleu > other + S2S_MARGIN
+    assert bleu > copy + S2S_OVER_COPY
+    assert bleu > other + S2S_OVER_OTHER

@@ -77,3 +77,21 @@ def test_diversity():
     x = torch.arange(20).view(2, 10)
     s = M.shuffle_tokens(x, torch.Generator().manual_seed(0))
     assert (s[:, 0] == x[:, 0]).all() and (s.sort(1).values == x.sort(1).values).all()
+
+
+def test_sentence_bleu_matches_sacrebleu_add_one():
+    sacrebleu = pytest.importorskip("sacrebleu")
+    for h, r in zip(_hyps(), REFS, strict=True):
+        ref = sacrebleu.sentence_bleu(h, [r], smooth_method="add-k", smooth_value=1).score
+        assert M.sentence_bleu(h, r) == pytest.approx(ref, abs=1e-9)
+    assert M.sentence_bleu("", REFS[0]) == 0.0
+
+
+def test_mbr_select_keeps_the_consensus_draw():
+    a, b, c = "and god said let there be light", "and god said let there be night", "the earth was void"
+    # per source: the draw closest to the others wins; ties keep the earlier draw
+    assert M.mbr_select([[a, c], [b, c], [c, a]]) == [a, c]
+    assert M.mbr_select([[b], [a], [a]]) == [a]
+    assert M.mbr_select([[c]]) == [c]
+    with pytest.raises(ValueError, match="differ in length"):
+        M.mbr_select([[a], [a, b]])

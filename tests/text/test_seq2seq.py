@@ -101,8 +101,9 @@ def test_loss_terms_and_gradients(self_condition):
     assert m.network.embedding.weight.grad is not None and m.network.embedding.weight.grad.abs().sum() > 0
 
 
-def test_source_padding_is_ignored():
-    m = _tiny()
+@pytest.mark.parametrize("copy_attention", [False, True])
+def test_source_padding_is_ignored(copy_attention):
+    m = _tiny(copy_attention=copy_attention)
     b = _batch()
     other = dict(b)
     other["src"] = b["src"].clone()
@@ -134,6 +135,48 @@ def test_translate_rounds_to_tokens_with_clamping(sampler):
         assert float(d.max()) < 1e-4
 
 
+def test_copy_path_copies_source_embeddings():
+    m = _tiny(copy_attention=True)
+    net = m.network
+    b = _batch()
+    x = torch.randn(4, 10, 8)
+    t = torch.full((4,), 0.5)
+    with torch.no_grad():
+        mem = net.encode(b["src"], b["src_mask"])
+        with pytest.raises(ValueError, match="pass the source ids"):
+            net.decode(x, t, mem, b["src_mask"])
+        # the copy path is exactly the gated attention average of the source tokens' embeddings
+        net.out.weight.zero_()
+        net.out.bias.zero_()
+        net.copy_gate.bias.fill_(50.0)  # gate open
+        net.copy_q.weight.zero_()
+        net.copy_q.bias.zero_()  # uniform attention over the real source tokens
+        y = net.decode(x, t, mem, b["src_mask"], None, b["src"])
+        mean_src = net.embed(b["src"][:, :9]).mean(1, keepdim=True)
+        assert torch.allclose(y, mean_src.expand_as(y), atol=1e-5)
+
+
+def test_translate_texts_mbr(small_tokenizer):
+    torch.manual_seed(0)
+    m = DiffuSeq(
+        vocab_size=300, emb_dim=8, dim=32, enc_depth=1, dec_depth=1, heads=2, max_src_len=12, max_trg_len=10,
+        num_steps=100, copy_attention=True,
+    )  # fmt: skip
+    m.attach_tokenizer(small_tokenizer)
+    b = _batch()
+    one = m.translate_texts(b["src"], b["src_mask"], steps=3, generator=torch.Generator().manual_seed(0))
+    again = m.translate(b["src"], b["src_mask"], steps=3, generator=torch.Generator().manual_seed(0)).sample
+    assert one == m.decode_ids(again)
+    g = torch.Generator().manual_seed(0)
+    draws = [m.decode_ids(m.translate(b["src"], b["src_mask"], steps=3, generator=g).sample) for _ in range(3)]
+    from difflab.text.metrics import mbr_select
+
+    mbr = m.translate_texts(b["src"], b["src_mask"], draws=3, steps=3, generator=torch.Generator().manual_seed(0))
+    assert mbr == mbr_select(draws) and all(h in [d[i] for d in draws] for i, h in enumerate(mbr))
+    with pytest.raises(ValueError, match="draws must be >= 1"):
+        m.translate_texts(b["src"], draws=0)
+
+
 def test_fit_checkpoint_and_seq2seq_verb(tmp_path, capsys):
     args = [
         "fit",
@@ -155,7 +198,7 @@ def test_fit_checkpoint_and_seq2seq_verb(tmp_path, capsys):
         + "\n"
     )
     out = tmp_path / "out.jsonl"
-    assert main(["seq2seq", "--ckpt", str(ckpts[-1]), str(inp), str(out), "--steps", "3"]) == 0
+    assert main(["seq2seq", "--ckpt", str(ckpts[-1]), str(inp), str(out), "--steps", "3", "--draws", "2"]) == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 2 and all(isinstance(x["hyp"], str) for x in lines) and "trg" in lines[0]
     assert "wrote 2 lines" in capsys.readouterr().out

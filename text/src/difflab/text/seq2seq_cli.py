@@ -1,6 +1,6 @@
 """``difflab-text seq2seq`` and ``difflab-text make-seq2seq-data``.
 
-* ``seq2seq --ckpt CKPT IN.jsonl OUT.jsonl``: read ``{"src": ...}`` per line (other keys are kept;
+* ``seq2seq --ckpt CKPT IN.jsonl OUT.jsonl [--draws K]``: read ``{"src": ...}`` per line (other keys are kept;
   a ``trg`` key is used as the reference for BLEU / ROUGE-L), generate the target with a
   :class:`~difflab.text.models.DiffuSeq` checkpoint and write ``{"src", "hyp"[, "trg"]}`` lines.
 * ``make-seq2seq-data --out DIR``: write the default task's ``train.jsonl``, ``val.jsonl`` and
@@ -35,6 +35,7 @@ def seq2seq_command(argv: list[str]) -> int:
     p.add_argument("--ckpt", required=True, help="checkpoint of a DiffuSeq model")
     p.add_argument("--sampler", default=None, help="core sampler name (default: the model's, ddpm)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    p.add_argument("--draws", type=int, default=1, help="draws per source; > 1: DiffuSeq's MBR decoding")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--truncate", action="store_true", help="cut sources longer than the model's max_src_len")
     p.add_argument("--seed", type=int, default=0)
@@ -48,14 +49,10 @@ def seq2seq_command(argv: list[str]) -> int:
         tok, [r["src"] for r in rows], model.network.max_src_len, str(ns.input), truncate=ns.truncate
     )
     g = torch.Generator().manual_seed(ns.seed)
-    hyps: list[str] = []
-    nfe = 0
-    for i in range(0, len(rows), ns.batch_size):
-        r = model.translate(
-            src[i : i + ns.batch_size], mask[i : i + ns.batch_size], sampler=ns.sampler, steps=ns.steps, generator=g
-        )
-        hyps.extend(model.decode_ids(r.sample))
-        nfe = r.nfe
+    hyps = model.translate_texts(
+        src, mask, draws=ns.draws, batch_size=ns.batch_size, sampler=ns.sampler, steps=ns.steps, generator=g
+    )
+    steps = ns.steps or model.sample_steps
     ns.output.parent.mkdir(parents=True, exist_ok=True)
     with ns.output.open("w", encoding="utf-8") as fh:
         for row, h in zip(rows, hyps, strict=True):
@@ -63,7 +60,7 @@ def seq2seq_command(argv: list[str]) -> int:
             if isinstance(row.get("trg"), str):
                 out["trg"] = row["trg"]
             fh.write(json.dumps(out) + "\n")
-    print(f"wrote {len(hyps)} lines to {ns.output} ({nfe} network evaluations per batch)")
+    print(f"wrote {len(hyps)} lines to {ns.output} ({ns.draws} draw(s) of {steps} sampler steps per source)")
     refs = [r.get("trg") for r in rows]
     if all(isinstance(x, str) for x in refs):
         print(

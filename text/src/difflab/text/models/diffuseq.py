@@ -30,8 +30,13 @@ the previous step's estimate.
 Sampling: any core sampler by name (``ddpm`` default, ``ddim``, ...) on the ``x0`` prediction from
 ``N(0, I)``; with ``clamp`` (DiffuSeq's clamping trick) every ``x0_hat`` is replaced by its nearest
 embedding before the sampler uses it. The final vectors are rounded by the head (``argmax x E^T +
-b``); the text ends at the first ``[EOS]``. DiffuSeq's minimum-Bayes-risk selection over several
-seeds is not done here (one draw per source).
+b``); the text ends at the first ``[EOS]``. :meth:`DiffuSeq.translate_texts` adds DiffuSeq's
+minimum-Bayes-risk decoding: several draws per source, keeping the one with the highest mean
+sentence BLEU against the others (:func:`difflab.text.metrics.mbr_select`).
+
+Copy path (``copy_attention``, off by default): the denoiser may also point at source tokens and
+copy their embeddings into ``x0_hat`` (see :mod:`difflab.text.networks.seq2seq`); the diffusion,
+objective and sampling are unchanged.
 
 Batch: ``x0`` (B, Lt) target ids, ``src`` (B, Ls), ``src_mask`` (B, Ls) (see
 :mod:`difflab.text.data.seq2seq`).
@@ -51,7 +56,7 @@ from difflab.core.lightning.module import NoiseStream
 from difflab.core.processes.gaussian import DiscreteVP
 from difflab.core.samplers.base import Denoiser, SampleResult
 from difflab.core.samplers.select import SamplerName, run_sampler
-from difflab.text.metrics import corpus_bleu
+from difflab.text.metrics import corpus_bleu, mbr_select
 from difflab.text.models.base import TokenizerMixin
 from difflab.text.networks.seq2seq import EncoderDecoderDenoiser
 
@@ -63,6 +68,7 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
         vocab_size: V, at least the tokenizer's size.
         emb_dim: width of the diffusion (embedding) space.
         dim, enc_depth, dec_depth, heads, dropout: transformer size.
+        copy_attention: give the denoiser the gated copy path over the source embeddings.
         max_src_len, max_trg_len: longest source / target.
         num_steps: ``T`` of the sqrt schedule (DiffuSeq: 2000).
         self_condition: use self-conditioning; ``self_cond_prob``: share of training steps that do.
@@ -83,6 +89,7 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
         dec_depth: int = 2,
         heads: int = 4,
         dropout: float = 0.0,
+        copy_attention: bool = False,
         max_src_len: int = 32,
         max_trg_len: int = 32,
         num_steps: int = 2000,
@@ -110,6 +117,7 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
             max_trg_len,
             self_condition,
             dropout=dropout,
+            copy_attention=copy_attention,
         )
         super().__init__(
             network=network,
@@ -172,9 +180,9 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
             use = torch.rand(b, generator=generator, device=dev) < self.self_cond_prob
             if bool(use.any()):
                 with torch.no_grad():
-                    first = net.decode(x_t, t, memory, batch.get("src_mask"), None)
+                    first = net.decode(x_t, t, memory, batch.get("src_mask"), None, batch["src"])
                 sc = first * use[:, None, None].to(first.dtype)
-        x0_hat = net.decode(x_t, t, memory, batch.get("src_mask"), sc)
+        x0_hat = net.decode(x_t, t, memory, batch.get("src_mask"), sc, batch["src"])
         target = torch.where((k == 1)[:, None, None], emb, x_start)
         mse = (x0_hat - target).pow(2).mean((1, 2))
         a_T, _, _ = self.process.coefficients(torch.ones_like(t))
@@ -221,7 +229,7 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
                         f"the sampler evaluates {x_t.shape[0]} targets for {src.shape[0]} sources at once "
                         "(parallel samplers such as paradigms are not supported by DiffuSeq's self-conditioning)"
                     )
-                out = net.decode(x_t, t, memory, src_mask, state["prev"] if self.self_condition else None)
+                out = net.decode(x_t, t, memory, src_mask, state["prev"] if self.self_condition else None, src)
                 state["prev"] = out
                 return net.embed(net.nearest(out)) if clamp else out
 
@@ -241,6 +249,34 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
             return SampleResult(ids, res.nfe, {**res.info, "x": res.sample})
         finally:
             self.train(was)
+
+    @torch.no_grad()
+    def translate_texts(
+        self,
+        src: Tensor,
+        src_mask: Tensor | None = None,
+        *,
+        draws: int = 1,
+        batch_size: int = 256,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> list[str]:
+        """Target texts for source ids ``src`` (B, Ls): ``draws`` samples per source, MBR-selected.
+
+        ``draws=1`` is one sample per source; ``draws > 1`` is DiffuSeq's minimum-Bayes-risk
+        decoding (:func:`~difflab.text.metrics.mbr_select`). ``options`` go to :meth:`translate`.
+        """
+        if draws < 1:
+            raise ValueError(f"draws must be >= 1, got {draws}")
+        cands = []
+        for _ in range(draws):
+            texts: list[str] = []
+            for i in range(0, src.shape[0], batch_size):
+                m = None if src_mask is None else src_mask[i : i + batch_size]
+                r = self.translate(src[i : i + batch_size], m, generator=generator, **options)
+                texts += self.decode_ids(r.sample)
+            cands.append(texts)
+        return cands[0] if draws == 1 else mbr_select(cands)
 
     def decode_ids(self, ids: Tensor) -> list[str]:
         """Target ids (B, Lt) -> texts (up to the first [EOS])."""

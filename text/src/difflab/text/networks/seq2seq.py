@@ -6,6 +6,13 @@ source tokens once; a bidirectional **decoder** reads the noisy target embedding
 2022, *Analog Bits*), the previous estimate of ``x_0``, attends to the encoder output by
 cross-attention, and predicts ``x_0`` in embedding space.
 
+With ``copy_attention`` the prediction also gets a copy path, a pointer (See et al. 2017, *Get To
+The Point*) in embedding space: one attention head from the decoder's last states over the encoder
+states whose values are the source tokens' own embeddings, added under a learned gate,
+``x0_hat_i = W h_i + sigmoid(g . h_i) sum_j a_ij E(src_j)``. In a task that rewrites its input most
+target vectors are source embeddings, and the copy path lets a briefly trained decoder hit them
+exactly once it has found the aligned source word.
+
 The token embedding ``E`` (V, ``emb_dim``) is shared by the source, the diffusion space of the
 target and the rounding head ``logits = x E^T + b`` (DiffuSeq ties its LM head to the embedding).
 It starts at N(0, 1), the scale of the diffusion noise, as in DiffuSeq.
@@ -15,6 +22,8 @@ Shapes: ``x_t`` (B, Lt, emb_dim); ``t`` (B,) in [0, 1]; ``src`` (B, Ls) long; ``
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -74,6 +83,7 @@ class EncoderDecoderDenoiser(nn.Module):
         self_condition: the decoder also reads the previous ``x0`` estimate.
         cond_dim: width of the time embedding.
         dropout: dropout in the blocks.
+        copy_attention: add the gated copy path over the source embeddings (module docstring).
     """
 
     def __init__(
@@ -89,9 +99,11 @@ class EncoderDecoderDenoiser(nn.Module):
         self_condition: bool = True,
         cond_dim: int = 128,
         dropout: float = 0.0,
+        copy_attention: bool = False,
     ) -> None:
         super().__init__()
         self.vocab_size, self.emb_dim, self.self_condition = vocab_size, emb_dim, self_condition
+        self.copy_attention = copy_attention
         self.max_src_len, self.max_trg_len = max_src_len, max_trg_len
         self.embedding = nn.Embedding(vocab_size, emb_dim)  # N(0, 1), as DiffuSeq
         self.head_bias = nn.Parameter(torch.zeros(vocab_size))
@@ -105,6 +117,8 @@ class EncoderDecoderDenoiser(nn.Module):
         self.decoder = nn.ModuleList(DecoderBlock(dim, heads, cond_dim, dropout=dropout) for _ in range(dec_depth))
         self.dec_norm = AdaLayerNorm(dim, cond_dim)
         self.out = nn.Linear(dim, emb_dim)
+        if copy_attention:
+            self.copy_q, self.copy_k, self.copy_gate = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, 1)
 
     # ------------------------------------------------------------------ embedding space
     def embed(self, ids: Tensor) -> Tensor:
@@ -133,9 +147,20 @@ class EncoderDecoderDenoiser(nn.Module):
         return self.enc_norm(h)
 
     def decode(
-        self, x_t: Tensor, t: Tensor, memory: Tensor, src_mask: Tensor | None, self_cond: Tensor | None = None
+        self,
+        x_t: Tensor,
+        t: Tensor,
+        memory: Tensor,
+        src_mask: Tensor | None,
+        self_cond: Tensor | None = None,
+        src: Tensor | None = None,
     ) -> Tensor:
-        """Noisy target embeddings (B, Lt, emb_dim) -> ``x0_hat`` (B, Lt, emb_dim)."""
+        """Noisy target embeddings (B, Lt, emb_dim) -> ``x0_hat`` (B, Lt, emb_dim).
+
+        ``src`` (the source ids ``memory`` was encoded from) is needed with ``copy_attention``.
+        """
+        if self.copy_attention and src is None:
+            raise ValueError("this denoiser has a copy path: pass the source ids (src=) to decode")
         if x_t.shape[1] > self.max_trg_len:
             raise ValueError(f"target length {x_t.shape[1]} exceeds max_trg_len {self.max_trg_len}")
         inp = x_t
@@ -147,7 +172,15 @@ class EncoderDecoderDenoiser(nn.Module):
         key_mask = None if src_mask is None else src_mask.bool()
         for blk in self.decoder:
             h = blk(h, cond, memory, key_mask)
-        return self.out(self.dec_norm(h, cond))
+        h = self.dec_norm(h, cond)
+        if not self.copy_attention:
+            return self.out(h)
+        assert src is not None
+        scores = self.copy_q(h) @ self.copy_k(memory).transpose(1, 2) / math.sqrt(h.shape[-1])  # (B, Lt, Ls)
+        if key_mask is not None:
+            scores = scores.masked_fill(~key_mask[:, None, :], float("-inf"))
+        copied = scores.softmax(-1) @ self.embedding(src)  # (B, Lt, emb_dim)
+        return self.out(h) + torch.sigmoid(self.copy_gate(h)) * copied
 
     def forward(
         self,
@@ -157,7 +190,7 @@ class EncoderDecoderDenoiser(nn.Module):
         src_mask: Tensor | None = None,
         self_cond: Tensor | None = None,
     ) -> Tensor:
-        return self.decode(x_t, t, self.encode(src, src_mask), src_mask, self_cond)
+        return self.decode(x_t, t, self.encode(src, src_mask), src_mask, self_cond, src)
 
 
 __all__ = ["CrossAttention", "DecoderBlock", "EncoderDecoderDenoiser"]
