@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover
 DT = torch.float64
 
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------- adaptive vs EM

@@ -50,7 +50,7 @@ N = 4000
 TOL_W, TOL_MEAN, TOL_SD = 0.04, 0.05, 0.12
 
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mixture() -> GaussianMixture:

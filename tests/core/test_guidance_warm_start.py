@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover
     OUVESDE = None
 
 DT = torch.float64
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------- CFG

@@ -8,13 +8,7 @@ import torch
 from difflab.core.cli import builtin_configs, main, resolve_config, rewrite_config_args, run_cli
 from difflab.core.lightning import DiffusionModule, ToyDataModule, ToyDiffusion
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_builtin_configs_ship_with_the_package():

@@ -13,13 +13,7 @@ from difflab.core.lightning.toy import mixture_metrics
 from difflab.core.processes import VPSDE
 from difflab.core.processes.base import LinearGaussianProcess
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Recorder(nn.Module):

@@ -24,12 +24,7 @@ from difflab.core.lightning.toy import mixture_metrics
 BASE_DATA = ToyDataModule.__mro__[1]  # LightningDataModule: any data module class is accepted
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_config(

@@ -31,7 +31,7 @@ SDE_IDS = ["VPSDE", "SubVPSDE", "VESDE", "CosineVP", "DiscreteVP"]
 
 
 @pytest.mark.parametrize("proc", SDE_PROCESSES, ids=SDE_IDS)
-def test_marginals_match_euler_maruyama_simulation_of_the_sde(proc, single_thread):
+def test_marginals_match_euler_maruyama_simulation_of_the_sde(proc, one_thread):
     """20k paths of ``dx = f dt + g dW`` (1000 steps, float64) from ``x(0) ~ N(a(0) x0, s(0)^2)``."""
     n, steps = 20_000, 1000
     g = torch.Generator().manual_seed(0)

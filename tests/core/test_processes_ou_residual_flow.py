@@ -31,15 +31,6 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.fixture
-def one_thread():
-    """Thousands of small sequential tensor ops: intra-op threads only add contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def euler_maruyama(process: LinearGaussianProcess, x0, y, t_ends, steps: int, n: int, gen):
     """Simulate the base-class forward SDE dx = f dt + g dW from x(0) ~ N(a(0) x0 + b(0) y, s(0)^2)
     with step 1/steps, returning the paths at each time in ``t_ends`` (multiples of the step)."""

@@ -10,13 +10,7 @@ from difflab.core.samplers.base import Denoiser, time_grid
 from difflab.core.samplers.select import SAMPLER_NAMES, default_grid, run_sampler, sampler_function
 from difflab.core.toy import GaussianMixture
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _ring(k=8, std=0.05):

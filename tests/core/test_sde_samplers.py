@@ -24,7 +24,7 @@ from difflab.core.samplers.sde import ald_step_size, langevin_step_size
 from difflab.core.toy import GaussianMixture
 
 DT = torch.float64
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = pytest.mark.usefixtures("one_thread")
 B0, B1 = 0.1, 20.0
 
 

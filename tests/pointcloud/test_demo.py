@@ -15,12 +15,7 @@ from difflab.pointcloud.io import read_points
 ARTIFACT = re.compile(r"^artifact: (?P<path>\S+) \| (?P<what>\S.*)$")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.slow

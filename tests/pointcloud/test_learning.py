@@ -21,13 +21,7 @@ from difflab.pointcloud.metrics import filtering_chamfer, filtering_p2m, nearest
 from difflab.pointcloud.models import IterativePFN, PointStraightFlow, euler_sample, make_pairs
 from difflab.pointcloud.networks import PointSetDenoiser
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.slow
