@@ -43,7 +43,7 @@ def load_meshes(source: str, names: list[str] | None, root: str | None, split: s
         return [normalize_mesh(read_mesh(sources.cgal_mesh_path(n))) for n in names]
     if source == "pybullet":
         start, count = (0, 64) if split == "train" else (900, 8)
-        return [normalize_mesh(read_mesh(p)) for p in sources.pybullet_object_paths(count, start)]
+        return [normalize_mesh(m) for m in sources.readable_pybullet_meshes(count, start)[0]]
     paths, _, _ = mesh_folder_items(root, split, names)
     return [normalize_mesh(read_mesh(p)) for p in paths]
 

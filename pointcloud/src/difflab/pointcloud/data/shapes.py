@@ -24,6 +24,7 @@ from difflab.core.lightning import SplitDataModule
 from difflab.pointcloud.io import (
     MESH_FORMATS,
     POINT_FORMATS,
+    Mesh,
     PointCloudError,
     normalize_unit_sphere,
     read_mesh,
@@ -54,11 +55,12 @@ def mesh_folder_items(
     return paths, labels, cats
 
 
-def clouds_from_meshes(paths: list[Path], num_points: int, seed: int = 0) -> np.ndarray:
-    """One normalised ``(num_points, 3)`` surface sample per mesh -> (S, N, 3)."""
+def clouds_from_meshes(meshes: list[Path | Mesh], num_points: int, seed: int = 0) -> np.ndarray:
+    """One normalised ``(num_points, 3)`` surface sample per mesh (a path or a read mesh) -> (S, N, 3)."""
     out = []
-    for i, p in enumerate(paths):
-        pts = sample_mesh(read_mesh(p), num_points, rng=np.random.default_rng([seed, i]))
+    for i, m in enumerate(meshes):
+        mesh = read_mesh(m) if isinstance(m, (str, Path)) else m
+        pts = sample_mesh(mesh, num_points, rng=np.random.default_rng([seed, i]))
         out.append(normalize_unit_sphere(pts)[0])
     return np.stack(out)
 
@@ -140,13 +142,7 @@ class ShapeDataModule(SplitDataModule):
                 if start is None:
                     start = readable_pybullet_meshes(self.num_shapes, 0)[1]
                 meshes, _ = readable_pybullet_meshes(self.num_val_shapes, start)
-            clouds = np.stack(
-                [
-                    normalize_unit_sphere(sample_mesh(m, self.num_points, rng=np.random.default_rng([self.seed, i])))[0]
-                    for i, m in enumerate(meshes)
-                ]
-            )
-            return CloudDataset(clouds * self.scale)
+            return CloudDataset(clouds_from_meshes(meshes, self.num_points, self.seed) * self.scale)
         if self.source == "meshfolder":
             paths, labels, self.class_names = mesh_folder_items(
                 self.root, split if split == "train" else "test", self.categories
