@@ -9,7 +9,14 @@ case "$pkg" in
   *) echo "check-isolated-install.sh: unknown package '$pkg'" >&2; exit 2 ;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
-venv=${2:-$(mktemp -d)/venv-$pkg}
+if [ -n "${2:-}" ]; then
+  venv=$2
+else
+  # A throw-away venv (several GB with torch) is removed when the check ends.
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  venv=$tmp/venv-$pkg
+fi
 python=${PYTHON:-python3}
 
 echo "== isolated install of difflab-$pkg in $venv"
