@@ -7,7 +7,7 @@ real-speech test mixtures (Asterisk prompts + held-out noises):
 
 1. **Speed and memory** on CPU: real-time factor (seconds of compute per second of audio) and the
    extra peak resident memory of enhancing one ``--seconds`` long utterance, each variant measured
-   in a fresh process (SGMSE+ PC N=30 and probability flow N=5, StoRM PC N=10 / N=30 and probability
+   in a fresh process (SGMSE+ PC N=30 and probability flow N=3, StoRM PC N=10 / N=30 and probability
    flow N=3, predictive).
 2. **Quality versus steps**: PESQ (wb) and SI-SDR of SGMSE+ and StoRM with the PC sampler at
    N = 5, 10, 30, 50 (NFE = 2N, plus 1 for StoRM's predictor) and with the probability-flow ODE at
@@ -120,7 +120,7 @@ def main() -> None:
     rows = []
     for label, method, sampler, steps in [
         ("SGMSE+ (PC, N=30)", "sgmse", "pc", 30),
-        ("SGMSE+ (probability flow, N=5)", "sgmse", "probability_flow", 5),
+        ("SGMSE+ (probability flow, N=3)", "sgmse", "probability_flow", 3),
         ("StoRM (PC, N=10)", "storm", "pc", 10),
         ("StoRM (PC, N=30)", "storm", "pc", 30),
         ("StoRM (probability flow, N=3)", "storm", "probability_flow", 3),

@@ -29,15 +29,17 @@ LABELS = {"predictive": "predictive baseline", "sgmse": "SGMSE+", "storm": "StoR
 # What learns in CPU minutes (measured, see audio/README.md): Adam 2e-3, batch 4, gradient clip 1, and
 # for the diffusion models an EMA of the weights (0.99: with SGMSE+'s 0.999 the average would still be
 # two thirds the initial network after 400 steps). Without EMA an 800-step SGMSE+ collapsed as the
-# sampler steps grew. StoRM starts from the trained predictive baseline and keeps it frozen (the
-# reference's "regen-freeze-denoiser" mode: joint training at this budget degraded the predictor from
-# 8.1 to 5.6 dB SI-SDR) and uses the residual preconditioning, whose untrained output is the predictor's
-# estimate itself; sigma_data 0.045 is the measured std of x0 - y_hat.
+# sampler steps grew. Both diffusion models use the residual preconditioning (``x0_residual``), whose
+# untrained output is the process's condition itself (the noisy y for SGMSE+, the predictor's estimate
+# for StoRM); sigma_data is the measured std of that residual (0.072 for x0 - y, 0.045 for x0 - y_hat).
+# With the plain EDM preconditioning (x0_precond) SGMSE+ beat the input's SI-SDR but not reliably its
+# PESQ. StoRM starts from the trained predictive baseline and keeps it frozen (the reference's
+# "regen-freeze-denoiser" mode: joint training at this budget degraded the predictor from 8.1 to 5.6 dB).
 TRAINING: dict = {
     "lr": 2e-3,
     "batch_size": 4,
     "predictive": {"steps": 400},
-    "sgmse": {"steps": 800, "ema": 0.99, "prediction": "x0_precond", "sigma_data": 0.1},
+    "sgmse": {"steps": 800, "ema": 0.99, "prediction": "x0_residual", "sigma_data": 0.072},
     "storm": {
         "steps": 400,
         "ema": 0.99,
@@ -47,12 +49,12 @@ TRAINING: dict = {
     },
 }
 # the few-step deterministic settings at which the CPU-trained diffusion models beat the input
-FEW_STEPS = {"sgmse": ("probability_flow", 5), "storm": ("probability_flow", 3)}
+FEW_STEPS = {"sgmse": ("probability_flow", 3), "storm": ("probability_flow", 3)}
 # what the demo reports for each method: (label suffix, sampler options)
 DEMO_VARIANTS = {
     "predictive": [("", {})],
     "sgmse": [
-        ("probability flow N=5", {"sampler": "probability_flow", "steps": 5}),
+        ("probability flow N=3", {"sampler": "probability_flow", "steps": 3}),
         ("pc N=30", {"sampler": "pc", "steps": 30}),
     ],
     "storm": [
