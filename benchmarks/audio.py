@@ -160,7 +160,8 @@ def main() -> None:
     for sampler, grid in (("pc", ns.nfe_steps), ("probability_flow", ns.ode_steps)):
         for n, a, b in zip(grid, curves[f"sgmse/{sampler}"], curves[f"storm/{sampler}"]):
             ga, gb = a[2] - u["si_sdr"][0], b[2] - u["si_sdr"][0]
-            ratio = f"{gb / ga:.2f}" if abs(ga) > 1e-6 else "-"
+            # a ratio of gains only means something when SGMSE+ improves on the input
+            ratio = f"{gb / ga:.2f}" if ga > 0.1 else "-"
             print(
                 f"| {sampler} | {n} | {a[0]} | {a[1]:.2f} | {a[2]:.2f} | {b[0]} | {b[1]:.2f} | {b[2]:.2f} | {ratio} |"
             )
