@@ -144,3 +144,24 @@ def test_stft_representation_round_trip():
     comp = torch.complex(x[:, 0], x[:, 1])
     assert torch.allclose(comp.abs(), 0.15 * raw.abs().sqrt(), atol=1e-5)
     assert torch.allclose(torch.hann_window(510, periodic=True), st.window())
+
+
+def test_default_data_does_not_depend_on_the_thread_count(tmp_path):
+    """Written with 1 and with 2 torch threads, the files are byte-identical (before, a few samples
+    differed by one 16-bit step, enough to change what a briefly trained model learns)."""
+    import torch
+
+    from difflab.audio.data.synth import make_dataset
+
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            make_dataset(tmp_path / f"t{n}", "denoise", num_train=2, num_valid=0, num_test=1, seed=0, verbose=False)
+            assert torch.get_num_threads() == n
+    finally:
+        torch.set_num_threads(threads)
+    files = sorted(p.relative_to(tmp_path / "t1") for p in (tmp_path / "t1").rglob("*.wav"))
+    assert len(files) == 6
+    for f in files:
+        assert (tmp_path / "t1" / f).read_bytes() == (tmp_path / "t2" / f).read_bytes(), f

@@ -315,10 +315,36 @@ def make_dataset(
         snr_range: SNR interval in dB for the denoising mixtures.
         max_seconds: longest utterance kept (longer ones are cut).
         workers: parallel TTS processes.
+
+    The signal processing (resampling, levels, mixing, room convolution) runs on one torch thread:
+    with more threads, reductions sum in another order and a few samples of the 16-bit files differ
+    by one step with the machine's thread count, which is enough to change what a briefly trained
+    model learns. The files are the same for the same arguments on any machine and thread count.
     """
     if task not in ("denoise", "dereverb"):
         raise ValueError(f"make_dataset: task must be 'denoise' or 'dereverb', got {task!r}")
-    root = Path(root)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _make_dataset(
+            Path(root), task, num_train, num_valid, num_test, seed, snr_range, max_seconds, workers, verbose
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _make_dataset(
+    root: Path,
+    task: Task,
+    num_train: int,
+    num_valid: int,
+    num_test: int,
+    seed: int,
+    snr_range: tuple[float, float],
+    max_seconds: float,
+    workers: int,
+    verbose: bool,
+) -> Path:
     master = np.random.default_rng(seed)
     sentences = load_sentences(master)
     order = master.permutation(len(sentences))
