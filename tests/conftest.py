@@ -3,8 +3,20 @@ in a virtual environment holding core and that package alone)."""
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pytest
 import torch
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same global random state (torch, numpy, random), so what it builds
+    and draws does not depend on which tests ran before it in the same process."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ def train_generators(
     from difflab.pointcloud.networks import PointSetDenoiser
 
     steps = lambda n: max(2, int(n * scale))  # noqa: E731
+    torch.manual_seed(seed)  # the networks' initialisation (train_briefly seeds only the training)
     dm = ShapeDataModule(
         num_points=GEN_POINTS, num_shapes=num_shapes, num_val_shapes=num_val_shapes, batch_size=16, seed=seed
     )
@@ -100,6 +101,7 @@ def train_filters(scale: float = 1.0, seed: int = 0, single_step: bool = False, 
     from difflab.pointcloud.models import IterativePFN, ScoreDenoiser
 
     steps = lambda n: max(2, int(n * scale))  # noqa: E731
+    torch.manual_seed(seed)  # the networks' initialisation (train_briefly seeds only the training)
     dm = FilterDataModule(num_points=num_points, patch_size=128, batch_size=8, patches_per_epoch=100_000, seed=seed)
     dm.setup()
     times, models = {}, {}

@@ -58,6 +58,7 @@ def run_demo(out: Path, mdlm_steps: int, ar_steps: int, num_samples: int, seed: 
     dm.setup()
     tok = dm.tokenizer
     size = dict(vocab_size=vocab, max_len=block, dim=64, depth=2, heads=4)
+    torch.manual_seed(seed)  # the networks' initialisation (train_briefly seeds only the training)
     ar = ARLanguageModel(**size, optimizer=partial(torch.optim.AdamW, lr=2e-3))
     mdlm = MaskedDiffusionLM(**size, optimizer=partial(torch.optim.AdamW, lr=mdlm_lr))
     t_ar = _fit(ar, dm, ar_steps, seed)

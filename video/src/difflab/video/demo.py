@@ -102,6 +102,7 @@ def run_demo(out: Path, *, max_steps: int = 150, steps: int = 4, seed: int = 0) 
         f"data: {len(dm.train_set)} training and {len(dm.test_set)} held-out mocap videos, "
         f"{dm.num_classes} action classes, features {dm.input_dim}-d"
     )
+    torch.manual_seed(seed)  # the networks' initialisation (train_briefly seeds only the training)
     diff, det = small_models(dm.input_dim, dm.num_classes, dm.classes)
     t_diff = fit(diff, dm, max_steps, seed)
     t_det = fit(det, dm, max_steps, seed)

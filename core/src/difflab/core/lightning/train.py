@@ -19,9 +19,11 @@ def train_briefly(
 ) -> float:
     """Fit ``model`` on ``datamodule`` for ``max_steps`` optimiser steps on one CPU device.
 
-    No logger, checkpoints, progress bar or validation; ``seed_everything(seed)`` first, so a run is
-    reproducible. ``trainer_kw`` overrides or adds Trainer arguments (``gradient_clip_val``,
-    ``callbacks``...). ``checkpoint``: also write a Lightning checkpoint there after training (one that
+    No logger, checkpoints, progress bar or validation; ``seed_everything(seed)`` first, so the
+    training (batch order, noise draws) is reproducible. The network's initialisation happened when
+    ``model`` was built: seed before building it (``torch.manual_seed``) for a reproducible run.
+    ``trainer_kw`` overrides or adds Trainer arguments (``gradient_clip_val``, ``callbacks``...).
+    ``checkpoint``: also write a Lightning checkpoint there after training (one that
     ``load_from_checkpoint`` and the domains' inference verbs read). Returns the wall time of ``fit``
     in seconds.
     """
