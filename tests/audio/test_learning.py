@@ -157,11 +157,12 @@ def test_sgmse_more_pc_steps_do_not_degrade(sgmse_precond, learn_root):
 def test_storm_beats_the_input(storm, learn_root):
     sampler, steps = FEW_STEPS["storm"]
     base, ours = _scores(storm, learn_root, sampler=sampler, steps=steps)
-    # measured (400 steps from the trained predictor, EMA 0.99, probability flow N = 3, NFE 4): this test
-    # SI-SDR 6.21 -> 8.03 dB, PESQ 1.273 -> 1.335 (its predictor alone: 8.31 dB / 1.342); on another
-    # generation of the training data 8.09 dB / 1.320 (predictor 8.07 / 1.350). From the seed-1
-    # predictor (4.73 dB / 1.223, below the input) it stays below the input: 4.53 dB / 1.163. On this
-    # data, from predictors trained with seeds 1 / 2 (9.56 dB / 1.419, 7.31 / 1.298): 9.93 / 1.395 and
-    # 6.15 / 1.231, the last below the input (StoRM is the least seed-robust model; see audio/README.md).
-    assert ours["si_sdr"][0] > base["si_sdr"][0] + 0.9
-    assert ours["pesq"][0] > base["pesq"][0] + 0.023
+    # measured (200 steps from the trained predictor, EMA 0.99, probability flow N = 3, NFE 4): this test
+    # SI-SDR 6.21 -> 8.30 dB, PESQ 1.273 -> 1.342 (its predictor alone: 8.31 dB / 1.342; another StoRM
+    # network initialisation on it: 8.20 / 1.364). From predictors trained with seeds 1 / 2 (9.56 dB /
+    # 1.419, 7.31 / 1.298): 9.49 / 1.425 and 7.56 / 1.302. After
+    # 400 steps instead: 8.03 / 1.335, 9.93 / 1.395 and 6.15 / 1.231, the last below the input, which is
+    # why the demo's setting is 200 (see audio/README.md). From a predictor below the input (4.73 dB /
+    # 1.223, on older data) StoRM stayed below the input: 4.53 dB / 1.163.
+    assert ours["si_sdr"][0] > base["si_sdr"][0] + 1.0
+    assert ours["pesq"][0] > base["pesq"][0] + 0.035
