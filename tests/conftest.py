@@ -19,13 +19,23 @@ def seeded():
     random.seed(0)
 
 
-@pytest.fixture
-def one_thread():
-    """Run on one torch thread, then restore the count. Brief training runs and loops of small
-    tensor ops are fastest and least noisy that way, and learning-test thresholds were measured so."""
+def _one_thread():
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         yield
     finally:
         torch.set_num_threads(n)
+
+
+@pytest.fixture
+def one_thread():
+    """Run on one torch thread, then restore the count. Brief training runs and loops of small
+    tensor ops are fastest and least noisy that way, and learning-test thresholds were measured so."""
+    yield from _one_thread()
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """:func:`one_thread` for a whole module, for module-scoped fixtures that train shared models."""
+    yield from _one_thread()

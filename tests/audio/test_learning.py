@@ -29,15 +29,9 @@ from difflab.audio.models import SGMSE, PredictiveEnhancer, StoRM
 from difflab.audio.networks import NCSNpp
 from difflab.core.lightning import train_briefly
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The thresholds were measured with one thread; brief training is chaotic enough that another
-    thread count (a different floating-point summation order) can change the outcome."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# The thresholds were measured with one thread; brief training is chaotic enough that another thread
+# count (a different floating-point summation order) can change the outcome.
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 @pytest.fixture(scope="module")

@@ -17,19 +17,16 @@ BASELINE_THRESHOLD = 0.49
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, one_thread_module):  # one thread: fastest on a shared 2-core machine
     root = tmp_path_factory.mktemp("mocap")
     dm = MocapTADDataModule(root=str(root), n_train=160, n_val=16, n_test=32, batch_size=8, seed=0)
     dm.setup()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: fastest on a shared 2-core machine
     torch.manual_seed(0)
     diff, det = small_models(dm.input_dim, dm.num_classes, dm.classes)
     fit(diff, dm, STEPS)
     fit(det, dm, STEPS)
     _, random_map, *_ = evaluate("random", dm)
-    yield dm, diff, det, random_map["mAP@0.5"]
-    torch.set_num_threads(threads)
+    return dm, diff, det, random_map["mAP@0.5"]
 
 
 @pytest.mark.slow
