@@ -1,13 +1,42 @@
 """Fixtures shared by every package's tests (only torch and pytest: each package's tests also run
-in a virtual environment holding core and that package alone)."""
+in a virtual environment holding core and that package alone).
+
+Learning tests (marked ``slow``) draw every seed they use (data order, network initialisation,
+sampling noise) from one value, ``DIFFLAB_TEST_SEED`` (default 0), through the ``test_seed`` fixture:
+they must pass for any value. ``DIFFLAB_TEST_THREADS`` (default 1) sets the torch thread count of
+the ``one_thread`` fixtures, so the spread of a learning test over thread counts can be measured.
+"""
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
 import pytest
 import torch
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def pytest_report_header(config):
+    return (
+        f"DIFFLAB_TEST_SEED={_env_int('DIFFLAB_TEST_SEED', 0)} "
+        f"DIFFLAB_TEST_THREADS={_env_int('DIFFLAB_TEST_THREADS', 1)}"
+    )
+
+
+@pytest.fixture(scope="session")
+def test_seed() -> int:
+    """The seed of the learning tests: ``DIFFLAB_TEST_SEED`` (default 0). A test adds it to its own
+    base seeds (``base + test_seed``), so seed 0 reproduces the runs its docstring reports."""
+    return _env_int("DIFFLAB_TEST_SEED", 0)
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +50,7 @@ def seeded():
 
 def _one_thread():
     n = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(_env_int("DIFFLAB_TEST_THREADS", 1))
     try:
         yield
     finally:
@@ -30,8 +59,8 @@ def _one_thread():
 
 @pytest.fixture
 def one_thread():
-    """Run on one torch thread, then restore the count. Brief training runs and loops of small
-    tensor ops are fastest and least noisy that way, and learning-test thresholds were measured so."""
+    """Run on one torch thread (``DIFFLAB_TEST_THREADS`` overrides it), then restore the count. Brief
+    training runs and loops of small tensor ops are fastest and least noisy that way."""
     yield from _one_thread()
 
 

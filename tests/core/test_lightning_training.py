@@ -38,12 +38,13 @@ def write_config(
     data=None,
     ema_decay=0.9,
     trainer=None,
+    seed=0,
 ) -> str:
     """A complete toy config under ``root``: EMA, last.ckpt every N steps and at every epoch end."""
     root.mkdir(parents=True, exist_ok=True)
     ckpt = str(root / "ckpt")
     config = {
-        "seed_everything": 0,
+        "seed_everything": seed,
         "trainer": {
             "accelerator": "cpu",
             "devices": 1,
@@ -123,7 +124,7 @@ def _train_losses(root: Path) -> list[float]:
 
 
 @pytest.mark.slow
-def test_cli_training_lands_on_the_modes(tmp_path):
+def test_cli_training_lands_on_the_modes(tmp_path, test_seed, record_property):
     """3000 steps on the 8-mode ring (std 0.1): the loss falls and ancestral samples sit on the modes."""
     steps = 3000
     config = write_config(
@@ -147,6 +148,7 @@ def test_cli_training_lands_on_the_modes(tmp_path):
             },
         },
         data={"n_train": 25600, "n_val": 256, "batch_size": 256, "mode_std": 0.1},
+        seed=test_seed,
     )
     cli = fit(config)
     assert cli.trainer.global_step == steps
@@ -156,6 +158,9 @@ def test_cli_training_lands_on_the_modes(tmp_path):
     prior = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0))
     baseline = mixture_metrics(cli.datamodule.mixture, prior)
     print(f"\ntrain loss {first:.3f} -> {last:.3f}; samples {metrics}; prior {baseline}")
+    for k in ("near_mode", "mode_weight_error"):
+        record_property(k, metrics[f"val/{k}"])
+    record_property("loss_ratio", last / first)
     assert last < 0.5 * first
     assert metrics["val/near_mode"] > 0.8 and metrics["val/near_mode"] > baseline["near_mode"] + 0.5
     assert metrics["val/mode_weight_error"] < 0.1

@@ -28,6 +28,8 @@ from difflab.vision.networks import UNet
 NATURAL = [i for i, n in enumerate(HELDOUT_PHOTOS) if n != "retina_crop"]
 STEPS = 600
 RESSHIFT_THRESHOLD = 0.4  # dB, mean PSNR-Y gain over bicubic on coffee, rocket, china
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SR3_THRESHOLD = 0.4  # dB, same images, DDIM-4 (observed +0.87)
 
 
@@ -51,8 +53,8 @@ def _gain(res) -> float:
 
 
 @pytest.mark.slow
-def test_resshift_beats_bicubic():
-    torch.manual_seed(0)
+def test_resshift_beats_bicubic(test_seed, record_property):
+    torch.manual_seed(test_seed)
     dm = _data(STEPS)
     model = ResShiftSR(
         UNet.from_preset("small"),
@@ -62,20 +64,24 @@ def test_resshift_beats_bicubic():
         min_noise=0.2,
         **_schedule(STEPS),
     )
-    train_briefly(model, dm, max_steps=STEPS)
+    train_briefly(model, dm, max_steps=STEPS, seed=test_seed)
     model.eval()
-    res = evaluate_heldout(lambda y, g: model.super_resolve(y, generator=g).sample, dm, 2)
+    res = evaluate_heldout(lambda y, g: model.super_resolve(y, generator=g).sample, dm, 2, seed=test_seed)
     print("ResShift-4 per image", res["per_image_psnr_y"], "bicubic", res["per_image_bicubic_psnr_y"])
+    record_property("psnr_y_gain", _gain(res))
     assert _gain(res) > RESSHIFT_THRESHOLD
 
 
 @pytest.mark.slow
-def test_sr3_ddim4_beats_bicubic():
-    torch.manual_seed(0)
+def test_sr3_ddim4_beats_bicubic(test_seed, record_property):
+    torch.manual_seed(test_seed)
     dm = _data(STEPS)
     model = SR3(UNet.from_preset("small"), scale=2, schedule="cosine", num_train_steps=1000, **_schedule(STEPS))
-    train_briefly(model, dm, max_steps=STEPS)
+    train_briefly(model, dm, max_steps=STEPS, seed=test_seed)
     model.eval()
-    res = evaluate_heldout(lambda y, g: model.super_resolve(y, steps=4, sampler="ddim", generator=g).sample, dm, 2)
+    res = evaluate_heldout(
+        lambda y, g: model.super_resolve(y, steps=4, sampler="ddim", generator=g).sample, dm, 2, seed=test_seed
+    )
     print("SR3 DDIM-4 per image", res["per_image_psnr_y"], "bicubic", res["per_image_bicubic_psnr_y"])
+    record_property("psnr_y_gain", _gain(res))
     assert _gain(res) > SR3_THRESHOLD
