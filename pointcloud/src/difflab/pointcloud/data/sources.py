@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 CGAL_TARBALL = Path("/usr/share/doc/libcgal-dev/data.tar.gz")
@@ -54,12 +56,19 @@ def cgal_data_dir(tarball: Path = CGAL_TARBALL) -> Path:
             f"{tarball} not found: the CGAL meshes come from Debian's libcgal-demo (run: apt-get install libcgal-demo)"
         )
     dest.mkdir(parents=True, exist_ok=True)
-    tmp = dest / "partial"
-    with tarfile.open(tarball) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(("data/meshes", "data/points_3"))]
-        tar.extractall(tmp, members=members, filter="data")
-    (tmp / "data").rename(dest / "data")
-    tmp.rmdir()
+    # unpack into a folder of this process's own, then rename: concurrent first uses do not collide
+    tmp = Path(tempfile.mkdtemp(prefix="partial-", dir=dest))
+    try:
+        with tarfile.open(tarball) as tar:
+            members = [m for m in tar.getmembers() if m.name.startswith(("data/meshes", "data/points_3"))]
+            tar.extractall(tmp, members=members, filter="data")
+        try:
+            (tmp / "data").rename(dest / "data")
+        except OSError:  # another process finished first
+            if not (dest / "data" / "meshes").is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest / "data"
 
 
