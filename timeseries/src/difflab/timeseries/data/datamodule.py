@@ -22,7 +22,14 @@ import pandas as pd
 from difflab.core.lightning.data import SplitDataModule
 from difflab.timeseries.data.sources import LOADERS, SEASONALITY, SPLITS, load_builtin
 from difflab.timeseries.data.table import DataError, FileFormat, SeriesTable, read_table
-from difflab.timeseries.data.windows import Scaling, Task, WindowDataset, check_window_length, horizon_starts_between
+from difflab.timeseries.data.windows import (
+    ImputePattern,
+    Scaling,
+    Task,
+    WindowDataset,
+    check_window_length,
+    horizon_starts_between,
+)
 
 
 class ForecastDataModule(SplitDataModule):
@@ -41,6 +48,8 @@ class ForecastDataModule(SplitDataModule):
         scaling: per-window scaling ``standard``, ``mean`` or ``none``.
         task: ``forecast`` or ``impute``.
         impute_ratio: fraction of observed values hidden in evaluation windows for ``impute``.
+        impute_pattern: ``random`` values or one contiguous ``gap`` per window (see
+            :class:`~difflab.timeseries.data.windows.WindowDataset`).
         batch_size: training and evaluation batch size.
         train_stride: step between training windows.
         eval_stride: step between validation / test windows (default: ``prediction_length``).
@@ -63,6 +72,7 @@ class ForecastDataModule(SplitDataModule):
         scaling: Scaling = "standard",
         task: Task = "forecast",
         impute_ratio: float = 0.1,
+        impute_pattern: ImputePattern = "random",
         batch_size: int = 32,
         train_stride: int = 1,
         eval_stride: int | None = None,
@@ -75,6 +85,8 @@ class ForecastDataModule(SplitDataModule):
             raise ValueError(f"ForecastDataModule: scaling must be standard, mean or none, got {scaling!r}")
         if task not in ("forecast", "impute"):
             raise ValueError(f"ForecastDataModule: task must be forecast or impute, got {task!r}")
+        if impute_pattern not in ("random", "gap"):
+            raise ValueError(f"ForecastDataModule: impute_pattern must be random or gap, got {impute_pattern!r}")
         for name, value in (
             ("context_length", context_length),
             ("prediction_length", prediction_length),
@@ -89,6 +101,7 @@ class ForecastDataModule(SplitDataModule):
         self.context_length, self.prediction_length = context_length, prediction_length
         self.val_start, self.test_start = val_start, test_start
         self.scaling, self.task, self.impute_ratio = scaling, task, impute_ratio
+        self.impute_pattern = impute_pattern
         self.batch_size, self.train_stride = batch_size, train_stride
         self.eval_stride = eval_stride or prediction_length
         self.max_eval_windows, self.seed, self.num_workers = max_eval_windows, seed, num_workers
@@ -174,6 +187,7 @@ class ForecastDataModule(SplitDataModule):
             task=self.task,
             impute_ratio=self.impute_ratio,
             random_ratio=split == "train",
+            impute_pattern=self.impute_pattern,
             seed=self.seed,
         )
 

@@ -44,6 +44,7 @@ from difflab.timeseries.data.table import DataError, SeriesTable
 
 Scaling = Literal["standard", "mean", "none"]
 Task = Literal["forecast", "impute"]
+ImputePattern = Literal["random", "gap"]
 
 
 def calendar_features(timestamps: np.ndarray) -> np.ndarray:
@@ -86,6 +87,12 @@ class WindowDataset(Dataset):
             observed values of the whole window, the rest is the target).
         impute_ratio: fraction of observed values hidden for ``impute``; during training
             (``random_ratio=True``) the fraction is drawn from U(0, 1) per window, as CSDI's random strategy.
+        impute_pattern: which values ``impute`` hides. ``random``: each value independently (CSDI's
+            random strategy). ``gap``: in evaluation windows one contiguous run of
+            ``round(impute_ratio * L)`` time steps of every series (a sensor outage), at a position
+            drawn per window; in training windows, half the windows (drawn per window) get random
+            values and the other half one gap of U(0, 1) * L steps, the analogue of CSDI's ``mix``
+            strategy of random and structured masks.
         seed: seed of the imputation masks (evaluation masks are fixed per window).
     """
 
@@ -100,6 +107,7 @@ class WindowDataset(Dataset):
         task: Task = "forecast",
         impute_ratio: float = 0.1,
         random_ratio: bool = False,
+        impute_pattern: ImputePattern = "random",
         seed: int = 0,
     ) -> None:
         if context_length < 1 or prediction_length < 1:
@@ -108,6 +116,9 @@ class WindowDataset(Dataset):
             )
         if task not in ("forecast", "impute"):
             raise ValueError(f"task must be 'forecast' or 'impute', got {task!r}")
+        if impute_pattern not in ("random", "gap"):
+            raise ValueError(f"impute_pattern must be 'random' or 'gap', got {impute_pattern!r}")
+        self.impute_pattern = impute_pattern
         self.table = table
         self.C, self.H = context_length, prediction_length
         self.starts = np.asarray(horizon_starts, dtype=np.int64)
@@ -131,6 +142,19 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
+    def _hidden(self, shape: tuple[int, int], h0: int) -> np.ndarray:
+        """``(L, D)`` bool: the cells ``impute`` hides in the window whose horizon starts at row ``h0``."""
+        rng = np.random.default_rng([self.seed, h0, self.epoch if self.random_ratio else 0])
+        ratio = rng.uniform(0.0, 1.0) if self.random_ratio else self.impute_ratio
+        gap = self.impute_pattern == "gap" and (not self.random_ratio or rng.uniform() < 0.5)
+        if not gap:
+            return rng.uniform(size=shape) < ratio
+        length = min(shape[0], max(1, round(ratio * shape[0])))
+        start = int(rng.integers(0, shape[0] - length + 1))
+        hide = np.zeros(shape, dtype=bool)
+        hide[start : start + length] = True
+        return hide
+
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         h0 = int(self.starts[k])
         a, b = h0 - self.C, h0 + self.H
@@ -142,9 +166,7 @@ class WindowDataset(Dataset):
             target = observed.copy()
             target[: self.C] = False
         else:
-            rng = np.random.default_rng([self.seed, h0, self.epoch if self.random_ratio else 0])
-            ratio = rng.uniform(0.0, 1.0) if self.random_ratio else self.impute_ratio
-            hide = (rng.uniform(size=vals.shape) < ratio) & observed
+            hide = self._hidden(vals.shape, h0) & observed
             given = observed & ~hide
             target = hide
         loc, scale = window_scale(vals, given, self.scaling, self._floor)
@@ -195,6 +217,7 @@ def check_window_length(table: SeriesTable, context_length: int, prediction_leng
 
 
 __all__ = [
+    "ImputePattern",
     "Scaling",
     "Task",
     "WindowDataset",
