@@ -165,24 +165,43 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: 
     return 100.0 * bp * math.exp(log_p)
 
 
+def _bleu_counts(text: str, max_n: int = 4) -> tuple[int, list[Counter]]:
+    """13a token count and the n-gram counts (n = 1..max_n) of one sentence."""
+    words = tokenize_13a(text).split()
+    return len(words), [Counter(_ngrams(words, n)) for n in range(1, max_n + 1)]
+
+
+def _clipped_matches(a: list[Counter], b: list[Counter]) -> list[int]:
+    """Clipped n-gram matches per order; symmetric in ``a`` and ``b``."""
+    return [sum(min(c, cb[g]) for g, c in ca.items()) for ca, cb in zip(a, b, strict=True)]
+
+
+def _sentence_bleu_from(hyp_len: int, ref_len: int, matches: Sequence[int]) -> float:
+    """Add-one smoothed sentence BLEU from the lengths and the clipped matches (see :func:`sentence_bleu`)."""
+    if not hyp_len or not ref_len:
+        return 0.0
+    max_n = len(matches)
+    log_p = 0.0
+    for n in range(1, max_n + 1):
+        m, t = matches[n - 1], max(hyp_len - n + 1, 0)
+        if n == 1 and m == 0:
+            return 0.0
+        log_p += math.log((m + (n > 1)) / (t + (n > 1)))
+    bp = 1.0 if hyp_len > ref_len else math.exp(1.0 - ref_len / hyp_len)
+    return 100.0 * bp * math.exp(log_p / max_n)
+
+
 def sentence_bleu(hypothesis: str, reference: str, max_n: int = 4) -> float:
     """Sentence BLEU in [0, 100] with add-one smoothing of the n > 1 precisions (Lin & Och 2004).
 
     13a tokens; used as the utility of minimum-Bayes-risk selection (:func:`mbr_select`), where
     unsmoothed BLEU would be zero for most short pairs.
     """
-    hw, rw = tokenize_13a(hypothesis).split(), tokenize_13a(reference).split()
-    if not hw or not rw:
+    hl, hc = _bleu_counts(hypothesis, max_n)
+    rl, rc = _bleu_counts(reference, max_n)
+    if not hl or not rl:
         return 0.0
-    log_p = 0.0
-    for n in range(1, max_n + 1):
-        hc, rc = Counter(_ngrams(hw, n)), Counter(_ngrams(rw, n))
-        m, t = sum(min(c, rc[g]) for g, c in hc.items()), max(len(hw) - n + 1, 0)
-        if n == 1 and m == 0:
-            return 0.0
-        log_p += math.log((m + (n > 1)) / (t + (n > 1)))
-    bp = 1.0 if len(hw) > len(rw) else math.exp(1.0 - len(rw) / len(hw))
-    return 100.0 * bp * math.exp(log_p / max_n)
+    return _sentence_bleu_from(hl, rl, _clipped_matches(hc, rc))
 
 
 def mbr_select(candidates: Sequence[Sequence[str]]) -> list[str]:
@@ -191,6 +210,10 @@ def mbr_select(candidates: Sequence[Sequence[str]]) -> list[str]:
     ``candidates[k][i]`` is draw ``k`` for source ``i``; for each source the draw with the highest
     mean sentence BLEU against the other draws is kept (the draws stand in for the model's output
     distribution). Ties keep the earlier draw. Returns one string per source.
+
+    The scores are those of :func:`sentence_bleu`, computed with each draw tokenised once and the
+    clipped matches of each pair counted once (they are symmetric; the brevity penalty and the
+    precisions' denominators are not, so both directions are scored).
     """
     if not candidates:
         raise ValueError("mbr_select needs at least one set of candidates")
@@ -200,7 +223,14 @@ def mbr_select(candidates: Sequence[Sequence[str]]) -> list[str]:
     out = []
     for i in range(n):
         hyps = [c[i] for c in candidates]
-        scores = [sum(sentence_bleu(h, o) for j, o in enumerate(hyps) if j != k) for k, h in enumerate(hyps)]
+        stats = [_bleu_counts(h) for h in hyps]
+        scores = [0.0] * len(hyps)
+        for k in range(len(hyps)):
+            for j in range(k + 1, len(hyps)):
+                (lk, ck), (lj, cj) = stats[k], stats[j]
+                m = _clipped_matches(ck, cj) if lk and lj else [0, 0, 0, 0]
+                scores[k] += _sentence_bleu_from(lk, lj, m)
+                scores[j] += _sentence_bleu_from(lj, lk, m)
         out.append(hyps[max(range(len(hyps)), key=lambda k: (scores[k], -k))])
     return out
 
