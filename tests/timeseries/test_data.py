@@ -109,3 +109,27 @@ def test_missing_values_are_masked_not_filled(tmp_path):
     ds = WindowDataset(t, 8, 4, np.array([8]))
     item = ds[0]
     assert item["observed"][5, 0] == 0 and item["cond_mask"][5, 0] == 0 and item["x0"][5, 0] == 0
+
+
+def test_gap_pattern_hides_one_contiguous_run(tmp_path):
+    rows = "".join(f"2020-01-{1 + h // 24:02d} {h % 24:02d}:00,{h},{2 * h}\n" for h in range(96))
+    t = read_table(write(tmp_path / "g.csv", "date,a,b\n" + rows))
+    starts = np.arange(40, 80, 4)
+    ds = WindowDataset(t, 24, 16, starts, task="impute", impute_ratio=0.25, impute_pattern="gap")
+    for k in range(len(ds)):
+        hidden = ds[k]["target_mask"].numpy() > 0
+        assert (hidden[:, 0] == hidden[:, 1]).all()  # every series is out at once
+        steps = np.flatnonzero(hidden[:, 0])
+        assert len(steps) == 10 and (np.diff(steps) == 1).all()  # round(0.25 * 40) consecutive steps
+        assert not (ds[k]["cond_mask"].numpy() * hidden).any()
+    assert len({int(np.flatnonzero(ds[k]["target_mask"][:, 0])[0]) for k in range(len(ds))}) > 1
+    train = WindowDataset(t, 24, 16, starts, task="impute", random_ratio=True, impute_pattern="gap")
+    kinds = set()
+    for k in range(len(train)):
+        h = train[k]["target_mask"].numpy() > 0
+        steps = np.flatnonzero(h[:, 0])
+        gap = len(steps) > 0 and (np.diff(steps) == 1).all() and (h[:, 0] == h[:, 1]).all()
+        kinds.add(bool(gap))
+    assert kinds == {True, False}  # training mixes gaps and random values
+    with pytest.raises(ValueError, match="impute_pattern"):
+        WindowDataset(t, 24, 16, starts, task="impute", impute_pattern="blocks")
