@@ -8,7 +8,7 @@ import torch
 
 from difflab.audio.data.io import load_audio
 from difflab.audio.data.synth import ASTERISK_DIR
-from difflab.audio.metrics import estoi, evaluate, format_table, pesq_wb, si_sdr
+from difflab.audio.metrics import estoi, evaluate, format_table, pause_noise, pesq_wb, si_sdr
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +58,16 @@ def test_evaluate_reports_the_unprocessed_input(speech):
 def test_pesq_on_silence_is_nan_not_a_crash():
     with pytest.warns(UserWarning, match="PESQ could not score"):
         assert np.isnan(pesq_wb(np.zeros(16000), np.random.default_rng(0).standard_normal(16000)))
+
+
+def test_pause_noise_measures_what_is_left_where_the_reference_is_silent():
+    rng = np.random.default_rng(0)
+    clean = np.concatenate([np.zeros(8000), rng.standard_normal(16000), np.zeros(8000)])
+    noise = 0.01 * rng.standard_normal(clean.size)
+    # clean energy 16000, noise energy in the pauses about 1e-4 * 16000 (the half-silent edge frames aside)
+    assert pause_noise(clean + noise, clean) == pytest.approx(-40.0, abs=0.5)
+    assert pause_noise(clean + 0.1 * noise, clean) == pytest.approx(-60.0, abs=0.5)
+    assert pause_noise(clean, clean) < -150
+    assert np.isnan(pause_noise(rng.standard_normal(16000), rng.standard_normal(16000) + 10))
+    res = evaluate({"noisy": [clean + noise]}, [clean], metrics=("si_sdr", "pause_noise"))
+    assert res["noisy"]["pause_noise"][0] == pytest.approx(pause_noise(clean + noise, clean))

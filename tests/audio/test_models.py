@@ -180,6 +180,29 @@ def test_storm_predictor_init_loads_a_predictive_checkpoint(tmp_path):
         StoRM(tiny(6), tiny(2, False), predictor_init=str(tmp_path / "bad.ckpt")).setup("fit")
 
 
+def test_residual_predictor_starts_as_the_identity_and_storm_follows_it(tmp_path):
+    y = _batch()["noisy"]
+    pred = PredictiveEnhancer(tiny(2, False), residual=True)
+    batch = pred.prepare_batch({"noisy": y})
+    with torch.no_grad():  # whatever the network outputs, the estimate is y plus that output
+        for p in pred.network.parameters():
+            p.add_(0.01)
+        correction = pred.network(batch["y"], None)
+        assert torch.allclose(pred.enhance_spec(batch["y"]).sample, batch["y"] + correction)
+        for p in pred.network.parameters():
+            p.zero_()
+        assert torch.equal(pred.enhance_spec(batch["y"]).sample, batch["y"])
+    loss = pred.training_loss(pred.prepare_batch(_batch()))
+    assert torch.isfinite(loss)
+    torch.save({"state_dict": pred.state_dict(), "hyper_parameters": dict(pred.hparams)}, tmp_path / "res.ckpt")
+    storm = StoRM(tiny(6), tiny(2, False), predictor_residual=True, predictor_init=str(tmp_path / "res.ckpt"))
+    storm.setup("fit")
+    with torch.no_grad():
+        assert torch.equal(storm.predict_mean(batch["y"]), pred.enhance_spec(batch["y"]).sample)
+    with pytest.raises(ValueError, match="residual"):  # a residual checkpoint in a direct predictor
+        StoRM(tiny(6), tiny(2, False), predictor_init=str(tmp_path / "res.ckpt")).setup("fit")
+
+
 @pytest.mark.parametrize("kind", ["sgmse", "storm", "storm_residual"])
 def test_x0_precond_losses_and_sampling(kind):
     model = (

@@ -68,18 +68,48 @@ def estoi(pred: Tensor | np.ndarray, target: Tensor | np.ndarray, sample_rate: i
         return float(short_time_objective_intelligibility(p, t, sample_rate, extended=True))
 
 
+def pause_noise(
+    pred: Tensor | np.ndarray,
+    target: Tensor | np.ndarray,
+    sample_rate: int = 16000,
+    frame_s: float = 0.032,
+    floor_db: float = -40.0,
+) -> float:
+    """Residual energy in the speech pauses of one utterance, in dB relative to the clean energy.
+
+    The pauses are the frames (``frame_s`` long, not overlapping) of the clean reference whose
+    energy is more than ``-floor_db`` dB below its loudest frame;
+    ``10 log10(sum over pauses of pred^2 / sum of target^2)``. Lower is better: it measures the
+    noise an enhancer leaves where there is no speech (the quantity that generative enhancement is
+    said to clean up best), independently of how the speech itself is reproduced. NaN without pauses.
+    """
+    p, t = _as_tensor(pred), _as_tensor(target)
+    n = min(p.numel(), t.numel())
+    p, t = p[:n], t[:n]
+    size = max(int(round(frame_s * sample_rate)), 1)
+    if n < size:
+        return math.nan
+    ft, fp = t.unfold(0, size, size).pow(2).sum(-1), p.unfold(0, size, size).pow(2).sum(-1)
+    pauses = ft < ft.max() * 10 ** (floor_db / 10)
+    if not bool(pauses.any()):
+        return math.nan
+    return float(10 * torch.log10(fp[pauses].sum().clamp_min(1e-20) / t.pow(2).sum().clamp_min(1e-20)))
+
+
 def score(
     pred: Tensor | np.ndarray, target: Tensor | np.ndarray, sample_rate: int = 16000, metrics: Sequence[str] = METRICS
 ) -> dict[str, float]:
-    """The chosen metrics of one utterance ``(L,)`` against its clean reference."""
+    """The chosen metrics of one utterance ``(L,)`` against its clean reference (:data:`METRICS`,
+    and ``pause_noise``: :func:`pause_noise`)."""
     fns = {
         "pesq": lambda: pesq_wb(pred, target, sample_rate),
         "estoi": lambda: estoi(pred, target, sample_rate),
         "si_sdr": lambda: si_sdr(pred, target),
+        "pause_noise": lambda: pause_noise(pred, target, sample_rate),
     }
     unknown = set(metrics) - set(fns)
     if unknown:
-        raise ValueError(f"unknown metrics {sorted(unknown)}; expected a subset of {METRICS}")
+        raise ValueError(f"unknown metrics {sorted(unknown)}; expected a subset of {sorted(fns)}")
     return {m: fns[m]() for m in metrics}
 
 
@@ -121,7 +151,7 @@ def format_table(
     results: dict[str, dict[str, tuple[float, float, int]]], extra: dict[str, dict[str, str]] | None = None
 ) -> str:
     """A Markdown table ``system | PESQ | ESTOI | SI-SDR (dB) [| extra columns]`` with mean ± std."""
-    names = {"pesq": "PESQ (wb)", "estoi": "ESTOI", "si_sdr": "SI-SDR (dB)"}
+    names = {"pesq": "PESQ (wb)", "estoi": "ESTOI", "si_sdr": "SI-SDR (dB)", "pause_noise": "pause noise (dB)"}
     metrics = list(next(iter(results.values())).keys()) if results else []
     extra_cols = sorted({k for v in (extra or {}).values() for k in v})
     head = ["system", *[names.get(m, m) for m in metrics], *extra_cols]
@@ -136,4 +166,4 @@ def format_table(
     return "\n".join(lines)
 
 
-__all__ = ["METRICS", "estoi", "evaluate", "format_table", "pesq_wb", "score", "si_sdr", "summarise"]
+__all__ = ["METRICS", "estoi", "evaluate", "format_table", "pause_noise", "pesq_wb", "score", "si_sdr", "summarise"]

@@ -46,6 +46,8 @@ class StoRM(SpeechEnhancer):
             reference's "regen-freeze-denoiser").
         predictor_init: checkpoint of a trained predictive baseline (or StoRM model) whose weights
             initialise the predictor when ``fit`` starts.
+        predictor_residual: the predictor outputs the correction, ``y_hat = y + D_phi(y)`` (as the
+            predictive baseline with ``residual=True``); must match the checkpoint of ``predictor_init``.
         (the rest: see :class:`~difflab.audio.models.base.SpeechEnhancer`; ``sample_steps`` 10.)
     """
 
@@ -75,6 +77,7 @@ class StoRM(SpeechEnhancer):
         prediction: Literal["eps", "x0", "x0_precond", "x0_residual"] = "eps",
         sigma_data: float = 0.1,
         predictor_init: str | None = None,
+        predictor_residual: bool = False,
     ) -> None:
         if not 0 <= supervised_weight < 1:
             raise ValueError(f"StoRM: supervised_weight must lie in [0, 1), got {supervised_weight}")
@@ -114,6 +117,7 @@ class StoRM(SpeechEnhancer):
         self.supervised_weight = float(supervised_weight)
         self.training_mode = training_mode
         self.predictor_init = predictor_init
+        self.predictor_residual = bool(predictor_residual)
         if training_mode == "frozen_predictor":
             self.predictor.requires_grad_(False)
 
@@ -132,6 +136,14 @@ class StoRM(SpeechEnhancer):
             raise FileNotFoundError(f"StoRM predictor_init: {path}: no such checkpoint")
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         state = ckpt.get("state_dict", ckpt)
+        hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+        hp = hp.get("init_args", hp) if isinstance(hp, dict) else {}
+        saved = hp.get("predictor_residual", hp.get("residual")) if isinstance(hp, dict) else None
+        if saved is not None and bool(saved) != self.predictor_residual:
+            raise ValueError(
+                f"StoRM predictor_init: {path} was trained with a {'residual' if saved else 'direct'} output, "
+                f"but predictor_residual={self.predictor_residual}"
+            )
         for prefix in ("predictor.", "network."):
             sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             if sub:
@@ -143,8 +155,10 @@ class StoRM(SpeechEnhancer):
         raise ValueError(f"StoRM predictor_init: {path} holds no 'network.*' or 'predictor.*' weights")
 
     def predict_mean(self, y: Tensor) -> Tensor:
-        """The predictive estimate ``y_hat = D_phi(y)``, ``(B, 2, F, T)``."""
-        return self.predictor(y, None)
+        """The predictive estimate ``y_hat = D_phi(y)`` (``y + D_phi(y)`` with ``predictor_residual``),
+        ``(B, 2, F, T)``."""
+        out = self.predictor(y, None)
+        return y + out if self.predictor_residual else out
 
     def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
         if batch is None or "y" not in batch or "y_hat" not in batch:
