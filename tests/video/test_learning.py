@@ -1,8 +1,11 @@
 """Learning tests: brief CPU training on the mocap default data beats random proposals by a wide margin.
 
-Measured on 2026-11-27 (80 training steps each, one thread, 32 held-out videos, 14 classes): random
-proposals reach mAP@0.5 0.008, DiffTAD (2 DDIM steps) 0.82, the deterministic baseline 0.98. The
-thresholds are about half of each detector's observed gain over random proposals.
+80 training steps each, one thread, 160 training and 32 held-out videos, 14 classes, DiffTAD sampled
+with 2 DDIM steps. Random proposals reach mAP@0.5 0.008. Over ``DIFFLAB_TEST_SEED`` 0-4 (one thread;
+``python scripts/learning_spread.py tests/video/test_learning.py --seeds 0-4``): DiffTAD mAP@0.5
+0.82 / 0.78 / 0.72 / 0.82 / 0.77 (mean 0.78), the deterministic baseline 0.98-1.00 (mean 0.99);
+two threads, seeds 0-1: see video/README.md. Thresholds: DiffTAD 0.60 and the baseline 0.90, below
+the worst seed by about 0.1 and far above random proposals.
 """
 
 import pytest
@@ -12,8 +15,8 @@ from difflab.video.data import MocapTADDataModule
 from difflab.video.demo import evaluate, fit, small_models
 
 STEPS = 80
-DIFFTAD_THRESHOLD = 0.40
-BASELINE_THRESHOLD = 0.49
+DIFFTAD_THRESHOLD = 0.60
+BASELINE_THRESHOLD = 0.90
 
 
 @pytest.fixture(scope="module")
