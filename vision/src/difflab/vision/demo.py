@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from difflab.vision.evaluate import BRIEF_TRAINING
+
 
 def _table(rows: list[tuple[str, dict[str, float], float | None]]) -> str:
     head = f"{'method':<22}{'PSNR-Y':>8}{'SSIM-Y':>8}{'PSNR-RGB':>10}{'SSIM-RGB':>10}{'time s':>9}"
@@ -30,40 +32,25 @@ def _table(rows: list[tuple[str, dict[str, float], float | None]]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(out: Path, *, max_steps: int = 300, seed: int = 0, eval_size: int = 96) -> dict:
+def run_demo(out: Path, *, max_steps: int | None = None, seed: int = 0, eval_size: int = 96) -> dict:
     import lightning.pytorch as pl
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from difflab.core.cli import run_cli
-    from difflab.vision.data.datamodule import SRDataModule
     from difflab.vision.data.degradations import bicubic_downsample, bicubic_upsample
     from difflab.vision.data.photos import HELDOUT_PHOTOS, load_photos
-    from difflab.vision.evaluate import evaluate_heldout
+    from difflab.vision.evaluate import brief_callbacks, build_resshift4, evaluate_heldout
     from difflab.vision.figures import crops_figure
     from difflab.vision.metrics import from_model_range
-    from difflab.vision.models.base import SRDiffusion
     from difflab.vision.upscale import model_sr_fn, upscale_tiled
 
+    max_steps = BRIEF_TRAINING["steps"] if max_steps is None else max_steps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # one intra-op thread: a shared 2-core machine thrashes with more
-    cli = run_cli(
-        SRDiffusion,
-        SRDataModule,
-        package="vision",
-        args=[
-            "--config",
-            "resshift4_photos_x2",
-            f"--seed_everything={seed}",
-            f"--data.init_args.eval_size={eval_size}",
-            "--data.init_args.samples_per_epoch=100000",
-        ],
-        run=False,
-    )
-    model, dm = cli.model, cli.datamodule
+    model, dm = build_resshift4(steps=max_steps, seed=seed, eval_size=eval_size)
     scale = dm.scale
     print(f"training ResShift-4 (x{scale}) for {max_steps} steps on the default photographs ...")
     pl.seed_everything(seed, verbose=False)
@@ -77,6 +64,7 @@ def run_demo(out: Path, *, max_steps: int = 300, seed: int = 0, eval_size: int =
         limit_val_batches=0,
         num_sanity_val_steps=0,
         default_root_dir=str(out),
+        callbacks=brief_callbacks(),
     )
     t0 = time.perf_counter()
     trainer.fit(model, datamodule=dm)
@@ -154,7 +142,7 @@ def run_demo(out: Path, *, max_steps: int = 300, seed: int = 0, eval_size: int =
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="difflab-vision demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("outputs/demo/vision"), help="output folder")
-    p.add_argument("--max_steps", type=int, default=300, help="training steps")
+    p.add_argument("--max_steps", type=int, default=BRIEF_TRAINING["steps"], help="training steps")
     p.add_argument("--seed", type=int, default=0)
     ns = p.parse_args(argv)
     run_demo(ns.out, max_steps=ns.max_steps, seed=ns.seed)

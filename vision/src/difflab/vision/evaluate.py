@@ -1,8 +1,17 @@
-"""Brief training and held-out evaluation helpers shared by the demo, the benchmark and the tests."""
+"""Brief training and held-out evaluation helpers shared by the demo, the benchmark and the tests.
+
+:data:`BRIEF_TRAINING` is the short CPU training recipe of the demo and the learning tests (x2
+bicubic, small U-Net, batch 16 of 32 px crops): Adam with a cosine decay of the learning rate over
+the run and an exponential moving average of the weights (Lightning's ``EMAWeightAveraging``), whose
+averaged weights are the ones evaluated. :func:`build_resshift4` builds the demo's ResShift-4 model
+and data from the shipped config ``resshift4_photos_x2``; :func:`brief_schedule` and
+:func:`brief_callbacks` give any other model the same schedule.
+"""
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import torch
@@ -51,4 +60,68 @@ def evaluate_heldout(
     }
 
 
-__all__ = ["train_briefly", "evaluate_heldout"]
+BRIEF_TRAINING: dict[str, Any] = dict(steps=300, lr=2e-3, lr_min=1e-4, ema_decay=0.99)
+"""Steps, peak and final learning rate (cosine decay) and EMA decay of the demo's and tests' runs."""
+
+
+def brief_schedule(steps: int, lr: float | None = None, lr_min: float | None = None) -> dict[str, Any]:
+    """``optimizer`` / ``lr_scheduler`` arguments of a model: Adam at ``lr``, cosine decay to ``lr_min``
+    over ``steps`` optimiser steps (defaults from :data:`BRIEF_TRAINING`)."""
+    lr = BRIEF_TRAINING["lr"] if lr is None else lr
+    lr_min = BRIEF_TRAINING["lr_min"] if lr_min is None else lr_min
+    return dict(
+        optimizer=partial(torch.optim.Adam, lr=lr),
+        lr_scheduler=partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=steps, eta_min=lr_min),
+    )
+
+
+def brief_callbacks(ema_decay: float | None = None) -> list:
+    """Trainer callbacks of a brief run: the EMA of the weights (copied into the model when ``fit`` ends)."""
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    decay = BRIEF_TRAINING["ema_decay"] if ema_decay is None else ema_decay
+    return [EMAWeightAveraging(decay=decay)] if decay else []
+
+
+def build_resshift4(*, steps: int | None = None, seed: int = 0, eval_size: int = 96, extra: list[str] | None = None):
+    """ResShift-4 (x2, small U-Net) and the photo DataModule of the demo and the learning test.
+
+    Built from the shipped config ``resshift4_photos_x2`` through the command line's parser, with the
+    learning rate's cosine decay set to ``steps`` (default ``BRIEF_TRAINING["steps"]``) and one epoch
+    long enough for the run. ``seed`` seeds the network's initialisation. Returns ``(model, datamodule)``;
+    train with ``train_briefly(model, dm, max_steps=steps, seed=seed, callbacks=brief_callbacks())``.
+    """
+    from difflab.core.cli import run_cli
+    from difflab.vision.data.datamodule import SRDataModule
+    from difflab.vision.models.base import SRDiffusion
+
+    steps = BRIEF_TRAINING["steps"] if steps is None else steps
+    cli = run_cli(
+        SRDiffusion,
+        SRDataModule,
+        package="vision",
+        args=[
+            "--config",
+            "resshift4_photos_x2",
+            f"--seed_everything={seed}",
+            f"--model.init_args.optimizer.init_args.lr={BRIEF_TRAINING['lr']}",
+            f"--model.init_args.lr_scheduler.init_args.T_max={steps}",
+            f"--model.init_args.lr_scheduler.init_args.eta_min={BRIEF_TRAINING['lr_min']}",
+            f"--data.init_args.eval_size={eval_size}",
+            f"--data.init_args.samples_per_epoch={16 * max(steps, 1)}",  # one epoch of batches of 16 (config)
+            "--trainer.callbacks=[]",
+            *(extra or []),
+        ],
+        run=False,
+    )
+    return cli.model, cli.datamodule
+
+
+__all__ = [
+    "train_briefly",
+    "evaluate_heldout",
+    "BRIEF_TRAINING",
+    "brief_schedule",
+    "brief_callbacks",
+    "build_resshift4",
+]
