@@ -17,8 +17,13 @@ thread), from ``python scripts/learning_spread.py tests/text/test_learning.py --
 DiffuSeq on KJV case and punctuation restoration (``difflab.text.demo.brief_diffuseq``: copy path,
 one-cycle lr 6e-3, 1,600 steps, batch 64; 295 test verses of at most 31 tokens; 20 DDPM steps per
 draw, MBR over 20 draws); copying the source scores BLEU 54.7, a fluent verse that ignores the
-source (the next test verse) 0.0. BLEU minus copying, per seed (one torch thread): seed 0 +8.06, seed 1 +5.80 (seeds 2-4 being
-measured). Thresholds: copying + 2.5 and the unrelated verse + 30.
+source (the next test verse) 0.0. MBR-20 BLEU per seed, one torch thread
+(``python scripts/learning_spread.py tests/text/test_learning.py::test_diffuseq_bleu_beats_copying_the_source
+--seeds 0-3 --threads 1 --jobs 1``): 62.8 / 60.5 / 56.8 / 59.1 for seeds 0-3, that is copying + 8.06 /
++5.80 / +2.06 / +4.33 (mean +5.06, min +2.06, max +8.06); seed 4 and two threads not measured.
+Thresholds: copying + 2.5 and the unrelated verse + 30. Seed 2 falls below the first (+2.06): this
+recipe does not yet beat copying by a clear margin for every seed; the threshold is not lowered
+below a margin that would still mean something.
 """
 
 from functools import partial
