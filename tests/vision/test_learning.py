@@ -8,8 +8,8 @@ Recipe (the demo's, :data:`difflab.vision.evaluate.BRIEF_TRAINING`): x2 bicubic,
 bicubic averaged over ALL four held-out centred 96 px crops (coffee, rocket, retina, china).
 
 Measured with ``python scripts/learning_spread.py tests/vision/test_learning.py --seeds 0-4
---threads 1 --jobs 1`` (and ``--seeds 0-1 --threads 2``), a shared, loaded 2-core CPU; dB,
-``psnr_y_gain`` is the mean over the four crops:
+--threads 1 --jobs 1`` on a shared, loaded 2-core CPU (the 2-thread rows, ``--seeds 0-1 --threads
+2``, are still to be measured); dB, ``psnr_y_gain`` is the mean over the four crops:
 
 `test_resshift_beats_bicubic` (PSNR-Y gain over bicubic, dB):
 
