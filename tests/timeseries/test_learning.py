@@ -14,7 +14,12 @@ Imputation (CSDI, 300 steps, 16 samples): two masks over the same test windows.
 
 Per-seed numbers (``DIFFLAB_TEST_SEED``; 1 and 2 threads) are in timeseries/README.md, from
 ``python scripts/learning_spread.py tests/timeseries/test_learning.py --seeds 0-4 --threads 1 2``.
-SPREAD_PLACEHOLDER
+
+Over seeds 0-4 (one thread): forecast CRPS / seasonal naive 0.66 / 0.61 / 0.78 / 0.57 / 0.62 (mean
+0.65; 600 steps, as in the demo, brought seed 2 to 0.62) and cov90 0.84 / 0.86 / 0.77 / 0.84 / 0.90;
+imputation of random values CSDI / window mean 0.17-0.30 (mean 0.23; interpolation 0.11 of the window
+mean); imputation of gaps CSDI / interpolation 0.18-0.30 (mean 0.25). Thresholds: 0.9, coverage in
+(0.7, 0.98), 0.45 and 0.45.
 """
 
 import numpy as np
@@ -34,10 +39,10 @@ from difflab.timeseries.metrics import metric_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FORECAST_OVER_NAIVE = 0.8  # CRPS at most this fraction of seasonal naive's
-COVERAGE_90 = (0.75, 0.97)  # empirical coverage of the central 90 % interval
-RANDOM_OVER_MEAN = 0.5  # CSDI CRPS / window-mean CRPS, random values hidden
-GAP_OVER_BEST = 0.5  # CSDI CRPS / best of (interpolation, window mean), one gap per window
+FORECAST_OVER_NAIVE = 0.9  # CRPS at most this fraction of seasonal naive's
+COVERAGE_90 = (0.7, 0.98)  # empirical coverage of the central 90 % interval
+RANDOM_OVER_MEAN = 0.45  # CSDI CRPS / window-mean CRPS, random values hidden
+GAP_OVER_BEST = 0.45  # CSDI CRPS / best of (interpolation, window mean), one gap per window
 
 
 @pytest.mark.slow
