@@ -125,7 +125,13 @@ def _train_losses(root: Path) -> list[float]:
 
 @pytest.mark.slow
 def test_cli_training_lands_on_the_modes(tmp_path, test_seed, record_property):
-    """3000 steps on the 8-mode ring (std 0.1): the loss falls and ancestral samples sit on the modes."""
+    """3000 steps on the 8-mode ring (std 0.1): the loss falls and ancestral samples sit on the modes.
+
+    Over ``DIFFLAB_TEST_SEED`` 0-4 (one thread; ``python scripts/learning_spread.py
+    tests/core/test_lightning_training.py::test_cli_training_lands_on_the_modes --seeds 0-4``): last /
+    first loss 0.30-0.46 (mean 0.37), share of samples near a mode 0.88-0.94 (mean 0.91; the prior's is
+    about 0.1), mode-weight error 0.024-0.054. Asserted: loss ratio < 0.6, near-mode > 0.8 and 0.5 above
+    the prior's, weight error < 0.1."""
     steps = 3000
     config = write_config(
         tmp_path,
@@ -161,7 +167,7 @@ def test_cli_training_lands_on_the_modes(tmp_path, test_seed, record_property):
     for k in ("near_mode", "mode_weight_error"):
         record_property(k, metrics[f"val/{k}"])
     record_property("loss_ratio", last / first)
-    assert last < 0.5 * first
+    assert last < 0.6 * first
     assert metrics["val/near_mode"] > 0.8 and metrics["val/near_mode"] > baseline["near_mode"] + 0.5
     assert metrics["val/mode_weight_error"] < 0.1
 
