@@ -1,9 +1,15 @@
 """Learning test: a briefly trained Diffusion Policy solves reach-v3 far above a do-nothing policy,
-and RTI-DP (warm-started, 3 NFE per control step) keeps most of that success.
+and RTI-DP (the full DDPM chain on the first call of an episode, then 3 DDPM steps from the shifted
+previous chunk at every control step) keeps at least 80 % of DDIM-10's success.
 
-Measured on the shared 2-core CPU (40 demos, 500 training steps, seeds 10000..10011, limit 100 steps):
-do-nothing 0/12, DDIM-10 8/12 (0.67), RTI-DP [3, 2, 1] 9/12 (0.75) at 3.1 NFE per control step.
-Thresholds are about half the measured gain. About 55 s of CPU time (5 min wall on the busy machine).
+40 expert demos, 800 training steps (EMA 0.99), evaluation on seeds 10000..10031 (32 episodes of at
+most 100 steps). A success rate over 32 episodes moves in steps of 0.031 and has a standard error of
+about 0.08 near 0.75, so the comparison allows four episodes (one standard error of the difference):
+RTI-DP >= 0.8 x DDIM-10 - 4/32. Per-seed numbers (``python scripts/learning_spread.py
+tests/robotics/test_learning.py --seeds 0-4``) are in robotics/README.md. With 24 episodes, seeds
+0-4 gave DDIM-10 0.75 / 0.88 / 0.75 / 0.58 / 0.83 and RTI-DP 0.96 / 0.79 / 0.79 / 0.88 / 0.58
+(ratio 0.70-1.50, mean 1.09); with the earlier recipe (500 steps, 12 episodes, first RTI-DP call by
+DDIM-10) the ratio was 0.67-1.13.
 """
 
 import numpy as np
@@ -11,8 +17,12 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
-DDIM_MIN = 0.3
-RTI_KEEPS = 0.5  # RTI-DP success >= this fraction of DDIM-10's
+DDIM_MIN = 0.4  # do-nothing scores 0
+RTI_KEEPS = 0.8  # RTI-DP success >= this fraction of DDIM-10's (the README says it keeps most of it)
+EPISODES = 32
+# one standard error of the difference of two success rates near 0.75 over 32 episodes (four episodes)
+SLACK = 4 / 32
+FIRST_CALL_NFE = 100  # RTIController's default first call: the full DDPM chain
 
 
 class _Still:
@@ -30,19 +40,22 @@ def test_diffusion_policy_learns_reach_and_rti_keeps_it(test_seed, record_proper
     from difflab.robotics.envs import MetaWorldEnv
     from difflab.robotics.policy import ChunkController, RTIController, evaluate
 
-    run = train_policies("reach-v3", episodes=40, max_steps=500, bc=False, seed=test_seed)
+    run = train_policies("reach-v3", episodes=40, max_steps=800, bc=False, seed=test_seed)
     dp = run["dp"]
     env = MetaWorldEnv("reach-v3", max_steps=100)
-    seeds = list(range(10_000, 10_012))
-    still = evaluate(_Still(), env, seeds, name="still").summary()
-    ddim = evaluate(ChunkController(dp, "ddim", 10), env, seeds, name="ddim").summary()
-    # first call with DDIM-10 instead of the full chain keeps the test short; later calls are RTI-DP
-    rti = evaluate(RTIController(dp, initial_sampler="ddim", initial_steps=10), env, seeds, name="rti").summary()
-    print("still", still, "\nddim", ddim, "\nrti", rti)
+    seeds = list(range(10_000, 10_000 + EPISODES))
+    still = evaluate(_Still(), env, seeds, name="still", keep_paths=False).summary()
+    ddim = evaluate(ChunkController(dp, "ddim", 10), env, seeds, name="ddim", keep_paths=False).summary()
+    rti_run = evaluate(RTIController(dp), env, seeds, name="rti", keep_paths=False)
+    rti = rti_run.summary()
+    # every call after an episode's first costs the 3 NFE of rti_steps [3, 2, 1]
+    later_nfe = (rti_run.nfe - FIRST_CALL_NFE * EPISODES) / (rti_run.steps - EPISODES)
+    print("still", still, "\nddim", ddim, "\nrti", rti, "\nRTI-DP NFE per later step", later_nfe)
     for name, res in (("ddim", ddim), ("rti", rti)):
         record_property(f"{name}_success", res["success_rate"])
+    record_property("rti_over_ddim", rti["success_rate"] / max(ddim["success_rate"], 1e-9))
     record_property("rti_nfe_per_step", rti["nfe_per_step"])
     assert still["success_rate"] == 0.0
     assert ddim["success_rate"] >= DDIM_MIN
-    assert rti["success_rate"] >= RTI_KEEPS * ddim["success_rate"]
-    assert rti["nfe_per_step"] < 3.5  # 3 NFE per call after the first
+    assert rti["success_rate"] >= RTI_KEEPS * ddim["success_rate"] - SLACK
+    assert later_nfe == pytest.approx(3.0)
