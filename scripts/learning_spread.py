@@ -56,6 +56,9 @@ def run_one(tests: list[str], seed: int, threads: int, extra: list[str]) -> dict
                 row[prop.get("name")] = float(prop.get("value"))
             results[case.get("name")] = row
     print(f"seed {seed}, {threads} thread(s): {wall:.0f} s, exit {proc.returncode}", file=sys.stderr, flush=True)
+    for name, row in results.items():  # as each run ends, so a stopped sweep keeps what it measured
+        values = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("passed", "seconds"))
+        print(f"  {name}: passed={row['passed']} {values}", file=sys.stderr, flush=True)
     return results
 
 
