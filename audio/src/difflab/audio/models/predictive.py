@@ -16,10 +16,9 @@ predictive" reference of the SGMSE+ / StoRM papers. One network evaluation per u
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from difflab.audio.models.base import SpeechEnhancer
@@ -39,52 +38,8 @@ class PredictiveEnhancer(SpeechEnhancer):
     for a uniform interface and ignored (there is no sampler: NFE is 1).
     """
 
-    def __init__(
-        self,
-        network: nn.Module,
-        theta: float = 1.5,
-        sigma_min: float = 0.05,
-        sigma_max: float = 0.5,
-        t_eps: float = 0.03,
-        sampler: SamplerName = "pc",
-        sample_steps: int = 30,
-        sampler_options: dict[str, Any] | None = None,
-        n_fft: int = 510,
-        hop_length: int = 128,
-        spec_alpha: float = 0.5,
-        spec_beta: float = 0.15,
-        sample_rate: int = 16000,
-        val_enhance_batches: int = 4,
-        val_metrics: list[str] | None = None,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        lr_interval: Literal["step", "epoch"] = "step",
-        prediction: Literal["eps", "x0", "x0_precond", "x0_residual"] = "eps",
-        sigma_data: float = 0.1,
-        residual: bool = False,
-    ) -> None:
-        super().__init__(
-            network,
-            theta,
-            sigma_min,
-            sigma_max,
-            t_eps,
-            sampler,
-            sample_steps,
-            sampler_options,
-            n_fft,
-            hop_length,
-            spec_alpha,
-            spec_beta,
-            sample_rate,
-            val_enhance_batches,
-            val_metrics,
-            optimizer,
-            lr_scheduler,
-            lr_interval,
-            prediction,
-            sigma_data,
-        )
+    def __init__(self, network: nn.Module, residual: bool = False, **kwargs: Any) -> None:
+        super().__init__(network, **kwargs)
         self.residual_output = bool(residual)
 
     def estimate(self, y: Tensor) -> Tensor:
