@@ -84,7 +84,6 @@ def build(
 ):
     """``(model, datamodule)`` from a shipped config through the real command line (so checkpoints
     written from the model reload with ``enhance``), with the small demo network and short crops."""
-    from difflab.audio.cli import main as _unused  # noqa: F401
     from difflab.audio.data.datamodule import SpeechDataModule
     from difflab.audio.models.base import SpeechEnhancer
     from difflab.core.cli import run_cli
