@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difflab.core.tables import markdown_table
+
 METRICS = ("pesq", "estoi", "si_sdr")
 
 
@@ -155,15 +157,15 @@ def format_table(
     metrics = list(next(iter(results.values())).keys()) if results else []
     extra_cols = sorted({k for v in (extra or {}).values() for k in v})
     head = ["system", *[names.get(m, m) for m in metrics], *extra_cols]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    rows = []
     for system, vals in results.items():
         cells = [system]
         for m in metrics:
             mean, std, _ = vals[m]
             cells.append(f"{mean:.2f} ± {std:.2f}" if m != "estoi" else f"{mean:.3f} ± {std:.3f}")
         cells += [(extra or {}).get(system, {}).get(c, "") for c in extra_cols]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return markdown_table(rows, head)
 
 
 __all__ = ["METRICS", "estoi", "evaluate", "format_table", "pause_noise", "pesq_wb", "score", "si_sdr", "summarise"]

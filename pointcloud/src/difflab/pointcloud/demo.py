@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from difflab.core.tables import markdown_table
+
 GEN_POINTS = 256
 
 
@@ -179,12 +181,7 @@ def scan_rows(
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
-    def fmt(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_table([[r.get(c, "") for c in cols] for r in rows], cols, align="l")
 
 
 def run_demo(out: Path, scale: float = 1.0, seed: int = 0, fast: bool = False) -> dict:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from difflab.core.tables import markdown_table
+
 COLUMNS = (
     ("success_rate", "success", "{:.2f}"),
     ("mean_return", "return", "{:.0f}"),
@@ -44,13 +46,8 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
     """A markdown table, one row per sampler name, columns of :data:`COLUMNS`."""
-    head = "| sampler | " + " | ".join(c[1] for c in COLUMNS) + " |"
-    sep = "|---|" + "---:|" * len(COLUMNS)
-    lines = [head, sep]
-    for name, s in rows.items():
-        cells = [fmt.format(s[key]) if key in s else "-" for key, _, fmt in COLUMNS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cells = [[name, *(fmt.format(s[key]) if key in s else "-" for key, _, fmt in COLUMNS)] for name, s in rows.items()]
+    return markdown_table(cells, ["sampler", *(c[1] for c in COLUMNS)])
 
 
 __all__ = ["COLUMNS", "success_rate", "wilson_interval", "format_table"]

@@ -27,6 +27,8 @@ from typing import Literal
 
 import numpy as np
 
+from difflab.core.tables import markdown_table
+
 QUANTILES = tuple(round(0.05 * k, 2) for k in range(1, 20))
 Estimator = Literal["nearest_rank", "linear"]
 
@@ -146,17 +148,14 @@ def metric_table(samples, target, mask=None, estimator: Estimator = "nearest_ran
 def format_table(
     rows: dict[str, dict[str, float]], keys=("crps", "crps_sum", "crps_ens", "mae", "mse", "cov50", "cov90", "seconds")
 ) -> str:
-    """A plain-text table, one row per method."""
+    """A Markdown table, one row per method; values of 1e4 and more in ``.4g``, the others in ``.4f``."""
     keys = [k for k in keys if any(k in r for r in rows.values())]
-    width = max(len(n) for n in rows) + 2
-    lines = ["method".ljust(width) + "".join(k.rjust(11) for k in keys)]
-    for name, r in rows.items():
-        cells = []
-        for k in keys:
-            v = r.get(k)
-            cells.append("—".rjust(11) if v is None else (f"{v:11.4g}" if abs(v) >= 1e4 else f"{v:11.4f}"))
-        lines.append(name.ljust(width) + "".join(cells))
-    return "\n".join(lines)
+    cells = [[name, *(_cell(r.get(k)) for k in keys)] for name, r in rows.items()]
+    return markdown_table(cells, ["method", *keys], missing="—")
+
+
+def _cell(v: float | None) -> str | None:
+    return None if v is None else (f"{v:.4g}" if abs(v) >= 1e4 else f"{v:.4f}")
 
 
 __all__ = [

@@ -20,16 +20,15 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.tables import markdown_table
 from difflab.vision.evaluate import BRIEF_TRAINING
 
 
 def _table(rows: list[tuple[str, dict[str, float], float | None]]) -> str:
-    head = f"{'method':<22}{'PSNR-Y':>8}{'SSIM-Y':>8}{'PSNR-RGB':>10}{'SSIM-RGB':>10}{'time s':>9}"
-    lines = [head, "-" * len(head)]
-    for name, m, t in rows:
-        ts = f"{t:9.2f}" if t is not None else f"{'-':>9}"
-        lines.append(f"{name:<22}{m['psnr_y']:8.2f}{m['ssim_y']:8.4f}{m['psnr_rgb']:10.2f}{m['ssim_rgb']:10.4f}{ts}")
-    return "\n".join(lines)
+    cells = [[name, m["psnr_y"], m["ssim_y"], m["psnr_rgb"], m["ssim_rgb"], t] for name, m, t in rows]
+    return markdown_table(
+        cells, ["method", "PSNR-Y", "SSIM-Y", "PSNR-RGB", "SSIM-RGB", "time s"], ["", ".2f", ".4f", ".2f", ".4f", ".2f"]
+    )
 
 
 def run_demo(out: Path, *, max_steps: int | None = None, seed: int = 0, eval_size: int = 96) -> dict:
