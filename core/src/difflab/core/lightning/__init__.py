@@ -1,9 +1,11 @@
-"""Lightning glue shared by every difflab domain: the ``DiffusionModule`` base, toy data and model.
+"""Lightning glue shared by every difflab domain: the ``DiffusionModule`` base, the checkpoint loader,
+toy data and model.
 
 The math modules of ``difflab.core`` never import this package; it needs the ``lightning`` extra
 (``pip install 'difflab-core[lightning]'``).
 """
 
+from difflab.core.lightning.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from difflab.core.lightning.data import (
     EpochShuffleSampler,
     ResumableLoader,
@@ -18,6 +20,9 @@ from difflab.core.lightning.toy import ToyDiffusion, ToyMLP
 from difflab.core.lightning.train import train_briefly
 
 __all__ = [
+    "CheckpointError",
+    "load_checkpoint",
+    "read_checkpoint",
     "WarmupEMA",
     "warmup_decay",
     "DiffusionModule",
