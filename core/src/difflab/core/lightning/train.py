@@ -15,6 +15,8 @@ def train_briefly(
     max_time_s: float | None = None,
     seed: int = 0,
     checkpoint: str | os.PathLike | None = None,
+    ema_decay: float | None = None,
+    ema_warmup: bool = False,
     **trainer_kw: Any,
 ) -> float:
     """Fit ``model`` on ``datamodule`` for ``max_steps`` optimiser steps on one CPU device.
@@ -26,6 +28,12 @@ def train_briefly(
     ``checkpoint``: also write a Lightning checkpoint there after training (one that
     ``load_from_checkpoint`` and the domains' inference verbs read). Returns the wall time of ``fit``
     in seconds.
+
+    ``ema_decay``: also keep an exponential moving average of the weights with this decay (core's
+    :class:`~difflab.core.lightning.ema.WarmupEMA`, appended to ``callbacks``); when ``fit`` ends the
+    averaged weights are copied into ``model``, so the model (and ``checkpoint``) holds them. With
+    ``ema_warmup=False`` (the default) the decay is constant, exactly Lightning's
+    ``EMAWeightAveraging(decay=ema_decay)``; ``True`` caps it early in training (see ``ema.py``).
     """
     import lightning.pytorch as pl
 
@@ -44,6 +52,10 @@ def train_briefly(
     if max_time_s is not None:
         kw["max_time"] = {"seconds": max_time_s}
     kw.update(trainer_kw)
+    if ema_decay is not None:
+        from difflab.core.lightning.ema import WarmupEMA
+
+        kw["callbacks"] = [*(kw.get("callbacks") or []), WarmupEMA(decay=ema_decay, warmup=ema_warmup)]
     start = time.perf_counter()
     trainer = pl.Trainer(**kw)
     trainer.fit(model, datamodule=datamodule)
