@@ -36,8 +36,6 @@ def train_policies(
     Returns ``{"data": DemoDataModule, "dp": DiffusionPolicy, "bc": BCPolicy | None,
     "seconds": {"collect", "dp", "bc"}}``.
     """
-    from lightning.pytorch.callbacks import EMAWeightAveraging
-
     from difflab.core.lightning.train import train_briefly
     from difflab.robotics.data import DemoDataModule
     from difflab.robotics.models import BCPolicy, DiffusionPolicy
@@ -60,8 +58,7 @@ def train_policies(
         rti_steps=rti_steps or [3, 2, 1],
         discrete_action_dims=[3] if buf.action_dim == 4 else [],
     )
-    ema = partial(EMAWeightAveraging, decay=ema_decay)
-    seconds["dp"] = train_briefly(dp, data, max_steps=max_steps, seed=seed, callbacks=[ema()])
+    seconds["dp"] = train_briefly(dp, data, max_steps=max_steps, seed=seed, ema_decay=ema_decay)
     model_bc = None
     if bc:
         torch.manual_seed(seed)
@@ -71,7 +68,7 @@ def train_policies(
             action_dim=buf.action_dim,
             optimizer=opt,
         )
-        seconds["bc"] = train_briefly(model_bc, data, max_steps=max_steps, seed=seed, callbacks=[ema()])
+        seconds["bc"] = train_briefly(model_bc, data, max_steps=max_steps, seed=seed, ema_decay=ema_decay)
     return {"data": data, "dp": dp.eval(), "bc": None if model_bc is None else model_bc.eval(), "seconds": seconds}
 
 
