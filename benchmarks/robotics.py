@@ -27,8 +27,8 @@ import torch
 
 from difflab.robotics.demo import train_policies
 from difflab.robotics.envs import MetaWorldEnv
+from difflab.robotics.figures import plot_rollouts
 from difflab.robotics.metrics import format_table, wilson_interval
-from difflab.robotics.plots import plot_rollouts
 from difflab.robotics.policy import (
     ChunkController,
     RTIController,

@@ -80,7 +80,7 @@ def main() -> None:
             )
         )
     if ns.figure:
-        from difflab.video.plots import save_timelines
+        from difflab.video.figures import save_timelines
 
         fig = save_timelines(
             ns.figure,

@@ -87,7 +87,7 @@ def eval_main(argv: list[str]) -> int:
 
     from difflab.robotics.envs import make_env
     from difflab.robotics.metrics import format_table
-    from difflab.robotics.plots import plot_rollouts
+    from difflab.robotics.figures import plot_rollouts
     from difflab.robotics.policy import evaluate
 
     p = argparse.ArgumentParser(prog="difflab-robotics eval", description=eval_main.__doc__)

@@ -74,8 +74,8 @@ def train_policies(
 
 def main(argv: list[str] | None = None) -> int:
     from difflab.robotics.envs import MetaWorldEnv
+    from difflab.robotics.figures import plot_rollouts
     from difflab.robotics.metrics import format_table
-    from difflab.robotics.plots import plot_rollouts
     from difflab.robotics.policy import ChunkController, RTIController, demo_shift_error, evaluate, suggest_rti_start
 
     p = argparse.ArgumentParser(prog="difflab-robotics demo", description=__doc__.splitlines()[0])

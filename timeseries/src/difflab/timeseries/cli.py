@@ -9,6 +9,8 @@ shipped configs (``--config spd_gp_taylor``), and the domain verbs:
 * ``demo``: train briefly on the default data, score the held-out period against the baselines,
   write fan charts;
 * ``online``: rolling evaluation with delayed ground truth (optionally fine-tuning online).
+
+This module parses arguments only; loading and the verbs live in :mod:`difflab.timeseries.inference`.
 """
 
 from __future__ import annotations
@@ -25,28 +27,9 @@ DESCRIPTION = (
 )
 
 
-def load_checkpoint(path: str | Path):
-    """``(model, datamodule hyperparameters)`` from a checkpoint written by ``fit``."""
-    import torch
-
-    import difflab.timeseries.models.falda  # noqa: F401  (every method class is importable for the checkpoint)
-    from difflab.timeseries.models.spd import StochasticProcessDiffusion
-
-    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    model = StochasticProcessDiffusion.load_from_checkpoint(str(path), map_location="cpu")
-    data_hp = dict(ckpt.get("datamodule_hyper_parameters") or {})
-    if "init_args" in data_hp:
-        data_hp = dict(data_hp["init_args"])
-    return model, data_hp
-
-
 def forecast_main(argv: list[str]) -> int:
     """forecast past the end of a series: CSV of quantiles per step and a fan-chart PNG"""
-    import torch
-
-    from difflab.timeseries.data.table import read_table
-    from difflab.timeseries.evaluate import future_batch, write_quantile_csv
-    from difflab.timeseries.plots import save_fan_charts
+    from difflab.timeseries.inference import forecast
 
     p = argparse.ArgumentParser(prog="difflab-timeseries forecast", description=forecast_main.__doc__)
     p.add_argument("data", help="wide CSV, long CSV or GluonTS JSON lines")
@@ -62,35 +45,8 @@ def forecast_main(argv: list[str]) -> int:
     p.add_argument("--steps", type=int, default=None, help="sampler steps")
     p.add_argument("--seed", type=int, default=0)
     ns = p.parse_args(argv)
-    model, data_hp = load_checkpoint(ns.ckpt)
-    model.eval()
-    table = read_table(ns.data, format=ns.format, columns=ns.columns, freq=ns.freq)
-    context = ns.context or int(data_hp.get("context_length", 96))
-    horizon = ns.horizon or int(data_hp.get("prediction_length", 24))
-    batch, fut_t = future_batch(table, context, horizon, scaling=data_hp.get("scaling", "standard"), freq=ns.freq)
-    gen = torch.Generator().manual_seed(ns.seed)
-    s = model.forecast(batch, ns.samples, sampler=ns.sampler, steps=ns.steps, generator=gen)
-    paths = model.unscale(s, batch)[:, 0, context:].numpy()  # (S, H, D)
-    csv = write_quantile_csv(ns.out / "forecast.csv", fut_t, table.names, paths)
-    print(
-        f"artifact: {csv} | mean and quantiles 0.05..0.95 of {ns.samples} sample paths, "
-        f"{horizon} steps x {len(table.names)} series"
-    )
-    show = min(len(table.names), 8)
-    ctx_t = table.timestamps[-context:]
-    panels = [
-        dict(
-            context_t=ctx_t,
-            context_y=table.values[-context:, j],
-            future_t=fut_t,
-            samples=paths[:, :, j],
-            title=table.names[j],
-        )
-        for j in range(show)
-    ]
-    png = save_fan_charts(ns.out / "fan_chart.png", panels, suptitle=f"forecast of {Path(ns.data).name}")
-    print(f"artifact: {png} | fan chart: context, median, 50% and 90% intervals of the forecast")
-    return 0
+    options = {k: v for k, v in vars(ns).items() if k not in ("data", "out", "ckpt")}
+    return forecast(ns.data, ns.out, ns.ckpt, **options)
 
 
 def demo_main(argv: list[str]) -> int:
@@ -109,9 +65,18 @@ def demo_main(argv: list[str]) -> int:
 
 def online_main(argv: list[str]) -> int:
     """rolling forecasts over the test period with delayed ground truth, optionally fine-tuning online"""
-    from difflab.timeseries.online import run_online_cli
+    from difflab.timeseries.inference import online
 
-    return run_online_cli(argv)
+    p = argparse.ArgumentParser(prog="difflab-timeseries online", description=online_main.__doc__)
+    p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
+    p.add_argument("--finetune_steps", type=int, default=2, help="gradient steps per forecast (0: frozen model)")
+    p.add_argument("--finetune_windows", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--samples", type=int, default=32)
+    p.add_argument("--max_forecasts", type=int, default=None)
+    p.add_argument("--out", type=Path, default=None, help="write the metric table here")
+    ns = p.parse_args(argv)
+    return online(**vars(ns))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -12,11 +12,11 @@ import torch
 from difflab.core.lightning.train import train_briefly
 from difflab.timeseries.data import ForecastDataModule
 from difflab.timeseries.evaluate import baseline_samples, model_samples, score
+from difflab.timeseries.figures import save_fan_charts
 from difflab.timeseries.metrics import format_table
 from difflab.timeseries.models.falda import DecomposedDiffusion
 from difflab.timeseries.models.spd import StochasticProcessDiffusion
 from difflab.timeseries.networks.csdi import CSDIDenoiser
-from difflab.timeseries.plots import save_fan_charts
 
 CONTEXT, HORIZON = 96, 48
 

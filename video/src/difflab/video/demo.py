@@ -92,7 +92,7 @@ def timeline_videos(dm, rows: dict[str, dict], count: int = 3) -> list[dict[str,
 
 
 def run_demo(out: Path, *, max_steps: int = 150, steps: int = 4, seed: int = 0) -> dict[str, dict[str, float]]:
-    from difflab.video.plots import save_timelines
+    from difflab.video.figures import save_timelines
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

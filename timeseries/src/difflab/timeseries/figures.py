@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from difflab.core.figures import pyplot, save_figure
+
 
 def fan_chart(ax, context_t, context_y, future_t, samples, truth=None, *, title: str = "", color: str = "C0") -> None:
     """Draw one fan chart on ``ax``: ``samples`` ``(S, H)``; ``truth`` ``(H,)`` or None (NaN = missing)."""
@@ -22,11 +24,7 @@ def fan_chart(ax, context_t, context_y, future_t, samples, truth=None, *, title:
 
 def save_fan_charts(path: str | Path, panels: list[dict], *, ncols: int = 2, suptitle: str = "") -> Path:
     """A grid of fan charts; each panel is a dict of :func:`fan_chart` keyword arguments."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = len(panels)
     ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols
@@ -40,11 +38,7 @@ def save_fan_charts(path: str | Path, panels: list[dict], *, ncols: int = 2, sup
         fig.suptitle(suptitle, fontsize=10)
     fig.autofmt_xdate()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 __all__ = ["fan_chart", "save_fan_charts"]

@@ -5,11 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+from difflab.core.figures import pyplot, save_figure
 
 
 def save_timelines(
@@ -27,6 +23,9 @@ def save_timelines(
             detections are ActivityNet dicts, drawn when ``score >= min_score`` with opacity = score.
         classes: class names (the colour order).
     """
+    from matplotlib.patches import Patch
+
+    plt = pyplot()
     cmap = plt.get_cmap("tab20")
     colour = {c: cmap(i % 20) for i, c in enumerate(classes)}
     n = len(videos)
@@ -66,11 +65,7 @@ def save_timelines(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(handles) > 7), 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 __all__ = ["save_timelines"]

@@ -6,17 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
+from difflab.core.figures import pyplot, save_figure
+
 
 def plot_rollouts(results: list, path: str | Path, title: str = "") -> Path:
     """Top view (x, y) of each episode's end-effector path: green = success, red = failure.
 
     Circles mark the start, stars the goal (when the environment exposes it), dots the final position.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = len(results)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
     pts = [p[:, :2] for r in results for p in r.paths] + [
@@ -44,11 +42,7 @@ def plot_rollouts(results: list, path: str | Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=10, y=1.03)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90, bbox_inches="tight")
 
 
 __all__ = ["plot_rollouts"]
