@@ -14,14 +14,11 @@ generated parameter shifts) is not built.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from difflab.timeseries.data.windows import WindowDataset
-from difflab.timeseries.metrics import format_table, metric_table
+from difflab.timeseries.metrics import metric_table
 
 
 def available_windows(starts: np.ndarray, horizon: int, now: int) -> np.ndarray:
@@ -73,44 +70,4 @@ def online_evaluate(
     return {"metrics": metric_table(s, y, m), "samples": s, "target": y, "mask": m}
 
 
-def run_online_cli(argv: list[str]) -> int:
-    from difflab.timeseries.cli import load_checkpoint
-    from difflab.timeseries.data import ForecastDataModule
-
-    p = argparse.ArgumentParser(prog="difflab-timeseries online", description=__doc__.split("\n\n")[0])
-    p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
-    p.add_argument("--finetune_steps", type=int, default=2, help="gradient steps per forecast (0: frozen model)")
-    p.add_argument("--finetune_windows", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--samples", type=int, default=32)
-    p.add_argument("--max_forecasts", type=int, default=None)
-    p.add_argument("--out", type=Path, default=None, help="write the metric table here")
-    ns = p.parse_args(argv)
-    model, data_hp = load_checkpoint(ns.ckpt)
-    dm = ForecastDataModule(**{k: v for k, v in data_hp.items() if not k.startswith("_")})
-    dm.setup()
-    rows = {}
-    for name, steps in (("frozen", 0), (f"finetune x{ns.finetune_steps}", ns.finetune_steps)):
-        if name != "frozen" and steps == 0:
-            continue
-        model_copy, _ = load_checkpoint(ns.ckpt)
-        rows[name] = online_evaluate(
-            model_copy,
-            dm,
-            finetune_steps=steps,
-            finetune_windows=ns.finetune_windows,
-            lr=ns.lr,
-            num_samples=ns.samples,
-            max_forecasts=ns.max_forecasts,
-        )["metrics"]
-    table = format_table(rows)
-    print(table)
-    if ns.out is not None:
-        ns.out.parent.mkdir(parents=True, exist_ok=True)
-        ns.out.write_text(table + "\n")
-        print(f"artifact: {ns.out} | online metrics with delayed ground truth")
-    del model
-    return 0
-
-
-__all__ = ["available_windows", "online_evaluate", "run_online_cli"]
+__all__ = ["available_windows", "online_evaluate"]
