@@ -53,7 +53,7 @@ def test_collect_fit_eval(tmp_path, monkeypatch, capsys):
     assert main(["eval", "--ckpt", str(bc), "--episodes", "1", "--max_steps", "10"]) == 0
     assert "| bc |" in capsys.readouterr().out
     # a policy trained on reach (39-D observations) refuses an environment of another size
-    from difflab.robotics.cli import load_policy
+    from difflab.robotics.inference import load_policy
 
     model, data_hp = load_policy(ckpt)
     assert data_hp["path"] == "demos.zarr" and model.obs_normalizer.fitted

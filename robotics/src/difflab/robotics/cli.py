@@ -9,6 +9,8 @@ shipped configs (``--config diffusion_policy_reach``), and the domain verbs:
   rollouts over the fixed seed list ``seed0, seed0 + 1, ...``: success rate, mean return, latency
   and NFE per control step (a BC checkpoint ignores ``--sampler``);
 * ``demo``: collect, train briefly, evaluate full sampling, DDIM, RTI-DP and BC, write a figure.
+
+This module parses arguments only; loading and the verbs live in :mod:`difflab.robotics.inference`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ DESCRIPTION = (
     "difflab-robotics: Diffusion Policy on Meta-World (state observations) with RTI-DP warm starts, "
     "ParaDiGMS parallel sampling and a behaviour-cloning baseline."
 )
-
-EVAL_SAMPLERS = ("ddim", "ddpm", "dpm_solver", "rti", "paradigms")
 
 
 def collect_main(argv: list[str]) -> int:
@@ -49,46 +49,9 @@ def collect_main(argv: list[str]) -> int:
     return 0
 
 
-def load_policy(path: str | Path):
-    """A :class:`DiffusionPolicy` or :class:`BCPolicy` from a checkpoint written by ``fit``."""
-    import torch
-
-    from difflab.robotics.models import BCPolicy, DiffusionPolicy
-
-    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    class_path = str((ckpt.get("hyper_parameters") or {}).get("_class_path", ""))
-    cls = BCPolicy if class_path.endswith("BCPolicy") else DiffusionPolicy
-    model = cls.load_from_checkpoint(str(path), map_location="cpu")
-    data_hp = dict(ckpt.get("datamodule_hyper_parameters") or {})
-    if "init_args" in data_hp:
-        data_hp = dict(data_hp["init_args"])
-    return model.eval(), data_hp
-
-
-def make_controller(
-    model, sampler: str, steps: int | None = None, rti_steps: list[int] | None = None, seed: int = 0, **opts
-):
-    """The controller for ``sampler`` (``rti`` -> RTI-DP; a BC model ignores the sampler)."""
-    from difflab.robotics.models import BCPolicy
-    from difflab.robotics.policy import ChunkController, RTIController
-
-    if isinstance(model, BCPolicy):
-        return ChunkController(model, seed=seed)
-    if sampler == "rti":
-        return RTIController(model, rti_steps=rti_steps, seed=seed)
-    if sampler in ("ddpm", "paradigms"):
-        return ChunkController(model, sampler, steps or model.num_train_steps, seed=seed, **opts)
-    return ChunkController(model, sampler, steps or model.sample_steps, seed=seed, **opts)
-
-
 def eval_main(argv: list[str]) -> int:
     """evaluate a checkpoint by rollouts over a fixed seed list (success, return, latency, NFE)"""
-    import torch
-
-    from difflab.robotics.envs import make_env
-    from difflab.robotics.metrics import format_table
-    from difflab.robotics.figures import plot_rollouts
-    from difflab.robotics.policy import evaluate
+    from difflab.robotics.inference import EVAL_SAMPLERS, evaluate_checkpoint
 
     p = argparse.ArgumentParser(prog="difflab-robotics eval", description=eval_main.__doc__)
     p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
@@ -106,28 +69,8 @@ def eval_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="sampling-noise seed")
     p.add_argument("--out", type=Path, default=None, help="folder for the rollout figure")
     ns = p.parse_args(argv)
-    torch.set_num_threads(1)  # one sample per call: extra threads only add synchronisation
-    model, data_hp = load_policy(ns.ckpt)
-    env = make_env(ns.env or data_hp.get("env", "reach-v3"), max_steps=ns.max_steps)
-    model.check_dims(torch.zeros(env.obs_dim), torch.zeros(env.action_dim), where=f"environment {env.name}")
-    seeds = list(range(ns.seed0, ns.seed0 + ns.episodes))
-    rows, results = {}, []
-    from difflab.robotics.models import BCPolicy
-
-    for sampler in ["bc"] if isinstance(model, BCPolicy) else ns.sampler:
-        opts = {"window": ns.window, "tolerance": ns.tolerance} if sampler == "paradigms" else {}
-        ctrl = make_controller(model, sampler, ns.steps, ns.rti_steps, ns.seed, **opts)
-        res = evaluate(ctrl, env, seeds, name=sampler)
-        rows[sampler] = res.summary()
-        results.append(res)
-    print(f"{env.name}: {ns.episodes} episodes, seeds {seeds[0]}..{seeds[-1]}, limit {ns.max_steps} steps")
-    print(format_table(rows))
-    if ns.out is not None:
-        fig = plot_rollouts(results, ns.out / "rollouts.png", title=f"{env.name} rollouts (top view)")
-        print(
-            f"artifact: {fig} | end-effector paths of {ns.episodes} {env.name} rollouts per sampler, success in green"
-        )
-    return 0
+    options = vars(ns)
+    return evaluate_checkpoint(options.pop("ckpt"), **options)
 
 
 def demo_main(argv: list[str]) -> int:

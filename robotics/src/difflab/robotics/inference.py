@@ -1,0 +1,89 @@
+"""Loading a trained policy and the domain verb ``eval`` (rollouts over a fixed seed list).
+
+Checkpoints are read by core's one loader (:func:`difflab.core.lightning.load_checkpoint`, with
+``weights_only=True``); the command line in :mod:`difflab.robotics.cli` only parses arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+EVAL_SAMPLERS = ("ddim", "ddpm", "dpm_solver", "rti", "paradigms")
+"""Samplers ``eval`` accepts (``rti``: RTI-DP warm starts; ``paradigms``: ParaDiGMS over DDPM)."""
+
+
+def load_policy(path: str | Path):
+    """``(model, datamodule hyperparameters)``: a :class:`DiffusionPolicy` or :class:`BCPolicy` from a
+    checkpoint written by ``fit``."""
+    from difflab.core.lightning import load_checkpoint, read_checkpoint
+    from difflab.robotics.models import BCPolicy, DiffusionPolicy
+
+    model = load_checkpoint(path, (DiffusionPolicy, BCPolicy))
+    data_hp = dict(read_checkpoint(path).get("datamodule_hyper_parameters") or {})
+    if "init_args" in data_hp:
+        data_hp = dict(data_hp["init_args"])
+    return model, data_hp
+
+
+def make_controller(
+    model, sampler: str, steps: int | None = None, rti_steps: list[int] | None = None, seed: int = 0, **opts
+):
+    """The controller for ``sampler`` (``rti`` -> RTI-DP; a BC model ignores the sampler)."""
+    from difflab.robotics.models import BCPolicy
+    from difflab.robotics.policy import ChunkController, RTIController
+
+    if isinstance(model, BCPolicy):
+        return ChunkController(model, seed=seed)
+    if sampler == "rti":
+        return RTIController(model, rti_steps=rti_steps, seed=seed)
+    if sampler in ("ddpm", "paradigms"):
+        return ChunkController(model, sampler, steps or model.num_train_steps, seed=seed, **opts)
+    return ChunkController(model, sampler, steps or model.sample_steps, seed=seed, **opts)
+
+
+def evaluate_checkpoint(
+    ckpt: str | Path,
+    *,
+    env: str | None = None,
+    episodes: int = 50,
+    sampler: list[str] | tuple[str, ...] = ("ddim",),
+    steps: int | None = None,
+    rti_steps: list[int] | None = None,
+    window: int = 20,
+    tolerance: float = 0.1,
+    max_steps: int = 150,
+    seed0: int = 10_000,
+    seed: int = 0,
+    out: Path | None = None,
+) -> int:
+    """Roll out the policy of ``ckpt`` on ``env`` (default: its training task) for the seeds
+    ``seed0 ..``; prints success, return, latency and NFE per sampler, and draws the rollouts in ``out``."""
+    from difflab.robotics.envs import make_env
+    from difflab.robotics.figures import plot_rollouts
+    from difflab.robotics.metrics import format_table
+    from difflab.robotics.models import BCPolicy
+    from difflab.robotics.policy import evaluate
+
+    torch.set_num_threads(1)  # one sample per call: extra threads only add synchronisation
+    model, data_hp = load_policy(ckpt)
+    world = make_env(env or data_hp.get("env", "reach-v3"), max_steps=max_steps)
+    model.check_dims(torch.zeros(world.obs_dim), torch.zeros(world.action_dim), where=f"environment {world.name}")
+    seeds = list(range(seed0, seed0 + episodes))
+    rows, results = {}, []
+    for name in ["bc"] if isinstance(model, BCPolicy) else sampler:
+        opts = {"window": window, "tolerance": tolerance} if name == "paradigms" else {}
+        ctrl = make_controller(model, name, steps, rti_steps, seed, **opts)
+        res = evaluate(ctrl, world, seeds, name=name)
+        rows[name] = res.summary()
+        results.append(res)
+    print(f"{world.name}: {episodes} episodes, seeds {seeds[0]}..{seeds[-1]}, limit {max_steps} steps")
+    print(format_table(rows))
+    if out is not None:
+        fig = plot_rollouts(results, out / "rollouts.png", title=f"{world.name} rollouts (top view)")
+        print(f"artifact: {fig} | end-effector paths of {episodes} {world.name} rollouts per sampler, success in green")
+    return 0
+
+
+__all__ = ["EVAL_SAMPLERS", "evaluate_checkpoint", "load_policy", "make_controller"]
