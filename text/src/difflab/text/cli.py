@@ -9,13 +9,13 @@ Domain verbs:
 * ``seq2seq``: translate a JSON-lines file of ``{"src"}`` with a trained DiffuSeq checkpoint;
 * ``make-seq2seq-data``: write the default seq2seq task (KJV case and punctuation restoration) as JSON lines;
 * ``demo``: train briefly on the King James Bible and compare samples across step counts.
+
+This module parses arguments only; loading and the verbs live in :mod:`difflab.text.inference`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,35 +46,9 @@ def train_tokenizer_main(argv: list[str]) -> int:
     return 0
 
 
-def load_text_model(path: str | Path, map_location: str = "cpu"):
-    """Rebuild the model of a difflab.text checkpoint (its class is stored in the checkpoint)."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    name = ckpt.get("difflab_class")
-    if name is None:
-        raise ValueError(f"{path}: not a difflab.text checkpoint (no 'difflab_class' entry)")
-    module, _, cls = name.rpartition(".")
-    model_cls = getattr(importlib.import_module(module), cls)
-    import inspect
-
-    accepted = set(inspect.signature(model_cls.__init__).parameters) - {"self", "optimizer", "lr_scheduler"}
-    hp = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if k in accepted}
-    model = model_cls(**hp)
-    model.load_state_dict(ckpt["state_dict"])
-    model.on_load_checkpoint(ckpt)
-    model.eval()
-    if getattr(model, "tokenizer", None) is None:
-        raise ValueError(f"{path}: the checkpoint carries no tokenizer")
-    return model
-
-
 def generate_main(argv: list[str]) -> int:
     """sample text from a trained checkpoint (masked diffusion, GIDD or the AR baseline)"""
-    import torch
+    from difflab.text.inference import GENERATE_SAMPLERS, generate
 
     p = argparse.ArgumentParser(prog="difflab-text generate", description=generate_main.__doc__)
     p.add_argument("--ckpt", required=True, help="checkpoint of MaskedDiffusionLM, GIDDLM or ARLanguageModel")
@@ -84,7 +58,7 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument("--prefix", default=None, help="prompt text kept fixed after [BOS]")
     p.add_argument(
         "--sampler",
-        choices=("auto", "masked", "masked_nocache", "gidd", "gidd_sc", "ar"),
+        choices=GENERATE_SAMPLERS,
         default="auto",
         help="masked (cached ancestral), masked_nocache, gidd, gidd_sc (with self-correction), ar",
     )
@@ -92,59 +66,44 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help='also write the samples as JSON lines {"text"}')
     ns = p.parse_args(argv)
-    from difflab.text.models import GIDDLM, ARLanguageModel
-
-    model = load_text_model(ns.ckpt)
-    tok = model.tokenizer
-    g = torch.Generator().manual_seed(ns.seed)
-    prefix = torch.tensor(tok.encode(ns.prefix), dtype=torch.long) if ns.prefix else None
-    kind = ns.sampler
-    if kind == "auto":
-        kind = "ar" if isinstance(model, ARLanguageModel) else "gidd" if isinstance(model, GIDDLM) else "masked"
-    if kind == "ar":
-        if not isinstance(model, ARLanguageModel):
-            raise SystemExit(f"--sampler ar needs an ARLanguageModel checkpoint, got {type(model).__name__}")
-        samples, nfe = model.generate(ns.num, ns.length, prefix=prefix, generator=g), ns.length - 1
-    elif kind in ("gidd", "gidd_sc"):
-        if not isinstance(model, GIDDLM):
-            raise SystemExit(f"--sampler {kind} needs a GIDDLM checkpoint, got {type(model).__name__}")
-        r = model.generate(
-            ns.num,
-            ns.length,
-            steps=ns.steps,
-            prefix=prefix,
-            generator=g,
-            self_correction_steps=ns.self_correction_steps if kind == "gidd_sc" else 0,
-        )
-        samples, nfe = r.sample, r.nfe
-    else:
-        if isinstance(model, (ARLanguageModel, GIDDLM)):
-            raise SystemExit(f"--sampler {kind} needs a MaskedDiffusionLM checkpoint, got {type(model).__name__}")
-        r = model.generate(ns.num, ns.length, steps=ns.steps, prefix=prefix, generator=g, cache=kind == "masked")
-        samples, nfe = r.sample, r.nfe
-    texts = tok.decode_batch(samples.tolist())
-    for i, t in enumerate(texts):
-        print(f"--- sample {i} ---\n{t}")
-    print(f"nfe: {nfe}")
-    if ns.out is not None:
-        ns.out.parent.mkdir(parents=True, exist_ok=True)
-        ns.out.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-        print(f"wrote {ns.out}")
-    return 0
+    options = vars(ns)
+    return generate(options.pop("ckpt"), **options)
 
 
 def seq2seq_main(argv: list[str]) -> int:
     """translate the {"src"} lines of a JSON-lines file with a trained seq2seq checkpoint"""
-    from difflab.text.seq2seq_cli import seq2seq_command
+    from difflab.text.inference import translate_file
 
-    return seq2seq_command(argv)
+    p = argparse.ArgumentParser(prog="difflab-text seq2seq", description=seq2seq_main.__doc__)
+    p.add_argument("input", type=Path, help='JSON lines with a "src" key (and optionally "trg")')
+    p.add_argument("output", type=Path, help='JSON lines {"src", "hyp"[, "trg"]} written here')
+    p.add_argument("--ckpt", required=True, help="checkpoint of a DiffuSeq model")
+    p.add_argument("--sampler", default=None, help="core sampler name (default: the model's, ddpm)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    p.add_argument("--draws", type=int, default=1, help="draws per source; > 1: DiffuSeq's MBR decoding")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--truncate", action="store_true", help="cut sources longer than the model's max_src_len")
+    p.add_argument("--seed", type=int, default=0)
+    ns = p.parse_args(argv)
+    options = vars(ns)
+    return translate_file(options.pop("input"), options.pop("output"), options.pop("ckpt"), **options)
 
 
 def make_seq2seq_data_main(argv: list[str]) -> int:
     """write the default seq2seq task (KJV case and punctuation restoration) as DiffuSeq JSON lines"""
-    from difflab.text.seq2seq_cli import make_data_command
+    from difflab.text.data.seq2seq import TASKS, task_splits, write_pairs
 
-    return make_data_command(argv)
+    p = argparse.ArgumentParser(prog="difflab-text make-seq2seq-data", description=make_seq2seq_data_main.__doc__)
+    p.add_argument("--task", choices=TASKS, default="kjv_restore")
+    p.add_argument("--out", type=Path, default=Path("data/kjv_restore"))
+    p.add_argument("--val_size", type=int, default=1000)
+    p.add_argument("--test_size", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    ns = p.parse_args(argv)
+    for split, pairs in task_splits(ns.task, ns.seed, ns.val_size, ns.test_size).items():
+        path = write_pairs(ns.out / f"{split}.jsonl", pairs)
+        print(f"{split}: {len(pairs)} pairs -> {path}")
+    return 0
 
 
 def demo_main(argv: list[str]) -> int:

@@ -1,0 +1,148 @@
+"""Loading a trained text model and the domain verbs ``generate`` and ``seq2seq``.
+
+Checkpoints are read by core's one loader (:func:`difflab.core.lightning.load_checkpoint`, with
+``weights_only=True``); the tokenizer travels inside the checkpoint. The command line in
+:mod:`difflab.text.cli` only parses arguments.
+
+* ``generate``: sample text with a masked diffusion LM, GIDD or the AR baseline;
+* ``seq2seq IN.jsonl OUT.jsonl``: read ``{"src": ...}`` per line (other keys are kept; a ``trg`` key
+  is the reference for BLEU / ROUGE-L), generate the target with a :class:`~difflab.text.models.DiffuSeq`
+  checkpoint and write ``{"src", "hyp"[, "trg"]}`` lines.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+GENERATE_SAMPLERS = ("auto", "masked", "masked_nocache", "gidd", "gidd_sc", "ar")
+"""``generate --sampler``: masked (cached ancestral), masked_nocache, gidd, gidd_sc (self-correction), ar."""
+
+
+def load_text_model(path: str | Path, map_location: str = "cpu", expected_base: type | tuple[type, ...] | None = None):
+    """The model of a difflab.text checkpoint (any text method, or ``expected_base``) with its tokenizer."""
+    from difflab.core.lightning import CheckpointError, load_checkpoint
+    from difflab.text.models import GIDDLM, ARLanguageModel, DiffuSeq, MaskedDiffusionLM
+
+    base = expected_base or (MaskedDiffusionLM, GIDDLM, ARLanguageModel, DiffuSeq)
+    model = load_checkpoint(path, base, map_location=map_location)
+    if getattr(model, "tokenizer", None) is None:
+        raise CheckpointError(f"{path}: the checkpoint carries no tokenizer (expected one written by difflab-text fit)")
+    return model
+
+
+def _sample(model, kind: str, num: int, length: int, steps: int, prefix, generator, self_correction_steps: int):
+    """``(token ids (num, length), NFE)`` with the sampler ``kind``."""
+    from difflab.text.models import GIDDLM, ARLanguageModel
+
+    if kind == "auto":
+        kind = "ar" if isinstance(model, ARLanguageModel) else "gidd" if isinstance(model, GIDDLM) else "masked"
+    if kind == "ar":
+        if not isinstance(model, ARLanguageModel):
+            raise SystemExit(f"--sampler ar needs an ARLanguageModel checkpoint, got {type(model).__name__}")
+        return model.generate(num, length, prefix=prefix, generator=generator), length - 1
+    if kind in ("gidd", "gidd_sc"):
+        if not isinstance(model, GIDDLM):
+            raise SystemExit(f"--sampler {kind} needs a GIDDLM checkpoint, got {type(model).__name__}")
+        r = model.generate(
+            num,
+            length,
+            steps=steps,
+            prefix=prefix,
+            generator=generator,
+            self_correction_steps=self_correction_steps if kind == "gidd_sc" else 0,
+        )
+        return r.sample, r.nfe
+    if isinstance(model, (ARLanguageModel, GIDDLM)):
+        raise SystemExit(f"--sampler {kind} needs a MaskedDiffusionLM checkpoint, got {type(model).__name__}")
+    r = model.generate(num, length, steps=steps, prefix=prefix, generator=generator, cache=kind == "masked")
+    return r.sample, r.nfe
+
+
+def generate(
+    ckpt: str | Path,
+    *,
+    num: int = 8,
+    length: int = 64,
+    steps: int = 64,
+    prefix: str | None = None,
+    sampler: str = "auto",
+    self_correction_steps: int = 128,
+    seed: int = 0,
+    out: Path | None = None,
+) -> int:
+    """Print ``num`` samples of ``length`` tokens (and write them to ``out`` as JSON lines ``{"text"}``)."""
+    model = load_text_model(ckpt)
+    tok = model.tokenizer
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.tensor(tok.encode(prefix), dtype=torch.long) if prefix else None
+    samples, nfe = _sample(model, sampler, num, length, steps, ids, g, self_correction_steps)
+    texts = tok.decode_batch(samples.tolist())
+    for i, t in enumerate(texts):
+        print(f"--- sample {i} ---\n{t}")
+    print(f"nfe: {nfe}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+        print(f"wrote {out}")
+    return 0
+
+
+def _read_sources(path: Path) -> list[dict]:
+    from difflab.text.data.text import _json_lines
+
+    return [obj for _, obj in _json_lines(path, ("src",))]
+
+
+def _write_translations(output: Path, rows: list[dict], hyps: list[str]) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", encoding="utf-8") as fh:
+        for row, h in zip(rows, hyps, strict=True):
+            line = {"src": row["src"], "hyp": h}
+            if isinstance(row.get("trg"), str):
+                line["trg"] = row["trg"]
+            fh.write(json.dumps(line) + "\n")
+
+
+def translate_file(
+    input: Path,
+    output: Path,
+    ckpt: str | Path,
+    *,
+    sampler: str | None = None,
+    steps: int | None = None,
+    draws: int = 1,
+    batch_size: int = 64,
+    truncate: bool = False,
+    seed: int = 0,
+) -> int:
+    """Translate the ``{"src"}`` lines of ``input`` into ``output``; prints BLEU / ROUGE-L when every
+    line has a ``trg``."""
+    from difflab.text.data.seq2seq import collate_sources
+    from difflab.text.metrics import corpus_bleu, rouge_l
+    from difflab.text.models import DiffuSeq
+
+    model = load_text_model(ckpt, expected_base=DiffuSeq)
+    rows = _read_sources(input)
+    src, mask = collate_sources(
+        model.tokenizer, [r["src"] for r in rows], model.network.max_src_len, str(input), truncate=truncate
+    )
+    g = torch.Generator().manual_seed(seed)
+    hyps = model.translate_texts(
+        src, mask, draws=draws, batch_size=batch_size, sampler=sampler, steps=steps, generator=g
+    )
+    _write_translations(output, rows, hyps)
+    steps = steps or model.sample_steps
+    print(f"wrote {len(hyps)} lines to {output} ({draws} draw(s) of {steps} sampler steps per source)")
+    refs = [r.get("trg") for r in rows]
+    if all(isinstance(x, str) for x in refs):
+        print(
+            f"BLEU {corpus_bleu(hyps, refs):.2f}  ROUGE-L {rouge_l(hyps, refs):.4f}  "
+            f"(copying the source: BLEU {corpus_bleu([r['src'] for r in rows], refs):.2f})"
+        )
+    return 0
+
+
+__all__ = ["GENERATE_SAMPLERS", "generate", "load_text_model", "translate_file"]
