@@ -19,7 +19,8 @@ verbs ``fit``, ``validate``, ``test`` and ``predict``:
 * Domain verbs (``demo``, ``make-dataset``, ``benchmark``, ...) given in ``extra_commands`` are
   dispatched before Lightning when they are the first argument; each receives the remaining
   arguments and parses them with its own ``argparse`` (so ``VERB --help`` works). The top-level
-  ``--help`` lists them next to the Lightning verbs.
+  ``--help`` lists them next to the Lightning verbs. A checkpoint a verb cannot load
+  (:class:`~difflab.core.lightning.checkpoint.CheckpointError`) is one line on stderr, exit status 2.
 * Training shows Lightning's TQDM progress bar unless ``--trainer.enable_progress_bar false``.
 * Resume a stopped run with ``fit ... --ckpt_path last`` (or a checkpoint path); with
   ``EMAWeightAveraging`` and ``ModelCheckpoint(save_last=True, every_n_train_steps=...)`` in the
@@ -168,27 +169,16 @@ def run_cli(
     prog = f"difflab-{package}"
     extra_commands = dict(extra_commands or {})
     if argv and argv[0] in extra_commands:
-        return extra_commands[argv[0]](argv[1:])
+        return run_extra_command(prog, extra_commands[argv[0]], argv[1:])
 
     from jsonargparse import DefaultHelpFormatter
-    from lightning.pytorch.cli import LightningCLI
 
     class _HelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
         pass
 
     verbs = _verbs_text(prog, extra_commands, package)
     text = (description.strip() + "\n\n" if description else "") + verbs
-
-    class _CLI(LightningCLI):
-        def add_arguments_to_parser(self, parser) -> None:
-            defaults = {}
-            if model_default is not None:
-                defaults["model"] = {"class_path": f"{model_default.__module__}.{model_default.__qualname__}"}
-            if datamodule_default is not None:
-                defaults["data"] = {"class_path": f"{datamodule_default.__module__}.{datamodule_default.__qualname__}"}
-            if defaults:
-                parser.set_defaults(defaults)
-
+    _CLI = _lightning_cli_class(model_default, datamodule_default)
     if not argv:
         print(f"usage: {prog} [-h] COMMAND [options]\n")
         if description:
@@ -219,6 +209,35 @@ def run_cli(
         return _CLI(model_class, datamodule_class, args=None, run=run, **kwargs)
     finally:
         sys.argv = saved_argv
+
+
+def _lightning_cli_class(model_default: type | None, datamodule_default: type | None) -> type:
+    """``LightningCLI`` with ``model_default`` / ``datamodule_default`` as the default class paths."""
+    from lightning.pytorch.cli import LightningCLI
+
+    class _CLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            defaults = {}
+            if model_default is not None:
+                defaults["model"] = {"class_path": f"{model_default.__module__}.{model_default.__qualname__}"}
+            if datamodule_default is not None:
+                defaults["data"] = {"class_path": f"{datamodule_default.__module__}.{datamodule_default.__qualname__}"}
+            if defaults:
+                parser.set_defaults(defaults)
+
+    return _CLI
+
+
+def run_extra_command(prog: str, command: Callable[[list[str]], Any], argv: list[str]) -> Any:
+    """Run a domain verb; a checkpoint it cannot load ends the program with one line on stderr,
+    ``<prog>: error: <file>: <problem>``, and exit status 2."""
+    from difflab.core.lightning.checkpoint import CheckpointError
+
+    try:
+        return command(argv)
+    except CheckpointError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def exit_code(result: Any) -> int:
