@@ -136,8 +136,12 @@ def test_sample_and_denoise_verbs(trained, tmp_path, monkeypatch, capsys):
     assert main(["denoise", "noisy/c0.xyz", "one.ply", "--ckpt", str(pfn), "--repeat", "2"]) == 0
     out = capsys.readouterr().out
     assert "artifact: out/samples.png" in out and "artifact: one.ply" in out
-    with pytest.raises(SystemExit, match="cannot denoise"):
+    with pytest.raises(SystemExit) as exc:
         main(["denoise", "noisy", "den2", "--ckpt", str(ckpt)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"difflab-pointcloud: error: {ckpt}: a checkpoint of difflab.pointcloud.models.")
+    assert "PointStraightFlow" in err and "PointFilter" in err and "\n" not in err
 
 
 def test_resume_continues_from_last_checkpoint(trained, tmp_path, monkeypatch):
