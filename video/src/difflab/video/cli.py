@@ -7,6 +7,8 @@ shipped configs (``--config difftad_mocap``), and the domain verbs:
   ActivityNet/ActionFormer annotation JSON plus one ``.npy`` feature file per video;
 * ``detect FEATURES.npy|DIR --ckpt CKPT [--steps 4]``: ActivityNet results JSON;
 * ``demo``: train briefly on the default data, detect on held-out videos, print mAP, draw timelines.
+
+This module parses arguments only; loading and the verbs live in :mod:`difflab.video.inference`.
 """
 
 from __future__ import annotations
@@ -54,9 +56,24 @@ def make_dataset_main(argv: list[str]) -> int:
 
 def detect_main(argv: list[str]) -> int:
     """detect actions in FEATURES.npy or a folder of .npy files; writes ActivityNet results JSON"""
-    from difflab.video.detect import detect_main as run
+    from difflab.video.inference import detect
 
-    return run(argv)
+    p = argparse.ArgumentParser(prog="difflab-video detect", description=detect_main.__doc__)
+    p.add_argument("features", type=Path, help="a (T, C) .npy feature file or a folder of them")
+    p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (DiffTAD; default: the model's)")
+    p.add_argument(
+        "--selective",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="cross-step selective conditioning (DiffTAD; default: the model's)",
+    )
+    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the training data's)")
+    p.add_argument("--out", type=Path, default=Path("detections.json"), help="results JSON")
+    p.add_argument("--seed", type=int, default=0)
+    ns = p.parse_args(argv)
+    options = vars(ns)
+    return detect(options.pop("features"), options.pop("ckpt"), **options)
 
 
 def demo_main(argv: list[str]) -> int:

@@ -1,8 +1,11 @@
-"""``difflab-video detect``: run a trained detector on feature files and write ActivityNet results JSON."""
+"""Loading a trained detector and the domain verb ``detect``: ActivityNet results JSON for feature files.
+
+Checkpoints are read by core's one loader (:func:`difflab.core.lightning.load_checkpoint`, with
+``weights_only=True``); the command line in :mod:`difflab.video.cli` only parses arguments.
+"""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -14,14 +17,11 @@ import torch
 def load_detector(path: str | Path):
     """``(model, info)`` from a checkpoint written by ``fit`` (DiffTAD or DeterministicTAD); ``info`` holds
     ``classes``, ``feature_spec`` and ``default_fps`` saved with it."""
+    from difflab.core.lightning import load_checkpoint, read_checkpoint
     from difflab.video.models import DeterministicTAD, DiffTAD
 
-    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    class_path = (ckpt.get("hyper_parameters") or {}).get("_class_path", "")
-    cls = DeterministicTAD if class_path.endswith("DeterministicTAD") else DiffTAD
-    model = cls.load_from_checkpoint(str(path), map_location="cpu")
-    model.eval()
-    return model, dict(ckpt.get("difflab_video") or {})
+    model = load_checkpoint(path, (DiffTAD, DeterministicTAD))
+    return model, dict(read_checkpoint(path).get("difflab_video") or {})
 
 
 def feature_item(path: Path, spec: dict[str, Any], fps: float, input_dim: int) -> dict[str, Any]:
@@ -89,39 +89,39 @@ def detect_files(
     return results
 
 
-def detect_main(argv: list[str]) -> int:
-    """detect actions in FEATURES.npy or a folder of .npy files; writes ActivityNet results JSON"""
+def feature_files(features: Path) -> list[Path]:
+    """``features`` itself, or the ``.npy`` files of the folder ``features``."""
+    if features.is_dir():
+        files = sorted(features.glob("*.npy"))
+        if not files:
+            raise SystemExit(f"difflab-video detect: no .npy files in {features}")
+        return files
+    if features.is_file():
+        return [features]
+    raise SystemExit(f"difflab-video detect: {features} does not exist")
+
+
+def detect(
+    features: Path,
+    ckpt: str | Path,
+    *,
+    out: Path = Path("detections.json"),
+    steps: int | None = None,
+    selective: bool | None = None,
+    fps: float | None = None,
+    seed: int = 0,
+) -> int:
+    """Detect actions in a ``(T, C)`` feature file or a folder of them; writes ActivityNet results JSON."""
     from difflab.video.metrics import results_json
 
-    p = argparse.ArgumentParser(prog="difflab-video detect", description=detect_main.__doc__)
-    p.add_argument("features", type=Path, help="a (T, C) .npy feature file or a folder of them")
-    p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (DiffTAD; default: the model's)")
-    p.add_argument(
-        "--selective",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="cross-step selective conditioning (DiffTAD; default: the model's)",
-    )
-    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the training data's)")
-    p.add_argument("--out", type=Path, default=Path("detections.json"), help="results JSON")
-    p.add_argument("--seed", type=int, default=0)
-    ns = p.parse_args(argv)
-    if ns.features.is_dir():
-        files = sorted(ns.features.glob("*.npy"))
-        if not files:
-            raise SystemExit(f"difflab-video detect: no .npy files in {ns.features}")
-    elif ns.features.is_file():
-        files = [ns.features]
-    else:
-        raise SystemExit(f"difflab-video detect: {ns.features} does not exist")
-    model, info = load_detector(ns.ckpt)
-    results = detect_files(model, files, info, fps=ns.fps, steps=ns.steps, selective=ns.selective, seed=ns.seed)
-    ns.out.parent.mkdir(parents=True, exist_ok=True)
-    ns.out.write_text(json.dumps(results_json(results), indent=1))
+    files = feature_files(features)
+    model, info = load_detector(ckpt)
+    results = detect_files(model, files, info, fps=fps, steps=steps, selective=selective, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results_json(results), indent=1))
     n = sum(len(v) for v in results.values())
-    print(f"artifact: {ns.out} | ActivityNet results JSON: {n} detections in {len(results)} videos")
+    print(f"artifact: {out} | ActivityNet results JSON: {n} detections in {len(results)} videos")
     return 0
 
 
-__all__ = ["detect_files", "detect_main", "feature_item", "load_detector"]
+__all__ = ["detect", "detect_files", "feature_files", "feature_item", "load_detector"]
