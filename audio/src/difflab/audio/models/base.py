@@ -18,7 +18,8 @@ A subclass of :class:`~difflab.core.lightning.DiffusionModule` that works on wav
   ``x0``      ``(B, 2, F, T)``     compressed spectrogram of ``clean / norm`` (added here)
   ==========  ===================  ==========================================================
 
-* :meth:`~SpeechEnhancer.enhance_spec` (per method) maps ``y`` to the estimate of ``x0``;
+* :meth:`~SpeechEnhancer.enhance_spec` maps ``y`` to the estimate of ``x0`` (the diffusion methods
+  through core's :meth:`~difflab.core.lightning.DiffusionModule.sample`);
   :meth:`~SpeechEnhancer.enhance` does the same on waveforms.
 * Validation and test enhance whole files and log PESQ (wb), ESTOI and SI-SDR of the output and
   of the unprocessed input (``input_pesq``...), so the improvement is visible in every log; the
@@ -35,6 +36,7 @@ from torch import Tensor, nn
 
 from difflab.audio.spectral import SpecTransform
 from difflab.core.lightning import DiffusionModule
+from difflab.core.lightning.module import eval_mode
 from difflab.core.processes import OUVESDE
 from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.select import SamplerName
@@ -191,12 +193,12 @@ class SpeechEnhancer(DiffusionModule):
         return self.prepare_batch(batch) if isinstance(batch, dict) else batch
 
     # ------------------------------------------------------------------ enhancement
-    def sampler_kwargs(self, sampler: SamplerName | None, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        name = sampler or self.sampler_name
-        opts = {**self.sampler_options, **options} if name == self.sampler_name else dict(options)
+    def sampler_kwargs(self, name: SamplerName, options: dict[str, Any]) -> dict[str, Any]:
+        """The module's sampler options, with SGMSE+'s ``snr = 0.5`` for ``pc`` unless given."""
+        opts = super().sampler_kwargs(name, options)
         if name == "pc" and "snr" not in opts:
             opts["snr"] = 0.5
-        return name, opts
+        return opts
 
     def enhance_spec(
         self,
@@ -207,8 +209,9 @@ class SpeechEnhancer(DiffusionModule):
         generator: torch.Generator | None = None,
         **options: Any,
     ) -> SampleResult:
-        """Estimate the clean compressed spectrogram ``(B, 2, F, T)`` from the noisy one ``y``."""
-        raise NotImplementedError
+        """Estimate the clean compressed spectrogram ``(B, 2, F, T)`` from the noisy one ``y``
+        (:meth:`~difflab.core.lightning.DiffusionModule.sample` conditioned on ``{"y": y}``)."""
+        return self.sample(batch={"y": y}, sampler=sampler, steps=steps, generator=generator, **options)
 
     @torch.no_grad()
     def enhance(
@@ -225,24 +228,10 @@ class SpeechEnhancer(DiffusionModule):
         wav = noisy[None] if single else noisy
         wav = wav.to(self.device, torch.float32)
         batch = self.prepare_batch({"noisy": wav})
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             result = self.enhance_spec(batch["y"], sampler=sampler, steps=steps, generator=generator, **options)
-        finally:
-            self.train(was_training)
         out = self.spec.spec_to_wav(result.sample, wav.shape[-1]) * batch["norm"][:, None]
         return out[0] if single else out
-
-    def sample(
-        self, shape=None, *, batch=None, y=None, sampler=None, steps=None, generator=None, callback=None, **options
-    ):
-        """Enhancement of ``batch["y"]`` (or ``y``): the diffusion models' sampling is conditional only."""
-        if y is None:
-            if batch is None or "y" not in batch:
-                raise ValueError(f"{type(self).__name__}.sample needs the noisy spectrogram y (or a batch holding it)")
-            y = batch["y"]
-        return self.enhance_spec(y, sampler=sampler, steps=steps, generator=generator, **options)
 
     # ------------------------------------------------------------------ evaluation
     def _score_batch(self, batch: dict[str, Any], enhanced: Tensor) -> dict[str, float]:

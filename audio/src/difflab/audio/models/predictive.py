@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from difflab.audio.models.base import SpeechEnhancer
+from difflab.core.lightning.module import eval_mode
 from difflab.core.samplers.base import SampleResult
-from difflab.core.samplers.select import SamplerName
 
 
 class PredictiveEnhancer(SpeechEnhancer):
@@ -50,16 +50,13 @@ class PredictiveEnhancer(SpeechEnhancer):
     def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         return (self.estimate(batch["y"]) - batch["x0"]).pow(2).mean()
 
-    def enhance_spec(
-        self,
-        y: Tensor,
-        *,
-        sampler: SamplerName | None = None,
-        steps: int | None = None,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> SampleResult:
-        return SampleResult(self.estimate(y), 1, {"sampler": "predictive"})
+    def sample(self, shape=None, *, batch=None, y=None, **kwargs: Any) -> SampleResult:
+        """The one-step estimate of ``batch["y"]`` (or ``y``), the noisy spectrogram; sampler options are ignored."""
+        noisy = y if y is not None else (batch or {}).get("y")
+        if noisy is None:
+            raise ValueError("PredictiveEnhancer.sample needs the noisy spectrogram y (or a batch holding it)")
+        with eval_mode(self):
+            return SampleResult(self.estimate(noisy), 1, {"sampler": "predictive"})
 
 
 __all__ = ["PredictiveEnhancer"]

@@ -26,8 +26,6 @@ import torch
 from torch import Tensor
 
 from difflab.audio.models.base import SpeechEnhancer, tile
-from difflab.core.samplers.base import Denoiser, SampleResult
-from difflab.core.samplers.select import SamplerName, run_sampler
 
 
 class SGMSE(SpeechEnhancer):
@@ -39,27 +37,8 @@ class SGMSE(SpeechEnhancer):
     def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
         if batch is None or "y" not in batch:
             raise ValueError("SGMSE needs the noisy spectrogram batch['y'] as network input")
-        y = batch["y"]
+        y = tile(batch["y"], x_t)
         return self.to_x0(self.network(torch.cat([x_t, y], dim=1), t), x_t, t, y)
-
-    def enhance_spec(
-        self,
-        y: Tensor,
-        *,
-        sampler: SamplerName | None = None,
-        steps: int | None = None,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> SampleResult:
-        name, opts = self.sampler_kwargs(sampler, options)
-        x = self.process.prior_sample(y.shape, y=y, generator=generator)
-        denoiser = Denoiser(
-            lambda x_t, t: self.to_x0(self.network(torch.cat([x_t, tile(y, x_t)], dim=1), t), x_t, t, tile(y, x_t)),
-            self.process,
-            self.prediction,
-            y=y,
-        )
-        return run_sampler(name, denoiser, x, steps=steps or self.sample_steps, generator=generator, **opts)
 
 
 __all__ = ["SGMSE"]

@@ -31,8 +31,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from difflab.audio.models.base import SpeechEnhancer, tile
-from difflab.core.samplers.base import Denoiser, SampleResult
-from difflab.core.samplers.select import SamplerName, run_sampler
+from difflab.core.lightning.module import eval_mode
+from difflab.core.samplers.base import SampleResult
+from difflab.core.samplers.select import SamplerName
 
 
 class StoRM(SpeechEnhancer):
@@ -163,8 +164,9 @@ class StoRM(SpeechEnhancer):
     def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
         if batch is None or "y" not in batch or "y_hat" not in batch:
             raise ValueError("StoRM's score network needs batch['y'] and batch['y_hat']")
-        out = self.network(torch.cat([x_t, batch["y"], batch["y_hat"]], dim=1), t)
-        return self.to_x0(out, x_t, t, batch["y_hat"])
+        y_hat = tile(batch["y_hat"], x_t)
+        out = self.network(torch.cat([x_t, tile(batch["y"], x_t), y_hat], dim=1), t)
+        return self.to_x0(out, x_t, t, y_hat)
 
     def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         x0, y = batch["x0"], batch["y"]
@@ -183,27 +185,15 @@ class StoRM(SpeechEnhancer):
         a = self.supervised_weight
         return a * sup + (1 - a) * dsm
 
-    def enhance_spec(
-        self,
-        y: Tensor,
-        *,
-        sampler: SamplerName | None = None,
-        steps: int | None = None,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> SampleResult:
-        name, opts = self.sampler_kwargs(sampler, options)
-        y_hat = self.predict_mean(y)
-        x = self.process.prior_sample(y.shape, y=y_hat, generator=generator)
-        denoiser = Denoiser(
-            lambda x_t, t: self.to_x0(
-                self.network(torch.cat([x_t, tile(y, x_t), tile(y_hat, x_t)], dim=1), t), x_t, t, tile(y_hat, x_t)
-            ),
-            self.process,
-            self.prediction,
-            y=y_hat,
-        )
-        result = run_sampler(name, denoiser, x, steps=steps or self.sample_steps, generator=generator, **opts)
+    def sample(self, shape=None, *, batch=None, y=None, **kwargs: Any) -> SampleResult:
+        """Enhancement of ``batch["y"]`` (the noisy spectrogram): the predictor's ``y_hat = D_phi(y)``
+        (one more NFE) is the process condition and the prior mean; then core's
+        :meth:`~difflab.core.lightning.DiffusionModule.sample` with ``batch = {y, y_hat}``."""
+        if batch is None or "y" not in batch:
+            raise ValueError("StoRM.sample needs the noisy spectrogram batch['y']")
+        with eval_mode(self):
+            y_hat = self.predict_mean(batch["y"])
+        result = super().sample(shape, batch={**batch, "y_hat": y_hat}, y=y_hat, **kwargs)
         result.nfe += 1  # the predictor
         return result
 

@@ -16,7 +16,10 @@ It owns a forward process, a network and the network's parameterisation, and pro
   network call by :meth:`~DiffusionModule.network_forward`, the time law by
   :meth:`~DiffusionModule.sample_time` and the weight by :meth:`~DiffusionModule.loss_weight`.
 * **sampling**: :meth:`DiffusionModule.sample` runs any core sampler by name through
-  :func:`difflab.core.samplers.select.run_sampler`.
+  :func:`difflab.core.samplers.select.run_sampler`, from a prior draw or a given start state
+  (``x_init``), on the sampler's default grid or a given one, with the network conditioned on a
+  batch; :meth:`~DiffusionModule.make_denoiser` and :meth:`~DiffusionModule.sampler_kwargs` are
+  the hooks a method overrides. :func:`eval_mode` is the one way to evaluate in eval mode.
 * **validation / test**: the same loss on held-out data (with fixed noise), subclass metrics from
   :meth:`~DiffusionModule.validation_metrics`, and once per epoch a batch of samples scored by
   :meth:`~DiffusionModule.sample_metrics` and handed to :meth:`~DiffusionModule.log_samples`
@@ -59,6 +62,8 @@ from __future__ import annotations
 import copy
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -118,6 +123,28 @@ def _checkpoint_class(path: Any, base: type) -> type | None:
     module_name, _, name = class_path.rpartition(".")
     target = getattr(sys.modules.get(module_name), name, None)
     return target if isinstance(target, type) and issubclass(target, base) else None
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Put ``module`` in eval mode for the ``with`` block, then back in the mode it was in (also on error)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+def _sample_shape(shape: Any, batch: dict[str, Any] | None, y: Tensor | None) -> tuple[int, ...]:
+    """The sample shape of :meth:`DiffusionModule.sample`: ``shape``, else ``batch["x0"]``'s, else ``y``'s."""
+    if shape is not None:
+        return tuple(shape)
+    if batch is not None and isinstance(batch.get("x0"), Tensor):
+        return tuple(batch["x0"].shape)
+    if y is not None:
+        return tuple(y.shape)
+    raise ValueError("sample: give a shape, an x_init, or a batch with an 'x0' (or 'y') entry")
 
 
 class DiffusionModule(LightningModule):
@@ -297,6 +324,28 @@ class DiffusionModule(LightningModule):
         return loss
 
     # ------------------------------------------------------------------ sampling
+    def make_denoiser(self, batch: dict[str, Any] | None = None, y: Tensor | None = None) -> Denoiser:
+        """The core :class:`Denoiser` that :meth:`sample` runs: :meth:`network_forward` on ``batch``
+        for ``self.process`` with the module's prediction, process condition ``y`` and ``clip_x0``.
+
+        Override to sample with another model callable (a cached encoder, self-conditioning) or a
+        process bound to the batch (correlated noise over its timestamps); it runs in eval mode.
+        """
+        return Denoiser(
+            lambda x_t, t: self.network_forward(x_t, t, batch),
+            self.process,
+            self.prediction,
+            y=y,
+            clip_x0=self.clip_x0,
+        )
+
+    def sampler_kwargs(self, name: SamplerName, options: dict[str, Any]) -> dict[str, Any]:
+        """Options for sampler ``name``: ``sampler_options`` (for the default sampler) updated by ``options``.
+
+        Override to add a method's own defaults for a sampler (the PC sampler's ``snr``, ...).
+        """
+        return {**self.sampler_options, **options} if name == self.sampler_name else dict(options)
+
     @torch.no_grad()
     def sample(
         self,
@@ -304,53 +353,57 @@ class DiffusionModule(LightningModule):
         *,
         batch: dict[str, Any] | None = None,
         y: Tensor | None = None,
+        x_init: Tensor | None = None,
+        grid: Tensor | None = None,
         sampler: SamplerName | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
         callback=None,
         **options: Any,
     ) -> SampleResult:
-        """Draw samples from the prior at ``t_max`` down to the data with a core sampler.
+        """Run a core sampler from ``x_init`` (default: a prior draw at ``t_max``) down to the data.
 
         Args:
-            shape: sample shape ``(B, *D)``; defaults to ``batch["x0"].shape``.
-            batch: conditioning batch (passed to :meth:`network_forward`; its ``y`` is the process
-                condition unless ``y`` is given).
+            shape: sample shape ``(B, *D)``; defaults to the shape of ``x_init``, else of
+                ``batch["x0"]``, else of ``y``.
+            batch: conditioning batch (passed to :meth:`network_forward` through
+                :meth:`make_denoiser`; its ``y`` is the process condition unless ``y`` is given).
             y: process condition ``(B, *D)`` for conditional processes.
+            x_init: the start state at ``grid[0]`` (a warm start, or noise drawn by the caller);
+                ``None`` draws ``process.prior_sample`` with ``generator``.
+            grid: a ready time grid ``(N + 1,)`` or ``(N + 1, *t_shape)`` (then ``steps`` is only
+                passed on); ``None`` uses the sampler's default grid of ``steps`` steps.
             sampler: sampler name (default: the module's ``sampler``); see
                 :data:`difflab.core.samplers.select.SAMPLER_NAMES`.
             steps: number of steps (default ``sample_steps``).
             generator: the randomness of the prior draw and of stochastic samplers.
             callback: per-step callback ``{"step", "t", "x", "x0"}``.
-            **options: sampler options; for the default sampler they update ``sampler_options``.
+            **options: sampler options, merged by :meth:`sampler_kwargs`.
 
         Returns:
             the :class:`SampleResult` (``sample`` of shape ``shape``, ``nfe``, ``info``).
         """
         name = sampler or self.sampler_name
-        opts = {**self.sampler_options, **options} if name == self.sampler_name else dict(options)
+        opts = self.sampler_kwargs(name, options)
         if y is None and batch is not None:
             y = batch.get("y")
-        if shape is None:
-            if batch is None or "x0" not in batch:
-                raise ValueError("sample: give a shape or a batch with an 'x0' entry")
-            shape = tuple(batch["x0"].shape)
-        x = self.process.prior_sample(shape, y=y, generator=generator, device=self.device, dtype=self.dtype)
-        denoiser = Denoiser(
-            lambda x_t, t: self.network_forward(x_t, t, batch),
-            self.process,
-            self.prediction,
-            y=y,
-            clip_x0=self.clip_x0,
-        )
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
+            denoiser = self.make_denoiser(batch, y)
+            if x_init is None:
+                shape = _sample_shape(shape, batch, y)
+                x_init = denoiser.process.prior_sample(
+                    shape, y=y, generator=generator, device=self.device, dtype=self.dtype
+                )
             return run_sampler(
-                name, denoiser, x, steps=steps or self.sample_steps, generator=generator, callback=callback, **opts
+                name,
+                denoiser,
+                x_init,
+                steps=steps or self.sample_steps,
+                grid=grid,
+                generator=generator,
+                callback=callback,
+                **opts,
             )
-        finally:
-            self.train(was_training)
 
     def sample_for_validation(self, batch: dict[str, Any], generator: torch.Generator) -> SampleResult:
         """Samples scored once per validation epoch: ``num_val_samples`` draws, conditioned on ``batch``
@@ -459,4 +512,4 @@ class DiffusionModule(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval}}
 
 
-__all__ = ["DiffusionModule", "NoiseStream"]
+__all__ = ["DiffusionModule", "NoiseStream", "eval_mode"]

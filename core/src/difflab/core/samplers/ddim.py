@@ -15,9 +15,18 @@ sampler (a first-order solver of the probability-flow ODE, equal to DPM-Solver-1
 Shapes: ``x`` (B, ...); ``grid`` (N + 1,) or (N + 1, *t_shape). Elements whose time does not change
 in a step keep their state. ``callback`` gets ``{"step", "t", "x", "x0"}`` after each
 step, ``t`` being the time of the new ``x``.
+
+``step_hook`` lets a method change the state between steps (DiffusionDet's proposal renewal,
+DiffTAD's selective conditioning): it receives ``{"step", "t", "x", "x0", "parts"}`` right after
+the posterior draw of step ``i`` (``x`` the new state at ``t``, ``parts`` the step's
+:meth:`~difflab.core.processes.base.LinearGaussianProcess.posterior_parts`, so ``parts[0]`` is
+``a_s``) and returns the state the sampler continues from.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -33,6 +42,7 @@ def sample_ddim(
     eta: float = 0.0,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    step_hook: Callable[[dict[str, Any]], Tensor] | None = None,
 ) -> SampleResult:
     """Run DDIM from ``x`` at ``grid[0]`` to ``grid[-1]``; one NFE per step, fresh noise only if ``eta > 0``."""
     if not eta >= 0:
@@ -44,6 +54,8 @@ def sample_ddim(
         x0, eps = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
         mean, std = process.posterior_from_parts(steps.parts[i], x, x0, y, eps=eps, eta=eta)
         x_new = mean + std * noise_like(process, x, generator) if eta > 0 else mean
+        if step_hook is not None:
+            x_new = step_hook({"step": i, "t": steps.s[i], "x": x_new, "x0": x0, "parts": steps.parts[i]})
         x = keep_still(steps.still[i], x, x_new)
         if callback is not None:
             callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})

@@ -27,6 +27,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from difflab.core.lightning.module import eval_mode
 from difflab.pointcloud.metrics import chamfer_distance
 from difflab.pointcloud.networks.filter_net import DisplacementNet
 from difflab.pointcloud.networks.graph import gather_neighbours, knn
@@ -43,15 +44,11 @@ class PointFilter(LightningModule):
 
     def denoise(self, points: np.ndarray, repeat: int = 1, coverage: float = 3.0, batch: int = 32) -> np.ndarray:
         """Filter a whole cloud (N, 3) (any scale), ``repeat`` times in a row."""
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             out = np.asarray(points, dtype=np.float32)
             for _ in range(repeat):
                 out = filter_cloud(out, self.filter_patches, self.patch_size, coverage, batch)
             return out
-        finally:
-            self.train(was)
 
     def configure_optimizers(self):
         opt = self.optimizer_factory(self.parameters())

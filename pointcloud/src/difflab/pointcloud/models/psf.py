@@ -29,8 +29,8 @@ from torch import Tensor
 
 from difflab.core.lightning import DiffusionModule
 from difflab.core.processes import FlowMatching
-from difflab.core.samplers.base import Denoiser, SampleResult
-from difflab.core.samplers.select import SamplerName, run_sampler
+from difflab.core.samplers.base import SampleResult
+from difflab.core.samplers.select import SamplerName
 from difflab.pointcloud.metrics import chamfer_distance, chamfer_loss
 from difflab.pointcloud.models.base import load_weights_from
 from difflab.pointcloud.networks.point_denoiser import PointSetDenoiser
@@ -144,14 +144,7 @@ def euler_sample(model: PointCloudDiffusion, noise: Tensor, steps: int, label: T
     """Deterministic Euler integration of the learned flow from ``noise`` (t = 1) to t = 0 (core DDIM, eta 0,
     uniform grid, which is Euler for this process)."""
     batch = {"label": label} if label is not None else None
-    den = Denoiser(lambda x, t: model.network_forward(x, t, batch), model.process, model.prediction)
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return run_sampler("ddim", den, noise, steps=steps, grid_kind="uniform").sample
-    finally:
-        model.train(was)
+    return model.sample(batch=batch, x_init=noise, sampler="ddim", steps=steps, grid_kind="uniform", eta=0.0).sample
 
 
 def make_pairs(

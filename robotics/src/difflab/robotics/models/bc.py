@@ -14,6 +14,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from difflab.core.lightning.module import eval_mode
 from difflab.core.samplers.base import SampleResult
 from difflab.robotics.models.diffusion_policy import PolicyIOMixin
 
@@ -70,12 +71,8 @@ class BCPolicy(PolicyIOMixin, LightningModule):
     def sample_chunk(self, obs: Tensor, **_: Any) -> SampleResult:
         """The normalised chunk ``(B, Tp, Da)`` (one network evaluation)."""
         cond, _ = self.normalize_batch({"obs": obs})
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return SampleResult(self.network(cond), 1, {"sampler": "bc"})
-        finally:
-            self.train(was)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         return self.action_normalizer.unnormalize(self.sample_chunk(batch["obs"]).sample)

@@ -33,8 +33,8 @@ from torch import Tensor, nn
 
 from difflab.core.lightning.module import DiffusionModule
 from difflab.core.processes import DiscreteVP
-from difflab.core.samplers.base import Denoiser, SampleResult
-from difflab.core.samplers.select import SamplerName, run_sampler
+from difflab.core.samplers.base import SampleResult
+from difflab.core.samplers.select import SamplerName
 from difflab.robotics.data.windows import MinMaxNormalizer
 
 
@@ -224,14 +224,12 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
             raise ValueError(f"steps must lie in [1, {start}], got {steps}")
         return self.process.step_grid(steps, start)
 
-    def denoiser(self, cond: Tensor) -> Denoiser:
-        """Core :class:`Denoiser` of the network conditioned on ``cond (B, To*Do)`` (clean estimate clipped)."""
-        return Denoiser(
-            lambda x_t, t: self.network_forward(x_t, t, {"cond": cond}),
-            self.process,
-            self.prediction,
-            clip_x0=self.clip_x0,
-        )
+    def sampler_kwargs(self, name: SamplerName, options: dict[str, Any]) -> dict[str, Any]:
+        """The module's sampler options; ParaDiGMS runs the DDPM chain (``step="ddpm"``) unless told otherwise."""
+        opts = super().sampler_kwargs(name, options)
+        if name == "paradigms":
+            opts.setdefault("step", "ddpm")
+        return opts
 
     @torch.no_grad()
     def sample_chunk(
@@ -247,26 +245,25 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
     ) -> SampleResult:
         """A normalised action chunk ``(B, Tp, Da)`` for raw observations ``obs (B, To, Do)``.
 
-        ``x_init`` is the start state at ``grid[0]`` (noise from ``generator`` if None); ``grid``
-        defaults to :meth:`step_grid` of ``steps``. ParaDiGMS runs the DDPM chain (``step="ddpm"``)
-        unless ``options`` say otherwise.
+        ``x_init`` is the start state at ``grid[0]`` (``N(0, I)`` noise from ``generator`` if None);
+        ``grid`` defaults to :meth:`step_grid` of ``steps``. Sampling is core's
+        :meth:`~difflab.core.lightning.DiffusionModule.sample` with ``batch = {"cond": ...}``.
         """
-        name = sampler or self.sampler_name
         steps = steps or self.sample_steps
         cond, _ = self.normalize_batch({"obs": obs})
         grid = self.step_grid(steps) if grid is None else grid
-        shape = (obs.shape[0], self.horizon, self.action_dim)
         if x_init is None:
+            shape = (obs.shape[0], self.horizon, self.action_dim)
             x_init = torch.randn(shape, generator=generator, device=self.device, dtype=self.dtype)
-        opts = {**self.sampler_options, **options} if name == self.sampler_name else dict(options)
-        if name == "paradigms":
-            opts.setdefault("step", "ddpm")
-        was = self.training
-        self.eval()
-        try:
-            return run_sampler(name, self.denoiser(cond), x_init, steps=steps, grid=grid, generator=generator, **opts)
-        finally:
-            self.train(was)
+        return self.sample(
+            batch={"cond": cond},
+            x_init=x_init,
+            grid=grid,
+            sampler=sampler,
+            steps=steps,
+            generator=generator,
+            **options,
+        )
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """Raw action chunks ``(B, Tp, Da)`` for the observations of ``batch``."""

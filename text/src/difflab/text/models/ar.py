@@ -16,6 +16,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
+from difflab.core.lightning.module import eval_mode
 from difflab.text.metrics import ar_nll
 from difflab.text.models.base import TokenizerMixin
 from difflab.text.networks.transformer import ARTransformer
@@ -91,14 +92,10 @@ class ARLanguageModel(TokenizerMixin, LightningModule):
 
     def exact_nll(self, x0: Tensor, attention_mask: Tensor | None = None) -> tuple[float, int]:
         """``(summed NLL of tokens 1..L-1, count)`` under the model (eval mode)."""
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return ar_nll(
                 self.network, x0.to(self.device), None if attention_mask is None else attention_mask.to(self.device)
             )
-        finally:
-            self.train(was)
 
     @torch.no_grad()
     def generate(self, num: int, length: int, prefix: Tensor | None = None, generator=None) -> Tensor:
@@ -107,12 +104,8 @@ class ARLanguageModel(TokenizerMixin, LightningModule):
         if prefix is not None:
             p = prefix.to(self.device).expand(num, -1) if prefix.ndim == 1 else prefix.to(self.device)
             start = torch.cat([start, p], 1)
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self.network.generate(start, length, generator=generator)
-        finally:
-            self.train(was)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         x0 = batch["x0"]

@@ -52,10 +52,10 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from difflab.core.lightning import DiffusionModule
-from difflab.core.lightning.module import NoiseStream
+from difflab.core.lightning.module import NoiseStream, eval_mode
 from difflab.core.processes.gaussian import DiscreteVP
 from difflab.core.samplers.base import Denoiser, SampleResult
-from difflab.core.samplers.select import SamplerName, run_sampler
+from difflab.core.samplers.select import SamplerName
 from difflab.text.metrics import corpus_bleu, mbr_select
 from difflab.text.models.base import TokenizerMixin
 from difflab.text.networks.seq2seq import EncoderDecoderDenoiser
@@ -195,6 +195,30 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
         return {}
 
     # ------------------------------------------------------------------ sampling
+    def make_denoiser(self, batch: dict[str, Any] | None = None, y: Tensor | None = None) -> Denoiser:
+        """The decoder on ``batch``'s source (``src`` (B, Ls), ``src_mask``), encoded once; with
+        self-conditioning each call reads the previous call's estimate, and with ``batch["clamp"]``
+        (default: the module's ``clamp``) ``x0_hat`` is replaced by its nearest embedding."""
+        if batch is None or "src" not in batch:
+            raise ValueError("DiffuSeq samples from a batch holding the source ids 'src'")
+        net: EncoderDecoderDenoiser = self.network  # type: ignore[assignment]
+        src, src_mask = batch["src"], batch.get("src_mask")
+        memory = net.encode(src, src_mask)
+        clamp = batch.get("clamp", self.clamp)
+        state: dict[str, Tensor | None] = {"prev": None}
+
+        def model(x_t: Tensor, t: Tensor) -> Tensor:
+            if x_t.shape[0] != src.shape[0]:
+                raise ValueError(
+                    f"the sampler evaluates {x_t.shape[0]} targets for {src.shape[0]} sources at once "
+                    "(parallel samplers such as paradigms are not supported by DiffuSeq's self-conditioning)"
+                )
+            out = net.decode(x_t, t, memory, src_mask, state["prev"] if self.self_condition else None, src)
+            state["prev"] = out
+            return net.embed(net.nearest(out)) if clamp else out
+
+        return Denoiser(model, self.process, "x0")
+
     @torch.no_grad()
     def translate(
         self,
@@ -211,44 +235,21 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
     ) -> SampleResult:
         """Generate target ids (B, Lt) for source ids ``src`` (B, Ls).
 
-        ``info`` carries the final embedding-space sample (``"x"``, (B, Lt, emb_dim)).
+        Core's :meth:`~difflab.core.lightning.DiffusionModule.sample` from ``N(0, I)`` of shape
+        ``(B, Lt, emb_dim)``, then rounding by the head. ``info`` carries the final embedding-space
+        sample (``"x"``, (B, Lt, emb_dim)).
         """
         net: EncoderDecoderDenoiser = self.network  # type: ignore[assignment]
-        was = self.training
-        self.eval()
-        try:
-            src = src.to(self.device)
-            src_mask = None if src_mask is None else src_mask.to(self.device)
-            memory = net.encode(src, src_mask)
-            clamp = self.clamp if clamp is None else clamp
-            state: dict[str, Tensor | None] = {"prev": None}
-
-            def model(x_t: Tensor, t: Tensor) -> Tensor:
-                if x_t.shape[0] != src.shape[0]:
-                    raise ValueError(
-                        f"the sampler evaluates {x_t.shape[0]} targets for {src.shape[0]} sources at once "
-                        "(parallel samplers such as paradigms are not supported by DiffuSeq's self-conditioning)"
-                    )
-                out = net.decode(x_t, t, memory, src_mask, state["prev"] if self.self_condition else None, src)
-                state["prev"] = out
-                return net.embed(net.nearest(out)) if clamp else out
-
-            L = trg_len or net.max_trg_len
-            shape = (src.shape[0], L, net.emb_dim)
-            x = self.process.prior_sample(shape, generator=generator, device=self.device)
-            res = run_sampler(
-                sampler or self.sampler_name,
-                Denoiser(model, self.process, "x0"),
-                x,
-                steps=steps or self.sample_steps,
-                generator=generator,
-                callback=callback,
-                **options,
-            )
+        src = src.to(self.device)
+        src_mask = None if src_mask is None else src_mask.to(self.device)
+        batch = {"src": src, "src_mask": src_mask, "clamp": self.clamp if clamp is None else clamp}
+        shape = (src.shape[0], trg_len or net.max_trg_len, net.emb_dim)
+        res = self.sample(
+            shape, batch=batch, sampler=sampler, steps=steps, generator=generator, callback=callback, **options
+        )
+        with eval_mode(self):
             ids = net.logits(res.sample).argmax(-1)
-            return SampleResult(ids, res.nfe, {**res.info, "x": res.sample})
-        finally:
-            self.train(was)
+        return SampleResult(ids, res.nfe, {**res.info, "x": res.sample})
 
     @torch.no_grad()
     def translate_texts(

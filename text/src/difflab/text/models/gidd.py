@@ -26,6 +26,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from difflab.core.discrete_losses import antithetic_times, gidd_elbo
+from difflab.core.lightning.module import eval_mode
 from difflab.core.processes.discrete import GIDD
 from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.masked import sample_gidd
@@ -151,9 +152,7 @@ class GIDDLM(MaskedDiffusionLM):
         keep_mask[:, 0] = True
         grid = torch.linspace(1 - GIDD_EPS, GIDD_EPS, (steps or self.sample_steps) + 1, dtype=torch.float64)
         sc = self.self_correction_steps if self_correction_steps is None else self_correction_steps
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return sample_gidd(
                 self.model_fn(),
                 self.process,
@@ -165,8 +164,6 @@ class GIDDLM(MaskedDiffusionLM):
                 min_p=self.min_p,
                 self_correction_steps=sc,
             )
-        finally:
-            self.train(was)
 
 
 __all__ = ["GIDDLM"]

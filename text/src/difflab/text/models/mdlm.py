@@ -35,7 +35,7 @@ from torch import Tensor
 
 from difflab.core.discrete_losses import antithetic_times, masked_diffusion_loss
 from difflab.core.lightning import DiffusionModule
-from difflab.core.lightning.module import NoiseStream
+from difflab.core.lightning.module import NoiseStream, eval_mode
 from difflab.core.processes.discrete import MaskedDiffusion, SpindleMaskedDiffusion
 from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.masked import sample_masked
@@ -222,9 +222,7 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
         keep_mask = keep_mask.clone()
         keep_mask[:, 0] = True
         grid = torch.linspace(1.0, 1e-5, (steps or self.sample_steps) + 1, dtype=torch.float64)
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return sample_masked(
                 self.model_fn(),
                 self.process,
@@ -235,8 +233,6 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
                 cache=self.cache if cache is None else cache,
                 keep_mask=keep_mask,
             )
-        finally:
-            self.train(was)
 
     def sample_for_validation(self, batch: dict[str, Any], generator: torch.Generator) -> SampleResult:
         return self.generate(self.num_val_samples, batch["x0"].shape[1], generator=generator)

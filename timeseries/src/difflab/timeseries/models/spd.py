@@ -45,7 +45,7 @@ from difflab.core.lightning import DiffusionModule, NoiseStream
 from difflab.core.processes.correlated import CorrelatedNoise
 from difflab.core.processes.gaussian import VPSDE, DiscreteVP, whole_step_grid
 from difflab.core.samplers.base import Denoiser
-from difflab.core.samplers.select import SamplerName, run_sampler
+from difflab.core.samplers.select import SamplerName
 from difflab.timeseries.metrics import metric_table
 
 NoiseKind = Literal["white", "gp", "ou"]
@@ -205,6 +205,25 @@ class StochasticProcessDiffusion(DiffusionModule):
         return loss if extra is None else loss + extra
 
     # ------------------------------------------------------------------ forecasting
+    def make_denoiser(self, batch: dict[str, Any] | None = None, y: Tensor | None = None) -> Denoiser:
+        """The network on a forecast batch (its ``given`` values ``(B, L, D)`` are the condition)
+        for the process bound to the batch's ``times``."""
+        if batch is None or "given" not in batch or "times" not in batch:
+            raise ValueError(f"{type(self).__name__} samples a batch with 'given' values and 'times'")
+        return Denoiser(
+            lambda x_t, t: self.call_network(x_t, t, batch, batch["given"]),
+            self.process_for(batch["times"]),
+            self.prediction,
+            clip_x0=self.clip_x0,
+        )
+
+    def sampler_kwargs(self, name: SamplerName, options: dict[str, Any]) -> dict[str, Any]:
+        """The module's sampler options; ``ddpm`` draws fresh noise of variance ``ddpm_variance``."""
+        opts = super().sampler_kwargs(name, options)
+        if name == "ddpm":
+            opts.setdefault("variance", self.ddpm_variance)
+        return opts
+
     @torch.no_grad()
     def forecast(
         self,
@@ -215,43 +234,31 @@ class StochasticProcessDiffusion(DiffusionModule):
         steps: int | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Sample paths of the whole window in *scaled* units, given cells kept: ``(S, B, L, D)``."""
+        """Sample paths of the whole window in *scaled* units, given cells kept: ``(S, B, L, D)``.
+
+        The ``B * S`` windows are sampled ``sample_chunk`` at a time by core's
+        :meth:`~difflab.core.lightning.DiffusionModule.sample`."""
         s = num_samples or self.num_samples
         x0 = batch["x0"]
         b = x0.shape[0]
         mean = self.mean_component(batch)
         r0 = x0 if mean is None else x0 - mean
         name = sampler or self.sampler_name
-        opts = dict(self.sampler_options) if name == self.sampler_name else {}
-        if name == "ddpm":
-            opts.setdefault("variance", self.ddpm_variance)
+        n = steps or self.sample_steps
+        grid = None
+        if self.diffusion_kind == "discrete" and name in CHAIN_SAMPLERS:
+            grid = integer_step_grid(self.num_steps, n)
         rep = {
             k: v.repeat_interleave(s, dim=0) if isinstance(v, Tensor) and v.shape[:1] == (b,) else v
             for k, v in batch.items()
         }
-        r_rep = r0.repeat_interleave(s, dim=0)
+        rep["given"] = r0.repeat_interleave(s, dim=0)
         outs = []
-        was_training = self.training
-        self.eval()
-        try:
-            for lo in range(0, b * s, self.sample_chunk):
-                hi = min(lo + self.sample_chunk, b * s)
-                part = {
-                    k: (v[lo:hi] if isinstance(v, Tensor) and v.shape[:1] == (b * s,) else v) for k, v in rep.items()
-                }
-                cond = r_rep[lo:hi]
-                process = self.process_for(part["times"])
-                x = process.prior_sample(cond.shape, generator=generator, device=cond.device, dtype=cond.dtype)
-                den = Denoiser(
-                    lambda x_t, t, part=part, cond=cond: self.call_network(x_t, t, part, cond), process, "eps"
-                )
-                n = steps or self.sample_steps
-                if self.diffusion_kind == "discrete" and name in CHAIN_SAMPLERS and "grid" not in opts:
-                    opts["grid"] = integer_step_grid(self.num_steps, n)
-                res = run_sampler(name, den, x, steps=n, generator=generator, **opts)
-                outs.append(res.sample)
-        finally:
-            self.train(was_training)
+        for lo in range(0, b * s, self.sample_chunk):
+            hi = min(lo + self.sample_chunk, b * s)
+            part = {k: (v[lo:hi] if isinstance(v, Tensor) and v.shape[:1] == (b * s,) else v) for k, v in rep.items()}
+            res = self.sample(part["given"].shape, batch=part, grid=grid, sampler=name, steps=n, generator=generator)
+            outs.append(res.sample)
         r = torch.cat(outs).reshape(b, s, *x0.shape[1:]).transpose(0, 1)
         r = torch.where(batch["cond_mask"][None] > 0, r0[None], r)
         return r if mean is None else r + mean[None]

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from difflab.core.lightning.module import eval_mode
 from difflab.video.data.annotations import FeatureSpec
 from difflab.video.metrics import THUMOS_TIOUS, detection_map
 from difflab.video.segments import batched_nms_1d, cw_to_se
@@ -103,12 +104,8 @@ class TADMixin:
         self, batch: dict[str, Any], generator: torch.Generator | None = None, **options: Any
     ) -> dict[str, list[dict[str, Any]]]:
         """``{video_id: detections}`` for a collated batch (``options`` go to :meth:`raw_detections`)."""
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             raw = self.raw_detections(batch, generator, **options)
-        finally:
-            self.train(was)
         out = {}
         for vid, meta, (seg, prob) in zip(batch["video_id"], batch["meta"], raw):
             out[vid] = postprocess(

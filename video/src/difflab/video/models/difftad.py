@@ -42,7 +42,8 @@ from torch import Tensor
 from difflab.core.lightning import DiffusionModule
 from difflab.core.processes import DiscreteVP
 from difflab.core.processes.base import LinearGaussianProcess
-from difflab.core.samplers.base import prepare_grid
+from difflab.core.samplers.base import Denoiser, step_time
+from difflab.core.samplers.ddim import sample_ddim
 from difflab.video.matching import set_loss
 from difflab.video.models.common import TADMixin
 from difflab.video.networks.detr_tad import DetrTADNet
@@ -168,7 +169,12 @@ class DiffTAD(TADMixin, DiffusionModule):
         eta: float | None = None,
     ) -> list[tuple[Tensor, Tensor]]:
         """DDIM with proposal renewal (and optionally cross-step selective conditioning); per video
-        ``(segments (P, 2), probs (P, K))`` ensembled over steps."""
+        ``(segments (P, 2), probs (P, K))`` ensembled over steps.
+
+        Core's :func:`~difflab.core.samplers.ddim.sample_ddim` moves the proposals over the first
+        ``steps - 1`` steps of the uniform grid ``t_max -> 0`` (renewal and selective conditioning in
+        its ``step_hook``); the last grid point before 0 is decoded once more for the final detections.
+        """
         steps = int(steps or self.sample_steps)
         selective = self.selective_conditioning if selective_conditioning is None else selective_conditioning
         eta = self.eta if eta is None else float(eta)
@@ -178,31 +184,29 @@ class DiffTAD(TADMixin, DiffusionModule):
         enc = self.network.encode(feats, mask)
         x = torch.randn(b, n, 2, generator=generator, device=feats.device, dtype=feats.dtype)
         grid = torch.linspace(float(self.process.t_max), 0.0, steps + 1, dtype=torch.float64)
-        plan = prepare_grid(self.process, grid, x)
         collected: list[tuple[Tensor, Tensor]] = []
-        prev: Tensor | None = None
-        for i in range(len(plan)):
-            t = plan.t[i]
-            out = self.network.decode(enc, self.proposals_from_x(x), t)
-            seg, prob = out["segments"][-1], torch.sigmoid(out["logits"][-1])
-            collected.append((seg, prob))
-            if i == len(plan) - 1:
-                break
-            x0 = (2 * seg - 1) * self.scale
-            a_s, _, s_s, a_t, _, s_t, _ = plan.parts[i]
-            eps = (x - a_t * x0) / s_t
-            mean, std = self.process.posterior_from_parts(plan.parts[i], x, x0, eps=eps, eta=eta)
-            x_new = mean + std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+        def decode(x_t: Tensor, t: Tensor) -> Tensor:
+            out = self.network.decode(enc, self.proposals_from_x(x_t), t)
+            collected.append((out["segments"][-1], torch.sigmoid(out["logits"][-1])))
+            return (2 * collected[-1][0] - 1) * self.scale
+
+        def renew(step: dict[str, Any]) -> Tensor:
+            x_new, (seg, prob) = step["x"], collected[-1]
             score = prob.max(-1).values
             if self.renewal_threshold > 0:
-                fresh = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                fresh = torch.randn(x_new.shape, generator=generator, device=x_new.device, dtype=x_new.dtype)
                 x_new = torch.where((score < self.renewal_threshold)[..., None], fresh, x_new)
-            if selective and prev is not None:
-                agree = elementwise_tiou(cw_to_se(seg), cw_to_se(prev)) >= self.selective_iou
+            if selective and len(collected) > 1:
+                agree = elementwise_tiou(cw_to_se(seg), cw_to_se(collected[-2][0])) >= self.selective_iou
                 settled = agree & (score >= self.selective_score)
-                x_new = torch.where(settled[..., None], a_s * x0, x_new)
-            prev = seg
-            x = x_new
+                x_new = torch.where(settled[..., None], step["parts"][0] * step["x0"], x_new)
+            return x_new
+
+        if steps > 1:
+            den = Denoiser(decode, self.process, "x0")
+            x = sample_ddim(den, x, grid[:-1], eta=eta, generator=generator, step_hook=renew).sample
+        decode(x, step_time(grid, steps - 1, x).to(x.dtype))
         used = collected if self.ensemble else collected[-1:]
         segs = torch.cat([s for s, _ in used], 1)
         probs = torch.cat([p for _, p in used], 1)
