@@ -57,6 +57,31 @@ def test_rouge_l_matches_rouge_score():
     assert M.rouge_l(hyps, REFS) == pytest.approx(ref, abs=1e-12)
 
 
+# the values of the hand-written BLEU / ROUGE-L that the library calls replaced (same cases as above)
+OLD_CORPUS_BLEU = {"all": 58.53986394963634, "first3": 43.94144494852765, "none": 49.43262320332848}
+OLD_SENTENCE_BLEU = [66.73543072574891, 27.233096682194237, 50.56233739478989, 76.0235283836325, 23.618189362022804]
+OLD_ROUGE_L = [1.0, 0.5, 0.6923076923076923, 1.0, 0.3636363636363636, 0.8750000000000001]
+
+
+def test_library_backed_bleu_and_rouge_keep_the_old_numbers():
+    hyps = _hyps()
+    assert M.corpus_bleu(hyps, REFS) == pytest.approx(OLD_CORPUS_BLEU["all"], abs=1e-9)
+    assert M.corpus_bleu(hyps[:3], REFS[:3]) == pytest.approx(OLD_CORPUS_BLEU["first3"], abs=1e-9)
+    assert M.corpus_bleu(hyps, REFS, tokenize="none") == pytest.approx(OLD_CORPUS_BLEU["none"], abs=1e-9)
+    # no 4-gram match and empty hypotheses: 0 without smoothing
+    assert M.corpus_bleu(["the cat sat", "a dog ran far"], ["the cat sat on the mat", "a dog ran home"]) == 0.0
+    assert M.corpus_bleu(["", ""], REFS[:2]) == 0.0
+    for h, r, old in zip(hyps, REFS, OLD_SENTENCE_BLEU):
+        assert M.sentence_bleu(h, r) == pytest.approx(old, abs=1e-9)
+    short = [("light", "let there be light"), ("be light", "let there be light"), ("", "x"), ("x y z", "x y z")]
+    expect = [4.978706836786395, 36.787944117144235, 0.0, 100.0]
+    assert [M.sentence_bleu(h, r) for h, r in short] == pytest.approx(expect, abs=1e-9)
+    assert [M.rouge_l([h], [r]) for h, r in zip(hyps, REFS)] == pytest.approx(OLD_ROUGE_L, abs=1e-12)
+    assert M.rouge_l(["", "..."], ["a b", "c"]) == 0.0
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        M.rouge_l(["a", "b"], ["a"])
+
+
 def test_perplexities_closed_form():
     assert M.perplexity_from_nll(10 * math.log(7), 10) == pytest.approx(7.0)
     # a uniform AR model over V tokens has perplexity V

@@ -15,18 +15,17 @@ Diversity: :func:`distinct_n` (Li et al. 2016: distinct n-grams / all n-grams ov
 samples) and :func:`repetition_rate` (per sequence ``1 - unique n-grams / n-grams``, Welleck et al.
 2019's seq-rep-n, averaged): degenerate samples have low distinct-n and high repetition.
 
-Sequence to sequence: :func:`corpus_bleu` (Papineni et al. 2002; corpus-level, 4-gram, brevity
-penalty, no smoothing, the defaults of sacrebleu) on whitespace tokens after sacrebleu's ``13a``
-tokenisation when ``tokenize="13a"``; it equals ``sacrebleu.corpus_bleu(..., tokenize="none")``
-on pre-tokenised text (checked in the tests). :func:`rouge_l` is the ROUGE-L F-measure (Lin 2004)
-with rouge-score's default tokenisation (lower case, runs of ``[a-z0-9]``), equal to
-``rouge_score.rouge_scorer.RougeScorer(["rougeL"])`` averaged over pairs (checked in the tests).
+Sequence to sequence, computed by the field's libraries (required dependencies of difflab-text):
+:func:`corpus_bleu` (Papineni et al. 2002; corpus-level, 4-gram, brevity penalty, no smoothing) is
+sacrebleu's ``BLEU`` with ``13a`` tokenisation (or ``none`` on pre-tokenised text);
+:func:`sentence_bleu` and :func:`mbr_select` score with sacrebleu's add-one smoothed BLEU; and
+:func:`rouge_l` is rouge-score's ROUGE-L F-measure (Lin 2004) averaged over pairs.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -124,45 +123,40 @@ def repetition_rate(sequences: Sequence[Sequence], n: int = 4) -> float:
 # ------------------------------------------------------------------------------------ BLEU
 
 
+def _sacrebleu():
+    try:
+        import sacrebleu
+    except ImportError as err:  # pragma: no cover - a required dependency of difflab-text
+        raise ImportError("BLEU needs sacrebleu: pip install 'sacrebleu>=2.4,<3'") from err
+    return sacrebleu
+
+
+@functools.lru_cache(maxsize=1)
+def _tokenizer_13a() -> Callable[[str], str]:
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    _sacrebleu()
+    return Tokenizer13a()
+
+
 def tokenize_13a(line: str) -> str:
     """sacrebleu's default ``13a`` tokenisation (mteval-v13a): punctuation split off, symbols spaced."""
-    line = line.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
-    if "&" in line:
-        line = line.replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
-    line = f" {line} "
-    line = re.sub(r"([\{-\~\[-\` -\&\(-\+\:-\@\/])", r" \1 ", line)
-    line = re.sub(r"([^0-9])([\.,])", r"\1 \2 ", line)
-    line = re.sub(r"([\.,])([^0-9])", r" \1 \2", line)
-    line = re.sub(r"([0-9])(-)", r"\1 \2 ", line)
-    return " ".join(line.split())
+    return _tokenizer_13a()(line)
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: str = "13a", max_n: int = 4) -> float:
-    """Corpus BLEU in [0, 100] with one reference per hypothesis (sacrebleu's defaults, no smoothing).
+    """Corpus BLEU in [0, 100] with one reference per hypothesis: sacrebleu's ``BLEU`` without smoothing.
 
     ``BLEU = BP exp(mean_n log p_n)``, ``p_n`` the clipped n-gram precision summed over the corpus,
-    ``BP = min(1, exp(1 - r / c))`` with ``r``, ``c`` the total reference and hypothesis lengths.
-    ``tokenize``: ``13a`` or ``none`` (split on whitespace only).
+    ``BP = min(1, exp(1 - r / c))`` with ``r``, ``c`` the total reference and hypothesis lengths; 0
+    when some order has no match. ``tokenize``: ``13a`` or ``none`` (split on whitespace only).
     """
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     if tokenize not in ("13a", "none"):
         raise ValueError(f"tokenize must be '13a' or 'none', got {tokenize!r}")
-    tok = tokenize_13a if tokenize == "13a" else (lambda s: " ".join(s.split()))
-    match, total = [0] * max_n, [0] * max_n
-    hyp_len = ref_len = 0
-    for h, r in zip(hypotheses, references, strict=True):
-        hw, rw = tok(h).split(), tok(r).split()
-        hyp_len, ref_len = hyp_len + len(hw), ref_len + len(rw)
-        for n in range(1, max_n + 1):
-            hc, rc = Counter(_ngrams(hw, n)), Counter(_ngrams(rw, n))
-            match[n - 1] += sum(min(c, rc[g]) for g, c in hc.items())
-            total[n - 1] += max(len(hw) - n + 1, 0)
-    if hyp_len == 0 or min(match) == 0:
-        return 0.0
-    log_p = sum(math.log(m / t) for m, t in zip(match, total, strict=True)) / max_n
-    bp = 1.0 if hyp_len > ref_len else math.exp(1.0 - ref_len / hyp_len)
-    return 100.0 * bp * math.exp(log_p)
+    bleu = _sacrebleu().metrics.BLEU(tokenize=tokenize, smooth_method="none", max_ngram_order=max_n)
+    return float(bleu.corpus_score(list(hypotheses), [list(references)]).score)
 
 
 def _bleu_counts(text: str, max_n: int = 4) -> tuple[int, list[Counter]]:
@@ -177,30 +171,27 @@ def _clipped_matches(a: list[Counter], b: list[Counter]) -> list[int]:
 
 
 def _sentence_bleu_from(hyp_len: int, ref_len: int, matches: Sequence[int]) -> float:
-    """Add-one smoothed sentence BLEU from the lengths and the clipped matches (see :func:`sentence_bleu`)."""
-    if not hyp_len or not ref_len:
+    """Add-one smoothed sentence BLEU from the lengths and the clipped matches (see :func:`sentence_bleu`),
+    by sacrebleu's ``BLEU.compute_bleu``."""
+    if not hyp_len or not ref_len or not matches[0]:
         return 0.0
     max_n = len(matches)
-    log_p = 0.0
-    for n in range(1, max_n + 1):
-        m, t = matches[n - 1], max(hyp_len - n + 1, 0)
-        if n == 1 and m == 0:
-            return 0.0
-        log_p += math.log((m + (n > 1)) / (t + (n > 1)))
-    bp = 1.0 if hyp_len > ref_len else math.exp(1.0 - ref_len / hyp_len)
-    return 100.0 * bp * math.exp(log_p / max_n)
+    totals = [max(hyp_len - n + 1, 0) for n in range(1, max_n + 1)]
+    score = _sacrebleu().metrics.BLEU.compute_bleu(
+        list(matches), totals, hyp_len, ref_len, smooth_method="add-k", smooth_value=1, max_ngram_order=max_n
+    )
+    return float(score.score)
 
 
 def sentence_bleu(hypothesis: str, reference: str, max_n: int = 4) -> float:
     """Sentence BLEU in [0, 100] with add-one smoothing of the n > 1 precisions (Lin & Och 2004).
 
-    13a tokens; used as the utility of minimum-Bayes-risk selection (:func:`mbr_select`), where
-    unsmoothed BLEU would be zero for most short pairs.
+    13a tokens, every order counted (no effective order), as sacrebleu's
+    ``BLEU(smooth_method="add-k", smooth_value=1)``; used as the utility of minimum-Bayes-risk
+    selection (:func:`mbr_select`), where unsmoothed BLEU would be zero for most short pairs.
     """
     hl, hc = _bleu_counts(hypothesis, max_n)
     rl, rc = _bleu_counts(reference, max_n)
-    if not hl or not rl:
-        return 0.0
     return _sentence_bleu_from(hl, rl, _clipped_matches(hc, rc))
 
 
@@ -236,46 +227,29 @@ def mbr_select(candidates: Sequence[Sequence[str]]) -> list[str]:
 
 
 def sacrebleu_score(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """``sacrebleu.corpus_bleu(hypotheses, [references]).score`` (needs ``pip install 'difflab-text[metrics]'``)."""
-    try:
-        import sacrebleu
-    except ImportError as err:
-        raise ImportError("BLEU needs sacrebleu: pip install 'difflab-text[metrics]'") from err
-    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+    """``sacrebleu.corpus_bleu(hypotheses, [references]).score``: sacrebleu's defaults (``exp`` smoothing)."""
+    return float(_sacrebleu().corpus_bleu(list(hypotheses), [list(references)]).score)
 
 
 # ------------------------------------------------------------------------------------ ROUGE-L
 
 
-def _rouge_tokens(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
-
-
-def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
-    if not a or not b:
-        return 0
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
+@functools.lru_cache(maxsize=1)
+def _rouge_l_scorer():
+    try:
+        from rouge_score.rouge_scorer import RougeScorer
+    except ImportError as err:  # pragma: no cover - a required dependency of difflab-text
+        raise ImportError("ROUGE-L needs rouge-score: pip install 'rouge-score>=0.1.2'") from err
+    return RougeScorer(["rougeL"])
 
 
 def rouge_l(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-L F1 (LCS-based; ``F = 2PR/(P+R)``) over pairs, in [0, 1]."""
+    """Mean ROUGE-L F1 (LCS-based; ``F = 2PR/(P+R)``) over pairs, in [0, 1]: rouge-score's ``rougeL``
+    with its default tokenisation (lower case, runs of ``[a-z0-9]``, no stemming)."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
-    scores = []
-    for h, r in zip(hypotheses, references, strict=True):
-        ht, rt = _rouge_tokens(h), _rouge_tokens(r)
-        lcs = _lcs(ht, rt)
-        if lcs == 0:
-            scores.append(0.0)
-            continue
-        p, rc = lcs / len(ht), lcs / len(rt)
-        scores.append(2 * p * rc / (p + rc))
+    scorer = _rouge_l_scorer()
+    scores = [scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hypotheses, references, strict=True)]
     return sum(scores) / len(scores) if scores else 0.0
 
 
