@@ -6,7 +6,8 @@ the method, any :class:`~difflab.vision.models.base.SRDiffusion` subclass)::
     difflab-vision fit --config resshift4_photos
     difflab-vision validate --config resshift4_photos --ckpt_path outputs/vision/resshift4_photos/checkpoints/last.ckpt
 
-and the domain verbs ``upscale`` (tiled inference on images of any size) and ``demo``.
+and the domain verbs ``upscale`` (tiled inference on images of any size) and ``demo``. This module
+parses arguments only; loading and the verbs live in :mod:`difflab.vision.inference`.
 """
 
 from __future__ import annotations
@@ -30,9 +31,28 @@ def demo_main(argv: list[str]) -> int:
 
 def upscale_command(argv: list[str]) -> int:
     """upscale an image or a folder with a trained model (overlapping tiles, any size)"""
-    from difflab.vision.upscale import upscale_main
+    import argparse
+    from pathlib import Path
 
-    return upscale_main(argv)
+    import torch
+
+    from difflab.vision.inference import upscale_files
+
+    p = argparse.ArgumentParser(prog="difflab-vision upscale", description=upscale_command.__doc__)
+    p.add_argument("input", type=Path, help="an image file or a folder of images")
+    p.add_argument("output", type=Path, help="output file (for one image) or folder")
+    p.add_argument("--ckpt", type=Path, required=True, help="checkpoint from difflab-vision fit / demo")
+    p.add_argument("--scale", type=int, default=4, help="SR factor; must be the model's")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    p.add_argument("--sampler", default=None, help="core sampler name (default: the model's)")
+    p.add_argument("--tile", type=int, default=64, help="tile size in LR pixels")
+    p.add_argument("--overlap", type=int, default=16, help="tile overlap in LR pixels")
+    p.add_argument("--tile_batch", type=int, default=4, help="tiles per network batch")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0)
+    ns = p.parse_args(argv)
+    options = vars(ns)
+    return upscale_files(options.pop("input"), options.pop("output"), options.pop("ckpt"), **options)
 
 
 def main(args: Sequence[str] | None = None) -> int:

@@ -15,9 +15,7 @@ processed as RGB and written as RGB (both are reported).
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -110,64 +108,4 @@ def model_sr_fn(model, scale: int, *, steps: int | None = None, sampler: str | N
     return fn
 
 
-def load_model(ckpt: str | Path, device: str = "cpu"):
-    """An SR model from a checkpoint written by ``difflab-vision fit`` (or the demo)."""
-    import difflab.vision.models  # noqa: F401  (registers every method class for the checkpoint's class path)
-    from difflab.vision.models.base import SRDiffusion
-
-    model = SRDiffusion.load_from_checkpoint(str(ckpt), map_location=device)
-    return model.eval()
-
-
-def upscale_main(argv: list[str]) -> int:
-    """upscale an image or a folder of images with a trained model (overlapping tiles, any size)"""
-    from tqdm.auto import tqdm
-
-    from difflab.vision.data.io import IMAGE_EXTENSIONS, list_images, read_image, write_image
-
-    p = argparse.ArgumentParser(prog="difflab-vision upscale", description=upscale_main.__doc__)
-    p.add_argument("input", type=Path, help="an image file or a folder of images")
-    p.add_argument("output", type=Path, help="output file (for one image) or folder")
-    p.add_argument("--ckpt", type=Path, required=True, help="checkpoint from difflab-vision fit / demo")
-    p.add_argument("--scale", type=int, default=4, help="SR factor; must be the model's")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
-    p.add_argument("--sampler", default=None, help="core sampler name (default: the model's)")
-    p.add_argument("--tile", type=int, default=64, help="tile size in LR pixels")
-    p.add_argument("--overlap", type=int, default=16, help="tile overlap in LR pixels")
-    p.add_argument("--tile_batch", type=int, default=4, help="tiles per network batch")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--seed", type=int, default=0)
-    ns = p.parse_args(argv)
-    model = load_model(ns.ckpt, ns.device)
-    if getattr(model, "scale", ns.scale) != ns.scale:
-        p.error(f"--scale {ns.scale} but the checkpoint {ns.ckpt} was trained for x{model.scale}")
-    if ns.input.is_dir():
-        files = list_images(ns.input)
-        ns.output.mkdir(parents=True, exist_ok=True)
-        targets = [ns.output / (f.stem + ".png") for f in files]
-    else:
-        files = [ns.input]
-        if ns.output.suffix.lower() in IMAGE_EXTENSIONS:
-            targets = [ns.output]
-        else:
-            ns.output.mkdir(parents=True, exist_ok=True)
-            targets = [ns.output / (ns.input.stem + ".png")]
-    fn = model_sr_fn(model, ns.scale, steps=ns.steps, sampler=ns.sampler, seed=ns.seed)
-    for src, dst in tqdm(list(zip(files, targets)), desc="upscale", unit="image"):
-        img = read_image(src)
-        if img.note:
-            tqdm.write(f"{src}: {img.note}")
-        lr = torch.from_numpy(img.rgb).permute(2, 0, 1)[None] * 2 - 1
-        with torch.no_grad():
-            hr = upscale_tiled(fn, lr, ns.scale, tile=ns.tile, overlap=ns.overlap, tile_batch=ns.tile_batch)
-        rgb = ((hr[0] + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy()
-        alpha = None
-        if img.alpha is not None:
-            a = torch.from_numpy(img.alpha)[None, None].double()
-            alpha = bicubic_upsample(a, ns.scale)[0, 0].clamp(0, 1).numpy()
-        write_image(dst, rgb, alpha)
-        tqdm.write(f"{src} ({img.rgb.shape[1]}x{img.rgb.shape[0]}) -> {dst} ({rgb.shape[1]}x{rgb.shape[0]})")
-    return 0
-
-
-__all__ = ["upscale_tiled", "tile_starts", "model_sr_fn", "load_model", "upscale_main"]
+__all__ = ["upscale_tiled", "tile_starts", "model_sr_fn"]
