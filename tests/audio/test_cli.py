@@ -188,6 +188,6 @@ def test_demo_runs_end_to_end(tmp_path, tiny_root, capsys):
     for line in artifacts:
         path = line.split("artifact: ", 1)[1].split(" | ")[0]
         assert Path(path).exists()
-    from difflab.audio.enhance import load_model
+    from difflab.audio.inference import load_model
 
     assert type(load_model(tmp_path / "demo" / "storm.ckpt")).__name__ == "StoRM"

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from difflab.audio.enhance import enhance_file, enhance_signal
+from difflab.audio.inference import enhance_file, enhance_signal
 from difflab.audio.models import SGMSE, PredictiveEnhancer, StoRM, complex_ouve
 from difflab.audio.networks import NCSNpp
 from difflab.core.samplers.select import SAMPLER_NAMES

@@ -8,7 +8,8 @@ the data module)::
     difflab-audio test --config sgmse_denoise --ckpt_path outputs/audio/sgmse_denoise/checkpoints/last.ckpt
 
 and the domain verbs ``enhance`` (files or folders, any length / rate / channels), ``make-dataset``
-(the offline default data) and ``demo``.
+(the offline default data) and ``demo``. This module parses arguments only; loading and the verbs
+live in :mod:`difflab.audio.inference`.
 """
 
 from __future__ import annotations
@@ -32,9 +33,28 @@ def demo_main(argv: list[str]) -> int:
 
 def enhance_command(argv: list[str]) -> int:
     """enhance a wav file or a folder with a trained checkpoint (chunked, any rate / channels)"""
-    from difflab.audio.enhance import enhance_main
+    import argparse
+    from pathlib import Path
 
-    return enhance_main(argv)
+    from difflab.audio import inference
+    from difflab.core.samplers.select import SAMPLER_NAMES
+
+    text = inference.__doc__.split("\n\nLoading a checkpoint")[0]  # what enhance does, with examples
+    p = argparse.ArgumentParser(
+        prog="difflab-audio enhance", description=text, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("input", type=Path, help="an audio file or a folder of audio files")
+    p.add_argument("output", type=Path, help="output wav (for one file) or folder")
+    p.add_argument("--ckpt", type=Path, required=True, help="checkpoint of difflab-audio fit or demo")
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None, help="sampler (default: the model's, pc)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    p.add_argument("--chunk_seconds", type=float, default=10.0)
+    p.add_argument("--overlap_seconds", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    ns = p.parse_args(argv)
+    options = vars(ns)
+    return inference.enhance_files(options.pop("input"), options.pop("output"), options.pop("ckpt"), **options)
 
 
 def make_dataset_command(argv: list[str]) -> int:

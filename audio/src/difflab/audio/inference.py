@@ -7,11 +7,13 @@ resampled back to the file's own rate and written as 16-bit PCM wav with the inp
 
     difflab-audio enhance noisy.wav enhanced.wav --ckpt model.ckpt
     difflab-audio enhance recordings/ enhanced/ --ckpt model.ckpt --sampler pc --steps 30
+
+Loading a checkpoint goes through core's one loader (:func:`difflab.core.lightning.load_checkpoint`, with
+``weights_only=True``); the command line in :mod:`difflab.audio.cli` only parses arguments.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -22,17 +24,11 @@ from difflab.audio.data.io import AUDIO_SUFFIXES, AudioFileError, read_audio, re
 
 def load_model(ckpt: str | Path, device: str = "cpu"):
     """A :class:`~difflab.audio.models.SpeechEnhancer` from a checkpoint of ``difflab-audio fit`` or the demo."""
-    import difflab.audio.models  # noqa: F401  (imports every method class named by checkpoints)
+    import difflab.audio.models  # noqa: F401  (the method classes a checkpoint may name)
     from difflab.audio.models.base import SpeechEnhancer
+    from difflab.core.lightning import load_checkpoint
 
-    if not Path(ckpt).is_file():
-        raise FileNotFoundError(f"{ckpt}: no such checkpoint")
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
-        model = SpeechEnhancer.load_from_checkpoint(str(ckpt), map_location=device)
-    return model.eval()
+    return load_checkpoint(ckpt, SpeechEnhancer, map_location=device)
 
 
 def crossfade_weights(n: int, fade_in: int, fade_out: int) -> Tensor:
@@ -92,50 +88,48 @@ def enhance_file(model, src: Path, dst: Path, **kwargs) -> Path:
     return write_wav(dst, out.numpy() if out.shape[1] > 1 else out[:, 0].numpy(), rate)
 
 
-def enhance_main(argv: list[str]) -> int:
-    """enhance a wav file or a folder with a trained checkpoint (chunked, any rate / channels)"""
+def _targets(source: Path, output: Path) -> tuple[list[Path], list[Path]]:
+    if source.is_dir():
+        files = sorted(f for f in source.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
+        if not files:
+            raise AudioFileError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
+        return files, [output / (f.stem + ".wav") for f in files]
+    if not source.is_file():
+        raise AudioFileError(f"{source}: no such file or folder")
+    return [source], [output / (source.stem + ".wav") if output.is_dir() else output]
+
+
+def enhance_files(
+    source: Path,
+    output: Path,
+    ckpt: str | Path,
+    *,
+    sampler: str | None = None,
+    steps: int | None = None,
+    chunk_seconds: float = 10.0,
+    overlap_seconds: float = 1.0,
+    seed: int = 0,
+    device: str = "cpu",
+) -> int:
+    """Enhance an audio file or a folder of them into ``output`` (a wav for one file, or a folder)."""
     from tqdm.auto import tqdm
 
-    from difflab.core.samplers.select import SAMPLER_NAMES
-
-    p = argparse.ArgumentParser(
-        prog="difflab-audio enhance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("input", type=Path, help="an audio file or a folder of audio files")
-    p.add_argument("output", type=Path, help="output wav (for one file) or folder")
-    p.add_argument("--ckpt", type=Path, required=True, help="checkpoint of difflab-audio fit or demo")
-    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None, help="sampler (default: the model's, pc)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
-    p.add_argument("--chunk_seconds", type=float, default=10.0)
-    p.add_argument("--overlap_seconds", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    ns = p.parse_args(argv)
-    model = load_model(ns.ckpt, ns.device)
-    if ns.input.is_dir():
-        files = sorted(f for f in ns.input.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
-        if not files:
-            raise AudioFileError(f"{ns.input}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
-        targets = [ns.output / (f.stem + ".wav") for f in files]
-    else:
-        if not ns.input.is_file():
-            raise AudioFileError(f"{ns.input}: no such file or folder")
-        files = [ns.input]
-        targets = [ns.output / (ns.input.stem + ".wav") if ns.output.is_dir() else ns.output]
-    gen = torch.Generator(device=ns.device).manual_seed(ns.seed)
+    model = load_model(ckpt, device)
+    files, targets = _targets(source, output)
+    gen = torch.Generator(device=device).manual_seed(seed)
     for src, dst in tqdm(list(zip(files, targets)), desc="enhancing", unit="file"):
         enhance_file(
             model,
             src,
             dst,
-            chunk_seconds=ns.chunk_seconds,
-            overlap_seconds=ns.overlap_seconds,
-            sampler=ns.sampler,
-            steps=ns.steps,
+            chunk_seconds=chunk_seconds,
+            overlap_seconds=overlap_seconds,
+            sampler=sampler,
+            steps=steps,
             generator=gen,
         )
         tqdm.write(f"wrote {dst}")
     return 0
 
 
-__all__ = ["crossfade_weights", "enhance_file", "enhance_main", "enhance_signal", "load_model"]
+__all__ = ["crossfade_weights", "enhance_file", "enhance_files", "enhance_signal", "load_model"]
