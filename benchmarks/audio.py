@@ -37,7 +37,7 @@ def _speed_worker(ckpt: str, sampler: str | None, steps: int | None, seconds: fl
 
     from difflab.audio.data.io import load_audio
     from difflab.audio.data.synth import real_speech_files
-    from difflab.audio.enhance import load_model
+    from difflab.audio.inference import load_model
 
     torch.set_num_threads(threads)
     model = load_model(ckpt)
@@ -66,7 +66,7 @@ def main() -> None:
     from lightning.pytorch.callbacks import EMAWeightAveraging
 
     from difflab.audio.demo import METHOD_CONFIGS, TRAINING, build, enhance_test_set, method_args
-    from difflab.audio.enhance import load_model
+    from difflab.audio.inference import load_model
     from difflab.audio.metrics import evaluate
     from difflab.core.lightning import train_briefly
 
