@@ -129,3 +129,14 @@ def test_a_class_named_in_the_file_is_never_imported(toy_ckpt, tmp_path):
 def test_a_checkpoint_without_a_class_needs_one_base(toy_ckpt):
     with pytest.raises(CheckpointError, match="records no model class"):
         load_checkpoint(toy_ckpt, (OtherMethod, ToyDiffusion))
+
+
+def test_a_bare_state_dict_is_read_when_asked(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"network.weight": torch.ones(2)}, path)
+    assert torch.equal(read_checkpoint(path, lightning=False)["network.weight"], torch.ones(2))
+    with pytest.raises(CheckpointError, match="not a Lightning checkpoint"):
+        read_checkpoint(path)
+    torch.save([1, 2], path)
+    with pytest.raises(CheckpointError, match="a list"):
+        read_checkpoint(path, lightning=False)

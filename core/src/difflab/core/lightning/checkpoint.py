@@ -71,11 +71,16 @@ def _unsupported(err: Exception) -> str:
     return f"torch cannot read it ({type(err).__name__}: {first[:120]})"
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", *, expected: str = "a checkpoint") -> dict:
+def read_checkpoint(
+    path: str | os.PathLike, map_location: Any = "cpu", *, expected: str = "a checkpoint", lightning: bool = True
+) -> dict:
     """The dictionary of a Lightning checkpoint, read with ``weights_only=True``.
 
+    ``lightning=False`` also accepts a plain dictionary such as a bare ``state_dict``.
+
     Raises:
-        CheckpointError: ``path`` is missing, not a file torch reads safely, or lacks the Lightning keys.
+        CheckpointError: ``path`` is missing, not a file torch reads safely, or (with ``lightning``)
+            lacks the Lightning keys.
     """
     path = Path(path)
     if not path.is_file():
@@ -87,7 +92,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", *, expec
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for foreign bytes: report them as one
         raise CheckpointError(f"{path}: not a checkpoint: {_unsupported(err)} (expected {expected})") from None
-    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in LIGHTNING_KEYS):
+    if not isinstance(checkpoint, dict) or (lightning and any(key not in checkpoint for key in LIGHTNING_KEYS)):
         held = f"a {type(checkpoint).__name__}" if not isinstance(checkpoint, dict) else "a dictionary without"
         missing = ", ".join(k for k in LIGHTNING_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint)
         what = held if not isinstance(checkpoint, dict) else f"{held} {missing}"
