@@ -109,6 +109,38 @@ def test_sample_is_seeded_restores_mode_and_counts_nfe():
     assert c.info["sampler"] == "heun" and c.nfe == 7  # 2 per step, 1 on the step onto sigma = 0
 
 
+def test_sample_from_a_start_state_on_a_ready_grid_equals_run_sampler():
+    from difflab.core.samplers import Denoiser, default_grid, run_sampler
+
+    module = ToyDiffusion(hidden=16, depth=1, embed_dim=8).eval()
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+    grid = default_grid("ddim", module.process, 5, grid_kind="uniform")
+    ours = module.sample(x_init=x.clone(), grid=grid, sampler="ddim")
+    den = Denoiser(lambda x_t, t: module.network_forward(x_t, t, None), module.process, module.prediction)
+    ref = run_sampler("ddim", den, x.clone(), steps=5, grid=grid)
+    assert torch.equal(ours.sample, ref.sample) and ours.nfe == 5
+    assert torch.equal(ours.info["grid"], grid)
+    with pytest.raises(ValueError, match="give a shape"):
+        module.sample()
+
+
+def test_eval_mode_restores_the_mode_also_on_error():
+    from difflab.core.lightning.module import eval_mode
+
+    net = nn.Sequential(nn.Dropout(0.5))
+    net.train()
+    with eval_mode(net):
+        assert not net.training
+    assert net.training
+    with pytest.raises(RuntimeError), eval_mode(net):
+        raise RuntimeError("inside")
+    assert net.training
+    net.eval()
+    with eval_mode(net):
+        pass
+    assert not net.training
+
+
 def test_noise_generator_depends_on_seed_stream_and_step():
     module = ToyDiffusion(hidden=8, depth=1, embed_dim=4)
     module.noise_seed = 11

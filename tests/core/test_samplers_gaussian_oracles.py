@@ -281,3 +281,34 @@ def test_fixed_large_uses_the_transition_variance():
     z = torch.randn(x.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     std = 0.5 * (0.99 * 0.8 - 0.99 * 0.5) ** 0.5
     torch.testing.assert_close(seen[0]["x"], mean + std * z, rtol=1e-12, atol=1e-12)
+
+
+def test_ddim_step_hook_sees_each_posterior_draw_and_sets_the_next_state():
+    """A hook returning its input changes nothing; a hook that resets the state to ``a_s x0_hat`` makes
+    every step start from the noise-free mean, which for point-mass data is ``a_s m`` exactly."""
+    proc = DiscreteVP("linear", 1000)
+    x, _ = start(proc, 4, None)
+    grid = time_grid(6, kind="uniform")
+    den = Denoiser(lambda x_t, t: M.expand_as(x_t), proc, "x0")
+    seen = []
+
+    def same(step):
+        seen.append(step["step"])
+        assert set(step) == {"step", "t", "x", "x0", "parts"}
+        return step["x"]
+
+    g = torch.Generator().manual_seed(0)
+    plain = sample_ddim(den, x, grid, eta=1.0, generator=torch.Generator().manual_seed(0))
+    hooked = sample_ddim(den, x, grid, eta=1.0, generator=g, step_hook=same)
+    assert seen == list(range(6)) and torch.equal(plain.sample, hooked.sample)
+    a_s = []
+
+    def settle(step):
+        a_s.append(step["parts"][0])
+        return step["parts"][0] * step["x0"]
+
+    last = []
+    sample_ddim(den, x, grid[:-1], eta=1.0, generator=g, step_hook=settle, callback=last.append)
+    a_check, _, _ = proc.coefficients(grid[1:-1])
+    torch.testing.assert_close(torch.stack(a_s), a_check)
+    torch.testing.assert_close(last[-1]["x"], a_check[-1] * M.expand_as(x))
