@@ -135,7 +135,9 @@ class StoRM(SpeechEnhancer):
         a pre-trained predictive model."""
         if not Path(path).is_file():
             raise FileNotFoundError(f"StoRM predictor_init: {path}: no such checkpoint")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        from difflab.core.lightning import read_checkpoint
+
+        ckpt = read_checkpoint(path, expected="a predictive or StoRM checkpoint", lightning=False)
         state = ckpt.get("state_dict", ckpt)
         hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
         hp = hp.get("init_args", hp) if isinstance(hp, dict) else {}

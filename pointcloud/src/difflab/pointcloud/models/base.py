@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 
@@ -16,7 +15,9 @@ def load_weights_from(module: nn.Module, ckpt: str | Path | None) -> None:
     path = Path(ckpt)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint to initialise from not found")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    from difflab.core.lightning import read_checkpoint
+
+    state = read_checkpoint(path, expected="a checkpoint of an earlier stage", lightning=False)
     sd = state.get("state_dict", state)
     missing, unexpected = module.load_state_dict(sd, strict=False)
     net_missing = [k for k in missing if k.startswith("network.")]

@@ -66,7 +66,9 @@ class InvSRStart(SRDiffusion):
         if (teacher is None) == (teacher_ckpt is None):
             raise ValueError("InvSRStart: give exactly one of teacher and teacher_ckpt")
         if teacher is None:
-            teacher = SR3.load_from_checkpoint(teacher_ckpt, map_location="cpu")
+            from difflab.core.lightning import load_checkpoint
+
+            teacher = load_checkpoint(teacher_ckpt, SR3)
         if not 0 < start_t <= 1:
             raise ValueError(f"InvSRStart: start_t must lie in (0, 1], got {start_t}")
         if train_steps < 1:
