@@ -1,16 +1,34 @@
-"""Spectrogram figures: before / after enhancement, side by side on one colour scale."""
+"""Spectrogram figures: before / after enhancement, side by side on one colour scale.
+
+The features and the display are librosa's: ``librosa.stft`` magnitudes in dB by
+``librosa.amplitude_to_db`` and ``librosa.display.specshow`` with time and frequency axes.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from difflab.core.figures import pyplot
 
-def log_spectrogram(wav: torch.Tensor | np.ndarray, n_fft: int = 510, hop: int = 128) -> np.ndarray:
-    """``20 log10 |STFT|`` in dB, ``(F, T)``."""
-    x = torch.as_tensor(np.asarray(wav), dtype=torch.float32).flatten()
-    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), center=True, return_complex=True)
-    return (20 * torch.log10(spec.abs().clamp_min(1e-6))).numpy()
+N_FFT, HOP = 510, 128
+
+
+def _librosa():
+    try:
+        import librosa
+        import librosa.display
+    except ImportError as err:  # pragma: no cover - a dependency of difflab-audio
+        raise ImportError("spectrogram figures need librosa: pip install librosa") from err
+    return librosa
+
+
+def log_spectrogram(wav: torch.Tensor | np.ndarray, n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
+    """``20 log10 max(|STFT|, 1e-6)`` in dB, ``(F, T)``: a Hann-windowed librosa STFT, centred with reflected edges."""
+    librosa = _librosa()
+    x = np.asarray(torch.as_tensor(np.asarray(wav), dtype=torch.float32).flatten())
+    spec = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, window="hann", center=True, pad_mode="reflect"))
+    return librosa.amplitude_to_db(spec, ref=1.0, amin=1e-6, top_db=None)
 
 
 def spectrogram_figure(
@@ -21,28 +39,28 @@ def spectrogram_figure(
     dynamic_range_db: float = 80.0,
 ):
     """One row of log-magnitude spectrograms (e.g. noisy / enhanced / clean) sharing a colour scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    librosa, plt = _librosa(), pyplot()
     specs = {k: log_spectrogram(v) for k, v in panels.items()}
     top = max(float(s.max()) for s in specs.values())
     fig, axes = plt.subplots(1, len(specs), figsize=(3.4 * len(specs), 3.0), sharey=True, squeeze=False)
     for ax, (name, s) in zip(axes[0], specs.items()):
-        dur = (s.shape[1] - 1) * 128 / sample_rate
-        im = ax.imshow(
+        im = librosa.display.specshow(
             s,
-            origin="lower",
-            aspect="auto",
+            sr=sample_rate,
+            hop_length=HOP,
+            n_fft=N_FFT,
+            x_axis="time",
+            y_axis="hz",
+            ax=ax,
             cmap="magma",
             vmin=top - dynamic_range_db,
             vmax=top,
-            extent=(0, dur, 0, sample_rate / 2000),
         )
         ax.set_title(name, fontsize=10)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(4))
         ax.set_xlabel("time (s)")
-    axes[0][0].set_ylabel("frequency (kHz)")
+        ax.set_ylabel("")
+    axes[0][0].set_ylabel("frequency (Hz)")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="dB")
     if title:
         fig.suptitle(title, fontsize=10, y=1.04)
