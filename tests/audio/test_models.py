@@ -12,6 +12,7 @@ import torch
 from difflab.audio.inference import enhance_file, enhance_signal
 from difflab.audio.models import SGMSE, PredictiveEnhancer, StoRM, complex_ouve
 from difflab.audio.networks import NCSNpp
+from difflab.core.parameterization import edm_scales
 from difflab.core.samplers.select import SAMPLER_NAMES
 
 
@@ -127,9 +128,9 @@ def test_x0_precond_skips_to_the_input_at_small_t_and_weights_the_loss():
     x0_hat = model.to_x0(torch.zeros_like(x_t), x_t, t, y)
     assert (x0_hat - x0).pow(2).mean() < 0.05 * (y - x0).pow(2).mean()
     # the weighted x0 loss equals the unit-scale regression of the network output on its target
-    _, _, c_skip, c_out = model.precond_scales(t, x_t)
+    _, _, c_skip, c_out = edm_scales(model.process, t, x_t, model.sigma_data)
     out = torch.randn_like(x_t)
-    a, b, _ = model.process._abs(t, x_t)
+    a, b, _ = model.process.coefficients_like(t, x_t)
     target = (x0 - c_skip * (x_t - b * y) / a) / c_out
     weighted = model.loss_weight(t) * (model.to_x0(out, x_t, t, y) - x0).pow(2).mean()
     assert torch.allclose(weighted, (out - target).pow(2).mean(), rtol=1e-4)
@@ -155,8 +156,8 @@ def test_x0_residual_returns_the_condition_at_large_t_and_the_input_at_small_t()
     x0_hat = model.to_x0(torch.zeros_like(x_t), x_t, t, y)
     assert (x0_hat - x0).pow(2).mean() < 0.05 * (y - x0).pow(2).mean()
     # the weighted loss is the unit-scale regression of the network output on the residual's target
-    _, b, c_skip, c_out = model.precond_scales(t, x_t)
-    a = model.process._abs(t, x_t)[0]
+    _, b, c_skip, c_out = edm_scales(model.process, t, x_t, model.sigma_data)
+    a = model.process.coefficients_like(t, x_t)[0]
     out = torch.randn_like(x_t)
     target = (x0 - y - c_skip * ((x_t - b * y) / a - y)) / c_out
     weighted = model.loss_weight(t) * (model.to_x0(out, x_t, t, y) - x0).pow(2).mean()

@@ -174,3 +174,20 @@ def test_flow_matching_loss_by_hand():
     fm = FlowMatching(sigma_min=0.2)
     u = from_x0_eps(fm, "velocity", x0, x1, torch.tensor([0.3, 0.6], dtype=F64))
     assert flow_matching_loss(u, x0, x1, sigma_min=0.2).item() == pytest.approx(0.0, abs=1e-15)
+
+
+def test_time_weighted_mse_groups_by_time_and_weights():
+    from difflab.core.losses import time_weighted_mse
+
+    g = _gen(4)
+    pred, target = torch.randn(3, 4, 5, generator=g), torch.randn(3, 4, 5, generator=g)
+    t = torch.rand(3, generator=g)
+    assert torch.allclose(time_weighted_mse(pred, target, t), (pred - target).pow(2).mean())
+    w = torch.tensor([1.0, 2.0, 0.5])
+    per = (pred - target).pow(2).mean((1, 2))
+    assert torch.allclose(time_weighted_mse(pred, target, t, w), (w * per).mean())
+    tl = torch.rand(3, 4, generator=g)  # one time per token: weights per (example, token)
+    wl = torch.rand(3, 4, generator=g)
+    assert torch.allclose(time_weighted_mse(pred, target, tl, wl), (wl * (pred - target).pow(2).mean(2)).mean())
+    with pytest.raises(ValueError, match="network output has shape"):
+        time_weighted_mse(pred, target[:, :2], t)

@@ -103,3 +103,52 @@ def test_unknown_prediction_kind_is_rejected():
         to_x0_eps(proc, "noise", x, x, t)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'noise'"):
         from_x0_eps(proc, "noise", x, x, t)  # type: ignore[arg-type]
+
+
+def test_edm_preconditioning_on_ve_is_karras_closed_form():
+    """On a VE process (``a = 1``, ``sigma = s``) the scales are EDM's Table 1:
+    ``c_skip = sd^2 / (sigma^2 + sd^2)``, ``c_out = sigma sd / sqrt(sigma^2 + sd^2)``, weight ``1 / c_out^2``."""
+    from difflab.core.parameterization import edm_loss_weight, edm_scales, precondition_x0
+
+    proc, sd = VESDE(0.01, 50.0), 0.5
+    t = torch.tensor([0.0, 0.3, 0.7, 1.0], dtype=torch.float64)
+    sigma = 0.01 * (50.0 / 0.01) ** t
+    x, out = (torch.randn(4, 3, generator=torch.Generator().manual_seed(k), dtype=torch.float64) for k in (0, 1))
+    a, b, c_skip, c_out = edm_scales(proc, t, x, sd)
+    c_skip_ref = sd**2 / (sigma**2 + sd**2)
+    c_out_ref = sigma * sd / (sigma**2 + sd**2).sqrt()
+    torch.testing.assert_close(c_skip[:, 0], c_skip_ref)
+    torch.testing.assert_close(c_out[:, 0], c_out_ref)
+    torch.testing.assert_close(a[:, 0], torch.ones(4, dtype=torch.float64))
+    ref = c_skip_ref[:, None] * x + c_out_ref[:, None] * out
+    torch.testing.assert_close(precondition_x0(proc, out, x, t, None, sd), ref)
+    torch.testing.assert_close(edm_loss_weight(proc, t, sd), 1 / c_out_ref**2)
+
+
+def test_residual_preconditioning_closed_form_and_limits():
+    """``x0_hat = y + c_skip ((x_t - b y)/a - y) + c_out F`` at sigma = s / a of a conditional process;
+    with ``F = 0`` it is ``y`` when sigma >> sd and the scaled input when sigma << sd."""
+    from difflab.core.parameterization import precondition_x0
+
+    proc, sd = ResidualShift(), 0.2
+    g = torch.Generator().manual_seed(3)
+    x, y, out = (torch.randn(2, 5, generator=g, dtype=torch.float64) for _ in range(3))
+    t = torch.tensor([0.2, 0.9], dtype=torch.float64)
+    eta = 0.01 + 0.98 * t
+    a, b, s = 1 - eta, eta, 0.5 * eta.sqrt()
+    sig2 = (s / a) ** 2
+    c_skip, c_out = sd**2 / (sig2 + sd**2), (sig2 * sd**2 / (sig2 + sd**2)).sqrt()
+    xs = (x - b[:, None] * y) / a[:, None]
+    ref = y + c_skip[:, None] * (xs - y) + c_out[:, None] * out
+    torch.testing.assert_close(precondition_x0(proc, out, x, t, y, sd, "residual"), ref)
+    ref_x0 = c_skip[:, None] * (x - b[:, None] * y) / a[:, None] + c_out[:, None] * out
+    torch.testing.assert_close(precondition_x0(proc, out, x, t, y, sd, "x0"), ref_x0)
+    zero = torch.zeros_like(x)
+    big = precondition_x0(proc, zero, x, t, y, 1e-4, "residual")  # sigma >> sd: the condition
+    torch.testing.assert_close(big, y, atol=1e-5, rtol=0)
+    small = precondition_x0(proc, zero, x, t, y, 1e4, "residual")  # sigma << sd: the scaled input
+    torch.testing.assert_close(small, xs, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="condition y"):
+        precondition_x0(proc, out, x, t, None, sd, "residual")
+    with pytest.raises(ValueError, match="'edm'"):
+        precondition_x0(proc, out, x, t, y, sd, "edm")  # type: ignore[arg-type]

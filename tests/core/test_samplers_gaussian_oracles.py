@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 from difflab.core.processes import VESDE, VPSDE, DiscreteVP, LinearGaussianProcess
 from difflab.core.samplers import (
     Denoiser,

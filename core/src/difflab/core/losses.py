@@ -37,6 +37,10 @@ shape ``(B, L)`` gives a weight per token that multiplies that token's error bef
 
   exactly Hang et al.'s weights for VP processes.
 
+* :func:`time_weighted_mse`: the loss of :class:`~difflab.core.lightning.DiffusionModule`: the
+  squared error averaged per time element (per example, or per token / frame for a time of shape
+  ``(B, L)``), multiplied by a per-time weight ``w(t)`` and averaged.
+
 * :func:`flow_matching_loss`: ``|| v_pred - ((1 - sigma_min) x1 - x0) ||^2`` in difflab's direction
   (``x_t = (1 - t) x0 + t x1``, ``t = 1`` noise); see :mod:`difflab.core.processes.flow`.
 """
@@ -48,7 +52,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 from difflab.core.processes.base import LinearGaussianProcess
 
 Reduction = Literal["mean", "none"]
@@ -170,6 +174,24 @@ def regression_loss(
         raise ValueError(f"pred shape {tuple(pred.shape)} differs from target shape {tuple(target.shape)}")
     w = expand_like(snr_weight(process, t, kind, weighting, gamma), pred)
     return _reduce(w * (pred - target) ** 2, reduction)
+
+
+def time_weighted_mse(pred: Tensor, target: Tensor, t: Tensor, weight: Tensor | None = None) -> Tensor:
+    r"""``mean_i w_i e_i`` with ``e_i = mean ||pred - target||^2`` over the elements of time entry ``i``.
+
+    Args:
+        pred, target: ``(B, ...)`` of the same shape.
+        t: the times, ``(B,)`` or per element ``(B, L)`` over the leading axes of ``pred``; only its
+            shape is used (it groups the error).
+        weight: ``w(t)`` of ``t``'s shape, or ``None`` for 1.
+
+    Returns:
+        a scalar; with ``weight=None`` and ``t`` of shape ``(B,)`` it is the plain mean squared error.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"network output has shape {tuple(pred.shape)}, the target {tuple(target.shape)}")
+    err = (pred - target).pow(2).reshape(*t.shape, -1).mean(-1)
+    return (err if weight is None else weight * err).mean()
 
 
 def flow_matching_loss(

@@ -39,7 +39,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 from difflab.core.parameterization import PREDICTIONS, Prediction, from_x0_eps
 from difflab.core.processes.base import LinearGaussianProcess
 

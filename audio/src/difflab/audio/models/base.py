@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from difflab.audio.spectral import SpecTransform
 from difflab.core.lightning import DiffusionModule
 from difflab.core.lightning.module import eval_mode
+from difflab.core.parameterization import edm_loss_weight, precondition_x0
 from difflab.core.processes import OUVESDE
 from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.select import SamplerName
@@ -151,30 +152,18 @@ class SpeechEnhancer(DiffusionModule):
         self.val_metrics = list(val_metrics) if val_metrics is not None else ["pesq", "estoi", "si_sdr"]
 
     # ------------------------------------------------------------------ preconditioning
-    def precond_scales(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(a, b, c_skip, c_out)`` of ``x0_precond`` at ``t``, broadcast against ``like``."""
-        a, b, s = self.process._abs(t, like)
-        sigma2 = (s / a) ** 2
-        sd2 = self.sigma_data**2
-        return a, b, sd2 / (sigma2 + sd2), (sigma2 * sd2 / (sigma2 + sd2)).sqrt()
-
     def to_x0(self, out: Tensor, x_t: Tensor, t: Tensor, y: Tensor) -> Tensor:
-        """The network output as the core's prediction: ``x0_hat`` for ``x0_precond`` (``y`` is the
-        process condition: the noisy ``y`` for SGMSE+, ``y_hat`` for StoRM), else ``out`` itself."""
+        """The network output as the core's prediction: ``x0_hat`` of core's EDM preconditioning
+        (:func:`~difflab.core.parameterization.precondition_x0`; ``residual`` for ``x0_residual``) with
+        ``y`` the process condition (the noisy ``y`` for SGMSE+, ``y_hat`` for StoRM), else ``out`` itself."""
         if not self.precondition:
             return out
-        a, b, c_skip, c_out = self.precond_scales(t, x_t)
-        if self.residual:  # EDM on the residual x0 - y: a zero network output gives the condition y itself
-            return y + c_skip * ((x_t - b * y) / a - y) + c_out * out
-        return c_skip * (x_t - b * y) / a + c_out * out
+        kind = "residual" if self.residual else "x0"
+        return precondition_x0(self.process, out, x_t, t, y, self.sigma_data, kind)
 
     def loss_weight(self, t: Tensor) -> Tensor | None:
-        """``1 / c_out^2`` for ``x0_precond`` (EDM's weighting), else none."""
-        if not self.precondition:
-            return None
-        sigma2 = self.process.sigma(t) ** 2
-        sd2 = self.sigma_data**2
-        return (sigma2 + sd2) / (sigma2 * sd2)
+        """``1 / c_out^2`` for ``x0_precond`` / ``x0_residual`` (EDM's weighting), else none."""
+        return edm_loss_weight(self.process, t, self.sigma_data) if self.precondition else None
 
     # ------------------------------------------------------------------ batches
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:

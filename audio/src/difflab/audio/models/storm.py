@@ -170,17 +170,17 @@ class StoRM(SpeechEnhancer):
         out = self.network(torch.cat([x_t, tile(batch["y"], x_t), y_hat], dim=1), t)
         return self.to_x0(out, x_t, t, y_hat)
 
+    def process_condition(self, batch: dict[str, Any]) -> Tensor | None:
+        """StoRM's process runs towards the predictor's estimate: ``batch["y_hat"]``."""
+        return batch.get("y_hat")
+
     def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
+        """The module's denoising loss towards ``y_hat`` (``a * |y_hat - x0|^2 + (1 - a) * DSM`` when joint)."""
         x0, y = batch["x0"], batch["y"]
         y_hat = self.predict_mean(y)
         if self.training_mode == "frozen_predictor":
             y_hat = y_hat.detach()
-        t = self.sample_time(x0, generator)
-        x_t, z = self.process.sample_marginal(x0, t, y_hat, generator=generator)
-        out = self.network_forward(x_t, t, {"y": y, "y_hat": y_hat})
-        err = (out - (z if self.prediction == "eps" else x0)).pow(2).reshape(t.shape[0], -1).mean(-1)
-        w = self.loss_weight(t)
-        dsm = (err if w is None else w * err).mean()
+        dsm = self.diffusion_loss({"x0": x0, "y": y, "y_hat": y_hat}, generator)
         if self.training_mode == "frozen_predictor":
             return dsm
         sup = (y_hat - x0).pow(2).mean()
@@ -195,7 +195,7 @@ class StoRM(SpeechEnhancer):
             raise ValueError("StoRM.sample needs the noisy spectrogram batch['y']")
         with eval_mode(self):
             y_hat = self.predict_mean(batch["y"])
-        result = super().sample(shape, batch={**batch, "y_hat": y_hat}, y=y_hat, **kwargs)
+        result = super().sample(shape, batch={**batch, "y_hat": y_hat}, **kwargs)
         result.nfe += 1  # the predictor
         return result
 

@@ -6,8 +6,8 @@ It owns a forward process, a network and the network's parameterisation, and pro
   example, or per element of the first ``time_dims`` axes), ``x_t = a(t) x0 + b(t) y + s(t) eps``
   from :meth:`~difflab.core.processes.base.LinearGaussianProcess.sample_marginal`, and regresses the
   chosen target (:func:`difflab.core.parameterization.from_x0_eps`) with a mean squared error
-  (Ho et al. 2020 for ``eps``; Salimans & Ho 2022 for ``v``; Song et al. 2021 for ``score``;
-  Lipman et al. 2023 for ``velocity``):
+  (:func:`difflab.core.losses.time_weighted_mse`; Ho et al. 2020 for ``eps``; Salimans & Ho 2022
+  for ``v``; Song et al. 2021 for ``score``; Lipman et al. 2023 for ``velocity``):
 
   .. math:: L = \mathbb E_{t, x_0, \varepsilon}\, w(t)\,
             \lVert f_\theta(x_t, t) - \mathrm{target}(x_0, \varepsilon, t) \rVert^2 .
@@ -74,6 +74,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from difflab.core.losses import time_weighted_mse
 from difflab.core.parameterization import PREDICTIONS, Prediction, from_x0_eps
 from difflab.core.processes.base import LinearGaussianProcess
 from difflab.core.processes.gaussian import VPSDE
@@ -291,21 +292,22 @@ class DiffusionModule(LightningModule):
         """Per-time weight ``w(t)`` of the regression (shape of ``t``); ``None`` means 1."""
         return None
 
+    def process_condition(self, batch: dict[str, Any]) -> Tensor | None:
+        """The process condition ``y`` of a batch (``batch["y"]``); override where it is another entry."""
+        return batch.get("y")
+
     def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
-        """The denoising regression loss on ``batch`` (see the module docstring), a scalar."""
+        """The denoising regression loss on ``batch`` (see the module docstring), a scalar
+        (:func:`difflab.core.losses.time_weighted_mse` with :meth:`loss_weight`)."""
         x0 = batch["x0"]
-        y = batch.get("y")
+        y = self.process_condition(batch)
         if self.process.conditional and y is None:
             raise ValueError(f"{type(self.process).__name__} is conditional: the batch needs a 'y' entry")
         t = self.sample_time(x0, generator)
         x_t, eps = self.process.sample_marginal(x0, t, y, generator=generator)
         target = from_x0_eps(self.process, self.prediction, x0, eps, t, y)
         out = self.network_forward(x_t, t, batch)
-        if out.shape != target.shape:
-            raise ValueError(f"network output has shape {tuple(out.shape)}, the target {tuple(target.shape)}")
-        err = (out - target).pow(2).reshape(*t.shape, -1).mean(-1)
-        w = self.loss_weight(t)
-        return (err if w is None else w * err).mean()
+        return time_weighted_mse(out, target, t, self.loss_weight(t))
 
     def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         """The objective minimised in ``training_step`` and reported in validation; override to change it."""
@@ -367,7 +369,8 @@ class DiffusionModule(LightningModule):
             shape: sample shape ``(B, *D)``; defaults to the shape of ``x_init``, else of
                 ``batch["x0"]``, else of ``y``.
             batch: conditioning batch (passed to :meth:`network_forward` through
-                :meth:`make_denoiser`; its ``y`` is the process condition unless ``y`` is given).
+                :meth:`make_denoiser`; its :meth:`process_condition` is the process condition
+                unless ``y`` is given).
             y: process condition ``(B, *D)`` for conditional processes.
             x_init: the start state at ``grid[0]`` (a warm start, or noise drawn by the caller);
                 ``None`` draws ``process.prior_sample`` with ``generator``.
@@ -386,7 +389,7 @@ class DiffusionModule(LightningModule):
         name = sampler or self.sampler_name
         opts = self.sampler_kwargs(name, options)
         if y is None and batch is not None:
-            y = batch.get("y")
+            y = self.process_condition(batch)
         with eval_mode(self):
             denoiser = self.make_denoiser(batch, y)
             if x_init is None:

@@ -31,7 +31,7 @@ From the three coefficients alone this base class derives everything the sampler
 
 Derivatives of the coefficients come from autograd unless a subclass gives a closed form.
 Per-element time: ``t`` may have shape ``(B,)`` or any shape broadcasting against the leading
-dimensions of ``x`` (see :func:`difflab.core._broadcast.expand_like`).
+dimensions of ``x`` (see :func:`difflab.core.broadcast.expand_like`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 
 
 class LinearGaussianProcess:
@@ -75,7 +75,8 @@ class LinearGaussianProcess:
                     ders.append(torch.zeros_like(tt) if d is None else d)
         return tuple(d.to(t.dtype).detach() for d in ders)  # type: ignore[return-value]
 
-    def _abs(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def coefficients_like(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(a(t), b(t), s(t))`` shaped to multiply ``x`` (:func:`~difflab.core.broadcast.expand_like`)."""
         a, b, s = self.coefficients(t)
         return expand_like(a, x), expand_like(b, x), expand_like(s, x)
 
@@ -86,7 +87,7 @@ class LinearGaussianProcess:
 
     def mean(self, x0: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         """Marginal mean ``a(t) x0 + b(t) y``."""
-        a, b, _ = self._abs(t, x0)
+        a, b, _ = self.coefficients_like(t, x0)
         m = a * x0
         if self.conditional:
             self._check_y(y)
@@ -95,7 +96,7 @@ class LinearGaussianProcess:
 
     def marginal(self, x0: Tensor, t: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Return ``(mean, std)``; ``std`` has ``t``'s shape expanded against ``x0``."""
-        _, _, s = self._abs(t, x0)
+        _, _, s = self.coefficients_like(t, x0)
         return self.mean(x0, t, y), s
 
     def noise_like(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -125,7 +126,8 @@ class LinearGaussianProcess:
         """Mean of the prior at ``t_max``: ``b(1) y`` (the data mean term is taken as 0)."""
         if self.conditional:
             self._check_y(y)
-            _, b, _ = self._abs(torch.full((shape[0],), self.t_max, dtype=like.dtype, device=like.device), y)
+            t1 = torch.full((shape[0],), self.t_max, dtype=like.dtype, device=like.device)
+            _, b, _ = self.coefficients_like(t1, y)
             return b * y
         return torch.zeros(shape, dtype=like.dtype, device=like.device)
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 from difflab.core.processes.base import LinearGaussianProcess
 
 Kernel = Literal["gp", "ou"]

@@ -59,7 +59,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 
 MaskSchedule = Literal["log_linear", "linear", "cosine"]
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 from difflab.core.samplers.base import Callback, Denoiser, SampleResult, noise_like
 
 
@@ -46,7 +46,7 @@ def _reverse_drift(denoiser: Denoiser, x: Tensor, t: Tensor) -> tuple[Tensor, Te
     """``(f - g^2 score, x0_hat)`` at ``(x, t)``: one network evaluation."""
     process = denoiser.process
     x0, eps = denoiser(x, t)
-    _, _, s = process._abs(t, x)
+    _, _, s = process.coefficients_like(t, x)
     return process.reverse_drift(x, t, -eps / s, denoiser.y), x0
 
 

@@ -95,7 +95,7 @@ class Denoiser:
 
     def score(self, x: Tensor, t: Tensor) -> Tensor:
         """Score ``-eps_hat / s(t)`` of the marginal at ``t``."""
-        from difflab.core._broadcast import expand_like
+        from difflab.core.broadcast import expand_like
 
         _, eps = self(x, t)
         _, _, s = self.process.coefficients(t)
@@ -159,7 +159,7 @@ def keep_still(still: Tensor | None, x: Tensor, x_new: Tensor) -> Tensor:
     """``x_new`` except where the element's time did not change in this step."""
     if still is None:
         return x_new
-    from difflab.core._broadcast import expand_like
+    from difflab.core.broadcast import expand_like
 
     return torch.where(expand_like(still, x), x, x_new)
 

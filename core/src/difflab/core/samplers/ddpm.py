@@ -27,7 +27,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, noise_like, prepare_grid
 
 Variance = Literal["fixed_small", "fixed_large"]

@@ -33,7 +33,7 @@ import math
 import torch
 from torch import Tensor
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 from difflab.core.processes.base import LinearGaussianProcess
 from difflab.core.samplers.base import Callback, Denoiser, SampleResult, noise_like, step_time
 

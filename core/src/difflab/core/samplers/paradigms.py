@@ -46,7 +46,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 from difflab.core.samplers.base import Callback, Denoiser, SampleResult, noise_like, step_time
 
 StepKind = Literal["ddim", "ddpm"]

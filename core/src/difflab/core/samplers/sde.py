@@ -31,7 +31,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 from difflab.core.samplers.base import Callback, Denoiser, SampleResult, noise_like, step_time
 
 Predictor = Literal["reverse_diffusion", "euler_maruyama"]
@@ -41,7 +41,7 @@ Corrector = Literal["langevin", "ald", "none"]
 def _x0_score(denoiser: Denoiser, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(x0_hat, score, s(t) expanded)`` from one network evaluation."""
     x0, eps = denoiser(x, t)
-    _, _, s = denoiser.process._abs(t, x)
+    _, _, s = denoiser.process.coefficients_like(t, x)
     return x0, -eps / s, s
 
 
@@ -179,8 +179,8 @@ def sample_predictor_corrector(
         z = noise_like(process, x, generator)
         if predictor == "reverse_diffusion":
             r = expand_like(process.transition_ratio(t_next, t).to(x.dtype), x)
-            _, b_t, s_t = process._abs(t, x)
-            _, b_s, s_s = process._abs(t_next, x)
+            _, b_t, s_t = process.coefficients_like(t, x)
+            _, b_s, s_s = process.coefficients_like(t_next, x)
             f = (r - 1) * x
             if process.conditional:
                 f = f + (b_t - r * b_s) * y

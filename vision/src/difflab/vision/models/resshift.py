@@ -34,7 +34,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 from difflab.core.processes import ResidualShift
 from difflab.core.samplers.select import SamplerName
 from difflab.vision.models.base import SRDiffusion

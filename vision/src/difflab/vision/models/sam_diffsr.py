@@ -30,7 +30,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from difflab.core._broadcast import expand_like
+from difflab.core.broadcast import expand_like
 from difflab.core.parameterization import Prediction, from_x0_eps
 from difflab.core.samplers.select import SamplerName
 from difflab.vision.models.sr3 import SR3

@@ -1,4 +1,4 @@
-"""Broadcasting helpers shared by processes and samplers.
+"""Broadcasting helpers shared by processes, samplers and the domains' own diffusion code.
 
 Time in difflab is per element: ``t`` has shape ``(B,)`` or any shape that broadcasts against the
 *leading* dimensions of ``x`` (for example ``(B, L)`` for one noise level per token of an
