@@ -28,7 +28,6 @@ ALLOWED_LONG = {
     "audio/src/difflab/audio/demo.py::main",
     "audio/src/difflab/audio/data/synth.py::_make_dataset",
     "vision/src/difflab/vision/demo.py::run_demo",
-    "text/src/difflab/text/demo.py::run_demo",
     "pointcloud/src/difflab/pointcloud/demo.py::run_demo",
     "benchmarks/audio.py::main",
     "benchmarks/core.py::table_overhead",

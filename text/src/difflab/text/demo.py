@@ -29,34 +29,18 @@ def _fit(model, dm, steps: int, seed: int) -> float:
     return train_briefly(model, dm, max_steps=steps, seed=seed, gradient_clip_val=1.0)
 
 
-def run_demo(out: Path, mdlm_steps: int, ar_steps: int, num_samples: int, seed: int, mdlm_lr: float = 1e-3) -> dict:
+def _quiet() -> None:
+    import logging
     import warnings
 
     warnings.filterwarnings("ignore")
-    import logging
-
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from difflab.text.data.lm import LMDataModule
-    from difflab.text.metrics import (
-        distinct_n,
-        generative_perplexity,
-        perplexity_from_nll,
-        repetition_rate,
-        shuffle_tokens,
-        unigram_perplexity,
-    )
+def _train_pair(dm, block: int, vocab: int, mdlm_steps: int, ar_steps: int, seed: int, mdlm_lr: float):
+    """The AR baseline and the masked diffusion LM of the same size, trained briefly."""
     from difflab.text.models import ARLanguageModel, MaskedDiffusionLM
 
-    out.mkdir(parents=True, exist_ok=True)
-    block, vocab = 32, 1024
-    dm = LMDataModule(corpus="kjv", vocab_size=vocab, block_size=block, batch_size=32, seed=seed)
-    dm.setup()
-    tok = dm.tokenizer
     size = dict(vocab_size=vocab, max_len=block, dim=64, depth=2, heads=4)
     torch.manual_seed(seed)  # the networks' initialisation (train_briefly seeds only the training)
     ar = ARLanguageModel(**size, optimizer=partial(torch.optim.AdamW, lr=2e-3))
@@ -64,8 +48,14 @@ def run_demo(out: Path, mdlm_steps: int, ar_steps: int, num_samples: int, seed: 
     t_ar = _fit(ar, dm, ar_steps, seed)
     t_md = _fit(mdlm, dm, mdlm_steps, seed)
     print(f"trained AR for {ar_steps} steps ({t_ar:.0f} s) and MDLM for {mdlm_steps} steps ({t_md:.0f} s)")
+    return ar, mdlm
 
-    held = dm.val_set.blocks[:512]
+
+def _perplexities(dm, ar, mdlm, held, vocab: int, seed: int) -> tuple[float, float, float]:
+    """Held-out ``(MDLM ELBO bound, AR exact, unigram)`` perplexities, printed as a table."""
+    from difflab.text.metrics import perplexity_from_nll, unigram_perplexity
+
+    tok = dm.tokenizer
     elbo_ppl = perplexity_from_nll(*mdlm.elbo_nll(held, n_times=8, generator=torch.Generator().manual_seed(seed)))
     ar_ppl = perplexity_from_nll(*ar.exact_nll(held))
     uni_ppl = unigram_perplexity(dm.train_set.blocks[:, 1:], held[:, 1:], vocab, exclude=(tok.pad_id, tok.mask_id))
@@ -73,11 +63,27 @@ def run_demo(out: Path, mdlm_steps: int, ar_steps: int, num_samples: int, seed: 
     print(f"{'model':<28}{'PPL':>10}")
     for name, v in (("unigram", uni_ppl), ("MDLM (ELBO bound)", elbo_ppl), ("AR (exact)", ar_ppl)):
         print(f"{name:<28}{v:>10.1f}")
+    return elbo_ppl, ar_ppl, uni_ppl
+
+
+def _score_row(scorer, name: str, x: torch.Tensor, steps: int | None, nfe: int, sec: float) -> dict:
+    """Generative perplexity, distinct-2 and repetition of the token blocks ``x`` (B, L)."""
+    from difflab.text.metrics import distinct_n, generative_perplexity, repetition_rate
+
+    toks = x[:, 1:].tolist()
+    gen_ppl = generative_perplexity(scorer, x)
+    return dict(
+        name=name, steps=steps, nfe=nfe, sec=sec, gen_ppl=gen_ppl, d2=distinct_n(toks, 2), rep=repetition_rate(toks, 4)
+    )
+
+
+def _sample_and_score(ar, mdlm, real, block: int, num_samples: int, seed: int):
+    """MDLM samples at every :data:`STEP_COUNTS` and the reference sets (real, shuffled, AR samples),
+    scored by the AR model: ``(rows, base, samples {steps: (B, L)}, references {name: (B, L)})``."""
+    from difflab.text.metrics import shuffle_tokens
 
     scorer = ar.network.eval()
-    rows = []
     g = torch.Generator().manual_seed(seed + 1)
-    real = held[:num_samples]
     refs = {
         "real held-out text": real,
         "shuffled-token text": shuffle_tokens(real, torch.Generator().manual_seed(seed)),
@@ -85,90 +91,57 @@ def run_demo(out: Path, mdlm_steps: int, ar_steps: int, num_samples: int, seed: 
     t0 = time.time()
     refs["AR samples"] = ar.generate(num_samples, block, generator=g)
     ar_time = time.time() - t0
-    samples = {}
+    rows, samples = [], {}
     for steps in STEP_COUNTS:
         t0 = time.time()
         r = mdlm.generate(num_samples, block, steps=steps, generator=g)
         dt = time.time() - t0
         samples[steps] = r.sample
-        toks = r.sample[:, 1:].tolist()
-        rows.append(
-            dict(
-                name=f"MDLM {steps} steps",
-                steps=steps,
-                nfe=r.nfe,
-                sec=dt,
-                gen_ppl=generative_perplexity(scorer, r.sample),
-                d2=distinct_n(toks, 2),
-                rep=repetition_rate(toks, 4),
-            )
-        )
+        rows.append(_score_row(scorer, f"MDLM {steps} steps", r.sample, steps, r.nfe, dt))
     base = []
     for name, x in refs.items():
-        toks = x[:, 1:].tolist()
-        base.append(
-            dict(
-                name=name,
-                steps=None,
-                nfe=block - 1 if name == "AR samples" else 0,
-                sec=ar_time if name == "AR samples" else 0.0,
-                gen_ppl=generative_perplexity(scorer, x),
-                d2=distinct_n(toks, 2),
-                rep=repetition_rate(toks, 4),
-            )
-        )
+        is_ar = name == "AR samples"
+        base.append(_score_row(scorer, name, x, None, block - 1 if is_ar else 0, ar_time if is_ar else 0.0))
     print(f"\nsamples ({num_samples} x {block} tokens), scored by the AR baseline")
     print(f"{'source':<24}{'NFE':>6}{'sec':>8}{'gen-PPL':>10}{'distinct-2':>12}{'rep-4':>8}")
     for r_ in rows + base:
         print(
             f"{r_['name']:<24}{r_['nfe']:>6}{r_['sec']:>8.2f}{r_['gen_ppl']:>10.1f}{r_['d2']:>12.3f}{r_['rep']:>8.3f}"
         )
+    return rows, base, samples, refs
 
+
+def _write_samples(txt: Path, tok, samples: dict, refs: dict) -> None:
+    """Print one decoded MDLM sample per step count; write eight of each set to ``txt``."""
+    decode = lambda s: tok.decode(s).replace("\n", " / ")  # noqa: E731
     print()
     lines = []
     for steps in STEP_COUNTS:
-        text = tok.decode(samples[steps][0]).replace("\n", " / ")
-        print(f"[MDLM {steps:>3} steps] {text}")
-        lines.append(
-            f"## MDLM, {steps} steps\n" + "\n\n".join(tok.decode(s).replace("\n", " / ") for s in samples[steps][:8])
-        )
-    lines.append("## AR baseline\n" + "\n\n".join(tok.decode(s).replace("\n", " / ") for s in refs["AR samples"][:8]))
-    lines.append("## real held-out blocks\n" + "\n\n".join(tok.decode(s).replace("\n", " / ") for s in real[:8]))
-    txt = out / "samples.md"
+        print(f"[MDLM {steps:>3} steps] {decode(samples[steps][0])}")
+        lines.append(f"## MDLM, {steps} steps\n" + "\n\n".join(decode(s) for s in samples[steps][:8]))
+    lines.append("## AR baseline\n" + "\n\n".join(decode(s) for s in refs["AR samples"][:8]))
+    lines.append("## real held-out blocks\n" + "\n\n".join(decode(s) for s in refs["real held-out text"][:8]))
     txt.write_text("\n\n".join(lines) + "\n")
 
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    st = [r_["steps"] for r_ in rows]
-    ax[0].plot(st, [r_["gen_ppl"] for r_ in rows], "o-", color="C0", label="MDLM samples")
-    for (name, color), b in zip(
-        (("real held-out text", "C2"), ("shuffled-token text", "C3"), ("AR samples", "C1")), base
-    ):
-        ax[0].axhline(b["gen_ppl"], ls="--", color=color, label=name)
-    ax[0].set_xscale("log", base=2)
-    ax[0].set_yscale("log")
-    ax[0].set_xlabel("sampling steps")
-    ax[0].set_ylabel("generative perplexity (AR scorer)")
-    ax[0].set_title("sample quality vs steps (lower is better)")
-    ax[0].legend(fontsize=8)
-    ax[1].plot(st, [r_["d2"] for r_ in rows], "o-", color="C0", label="MDLM distinct-2")
-    ax[1].axhline(base[0]["d2"], ls="--", color="C2", label="real text distinct-2")
-    ax[1].set_ylim(0.0, 1.05)
-    ax[1].set_ylabel("distinct-2")
-    sec_ax = ax[1].twinx()
-    sec_ax.plot(st, [r_["sec"] for r_ in rows], "s:", color="C4", label="MDLM sampling seconds")
-    sec_ax.set_ylabel("seconds")
-    ax[1].set_xscale("log", base=2)
-    ax[1].set_xlabel("sampling steps")
-    ax[1].set_title("diversity and sampling time")
-    ax[1].legend(fontsize=8, loc="lower left")
-    sec_ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle(
-        f"KJV, BPE-1024, {block}-token blocks; MDLM ELBO PPL {elbo_ppl:.0f}, AR PPL {ar_ppl:.0f}, unigram {uni_ppl:.0f}"
-    )
-    fig.tight_layout()
-    png = out / "quality_vs_steps.png"
-    fig.savefig(png, dpi=90)
-    plt.close(fig)
+
+def run_demo(out: Path, mdlm_steps: int, ar_steps: int, num_samples: int, seed: int, mdlm_lr: float = 1e-3) -> dict:
+    """Steps 1-4 of the module docstring; returns the perplexities and the scored sample sets."""
+    from difflab.text.data.lm import LMDataModule
+    from difflab.text.figures import plot_quality_vs_steps
+
+    _quiet()
+    out.mkdir(parents=True, exist_ok=True)
+    block, vocab = 32, 1024
+    dm = LMDataModule(corpus="kjv", vocab_size=vocab, block_size=block, batch_size=32, seed=seed)
+    dm.setup()
+    ar, mdlm = _train_pair(dm, block, vocab, mdlm_steps, ar_steps, seed, mdlm_lr)
+    held = dm.val_set.blocks[:512]
+    elbo_ppl, ar_ppl, uni_ppl = _perplexities(dm, ar, mdlm, held, vocab, seed)
+    rows, base, samples, refs = _sample_and_score(ar, mdlm, held[:num_samples], block, num_samples, seed)
+    txt = out / "samples.md"
+    _write_samples(txt, dm.tokenizer, samples, refs)
+    title = f"KJV, BPE-1024, {block}-token blocks; MDLM ELBO PPL {elbo_ppl:.0f}, AR PPL {ar_ppl:.0f}"
+    png = plot_quality_vs_steps(out / "quality_vs_steps.png", rows, base, f"{title}, unigram {uni_ppl:.0f}")
     print(
         f"\nartifact: {png} | generative perplexity and distinct-2 of MDLM samples against sampling steps, "
         "with real, shuffled and AR reference lines"
@@ -206,39 +179,12 @@ def brief_diffuseq(steps: int, vocab_size: int = 1024, max_len: int = 32, lr: fl
     )
 
 
-def plot_bleu_vs_draws(png: Path, bleu_by_draws: dict[int, float], copy: float, other: float, title: str) -> Path:
-    """Plot corpus BLEU against the number of MBR draws, with the copy and unrelated-verse lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts, bleu = list(bleu_by_draws), list(bleu_by_draws.values())
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    ax.plot(counts, bleu, "o-", color="C0", label="DiffuSeq, MBR over the draws")
-    ax.axhline(copy, color="C3", ls="--", label=f"copying the source ({copy:.1f})")
-    ax.axhline(other, color="0.5", ls=":", label=f"an unrelated verse ({other:.1f})")
-    for k, b in zip(counts, bleu, strict=True):
-        ax.annotate(f"{b:.1f}", (k, b), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xticks(counts, [str(k) for k in counts])
-    ax.set_xlabel("draws per source (minimum-Bayes-risk selection)")
-    ax.set_ylabel("corpus BLEU")
-    ax.set_ylim(-2, 80)
-    ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 0.06))
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return png
-
-
 def run_seq2seq(
     out: Path, steps: int, seed: int, num_test: int = 1000, draws: int = 20, sample_steps: int = 20
 ) -> dict:
     """Train DiffuSeq on KJV restoration for ``steps`` steps; BLEU against copying the source."""
     from difflab.text.data.seq2seq import Seq2SeqDataModule
+    from difflab.text.figures import plot_bleu_vs_draws
     from difflab.text.metrics import corpus_bleu, mbr_select, rouge_l
 
     dm = Seq2SeqDataModule(
