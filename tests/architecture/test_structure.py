@@ -26,7 +26,6 @@ ALLOWED_LONG = {
     "core/src/difflab/core/samplers/paradigms.py::sample_paradigms",
     "core/src/difflab/core/samplers/sde.py::sample_predictor_corrector",
     "audio/src/difflab/audio/demo.py::main",
-    "audio/src/difflab/audio/data/synth.py::_make_dataset",
     "vision/src/difflab/vision/demo.py::run_demo",
     "pointcloud/src/difflab/pointcloud/demo.py::run_demo",
     "benchmarks/audio.py::main",

@@ -362,54 +362,23 @@ def _make_dataset(
         rngs = [np.random.default_rng([seed, sid, i]) for i in range(split.count)]
         pool = noise_files(split.held_out) if task == "denoise" else []
         if split.real_speech:
-            pick = np.random.default_rng([seed, 99]).permutation(len(real))
-            sources = [str(real[int(j)]) for j in pick]
-            cleans = []
-            for path in sources:
-                wav, _ = load_audio(path, SAMPLE_RATE)
-                if 1.0 * SAMPLE_RATE <= wav.shape[0] <= max_seconds * SAMPLE_RATE:
-                    cleans.append((wav, Path(path).stem, "asterisk:en_US_f_Allison"))
-                if len(cleans) == split.count:
-                    break
+            cleans = _real_cleans(real, seed, split.count, max_seconds)
         else:
             texts = [sentences[int(order[(text_cursor + i) % len(order)])] for i in range(split.count)]
             text_cursor += split.count
-            voices = [random_voice(r) for r in rngs]
-            with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max(1, workers)) as ex:
-                wavs = list(
-                    ex.map(
-                        lambda a: synthesize(a[0], a[1], a[2], Path(tmp), a[3]),
-                        [(t, v, r, f"{split.name}{i}") for i, (t, v, r) in enumerate(zip(texts, voices, rngs))],
-                    )
-                )
-            cleans = list(zip(wavs, texts, voices))
+            cleans = _synthetic_cleans(split.name, texts, rngs, workers)
         rows = []
         for i, (wav, text, voice) in enumerate(cleans):
             rng = rngs[i]
             wav = trim_silence(resample(wav, SAMPLE_RATE, SAMPLE_RATE))[: int(max_seconds * SAMPLE_RATE)]
             clean = _level(wav, rng)
             if task == "denoise":
-                snr = float(rng.uniform(*snr_range))
-                noise, noise_name = noise_segment(clean.shape[0], pool, rng, noise_cache)
-                noisy = mix_at_snr(clean, noise, snr)
-                info = {"snr_db": f"{snr:.2f}", "noise": noise_name, "rt60_s": ""}
+                noisy, info = _add_noise(clean, rng, snr_range, pool, noise_cache)
             else:
-                rt60_range, size_range = ((0.3, 1.0), (6.0, 12.0)) if split.held_out else ((0.2, 0.9), (3.0, 9.0))
-                rir, rt60 = room_impulse_response(rng, rt60_range, size_range)
-                noisy = reverberate(clean, rir)
-                noisy = noisy * (clean.pow(2).mean().sqrt() / noisy.pow(2).mean().sqrt().clamp_min(1e-9))
-                info = {"snr_db": "", "noise": "", "rt60_s": f"{rt60:.2f}"}
-            peak = max(float(noisy.abs().max()), float(clean.abs().max()))
-            if peak > 0.95:
-                clean, noisy = clean * (0.95 / peak), noisy * (0.95 / peak)
-            name = f"{split.name}_{i:05d}.wav"
-            write_wav(root / split.name / "clean" / name, clean, SAMPLE_RATE)
-            write_wav(root / split.name / "noisy" / name, noisy, SAMPLE_RATE)
+                noisy, info = _add_reverb(clean, rng, split.held_out)
+            name = _write_pair(root / split.name, f"{split.name}_{i:05d}.wav", clean, noisy)
             rows.append({"file": name, "speech": text, "voice": voice, **info})
-        with open(root / split.name / "meta.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["file", "speech", "voice", "snr_db", "noise", "rt60_s"])
-            writer.writeheader()
-            writer.writerows(rows)
+        _write_meta(root / split.name / "meta.csv", rows)
         if verbose:
             print(f"wrote {len(rows)} {task} pairs to {root / split.name}")
     (root / "README.txt").write_text(
@@ -417,6 +386,69 @@ def _make_dataset(
         "test real speech (asterisk-core-sounds-en-g722); see meta.csv in each split.\n"
     )
     return root
+
+
+def _real_cleans(real: list[Path], seed: int, count: int, max_seconds: float) -> list[tuple[torch.Tensor, str, str]]:
+    """``count`` recorded utterances of 1 s to ``max_seconds``, in a seeded order: ``(wav, stem, voice)``."""
+    pick = np.random.default_rng([seed, 99]).permutation(len(real))
+    cleans = []
+    for path in [str(real[int(j)]) for j in pick]:
+        wav, _ = load_audio(path, SAMPLE_RATE)
+        if 1.0 * SAMPLE_RATE <= wav.shape[0] <= max_seconds * SAMPLE_RATE:
+            cleans.append((wav, Path(path).stem, "asterisk:en_US_f_Allison"))
+        if len(cleans) == count:
+            break
+    return cleans
+
+
+def _synthetic_cleans(
+    split: str, texts: list[str], rngs: list[np.random.Generator], workers: int
+) -> list[tuple[torch.Tensor, str, str]]:
+    """Each text spoken by a random TTS voice (one per generator), in parallel: ``(wav, text, voice)``."""
+    voices = [random_voice(r) for r in rngs]
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max(1, workers)) as ex:
+        wavs = list(
+            ex.map(
+                lambda a: synthesize(a[0], a[1], a[2], Path(tmp), a[3]),
+                [(t, v, r, f"{split}{i}") for i, (t, v, r) in enumerate(zip(texts, voices, rngs))],
+            )
+        )
+    return list(zip(wavs, texts, voices))
+
+
+def _add_noise(
+    clean: torch.Tensor, rng: np.random.Generator, snr_range: tuple[float, float], pool: list, noise_cache: dict
+) -> tuple[torch.Tensor, dict[str, str]]:
+    """A noise segment from ``pool`` mixed at an SNR drawn from ``snr_range``, and the meta.csv fields."""
+    snr = float(rng.uniform(*snr_range))
+    noise, noise_name = noise_segment(clean.shape[0], pool, rng, noise_cache)
+    return mix_at_snr(clean, noise, snr), {"snr_db": f"{snr:.2f}", "noise": noise_name, "rt60_s": ""}
+
+
+def _add_reverb(clean: torch.Tensor, rng: np.random.Generator, held_out: bool) -> tuple[torch.Tensor, dict[str, str]]:
+    """``clean`` in a simulated room (larger, more reverberant rooms for held-out splits) at its own RMS."""
+    rt60_range, size_range = ((0.3, 1.0), (6.0, 12.0)) if held_out else ((0.2, 0.9), (3.0, 9.0))
+    rir, rt60 = room_impulse_response(rng, rt60_range, size_range)
+    noisy = reverberate(clean, rir)
+    noisy = noisy * (clean.pow(2).mean().sqrt() / noisy.pow(2).mean().sqrt().clamp_min(1e-9))
+    return noisy, {"snr_db": "", "noise": "", "rt60_s": f"{rt60:.2f}"}
+
+
+def _write_pair(folder: Path, name: str, clean: torch.Tensor, noisy: torch.Tensor) -> str:
+    """Write ``clean/name`` and ``noisy/name`` under ``folder``, both scaled down if a peak passes 0.95."""
+    peak = max(float(noisy.abs().max()), float(clean.abs().max()))
+    if peak > 0.95:
+        clean, noisy = clean * (0.95 / peak), noisy * (0.95 / peak)
+    write_wav(folder / "clean" / name, clean, SAMPLE_RATE)
+    write_wav(folder / "noisy" / name, noisy, SAMPLE_RATE)
+    return name
+
+
+def _write_meta(path: Path, rows: list[dict[str, str]]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["file", "speech", "voice", "snr_db", "noise", "rt60_s"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def is_complete(root: str | Path) -> bool:
