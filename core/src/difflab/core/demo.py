@@ -128,4 +128,18 @@ def _available(name: str) -> bool:
     return True
 
 
-__all__ = ["run_demo"]
+def main(argv: list[str] | None = None) -> int:
+    """``difflab-core demo``: train the toy model on the 8-mode mixture and plot samples of every sampler."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="difflab-core demo", description=main.__doc__)
+    parser.add_argument("--out", type=Path, default=Path("outputs/core/demo"), help="output folder")
+    parser.add_argument("--max_steps", type=int, default=2000, help="training steps")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: a budget per sampler)")
+    parser.add_argument("--seed", type=int, default=0)
+    ns = parser.parse_args(argv)
+    run_demo(ns.out, max_steps=ns.max_steps, sample_steps=ns.steps, seed=ns.seed)
+    return 0
+
+
+__all__ = ["main", "run_demo"]
