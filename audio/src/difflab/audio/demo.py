@@ -147,14 +147,7 @@ def method_args(method: str, out: Path) -> list[str]:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    from lightning.pytorch.callbacks import EMAWeightAveraging
-
-    from difflab.audio.data.io import write_wav
-    from difflab.audio.figures import spectrogram_figure
-    from difflab.audio.metrics import evaluate, format_table
-    from difflab.core.lightning import train_briefly
-
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="difflab-audio demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -170,51 +163,62 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data_root", type=Path, default=None, help="default-layout data (default: the offline default)")
     p.add_argument("--num_eval", type=int, default=12, help="real-speech test mixtures to enhance")
     p.add_argument("--seed", type=int, default=0)
-    ns = p.parse_args(argv)
-    out = ns.out
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
-    methods = [m for m in METHOD_CONFIGS if m in ns.methods]
-    if "storm" in methods and "predictive" not in methods and not (out / "predictive.ckpt").is_file():
-        methods.insert(0, "predictive")  # StoRM starts from the trained predictive baseline
-    results: dict[str, list] = {}
-    extra: dict[str, dict[str, str]] = {}
-    ref = None
-    steps_done: dict[str, int] = {}
-    for method in methods:
-        config = METHOD_CONFIGS[method].replace("_denoise", f"_{ns.task}")
-        model, dm = build(
-            config,
-            data_root=ns.data_root,
-            seed=ns.seed,
-            lr=TRAINING["lr"],
-            batch_size=TRAINING["batch_size"],
-            extra=method_args(method, out),
-        )
-        steps = ns.max_steps or TRAINING[method]["steps"]
-        steps_done[method] = steps
-        print(f"training {LABELS[method]} for {steps} steps on {dm.root} ...", flush=True)
-        ckpt = out / f"{method}.ckpt"
-        ema = TRAINING[method].get("ema")
-        callbacks = [EMAWeightAveraging(decay=ema)] if ema else []
-        wall = train_briefly(
-            model, dm, max_steps=steps, seed=ns.seed, gradient_clip_val=1.0, checkpoint=ckpt, callbacks=callbacks
-        )
-        print(
-            f"artifact: {ckpt} | {LABELS[method]} checkpoint after {steps} steps ({wall:.0f} s); "
-            f"use with difflab-audio enhance",
-            flush=True,
-        )
-        for suffix, options in DEMO_VARIANTS[method]:
-            clean, noisy, enh, names, secs, nfe = enhance_test_set(
-                model, dm, limit=ns.num_eval, seed=ns.seed, **options
-            )
-            ref = (clean, noisy, names)
-            label = LABELS[method] + (f" ({suffix})" if suffix else "")
-            results[label] = enh
-            audio_s = sum(c.shape[0] for c in clean) / model.sample_rate
-            extra[label] = {"NFE": str(nfe), "RTF (CPU)": f"{secs / audio_s:.2f}"}
-    assert ref is not None
+    return p
+
+
+def train_method(method: str, ns: argparse.Namespace, out: Path):
+    """Build ``method`` for ``ns.task``, train it briefly and write ``<out>/<method>.ckpt``:
+    ``(model, datamodule, steps)``."""
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    from difflab.core.lightning import train_briefly
+
+    config = METHOD_CONFIGS[method].replace("_denoise", f"_{ns.task}")
+    model, dm = build(
+        config,
+        data_root=ns.data_root,
+        seed=ns.seed,
+        lr=TRAINING["lr"],
+        batch_size=TRAINING["batch_size"],
+        extra=method_args(method, out),
+    )
+    steps = ns.max_steps or TRAINING[method]["steps"]
+    print(f"training {LABELS[method]} for {steps} steps on {dm.root} ...", flush=True)
+    ckpt = out / f"{method}.ckpt"
+    ema = TRAINING[method].get("ema")
+    callbacks = [EMAWeightAveraging(decay=ema)] if ema else []
+    wall = train_briefly(
+        model, dm, max_steps=steps, seed=ns.seed, gradient_clip_val=1.0, checkpoint=ckpt, callbacks=callbacks
+    )
+    print(
+        f"artifact: {ckpt} | {LABELS[method]} checkpoint after {steps} steps ({wall:.0f} s); "
+        f"use with difflab-audio enhance",
+        flush=True,
+    )
+    return model, dm, steps
+
+
+def _write_wavs(wav_dir: Path, clean: list, noisy: list, names: list, results: dict[str, list]) -> int:
+    """Noisy, clean and every method's output of the first three test files; returns how many."""
+    from difflab.audio.data.io import write_wav
+
+    count = min(3, len(clean))
+    for i in range(count):
+        stem = Path(names[i]).stem
+        write_wav(wav_dir / f"{stem}_noisy.wav", noisy[i], 16000)
+        write_wav(wav_dir / f"{stem}_clean.wav", clean[i], 16000)
+        for label, sigs in results.items():
+            tag = label.replace(" (", "_").replace(")", "").replace(" ", "_").replace("=", "").replace("+", "plus")
+            write_wav(wav_dir / f"{stem}_{tag.lower()}.wav", sigs[i], 16000)
+    return count
+
+
+def _report(out: Path, ns: argparse.Namespace, ref: tuple, results: dict, extra: dict, steps_done: dict) -> None:
+    """Print and write the metric table, the wavs and the spectrogram figure, one artifact line each."""
+    from difflab.audio.figures import spectrogram_figure
+    from difflab.audio.metrics import evaluate, format_table
+    from difflab.core.figures import save_figure
+
     clean, noisy, names = ref
     table = evaluate(results, clean, noisy)
     what = "held-out noise" if ns.task == "denoise" else "held-out simulated rooms (reverberant -> anechoic)"
@@ -229,26 +233,44 @@ def main(argv: list[str] | None = None) -> int:
         f"artifact: {out / 'metrics.md'} | metric table (PESQ wb, ESTOI, SI-SDR) "
         "of the unprocessed input and each method"
     )
-    wav_dir = out / "wavs"
-    for i in range(min(3, len(clean))):
-        stem = Path(names[i]).stem
-        write_wav(wav_dir / f"{stem}_noisy.wav", noisy[i], 16000)
-        write_wav(wav_dir / f"{stem}_clean.wav", clean[i], 16000)
-        for label, sigs in results.items():
-            tag = label.replace(" (", "_").replace(")", "").replace(" ", "_").replace("=", "").replace("+", "plus")
-            write_wav(wav_dir / f"{stem}_{tag.lower()}.wav", sigs[i], 16000)
+    count = _write_wavs(out / "wavs", clean, noisy, names, results)
     print(
-        f"artifact: {wav_dir} | noisy, enhanced (each method) and clean wavs "
-        f"of {min(3, len(clean))} real-speech test mixtures"
+        f"artifact: {out / 'wavs'} | noisy, enhanced (each method) and clean wavs of {count} real-speech test mixtures"
     )
     k = max(range(min(len(clean), 6)), key=lambda j: clean[j].shape[0])
     panels = {"noisy input" if ns.task == "denoise" else "reverberant input": noisy[k]}
     panels.update({lab: sig[k] for lab, sig in results.items()})
     panels["clean"] = clean[k]
     fig = spectrogram_figure(panels, 16000, title=f"{names[k]}: real speech + {what}")
-    fig_path = out / "spectrograms.png"
-    fig.savefig(fig_path, dpi=110, bbox_inches="tight")
+    fig_path = save_figure(fig, out / "spectrograms.png", dpi=110, bbox_inches="tight")
     print(f"artifact: {fig_path} | before/after log spectrograms of one real-speech test mixture")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = _parser().parse_args(argv)
+    out = ns.out
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    methods = [m for m in METHOD_CONFIGS if m in ns.methods]
+    if "storm" in methods and "predictive" not in methods and not (out / "predictive.ckpt").is_file():
+        methods.insert(0, "predictive")  # StoRM starts from the trained predictive baseline
+    results: dict[str, list] = {}
+    extra: dict[str, dict[str, str]] = {}
+    ref = None
+    steps_done: dict[str, int] = {}
+    for method in methods:
+        model, dm, steps_done[method] = train_method(method, ns, out)
+        for suffix, options in DEMO_VARIANTS[method]:
+            clean, noisy, enh, names, secs, nfe = enhance_test_set(
+                model, dm, limit=ns.num_eval, seed=ns.seed, **options
+            )
+            ref = (clean, noisy, names)
+            label = LABELS[method] + (f" ({suffix})" if suffix else "")
+            results[label] = enh
+            audio_s = sum(c.shape[0] for c in clean) / model.sample_rate
+            extra[label] = {"NFE": str(nfe), "RTF (CPU)": f"{secs / audio_s:.2f}"}
+    assert ref is not None
+    _report(out, ns, ref, results, extra, steps_done)
     return 0
 
 
