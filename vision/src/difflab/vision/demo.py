@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.figures import save_figure
 from difflab.core.tables import markdown_table
 from difflab.vision.evaluate import BRIEF_TRAINING
 
@@ -31,27 +32,14 @@ def _table(rows: list[tuple[str, dict[str, float], float | None]]) -> str:
     )
 
 
-def run_demo(out: Path, *, max_steps: int | None = None, seed: int = 0, eval_size: int = 96) -> dict:
+def train_resshift4(out: Path, max_steps: int, seed: int, eval_size: int):
+    """The demo's ResShift-4 trained for ``max_steps`` steps and saved: ``(model, datamodule, seconds, ckpt)``."""
     import lightning.pytorch as pl
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from difflab.vision.evaluate import brief_callbacks, build_resshift4
 
-    from difflab.vision.data.degradations import bicubic_downsample, bicubic_upsample
-    from difflab.vision.data.photos import HELDOUT_PHOTOS, load_photos
-    from difflab.vision.evaluate import brief_callbacks, build_resshift4, evaluate_heldout
-    from difflab.vision.figures import crops_figure
-    from difflab.vision.metrics import from_model_range
-    from difflab.vision.upscale import model_sr_fn, upscale_tiled
-
-    max_steps = BRIEF_TRAINING["steps"] if max_steps is None else max_steps
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(1)  # one intra-op thread: a shared 2-core machine thrashes with more
     model, dm = build_resshift4(steps=max_steps, seed=seed, eval_size=eval_size)
-    scale = dm.scale
-    print(f"training ResShift-4 (x{scale}) for {max_steps} steps on the default photographs ...")
+    print(f"training ResShift-4 (x{dm.scale}) for {max_steps} steps on the default photographs ...")
     pl.seed_everything(seed, verbose=False)
     trainer = pl.Trainer(
         max_steps=max_steps,
@@ -68,12 +56,13 @@ def run_demo(out: Path, *, max_steps: int | None = None, seed: int = 0, eval_siz
     t0 = time.perf_counter()
     trainer.fit(model, datamodule=dm)
     train_s = time.perf_counter() - t0
-    ckpt = out / f"resshift4_x{scale}.ckpt"
+    ckpt = out / f"resshift4_x{dm.scale}.ckpt"
     trainer.save_checkpoint(ckpt)
     model.eval()
+    return model, dm, train_s, ckpt
 
-    res = evaluate_heldout(lambda y, g: model.super_resolve(y, generator=g).sample, dm, scale, seed=seed)
-    names = list(HELDOUT_PHOTOS)
+
+def _print_heldout(res: dict, model, names: list[str], eval_size: int, scale: int, max_steps: int, train_s: float):
     print(
         f"\nheld-out photographs ({', '.join(names)}; centred {eval_size} px crops, x{scale} bicubic degradation), "
         f"after {max_steps} training steps ({train_s:.0f} s):"
@@ -91,6 +80,11 @@ def run_demo(out: Path, *, max_steps: int | None = None, seed: int = 0, eval_siz
         )
     )
 
+
+def _crops_png(png: Path, res: dict, dm, names: list[str]) -> Path:
+    from difflab.vision.figures import crops_figure
+    from difflab.vision.metrics import from_model_range
+
     batch = next(iter(dm.val_dataloader()))
     n = len(names)
     fig = crops_figure(
@@ -101,11 +95,17 @@ def run_demo(out: Path, *, max_steps: int | None = None, seed: int = 0, eval_siz
         names=names,
         psnrs={"bicubic": res["per_image_bicubic_psnr_y"], "ResShift-4": res["per_image_psnr_y"]},
     )
-    crops_png = out / "crops.png"
-    fig.savefig(crops_png, dpi=90)
-    plt.close(fig)
+    return save_figure(fig, png, dpi=90)
 
-    # a whole held-out photograph through the tiled upscale path
+
+def _tiled_png(png: Path, model, scale: int, seed: int) -> Path:
+    """A quarter of the held-out 'rocket' photograph through the tiled upscale path, beside bicubic and HR."""
+    from difflab.vision.data.degradations import bicubic_downsample, bicubic_upsample
+    from difflab.vision.data.photos import load_photos
+    from difflab.vision.figures import images_row
+    from difflab.vision.metrics import from_model_range
+    from difflab.vision.upscale import model_sr_fn, upscale_tiled
+
     name, rgb = [p for p in load_photos("heldout") if p[0] == "rocket"][0]
     hr = torch.from_numpy(rgb).permute(2, 0, 1)
     h, w = (hr.shape[1] // (2 * scale)) * scale, (hr.shape[2] // (2 * scale)) * scale  # a quarter of the photo
@@ -117,18 +117,26 @@ def run_demo(out: Path, *, max_steps: int | None = None, seed: int = 0, eval_siz
     tile_s = time.perf_counter() - t0
     sr01 = from_model_range(sr)[0]
     bic = bicubic_upsample(lr[None], scale)[0].clamp(0, 1)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, img, title in zip(
-        axes, (bic, sr01, hr), ("bicubic", f"ResShift-4, tiled 48 px / overlap 12 ({tile_s:.0f} s)", "HR")
-    ):
-        ax.imshow(img.permute(1, 2, 0).numpy())
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
-    tiled_png = out / "tiled_rocket.png"
-    fig.savefig(tiled_png, dpi=90)
-    plt.close(fig)
+    fig = images_row([(bic, "bicubic"), (sr01, f"ResShift-4, tiled 48 px / overlap 12 ({tile_s:.0f} s)"), (hr, "HR")])
+    return save_figure(fig, png, dpi=90)
 
+
+def run_demo(out: Path, *, max_steps: int | None = None, seed: int = 0, eval_size: int = 96) -> dict:
+    """Train ResShift-4, print held-out metrics, write the crops and tiled figures and the checkpoint."""
+    from difflab.vision.data.photos import HELDOUT_PHOTOS
+    from difflab.vision.evaluate import evaluate_heldout
+
+    max_steps = BRIEF_TRAINING["steps"] if max_steps is None else max_steps
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)  # one intra-op thread: a shared 2-core machine thrashes with more
+    model, dm, train_s, ckpt = train_resshift4(out, max_steps, seed, eval_size)
+    scale = dm.scale
+    res = evaluate_heldout(lambda y, g: model.super_resolve(y, generator=g).sample, dm, scale, seed=seed)
+    names = list(HELDOUT_PHOTOS)
+    _print_heldout(res, model, names, eval_size, scale, max_steps, train_s)
+    crops_png = _crops_png(out / "crops.png", res, dm, names)
+    tiled_png = _tiled_png(out / "tiled_rocket.png", model, scale, seed)
     print(f"artifact: {crops_png} | held-out crops: LR, bicubic, ResShift-4 and HR with PSNR-Y per image")
     print(
         f"artifact: {tiled_png} | a quarter of the held-out 'rocket' photo upscaled x{scale} with overlapping "

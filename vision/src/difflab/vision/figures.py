@@ -1,4 +1,4 @@
-"""Figures: crops of LR / bicubic / SR / HR side by side (matplotlib, Agg backend)."""
+"""Figures: crops of LR / bicubic / SR / HR side by side, and whole images in a row (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from torch import Tensor
+
+from difflab.core.figures import pyplot
 
 
 def _img(t: Tensor) -> np.ndarray:
@@ -32,11 +34,7 @@ def crops_figure(
         names: row labels.
         psnrs: ``{column title: [PSNR-Y per row]}`` printed under the crops.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     methods = sr if isinstance(sr, dict) else {method: sr}
     cols: list[tuple[str, Tensor]] = []
     if lr is not None:
@@ -61,4 +59,16 @@ def crops_figure(
     return fig
 
 
-__all__ = ["crops_figure"]
+def images_row(images: Sequence[tuple[Tensor, str]], figsize: tuple[float, float] = (13, 3.6)):
+    """Whole images ``(3, H, W)`` in [0, 1] side by side, each under its title, without axes."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(images), figsize=figsize, squeeze=False)
+    for ax, (img, title) in zip(axes[0], images):
+        ax.imshow(img.permute(1, 2, 0).numpy())
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["crops_figure", "images_row"]
