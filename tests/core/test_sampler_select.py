@@ -110,3 +110,57 @@ def test_options_reach_the_sampler_and_a_ready_grid_wins():
     assert not torch.equal(a, b) and torch.equal(a, c)
     with pytest.raises(TypeError):
         run_sampler("ddim", denoiser, x, steps=5, etaa=1.0)
+
+
+def test_sampler_names_are_the_registries_keys():
+    from typing import get_args
+
+    from difflab.core.samplers.select import (
+        _DISCRETE_SAMPLERS,
+        _SAMPLERS,
+        DISCRETE_SAMPLER_NAMES,
+        DiscreteSamplerName,
+        SamplerName,
+    )
+
+    assert get_args(SamplerName) == SAMPLER_NAMES == tuple(_SAMPLERS)
+    assert get_args(DiscreteSamplerName) == DISCRETE_SAMPLER_NAMES == tuple(_DISCRETE_SAMPLERS) == ("masked", "gidd")
+
+
+@pytest.mark.parametrize("name", ["masked", "gidd"])
+def test_discrete_samplers_by_name_equal_the_functions_on_the_process_grid(name):
+    from difflab.core.processes import GIDD, MaskedDiffusion
+    from difflab.core.samplers.masked import sample_gidd, sample_masked
+    from difflab.core.samplers.select import discrete_sampler_function, run_discrete_sampler
+
+    V, mask = 12, 0
+    process = MaskedDiffusion(V, mask) if name == "masked" else GIDD(V, mask, p_u=0.1)
+    fn = sample_masked if name == "masked" else sample_gidd
+    assert discrete_sampler_function(name) is fn
+    weights = torch.randn(V, V, generator=torch.Generator().manual_seed(0))
+
+    def model(x, t):
+        return weights[x]
+
+    x = process.prior_sample((3, 7))
+    grid = process.default_grid(name, 6)
+    ends = (1.0, 1e-5) if name == "masked" else (1 - 1e-4, 1e-4)
+    torch.testing.assert_close(grid, torch.linspace(*ends, 7, dtype=torch.float64))
+    ours = run_discrete_sampler(name, model, process, x.clone(), steps=6, generator=torch.Generator().manual_seed(1))
+    ref = fn(model, process, x.clone(), grid, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(ours.sample, ref.sample) and ours.nfe == ref.nfe
+    assert ours.info["sampler"] == name and torch.equal(ours.info["grid"], grid)
+    with pytest.raises(ValueError, match="unknown discrete sampler 'ddpm'"):
+        run_discrete_sampler("ddpm", model, process, x, steps=6)
+
+
+def test_module_sampler_names_follow_the_process_kind():
+    from difflab.core.lightning import DiffusionModule
+    from difflab.core.processes import MaskedDiffusion
+
+    net = torch.nn.Linear(2, 2)
+    assert DiffusionModule(net, MaskedDiffusion(5, 0), sampler="masked").sampler_name == "masked"
+    with pytest.raises(ValueError, match="sampler must be one of .*'masked'.* for MaskedDiffusion, got 'ddpm'"):
+        DiffusionModule(net, MaskedDiffusion(5, 0), sampler="ddpm")
+    with pytest.raises(ValueError, match="for VPSDE, got 'masked'"):
+        DiffusionModule(net, sampler="masked")

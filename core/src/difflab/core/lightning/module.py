@@ -77,9 +77,16 @@ from torch import Tensor, nn
 from difflab.core.losses import time_weighted_mse
 from difflab.core.parameterization import PREDICTIONS, Prediction, from_x0_eps
 from difflab.core.processes.base import LinearGaussianProcess
+from difflab.core.processes.discrete import DiscreteProcess
 from difflab.core.processes.gaussian import VPSDE
 from difflab.core.samplers.base import Denoiser, SampleResult
-from difflab.core.samplers.select import SAMPLER_NAMES, SamplerName, run_sampler
+from difflab.core.samplers.select import (
+    DISCRETE_SAMPLER_NAMES,
+    SAMPLER_NAMES,
+    DiscreteSamplerName,
+    SamplerName,
+    run_sampler,
+)
 
 
 class NoiseStream(IntEnum):
@@ -156,7 +163,9 @@ class DiffusionModule(LightningModule):
             ``t`` of shape ``(B,)`` or per element (see ``time_dims``); returns a ``(B, *D)``
             prediction of kind ``prediction``. Subclasses with conditioning override
             :meth:`network_forward`.
-        process: the forward process; ``None`` means ``VPSDE()`` (beta 0.1 -> 20).
+        process: the forward process; ``None`` means ``VPSDE()`` (beta 0.1 -> 20). A discrete token
+            process (:data:`~difflab.core.processes.discrete.DiscreteProcess`) is sampled by a
+            subclass through :func:`~difflab.core.samplers.select.run_discrete_sampler`.
         prediction: what the network predicts: ``eps``, ``x0``, ``v``, ``score`` or ``velocity``.
         optimizer: optimiser factory ``params -> Optimizer`` (default ``torch.optim.Adam``, lr 1e-3).
         lr_scheduler: optional scheduler factory ``optimizer -> LRScheduler``.
@@ -164,7 +173,8 @@ class DiffusionModule(LightningModule):
         time_dims: number of leading axes of ``x0`` with their own time: 1 gives ``t`` of shape
             ``(B,)``, 2 gives ``(B, L)`` (one noise level per token / frame).
         t_eps: smallest training time; ``None`` means ``process.t_min`` (or 1e-5 if that is 0).
-        sampler: default sampler name for :meth:`sample` (validation samples, predict).
+        sampler: default sampler name for :meth:`sample` (validation samples, predict); one of
+            ``SAMPLER_NAMES``, or of ``DISCRETE_SAMPLER_NAMES`` for a discrete process.
         sample_steps: default number of sampler steps.
         sampler_options: extra keyword options for the default sampler (``eta``, ``order``, ...).
         num_val_samples: samples drawn once per validation epoch for :meth:`sample_metrics` and
@@ -181,14 +191,14 @@ class DiffusionModule(LightningModule):
     def __init__(
         self,
         network: nn.Module,
-        process: LinearGaussianProcess | None = None,
+        process: LinearGaussianProcess | DiscreteProcess | None = None,
         prediction: Prediction = "eps",
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_interval: Literal["step", "epoch"] = "step",
         time_dims: int = 1,
         t_eps: float | None = None,
-        sampler: SamplerName = "ddim",
+        sampler: SamplerName | DiscreteSamplerName = "ddim",
         sample_steps: int = 50,
         sampler_options: dict[str, Any] | None = None,
         num_val_samples: int = 0,
@@ -197,8 +207,12 @@ class DiffusionModule(LightningModule):
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ValueError(f"{type(self).__name__}: prediction must be one of {PREDICTIONS}, got {prediction!r}")
-        if sampler not in SAMPLER_NAMES:
-            raise ValueError(f"{type(self).__name__}: sampler must be one of {SAMPLER_NAMES}, got {sampler!r}")
+        forward = process if process is not None else VPSDE()
+        names = SAMPLER_NAMES if isinstance(forward, LinearGaussianProcess) else DISCRETE_SAMPLER_NAMES
+        if sampler not in names:
+            raise ValueError(
+                f"{type(self).__name__}: sampler must be one of {names} for {type(forward).__name__}, got {sampler!r}"
+            )
         if lr_interval not in ("step", "epoch"):
             raise ValueError(f"{type(self).__name__}: lr_interval must be 'step' or 'epoch', got {lr_interval!r}")
         if time_dims < 1:
@@ -214,7 +228,7 @@ class DiffusionModule(LightningModule):
             ignore=None if cli_given_hparams() else ["network", "process", "optimizer", "lr_scheduler"]
         )
         self.network = network
-        self.process = process if process is not None else VPSDE()
+        self.process = forward
         self.prediction: Prediction = prediction
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
@@ -224,7 +238,7 @@ class DiffusionModule(LightningModule):
         self.t_eps = float(t_eps) if t_eps is not None else (t_min if t_min > 0 else 1e-5)
         if not 0 <= self.t_eps < self.process.t_max:
             raise ValueError(f"{type(self).__name__}: t_eps must lie in [0, t_max), got {self.t_eps}")
-        self.sampler_name: SamplerName = sampler
+        self.sampler_name = sampler
         self.sample_steps = sample_steps
         self.sampler_options = dict(sampler_options or {})
         self.num_val_samples = num_val_samples

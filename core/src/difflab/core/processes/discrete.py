@@ -63,7 +63,7 @@ from difflab.core.broadcast import expand_like
 
 MaskSchedule = Literal["log_linear", "linear", "cosine"]
 
-__all__ = ["MaskSchedule", "MaskedDiffusion", "SpindleMaskedDiffusion", "UniformDiffusion", "GIDD"]
+__all__ = ["MaskSchedule", "MaskedDiffusion", "SpindleMaskedDiffusion", "UniformDiffusion", "GIDD", "DiscreteProcess"]
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -140,6 +140,13 @@ def _posterior_from_mixture(x_t: Tensor, q_s: Tensor, a_ts: Tensor, bp_ts_at_zt:
 
 
 # ---------------------------------------------------------------------------------------- masked
+def _linspace_grid(t_start: float, t_end: float, steps: int) -> Tensor:
+    """``steps + 1`` descending times from ``t_start`` to ``t_end``, float64."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64)
+
+
 class MaskedDiffusion:
     r"""Absorbing-state (masked) diffusion, MDLM's continuous-time formulation.
 
@@ -166,6 +173,7 @@ class MaskedDiffusion:
     t_min: float = 0.0
     t_max: float = 1.0
     absorbing: bool = True  # [MASK] is the prior state samplers start from
+    sample_t_end: float = 1e-5  # the last time of MDLM's sampling grid
 
     def __init__(self, vocab_size: int, mask_id: int, schedule: MaskSchedule = "log_linear", eps: float = 1e-3) -> None:
         if vocab_size < 2:
@@ -180,6 +188,10 @@ class MaskedDiffusion:
         self.mask_id = int(mask_id)
         self.schedule = schedule
         self.eps = float(eps)
+
+    def default_grid(self, sampler: str, steps: int) -> Tensor:
+        """MDLM's sampling grid ``linspace(1, 1e-5, steps + 1)`` (float64), for any discrete ``sampler``."""
+        return _linspace_grid(self.t_max, self.sample_t_end, steps)
 
     # ------------------------------------------------------------------ schedule
     def alpha(self, t: Tensor) -> Tensor:
@@ -504,6 +516,11 @@ class UniformDiffusion:
     t_min: float = 0.0
     t_max: float = 1.0
     absorbing: bool = False  # mask_id, if given, is only excluded from the noise
+    sample_eps: float = 1e-4  # the sampling grid runs from 1 - sample_eps to sample_eps (as GIDD's)
+
+    def default_grid(self, sampler: str, steps: int) -> Tensor:
+        """``linspace(1 - sample_eps, sample_eps, steps + 1)`` (float64), for any discrete ``sampler``."""
+        return _linspace_grid(1 - self.sample_eps, self.sample_eps, steps)
 
     def __init__(
         self,
@@ -632,6 +649,11 @@ class GIDD:
     t_min: float = 0.0
     t_max: float = 1.0
     absorbing: bool = True
+    sample_eps: float = 1e-4  # GIDD's eps: its sampling grid runs from 1 - eps to eps
+
+    def default_grid(self, sampler: str, steps: int) -> Tensor:
+        """GIDD's sampling grid ``linspace(1 - eps, eps, steps + 1)`` (float64), for any discrete ``sampler``."""
+        return _linspace_grid(1 - self.sample_eps, self.sample_eps, steps)
 
     def __init__(self, vocab_size: int, mask_id: int, p_u: float = 0.0, gamma: float = 1.0) -> None:
         if vocab_size < 3:
@@ -756,3 +778,7 @@ class GIDD:
 
     def __repr__(self) -> str:
         return f"GIDD(vocab_size={self.vocab_size}, mask_id={self.mask_id}, p_u={self.p_u}, gamma={self.gamma})"
+
+
+DiscreteProcess = MaskedDiffusion | UniformDiffusion | GIDD
+"""Any discrete token process (what :func:`difflab.core.samplers.select.run_discrete_sampler` runs)."""

@@ -2,7 +2,8 @@
 
 Every sampler is ``sample_<name>(denoiser, x, grid, *, generator=None, callback=None, **options)``
 and returns a :class:`SampleResult` (sample, NFE, info). :func:`run_sampler` selects one by the
-name used in every config and command line (``--sampler ddim --steps 10``).
+name used in every config and command line (``--sampler ddim --steps 10``);
+:func:`run_discrete_sampler` does the same for discrete token processes (``masked``, ``gidd``).
 """
 
 from difflab.core.samplers.adaptive import sample_adaptive
@@ -14,7 +15,17 @@ from difflab.core.samplers.karras import sample_euler, sample_heun
 from difflab.core.samplers.masked import gidd_self_correct, sample_categorical, sample_gidd, sample_masked
 from difflab.core.samplers.paradigms import sample_paradigms
 from difflab.core.samplers.sde import sample_euler_maruyama, sample_predictor_corrector, sample_probability_flow
-from difflab.core.samplers.select import SAMPLER_NAMES, SamplerName, default_grid, run_sampler, sampler_function
+from difflab.core.samplers.select import (
+    DISCRETE_SAMPLER_NAMES,
+    SAMPLER_NAMES,
+    DiscreteSamplerName,
+    SamplerName,
+    default_grid,
+    discrete_sampler_function,
+    run_discrete_sampler,
+    run_sampler,
+    sampler_function,
+)
 from difflab.core.samplers.warm_start import truncated_grid, warm_start
 
 __all__ = [
@@ -41,6 +52,10 @@ __all__ = [
     "sample_categorical",
     "SAMPLER_NAMES",
     "SamplerName",
+    "DISCRETE_SAMPLER_NAMES",
+    "DiscreteSamplerName",
+    "discrete_sampler_function",
+    "run_discrete_sampler",
     "default_grid",
     "run_sampler",
     "sampler_function",

@@ -38,6 +38,19 @@ Every default can be overridden (``grid_kind``, ``t_start``, ``t_end``, or a rea
 remaining keyword options go to the sampler function unchanged, so a misspelt option fails with the
 function's own ``TypeError``.
 
+Discrete token processes have their own registry, :func:`run_discrete_sampler` over a token model
+``model(x_t, t) -> logits``, with the process's own default grid (``process.default_grid``):
+
+==========  ===============================  ==========================================
+name        function                         for
+==========  ===============================  ==========================================
+``masked``  ``masked.sample_masked``         absorbing processes (MDLM, with caching)
+``gidd``    ``masked.sample_gidd``           GIDD / uniform / masked (self-correction)
+==========  ===============================  ==========================================
+
+:data:`SamplerName` and :data:`DiscreteSamplerName` are the ``Literal`` types of the registries'
+keys (what the command line offers); static type checkers see ``str``.
+
 This module imports only the sampler modules it dispatches to (pure torch).
 """
 
@@ -45,17 +58,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
 
 from difflab.core.samplers.base import Callback, Denoiser, GridKind, SampleResult, time_grid
-
-SamplerName = Literal[
-    "ddpm", "ddim", "dpm_solver", "euler", "heun", "probability_flow", "euler_maruyama", "pc", "adaptive", "paradigms"
-]
-SAMPLER_NAMES: tuple[str, ...] = get_args(SamplerName)
 
 # name -> (module, function, default grid kind, ends at t = 0 (True) or at process.t_min (False))
 _SAMPLERS: dict[str, tuple[str, str, str, bool]] = {
@@ -70,6 +78,32 @@ _SAMPLERS: dict[str, tuple[str, str, str, bool]] = {
     "adaptive": ("difflab.core.samplers.adaptive", "sample_adaptive", "endpoints", False),
     "paradigms": ("difflab.core.samplers.paradigms", "sample_paradigms", "log_snr", True),
 }
+# name -> (module, function) of the samplers of discrete token processes
+_DISCRETE_SAMPLERS: dict[str, tuple[str, str]] = {
+    "masked": ("difflab.core.samplers.masked", "sample_masked"),
+    "gidd": ("difflab.core.samplers.masked", "sample_gidd"),
+}
+SAMPLER_NAMES: tuple[str, ...] = tuple(_SAMPLERS)
+DISCRETE_SAMPLER_NAMES: tuple[str, ...] = tuple(_DISCRETE_SAMPLERS)
+if TYPE_CHECKING:
+    SamplerName = str
+    DiscreteSamplerName = str
+else:
+    SamplerName = Literal[SAMPLER_NAMES]
+    DiscreteSamplerName = Literal[DISCRETE_SAMPLER_NAMES]
+
+
+def _import(registry: dict[str, tuple], kind: str, name: str) -> Callable[..., SampleResult]:
+    if name not in registry:
+        raise ValueError(f"unknown {kind}sampler {name!r}; expected one of {tuple(registry)}")
+    module_name, fn_name = registry[name][:2]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name != module_name:
+            raise
+        raise ImportError(f"sampler {name!r} needs {module_name}.{fn_name}, which is not available") from err
+    return getattr(module, fn_name)
 
 
 def _check_name(name: str) -> None:
@@ -79,15 +113,12 @@ def _check_name(name: str) -> None:
 
 def sampler_function(name: SamplerName) -> Callable[..., SampleResult]:
     """The sampler function registered under ``name`` (imported on first use)."""
-    _check_name(name)
-    module_name, fn_name, _, _ = _SAMPLERS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name != module_name:
-            raise
-        raise ImportError(f"sampler {name!r} needs {module_name}.{fn_name}, which is not available") from err
-    return getattr(module, fn_name)
+    return _import(_SAMPLERS, "", name)
+
+
+def discrete_sampler_function(name: DiscreteSamplerName) -> Callable[..., SampleResult]:
+    """The discrete-process sampler registered under ``name`` (imported on first use)."""
+    return _import(_DISCRETE_SAMPLERS, "discrete ", name)
 
 
 def default_grid(
@@ -177,4 +208,48 @@ def run_sampler(
     return result
 
 
-__all__ = ["SamplerName", "SAMPLER_NAMES", "sampler_function", "default_grid", "run_sampler"]
+def run_discrete_sampler(
+    name: DiscreteSamplerName,
+    model: Callable[[Tensor, Tensor], Tensor],
+    process,
+    x: Tensor,
+    *,
+    steps: int,
+    grid: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    **options: Any,
+) -> SampleResult:
+    """Run the discrete sampler ``name`` from tokens ``x`` (B, L) with ``model(x_t, t) -> logits`` (B, L, V).
+
+    Args:
+        name: one of :data:`DISCRETE_SAMPLER_NAMES`.
+        process: the discrete process (:mod:`difflab.core.processes.discrete`).
+        steps: number of steps of ``process.default_grid(name, steps)`` (ignored with ``grid``).
+        grid: a ready descending grid ``(N + 1,)`` or ``(N + 1, *t_shape)``.
+        **options: sampler options (``keep_mask``, ``cache`` for ``masked``; ``min_p``,
+            ``self_correction_steps`` for ``gidd``, ...).
+
+    Returns:
+        the sampler's :class:`SampleResult` with ``info["sampler"] = name`` and ``info["grid"]``.
+    """
+    fn = discrete_sampler_function(name)
+    if grid is None:
+        grid = process.default_grid(name, steps)
+    result = fn(model, process, x, grid, generator=generator, callback=callback, **options)
+    result.info.setdefault("sampler", name)
+    result.info.setdefault("grid", grid)
+    return result
+
+
+__all__ = [
+    "SamplerName",
+    "SAMPLER_NAMES",
+    "DiscreteSamplerName",
+    "DISCRETE_SAMPLER_NAMES",
+    "sampler_function",
+    "discrete_sampler_function",
+    "default_grid",
+    "run_sampler",
+    "run_discrete_sampler",
+]

@@ -11,7 +11,8 @@ Objective: GIDD's ELBO (Thm. 3.6), per token ``w_t(z_t, x)[KL(q_t(.|x) || q_t(.|
 default training weights) or ``"elbo"``; times ``t_i = (i/B + U) mod 1`` mapped into ``[1e-4, 1 -
 1e-4]``. :meth:`GIDDLM.elbo_nll` always evaluates the unweighted bound.
 
-Sampling: :func:`difflab.core.samplers.masked.sample_gidd` on ``linspace(1 - eps, eps, N + 1)``, then
+Sampling: core's ``gidd`` sampler (:func:`difflab.core.samplers.masked.sample_gidd`) on the process's
+grid ``linspace(1 - eps, eps, N + 1)``, then
 optionally GIDD's self-correction (``self_correction_steps``; t0 0.01, temperature 0.1, one token
 per iteration, patience 32): resample the position whose proposal the model is most sure of until
 nothing changes.
@@ -26,13 +27,11 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from difflab.core.discrete_losses import antithetic_times, gidd_elbo
-from difflab.core.lightning.module import eval_mode
 from difflab.core.processes.discrete import GIDD
 from difflab.core.samplers.base import SampleResult
-from difflab.core.samplers.masked import sample_gidd
 from difflab.text.models.mdlm import MaskedDiffusionLM
 
-GIDD_EPS = 1e-4
+GIDD_EPS = GIDD.sample_eps
 
 
 class GIDDLM(MaskedDiffusionLM):
@@ -83,13 +82,14 @@ class GIDDLM(MaskedDiffusionLM):
             time_conditioning=True,
             schedule="linear",
             eps=GIDD_EPS,
+            sampler="gidd",
             sample_steps=sample_steps,
             cache=False,
             num_val_samples=num_val_samples,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
         )
-        self.process = GIDD(vocab_size, mask_id, p_u, gamma)  # type: ignore[assignment]
+        self.process = GIDD(vocab_size, mask_id, p_u, gamma)
         self.p_u, self.gamma, self.weighting = p_u, gamma, weighting
         self.self_correction_steps, self.min_p = self_correction_steps, min_p
 
@@ -137,33 +137,9 @@ class GIDDLM(MaskedDiffusionLM):
         self_correction_steps: int | None = None,
     ) -> SampleResult:
         """As :meth:`MaskedDiffusionLM.generate`, with GIDD's sampler (``cache`` is ignored)."""
-        if x is None:
-            x = self.process.prior_sample((num, length), device=self.device)
-            keep_mask = torch.zeros_like(x, dtype=torch.bool)
-            if prefix is not None:
-                p = prefix.to(self.device).expand(num, -1) if prefix.ndim == 1 else prefix.to(self.device)
-                x[:, 1 : 1 + p.shape[1]] = p
-                keep_mask[:, 1 : 1 + p.shape[1]] = True
-        else:
-            x = x.to(self.device)
-            keep_mask = torch.zeros_like(x, dtype=torch.bool) if keep_mask is None else keep_mask.to(self.device)
-        x[:, 0] = self.bos_id
-        keep_mask = keep_mask.clone()
-        keep_mask[:, 0] = True
-        grid = torch.linspace(1 - GIDD_EPS, GIDD_EPS, (steps or self.sample_steps) + 1, dtype=torch.float64)
+        x, keep_mask = self.start_tokens(num, length, prefix, x, keep_mask)
         sc = self.self_correction_steps if self_correction_steps is None else self_correction_steps
-        with eval_mode(self):
-            return sample_gidd(
-                self.model_fn(),
-                self.process,
-                x,
-                grid,
-                generator=generator,
-                callback=callback,
-                keep_mask=keep_mask,
-                min_p=self.min_p,
-                self_correction_steps=sc,
-            )
+        return self.run_discrete(x, keep_mask, steps, generator, callback, min_p=self.min_p, self_correction_steps=sc)
 
 
 __all__ = ["GIDDLM"]

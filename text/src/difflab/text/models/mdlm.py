@@ -16,9 +16,10 @@ with stratified (antithetic) times ``t_i = eps + (1 - eps) (U_i/B + i/B mod 1)``
 (:func:`difflab.core.discrete_losses.masked_diffusion_loss`, ``antithetic_times``). The mean over
 tokens is a bound on the per-token NLL, so ``exp`` of it bounds the perplexity (:meth:`elbo_nll`).
 
-Sampling: :func:`difflab.core.samplers.masked.sample_masked` (ancestral, float64 categorical
-draws, caching of ``p(x0 | x_t)`` while no token changes, final argmax fill) on the grid
-``linspace(1, 1e-5, steps + 1)``. Given tokens (a prefix prompt, or the known parts of an infilling
+Sampling: core's discrete sampler by name (:func:`difflab.core.samplers.select.run_discrete_sampler`),
+by default ``masked`` (:func:`difflab.core.samplers.masked.sample_masked`: ancestral, float64
+categorical draws, caching of ``p(x0 | x_t)`` while no token changes, final argmax fill) on the
+process's grid ``linspace(1, 1e-5, steps + 1)``. Given tokens (a prefix prompt, or the known parts of an infilling
 problem) are passed as ``keep_mask`` and never changed. Every block starts with [BOS], which is
 always given.
 
@@ -38,7 +39,7 @@ from difflab.core.lightning import DiffusionModule
 from difflab.core.lightning.module import NoiseStream, eval_mode
 from difflab.core.processes.discrete import MaskedDiffusion, SpindleMaskedDiffusion
 from difflab.core.samplers.base import SampleResult
-from difflab.core.samplers.masked import sample_masked
+from difflab.core.samplers.select import DiscreteSamplerName, run_discrete_sampler
 from difflab.text.metrics import distinct_n, repetition_rate
 from difflab.text.models.base import TokenizerMixin
 from difflab.text.networks.transformer import DiffusionTransformer
@@ -59,6 +60,7 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
         schedule: ``log_linear`` (MDLM), ``linear``, ``cosine`` or ``spindle`` (DiffusionBERT, on log-linear).
         eps: ``alpha_1`` of the schedule and the smallest training time.
         spindle_lambda: spindle amplitude (DiffusionBERT: 0.3).
+        sampler: core's discrete sampler: ``masked`` (MDLM's) or ``gidd`` (its self-correction off by default).
         sample_steps: default sampler steps.
         cache: reuse ``p(x0 | x_t)`` while no token changes (MDLM's ``ddpm_cache``).
         num_val_samples: samples drawn at each validation for distinct-n / repetition.
@@ -79,6 +81,7 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
         schedule: Schedule = "log_linear",
         eps: float = 1e-3,
         spindle_lambda: float = 0.3,
+        sampler: DiscreteSamplerName = "masked",
         sample_steps: int = 64,
         cache: bool = True,
         num_val_samples: int = 0,
@@ -91,11 +94,11 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
         base = "log_linear" if schedule == "spindle" else schedule
         super().__init__(
             network=network,
-            process=MaskedDiffusion(vocab_size, mask_id, base, eps),  # type: ignore[arg-type]
+            process=MaskedDiffusion(vocab_size, mask_id, base, eps),
             prediction="x0",
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
-            sampler="ddpm",  # unused: discrete sampling goes through sample_masked
+            sampler=sampler,
             sample_steps=sample_steps,
             num_val_samples=num_val_samples,
         )
@@ -185,6 +188,45 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
     def model_fn(self):
         return lambda x_t, t: self.network(x_t, t)
 
+    def start_tokens(
+        self, num: int, length: int, prefix: Tensor | None, x: Tensor | None, keep_mask: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """The sampler's start ``(x, keep_mask)``, both (num, length): the prior with [BOS] and the
+        ``prefix`` given, or the infilling input ``x`` with its ``keep_mask`` (plus [BOS])."""
+        if x is None:
+            x = self.process.prior_sample((num, length), device=self.device)
+            keep_mask = torch.zeros_like(x, dtype=torch.bool)
+            if prefix is not None:
+                p = prefix.to(self.device).expand(num, -1) if prefix.ndim == 1 else prefix.to(self.device)
+                if p.shape[1] >= length:
+                    raise ValueError(f"prefix of {p.shape[1]} tokens leaves nothing to generate in {length}")
+                x[:, 1 : 1 + p.shape[1]] = p
+                keep_mask[:, 1 : 1 + p.shape[1]] = True
+        else:
+            x = x.to(self.device)
+            keep_mask = torch.zeros_like(x, dtype=torch.bool) if keep_mask is None else keep_mask.to(self.device)
+        x[:, 0] = self.bos_id
+        keep_mask = keep_mask.clone()
+        keep_mask[:, 0] = True
+        return x, keep_mask
+
+    def run_discrete(
+        self, x: Tensor, keep_mask: Tensor, steps: int | None, generator, callback, **options: Any
+    ) -> SampleResult:
+        """The module's discrete sampler (by name) from ``x`` on the process's default grid, in eval mode."""
+        with eval_mode(self):
+            return run_discrete_sampler(
+                self.sampler_name,
+                self.model_fn(),
+                self.process,
+                x,
+                steps=steps or self.sample_steps,
+                generator=generator,
+                callback=callback,
+                keep_mask=keep_mask,
+                **options,
+            )
+
     @torch.no_grad()
     def generate(
         self,
@@ -204,35 +246,12 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
         Args:
             prefix: (P,) or (num, P) token ids given at positions 1..P (after [BOS]).
             x, keep_mask: infilling: ``x`` (num, length) with the given tokens where ``keep_mask`` is True.
-            steps: sampler steps (default ``sample_steps``); cache: default the module's ``cache``.
+            steps: sampler steps (default ``sample_steps``); cache: default the module's ``cache``
+                (the ``masked`` sampler's option).
         """
-        if x is None:
-            x = self.process.prior_sample((num, length), device=self.device)
-            keep_mask = torch.zeros_like(x, dtype=torch.bool)
-            if prefix is not None:
-                p = prefix.to(self.device).expand(num, -1) if prefix.ndim == 1 else prefix.to(self.device)
-                if p.shape[1] >= length:
-                    raise ValueError(f"prefix of {p.shape[1]} tokens leaves nothing to generate in {length}")
-                x[:, 1 : 1 + p.shape[1]] = p
-                keep_mask[:, 1 : 1 + p.shape[1]] = True
-        else:
-            x = x.to(self.device)
-            keep_mask = torch.zeros_like(x, dtype=torch.bool) if keep_mask is None else keep_mask.to(self.device)
-        x[:, 0] = self.bos_id
-        keep_mask = keep_mask.clone()
-        keep_mask[:, 0] = True
-        grid = torch.linspace(1.0, 1e-5, (steps or self.sample_steps) + 1, dtype=torch.float64)
-        with eval_mode(self):
-            return sample_masked(
-                self.model_fn(),
-                self.process,
-                x,
-                grid,
-                generator=generator,
-                callback=callback,
-                cache=self.cache if cache is None else cache,
-                keep_mask=keep_mask,
-            )
+        x, keep_mask = self.start_tokens(num, length, prefix, x, keep_mask)
+        options = {"cache": self.cache if cache is None else cache} if self.sampler_name == "masked" else {}
+        return self.run_discrete(x, keep_mask, steps, generator, callback, **options)
 
     def sample_for_validation(self, batch: dict[str, Any], generator: torch.Generator) -> SampleResult:
         return self.generate(self.num_val_samples, batch["x0"].shape[1], generator=generator)
