@@ -25,7 +25,6 @@ ALLOWED_LONG = {
     "core/src/difflab/core/samplers/masked.py::sample_gidd",
     "core/src/difflab/core/samplers/paradigms.py::sample_paradigms",
     "core/src/difflab/core/samplers/sde.py::sample_predictor_corrector",
-    "pointcloud/src/difflab/pointcloud/demo.py::run_demo",
     "benchmarks/audio.py::main",
     "benchmarks/core.py::table_overhead",
     "benchmarks/vision.py::main",

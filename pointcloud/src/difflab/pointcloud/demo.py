@@ -184,48 +184,31 @@ def _table(rows: list[dict], cols: list[str]) -> str:
     return markdown_table([[r.get(c, "") for c in cols] for r in rows], cols, align="l")
 
 
-def run_demo(out: Path, scale: float = 1.0, seed: int = 0, fast: bool = False) -> dict:
-    """Train, evaluate, print the tables and one ``artifact:`` line per file written under ``out``.
+GENERATION_COLUMNS = [
+    "method",
+    "nfe",
+    "seconds",
+    "mmd_cd",
+    "cov_cd",
+    "1nna_cd",
+    "mmd_emd",
+    "cov_emd",
+    "1nna_emd",
+    "nn_train_cd",
+]
 
-    ``fast``: a reduced run (training budgets x0.02, 16 training shapes, 8 samples vs 8 held-out shapes, filtering on
-    1024-point clouds of the bunny and the kitten scan only) that checks the whole pipeline in well
-    under a minute; its numbers mean nothing.
-    """
+
+def _report_generation(out: Path, g: dict, variants: dict, num: int) -> list[dict]:
+    """Print the generation table; render the held-out shapes and 4 samples per generator; write PSF samples."""
     from difflab.pointcloud.figures import render_grid
     from difflab.pointcloud.io import write_points
 
-    torch.manual_seed(seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if fast:
-        scale = min(scale, 0.02)
-    num = 8 if fast else 16
-    filter_points = 1024 if fast else 4096
-    g = train_generators(scale, seed, pairs_path=out / "pairs.pt", num_shapes=16 if fast else 32, num_val_shapes=num)
-    print(f"artifact: {out / 'pairs.pt'} | reflow / distillation pairs (noise, 50-step ODE sample) of the flow")
-    variants = generation_variants(g, num=num, seed=seed)
     gen = generation_rows(g, variants)
     print(
         f"\nGeneration ({num} samples of {GEN_POINTS} points vs {num} held-out pybullet objects; CD squared, "
         "EMD Euclidean, exact on all points):"
     )
-    print(
-        _table(
-            gen,
-            [
-                "method",
-                "nfe",
-                "seconds",
-                "mmd_cd",
-                "cov_cd",
-                "1nna_cd",
-                "mmd_emd",
-                "cov_emd",
-                "1nna_emd",
-                "nn_train_cd",
-            ],
-        )
-    )
+    print(_table(gen, GENERATION_COLUMNS))
     clouds, titles = list(g["data"].val_set.clouds[:4].numpy()), ["held-out shapes (data)"] + [""] * 3
     for name, (s, _, _) in variants.items():
         clouds += list(s[:4].numpy())
@@ -238,8 +221,13 @@ def run_demo(out: Path, scale: float = 1.0, seed: int = 0, fast: bool = False) -
     for i, c in enumerate(variants["PSF 1 step (reflow + distill)"][0][:4]):
         write_points(out / f"psf_sample_{i}.ply", c.numpy())
     print(f"artifact: {out / 'psf_sample_0.ply'} | one-step PSF samples as .ply (4 files)")
+    return gen
 
-    f = train_filters(scale, seed, num_points=filter_points)
+
+def _report_filtering(out: Path, f: dict, filter_points: int, fast: bool) -> tuple[list[dict], list[dict]]:
+    """Print the mesh-filtering and real-scan tables and render the bunny and the kitten scan."""
+    from difflab.pointcloud.figures import render_grid
+
     filt, keep = filtering_rows(
         f, sigmas=(0.02,), num_points=filter_points, max_meshes=1 if fast else None
     )  # the benchmark adds 1 % and 3 %
@@ -261,6 +249,29 @@ def run_demo(out: Path, scale: float = 1.0, seed: int = 0, fast: bool = False) -
     names = ["scan", "noisy input", *f["models"]]
     png = render_grid([skeep[n] for n in names], out / "filtering_kitten.png", titles=names, ncols=len(names), cell=2.6)
     print(f"artifact: {png} | real kitten scan: original, with 2 % noise, and filtered by each method")
+    return filt, scans
+
+
+def run_demo(out: Path, scale: float = 1.0, seed: int = 0, fast: bool = False) -> dict:
+    """Train, evaluate, print the tables and one ``artifact:`` line per file written under ``out``.
+
+    ``fast``: a reduced run (training budgets x0.02, 16 training shapes, 8 samples vs 8 held-out shapes, filtering on
+    1024-point clouds of the bunny and the kitten scan only) that checks the whole pipeline in well
+    under a minute; its numbers mean nothing.
+    """
+    torch.manual_seed(seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if fast:
+        scale = min(scale, 0.02)
+    num = 8 if fast else 16
+    filter_points = 1024 if fast else 4096
+    g = train_generators(scale, seed, pairs_path=out / "pairs.pt", num_shapes=16 if fast else 32, num_val_shapes=num)
+    print(f"artifact: {out / 'pairs.pt'} | reflow / distillation pairs (noise, 50-step ODE sample) of the flow")
+    variants = generation_variants(g, num=num, seed=seed)
+    gen = _report_generation(out, g, variants, num)
+    f = train_filters(scale, seed, num_points=filter_points)
+    filt, scans = _report_filtering(out, f, filter_points, fast)
     result = {"generation": gen, "filtering": filt, "scans": scans, "train_seconds": {**g["times"], **f["times"]}}
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     print(f"artifact: {out / 'metrics.json'} | every number of the tables above")
