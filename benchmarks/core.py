@@ -42,6 +42,7 @@ from difflab.core.samplers import (
     sample_probability_flow,
     time_grid,
 )
+from difflab.core.tables import markdown_table
 from difflab.core.toy import GaussianMixture
 
 DT = torch.float64
@@ -132,7 +133,9 @@ def table_accuracy(quick: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------------ (1) overhead
-def table_overhead(quick: bool) -> None:
+def _overhead_runs(n_steps: int) -> dict:
+    """Our DDIM and DPM-Solver++ (2M) loops, diffusers' scheduler loops and the network alone, as
+    zero-argument callables over the same 4x4 linear network and 1 x 4 input."""
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
     torch.manual_seed(0)
@@ -143,7 +146,6 @@ def table_overhead(quick: bool) -> None:
 
     proc = DiscreteVP("linear", 1000)
     x = torch.randn(1, 4)
-    n_steps = 50
     grid = time_grid(n_steps, t_end=0.0)
 
     def ours(fn):
@@ -173,14 +175,17 @@ def table_overhead(quick: bool) -> None:
     dpm = DPMSolverMultistepScheduler(
         num_train_timesteps=1000, beta_schedule="linear", algorithm_type="dpmsolver++", solver_order=2
     )
-    runs = {
+    return {
         "ours DDIM": ours(sample_ddim),
         "diffusers DDIM": theirs(ddim),
         "ours DPM-Solver++ 2M": ours(sample_dpm_solver),
         "diffusers DPM-Solver++ 2M": theirs(dpm),
         "network only": model_only,
     }
-    repeats = 15 if quick else 41
+
+
+def _median_us_per_step(runs: dict, repeats: int, n_steps: int) -> dict[str, float]:
+    """Median microseconds per step of each run: 5 warm-up calls each, then interleaved repeats."""
     times: dict[str, list[float]] = {k: [] for k in runs}
     with torch.inference_mode():
         for f in runs.values():
@@ -191,32 +196,38 @@ def table_overhead(quick: bool) -> None:
                 t0 = time.perf_counter()
                 f()
                 times[name].append(time.perf_counter() - t0)
-    per_step = {k: statistics.median(v) / n_steps * 1e6 for k, v in times.items()}
-    net_us = per_step["network only"]
-    print(f"\n### 1. Per-step loop time against diffusers ({n_steps} steps, 1 x 4 float32, 4x4 linear network)\n")
-    print(f"Median of {repeats} interleaved repeats after 5 warm-up runs; network alone {net_us:.1f} us/step.\n")
-    print(
-        "| sampler | ours us/step | diffusers us/step | ratio | ours overhead | diffusers overhead | overhead ratio |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label in ("DDIM", "DPM-Solver++ 2M"):
-        a, b = per_step[f"ours {label}"], per_step[f"diffusers {label}"]
-        print(
-            f"| {label} | {a:.1f} | {b:.1f} | {a / b:.2f} | {a - net_us:.1f} | {b - net_us:.1f} | "
-            f"{(a - net_us) / (b - net_us):.2f} |"
-        )
-    # where our time goes
+    return {k: statistics.median(v) / n_steps * 1e6 for k, v in times.items()}
+
+
+def _print_profile(run, calls: int = 20) -> None:
     prof = cProfile.Profile()
     with torch.inference_mode():
         prof.enable()
-        for _ in range(20):
-            runs["ours DDIM"]()
+        for _ in range(calls):
+            run()
         prof.disable()
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("tottime").print_stats(8)
     print("\nProfile of our DDIM loop (top 8 by own time):\n\n```")
     print("\n".join(line for line in buf.getvalue().splitlines() if line.strip())[-2000:])
     print("```")
+
+
+def table_overhead(quick: bool) -> None:
+    n_steps = 50
+    runs = _overhead_runs(n_steps)
+    repeats = 15 if quick else 41
+    per_step = _median_us_per_step(runs, repeats, n_steps)
+    net_us = per_step["network only"]
+    print(f"\n### 1. Per-step loop time against diffusers ({n_steps} steps, 1 x 4 float32, 4x4 linear network)\n")
+    print(f"Median of {repeats} interleaved repeats after 5 warm-up runs; network alone {net_us:.1f} us/step.\n")
+    rows = []
+    for label in ("DDIM", "DPM-Solver++ 2M"):
+        a, b = per_step[f"ours {label}"], per_step[f"diffusers {label}"]
+        rows.append([label, a, b, a / b, a - net_us, b - net_us, (a - net_us) / (b - net_us)])
+    head = ["sampler", "ours us/step", "diffusers us/step", "ratio", "ours overhead", "diffusers overhead"]
+    print(markdown_table(rows, [*head, "overhead ratio"], ["", ".1f", ".1f", ".2f", ".1f", ".1f", ".2f"]))
+    _print_profile(runs["ours DDIM"])  # where our time goes
 
 
 # ------------------------------------------------------------------------------------------ (3) ParaDiGMS

@@ -26,7 +26,6 @@ ALLOWED_LONG = {
     "core/src/difflab/core/samplers/paradigms.py::sample_paradigms",
     "core/src/difflab/core/samplers/sde.py::sample_predictor_corrector",
     "benchmarks/audio.py::main",
-    "benchmarks/core.py::table_overhead",
     "benchmarks/vision.py::main",
     "benchmarks/pointcloud.py::main",
 }
