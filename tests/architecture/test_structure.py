@@ -20,7 +20,6 @@ SCRIPT_FOLDERS = ("benchmarks", "scripts")
 MAX_LINES = 80
 
 ALLOWED_LONG = {
-    "core/src/difflab/core/demo.py::run_demo",
     "core/src/difflab/core/samplers/adaptive.py::sample_adaptive",
     "core/src/difflab/core/samplers/masked.py::sample_gidd",
     "core/src/difflab/core/samplers/paradigms.py::sample_paradigms",

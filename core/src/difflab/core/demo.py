@@ -35,19 +35,13 @@ DEMO_STEPS = {
 }
 
 
-def run_demo(out: Path, *, max_steps: int = 2000, sample_steps: int | None = None, seed: int = 0) -> list[dict]:
-    """Train, sample, write ``samplers.png`` and ``metrics.csv`` into ``out``; returns the metric rows."""
+def train_toy(max_steps: int, seed: int):
+    """The toy model trained ``max_steps`` steps on the 8-mode mixture, with EMA weights: ``(model, data)``."""
     import lightning as L
     from lightning.pytorch.callbacks import EMAWeightAveraging
-    from matplotlib.figure import Figure
 
     from difflab.core.lightning import ToyDataModule, ToyDiffusion
-    from difflab.core.lightning.toy import mixture_metrics
-    from difflab.core.samplers.base import Denoiser
-    from difflab.core.samplers.select import run_sampler
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(seed, verbose=False)
     data = ToyDataModule(kind="mixture", n_train=32768, n_val=2048, batch_size=256, seed=seed, mode_std=0.05)
     model = ToyDiffusion(
@@ -68,9 +62,16 @@ def run_demo(out: Path, *, max_steps: int = 2000, sample_steps: int | None = Non
     )
     trainer.fit(model, data)  # ends with the EMA weights in the model
     model.eval()
+    return model, data
 
-    mixture = data.mixture
-    names = [n for n in SAMPLER_NAMES if _available(n)]
+
+def sample_every_sampler(model, mixture, names: list[str], sample_steps: int | None, seed: int):
+    """2000 samples per sampler from the network and from the mixture's exact denoiser, each from the
+    same seeded prior: ``(metric rows, panels (source, sampler, result, metrics))``."""
+    from difflab.core.lightning.toy import mixture_metrics
+    from difflab.core.samplers.base import Denoiser
+    from difflab.core.samplers.select import run_sampler
+
     rows: list[dict] = []
     panels = []
     for source in ("network", "exact"):
@@ -86,16 +87,16 @@ def run_demo(out: Path, *, max_steps: int = 2000, sample_steps: int | None = Non
             metrics = mixture_metrics(mixture, result.sample)
             rows.append({"denoiser": source, "sampler": name, "steps": steps, "nfe": result.nfe, **metrics})
             panels.append((source, name, result, metrics))
+    return rows, panels
 
-    with open(out / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
-    fig = Figure(figsize=(2.4 * len(names), 5.0))
-    ref = data.val_set.points
+def samplers_figure(panels: list, ref: torch.Tensor, columns: int):
+    """Scatter panels (2 rows: network, exact) of the samples over the data ``ref`` (N, 2) in grey."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2.4 * columns, 5.0))
     for i, (source, name, result, metrics) in enumerate(panels):
-        ax = fig.add_subplot(2, len(names), i + 1)
+        ax = fig.add_subplot(2, columns, i + 1)
         ax.scatter(ref[:, 0], ref[:, 1], s=1, c="0.75")
         s = result.sample.detach().float()
         ax.scatter(s[:, 0], s[:, 1], s=1, c="tab:blue" if source == "network" else "tab:green")
@@ -106,8 +107,21 @@ def run_demo(out: Path, *, max_steps: int = 2000, sample_steps: int | None = Non
         ax.set_yticks([])
         ax.set_title(f"{name} ({source})\nNFE {result.nfe}, near {metrics['near_mode']:.2f}", fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "samplers.png", dpi=110)
+    return fig
 
+
+def run_demo(out: Path, *, max_steps: int = 2000, sample_steps: int | None = None, seed: int = 0) -> list[dict]:
+    """Train, sample, write ``samplers.png`` and ``metrics.csv`` into ``out``; returns the metric rows."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, data = train_toy(max_steps, seed)
+    names = [n for n in SAMPLER_NAMES if _available(n)]
+    rows, panels = sample_every_sampler(model, data.mixture, names, sample_steps, seed)
+    with open(out / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    samplers_figure(panels, data.val_set.points, len(names)).savefig(out / "samplers.png", dpi=110)
     width = max(len(n) for n in names)
     print(f"\n{'sampler':<{width}}  {'denoiser':<8} {'NFE':>5} {'near_mode':>9} {'weight_err':>10}")
     for r in rows:
