@@ -20,18 +20,94 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.tables import markdown_table
 
-def main() -> None:
-    from difflab.pointcloud.demo import (
-        _table,
-        filtering_rows,
-        generation_rows,
-        generation_variants,
-        scan_rows,
-        train_filters,
-        train_generators,
+GENERATION_COLUMNS = [
+    "method",
+    "nfe",
+    "seconds",
+    "time vs PSF",
+    "mmd_cd",
+    "cov_cd",
+    "1nna_cd",
+    "mmd_emd",
+    "cov_emd",
+    "1nna_emd",
+    "nn_train_cd",
+]
+FILTERING_COLUMNS = ["method", "noise", "cd_x1e4", "cd / noisy", "p2m_x1e4", "p2m / noisy", "seconds", "time vs PFN"]
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    return markdown_table([[r.get(c, "") for c in cols] for r in rows], cols, align="l")
+
+
+def generation(scale: float, seed: int) -> tuple[dict, dict]:
+    """Train the generators, print the generation table with times relative to one-step PSF."""
+    from difflab.pointcloud.demo import generation_rows, generation_variants, train_generators
+
+    g = train_generators(scale, seed)
+    print("training seconds:", {k: round(v, 1) for k, v in g["times"].items()})
+    variants = generation_variants(g, seed=seed)
+    rows = generation_rows(g, variants)
+    base = rows[0]["seconds"]
+    for r in rows:
+        r["time vs PSF"] = r["seconds"] / base
+    print("\n## Generation\n")
+    print(_table(rows, GENERATION_COLUMNS))
+    return g, variants
+
+
+def filtering(scale: float, seed: int) -> tuple[dict, dict, dict]:
+    """Train the filters, print the filtering table (ratios to the noisy input and IterativePFN) and
+    the real-scan table."""
+    from difflab.pointcloud.demo import filtering_rows, scan_rows, train_filters
+
+    f = train_filters(scale, seed, single_step=True)
+    print("\ntraining seconds:", {k: round(v, 1) for k, v in f["times"].items()})
+    rows, keep = filtering_rows(f)
+    for r in rows:
+        ref = next(x for x in rows if x["noise"] == r["noise"] and x["method"] == "noisy input")
+        pfn = next(x for x in rows if x["noise"] == r["noise"] and x["method"].startswith("IterativePFN"))
+        r["cd / noisy"] = r["cd_x1e4"] / ref["cd_x1e4"]
+        r["p2m / noisy"] = r["p2m_x1e4"] / ref["p2m_x1e4"]
+        r["time vs PFN"] = r["seconds"] / pfn["seconds"] if r["method"] != "noisy input" else float("nan")
+    print("\n## Filtering\n")
+    print(_table(rows, FILTERING_COLUMNS))
+    scans, skeep = scan_rows(f)
+    print("\n## Real scans + 2 % noise (Chamfer x1e4 to the scan)\n")
+    print(_table(scans, list(scans[0])))
+    return f, keep, skeep
+
+
+def renders(folder: Path, g: dict, variants: dict, f: dict, keep: dict, skeep: dict) -> None:
+    """Render the compared generators' samples, the filtered bunny and the filtered kitten scan."""
+    from difflab.pointcloud.figures import render_grid
+
+    clouds, titles = list(g["data"].val_set.clouds[:4].numpy()), ["held-out shapes (data)"] + [""] * 3
+    for name, (s, _, _) in variants.items():
+        clouds += list(s[:4].numpy())
+        titles += [name] + [""] * 3
+    print(render_grid(clouds, folder / "generation.png", titles=titles, ncols=4, up="z", cell=2.2))
+    names = list(keep)
+    print(
+        render_grid(
+            [keep[names[0]][0]] + [keep[n][1] for n in names],
+            folder / "filtering_bunny.png",
+            titles=["clean (ground truth)", *names],
+            ncols=len(names) + 1,
+            cell=2.6,
+        )
+    )
+    names = ["scan", "noisy input", *f["models"]]
+    print(
+        render_grid(
+            [skeep[n] for n in names], folder / "filtering_kitten.png", titles=names, ncols=len(names), cell=2.6
+        )
     )
 
+
+def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", type=float, default=1.0, help="multiply the training budgets")
     p.add_argument("--seed", type=int, default=0)
@@ -42,72 +118,10 @@ def main() -> None:
         f"# difflab-pointcloud benchmark {time.strftime('%Y-%m-%d')}, {platform.machine()} "
         f"{platform.processor() or ''}, torch {torch.__version__}, 1 intra-op thread, scale {ns.scale}"
     )
-    g = train_generators(ns.scale, ns.seed)
-    print("training seconds:", {k: round(v, 1) for k, v in g["times"].items()})
-    variants = generation_variants(g, seed=ns.seed)
-    rows = generation_rows(g, variants)
-    base = rows[0]["seconds"]
-    for r in rows:
-        r["time vs PSF"] = r["seconds"] / base
-    print("\n## Generation\n")
-    print(
-        _table(
-            rows,
-            [
-                "method",
-                "nfe",
-                "seconds",
-                "time vs PSF",
-                "mmd_cd",
-                "cov_cd",
-                "1nna_cd",
-                "mmd_emd",
-                "cov_emd",
-                "1nna_emd",
-                "nn_train_cd",
-            ],
-        )
-    )
-    f = train_filters(ns.scale, ns.seed, single_step=True)
-    print("\ntraining seconds:", {k: round(v, 1) for k, v in f["times"].items()})
-    rows, keep = filtering_rows(f)
-    for r in rows:
-        ref = next(x for x in rows if x["noise"] == r["noise"] and x["method"] == "noisy input")
-        pfn = next(x for x in rows if x["noise"] == r["noise"] and x["method"].startswith("IterativePFN"))
-        r["cd / noisy"] = r["cd_x1e4"] / ref["cd_x1e4"]
-        r["p2m / noisy"] = r["p2m_x1e4"] / ref["p2m_x1e4"]
-        r["time vs PFN"] = r["seconds"] / pfn["seconds"] if r["method"] != "noisy input" else float("nan")
-    print("\n## Filtering\n")
-    print(
-        _table(rows, ["method", "noise", "cd_x1e4", "cd / noisy", "p2m_x1e4", "p2m / noisy", "seconds", "time vs PFN"])
-    )
-    scans, skeep = scan_rows(f)
-    print("\n## Real scans + 2 % noise (Chamfer x1e4 to the scan)\n")
-    print(_table(scans, list(scans[0])))
+    g, variants = generation(ns.scale, ns.seed)
+    f, keep, skeep = filtering(ns.scale, ns.seed)
     if ns.renders is not None:
-        from difflab.pointcloud.figures import render_grid
-
-        clouds, titles = list(g["data"].val_set.clouds[:4].numpy()), ["held-out shapes (data)"] + [""] * 3
-        for name, (s, _, _) in variants.items():
-            clouds += list(s[:4].numpy())
-            titles += [name] + [""] * 3
-        print(render_grid(clouds, ns.renders / "generation.png", titles=titles, ncols=4, up="z", cell=2.2))
-        names = list(keep)
-        print(
-            render_grid(
-                [keep[names[0]][0]] + [keep[n][1] for n in names],
-                ns.renders / "filtering_bunny.png",
-                titles=["clean (ground truth)", *names],
-                ncols=len(names) + 1,
-                cell=2.6,
-            )
-        )
-        names = ["scan", "noisy input", *f["models"]]
-        print(
-            render_grid(
-                [skeep[n] for n in names], ns.renders / "filtering_kitten.png", titles=names, ncols=len(names), cell=2.6
-            )
-        )
+        renders(ns.renders, g, variants, f, keep, skeep)
 
 
 if __name__ == "__main__":

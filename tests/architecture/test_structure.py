@@ -26,7 +26,6 @@ ALLOWED_LONG = {
     "core/src/difflab/core/samplers/sde.py::sample_predictor_corrector",
     "benchmarks/audio.py::main",
     "benchmarks/vision.py::main",
-    "benchmarks/pointcloud.py::main",
 }
 """Functions over ``MAX_LINES`` lines that are being split; remove an entry once its function is short."""
 
