@@ -27,6 +27,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from difflab.core.tables import markdown_table
+
 
 def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -61,15 +63,17 @@ def speed(ckpt: Path, sampler: str | None, steps: int | None, seconds: float, th
     return out
 
 
-def main() -> None:
-    import torch
-    from lightning.pytorch.callbacks import EMAWeightAveraging
+SPEED_VARIANTS = [
+    ("SGMSE+ (PC, N=30)", "sgmse", "pc", 30),
+    ("SGMSE+ (probability flow, N=3)", "sgmse", "probability_flow", 3),
+    ("StoRM (PC, N=10)", "storm", "pc", 10),
+    ("StoRM (PC, N=30)", "storm", "pc", 30),
+    ("StoRM (probability flow, N=3)", "storm", "probability_flow", 3),
+    ("predictive", "predictive", None, None),
+]
 
-    from difflab.audio.demo import METHOD_CONFIGS, TRAINING, build, enhance_test_set, method_args
-    from difflab.audio.inference import load_model
-    from difflab.audio.metrics import evaluate
-    from difflab.core.lightning import train_briefly
 
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ckpt_dir", type=Path, default=None, help="folder with predictive/sgmse/storm .ckpt (else train)")
     p.add_argument("--data_root", type=Path, default=None, help="default-layout data (default: the offline default)")
@@ -81,8 +85,18 @@ def main() -> None:
     p.add_argument("--nfe_steps", type=int, nargs="+", default=[5, 10, 30, 50], help="PC steps")
     p.add_argument("--ode_steps", type=int, nargs="+", default=[3, 5, 10], help="probability-flow steps")
     p.add_argument("--figure", type=Path, default=None)
-    ns = p.parse_args()
-    torch.set_num_threads(ns.threads)
+    return p
+
+
+def load_or_train(ns: argparse.Namespace):
+    """The three models from ``--ckpt_dir``, or trained here with the demo's settings (StoRM starts from
+    the predictive checkpoint written first): ``(checkpoints, models, datamodule)``."""
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    from difflab.audio.demo import METHOD_CONFIGS, TRAINING, build, method_args
+    from difflab.audio.inference import load_model
+    from difflab.core.lightning import train_briefly
+
     ckpts: dict[str, Path] = {}
     models = {}
     dm = None
@@ -92,48 +106,46 @@ def main() -> None:
             models[method] = load_model(ckpts[method])
             if dm is None:
                 _, dm = build(config, data_root=ns.data_root)
-        else:  # the demo's training settings (StoRM starts from the predictive checkpoint written first)
-            ns.out.mkdir(parents=True, exist_ok=True)
-            model, dm = build(
-                config,
-                data_root=ns.data_root,
-                lr=TRAINING["lr"],
-                batch_size=TRAINING["batch_size"],
-                extra=method_args(method, ns.out),
-            )
-            ckpts[method] = ns.out / f"{method}.ckpt"
-            ema = TRAINING[method].get("ema")
-            train_briefly(
-                model,
-                dm,
-                max_steps=ns.steps or TRAINING[method]["steps"],
-                gradient_clip_val=1.0,
-                checkpoint=ckpts[method],
-                callbacks=[EMAWeightAveraging(decay=ema)] if ema else [],
-            )
-            models[method] = model.eval()
+            continue
+        ns.out.mkdir(parents=True, exist_ok=True)
+        model, dm = build(
+            config,
+            data_root=ns.data_root,
+            lr=TRAINING["lr"],
+            batch_size=TRAINING["batch_size"],
+            extra=method_args(method, ns.out),
+        )
+        ckpts[method] = ns.out / f"{method}.ckpt"
+        ema = TRAINING[method].get("ema")
+        train_briefly(
+            model,
+            dm,
+            max_steps=ns.steps or TRAINING[method]["steps"],
+            gradient_clip_val=1.0,
+            checkpoint=ckpts[method],
+            callbacks=[EMAWeightAveraging(decay=ema)] if ema else [],
+        )
+        models[method] = model.eval()
+    return ckpts, models, dm
 
-    print(
-        f"# difflab-audio benchmark, {date.today()}, {platform.machine()} {platform.processor() or ''}, "
-        f"torch {torch.__version__}, {ns.threads} thread(s)\n"
-    )
+
+def speed_table(ckpts: dict[str, Path], seconds: float, threads: int) -> str:
+    """Real-time factor and extra peak memory of every variant of :data:`SPEED_VARIANTS`, each in a
+    fresh process, as a Markdown table."""
     rows = []
-    for label, method, sampler, steps in [
-        ("SGMSE+ (PC, N=30)", "sgmse", "pc", 30),
-        ("SGMSE+ (probability flow, N=3)", "sgmse", "probability_flow", 3),
-        ("StoRM (PC, N=10)", "storm", "pc", 10),
-        ("StoRM (PC, N=30)", "storm", "pc", 30),
-        ("StoRM (probability flow, N=3)", "storm", "probability_flow", 3),
-        ("predictive", "predictive", None, None),
-    ]:
-        rtf, mem = speed(ckpts[method], sampler, steps, ns.seconds, ns.threads)
+    for label, method, sampler, steps in SPEED_VARIANTS:
+        rtf, mem = speed(ckpts[method], sampler, steps, seconds, threads)
         nfe = 1 if steps is None else (2 * steps if sampler == "pc" else steps) + (method == "storm")
-        rows.append((label, nfe, rtf, mem))
-    base_rtf = rows[0][2]
-    print(f"## Speed on CPU ({ns.seconds:.0f} s utterance)\n")
-    print("| variant | NFE | RTF | RTF / SGMSE+ | extra peak memory (MB) |\n|---|---:|---:|---:|---:|")
-    for label, nfe, rtf, mem in rows:
-        print(f"| {label} | {nfe} | {rtf:.3f} | {rtf / base_rtf:.2f} | {mem:.0f} |")
+        rows.append([label, nfe, rtf, rtf / (rows[0][2] if rows else rtf), mem])
+    head = ["variant", "NFE", "RTF", "RTF / SGMSE+", "extra peak memory (MB)"]
+    return markdown_table(rows, head, ["", "", ".3f", ".2f", ".0f"])
+
+
+def quality_curves(models: dict, dm, ns: argparse.Namespace):
+    """PESQ and SI-SDR of SGMSE+ and StoRM per sampler and step count, and of the predictive baseline and
+    the input: ``(number of files, {"unprocessed", "predictive"} scores, {method/sampler: [(NFE, PESQ, SI-SDR)]})``."""
+    from difflab.audio.demo import enhance_test_set
+    from difflab.audio.metrics import evaluate
 
     clean, noisy, pred, *_ = enhance_test_set(models["predictive"], dm, limit=ns.num_eval)
     base = evaluate({"predictive": pred}, clean, noisy, metrics=("pesq", "si_sdr"))
@@ -146,52 +158,47 @@ def main() -> None:
                 _, _, enh, _, _, nfe = enhance_test_set(models[method], dm, limit=ns.num_eval, sampler=sampler, steps=n)
                 r = evaluate({method: enh}, clean, noisy, metrics=("pesq", "si_sdr"))[method]
                 curves[key].append((nfe, r["pesq"][0], r["si_sdr"][0]))
+    return len(clean), base, curves
+
+
+def quality_table(curves: dict, unprocessed_si_sdr: float, ns: argparse.Namespace) -> str:
+    rows = []
+    for sampler, grid in (("pc", ns.nfe_steps), ("probability_flow", ns.ode_steps)):
+        for n, a, b in zip(grid, curves[f"sgmse/{sampler}"], curves[f"storm/{sampler}"]):
+            ga, gb = a[2] - unprocessed_si_sdr, b[2] - unprocessed_si_sdr
+            # a ratio of gains only means something when SGMSE+ improves on the input
+            ratio = f"{gb / ga:.2f}" if ga > 0.1 else "-"
+            rows.append([sampler, n, a[0], a[1], a[2], b[0], b[1], b[2], ratio])
+    head = ["sampler", "N", "SGMSE+ NFE", "SGMSE+ PESQ", "SGMSE+ SI-SDR", "StoRM NFE", "StoRM PESQ", "StoRM SI-SDR"]
+    return markdown_table(rows, [*head, "StoRM / SGMSE+ SI-SDR gain"], floatfmt=".2f")
+
+
+def main() -> None:
+    import torch
+
+    ns = _parser().parse_args()
+    torch.set_num_threads(ns.threads)
+    ckpts, models, dm = load_or_train(ns)
+    print(
+        f"# difflab-audio benchmark, {date.today()}, {platform.machine()} {platform.processor() or ''}, "
+        f"torch {torch.__version__}, {ns.threads} thread(s)\n"
+    )
+    print(f"## Speed on CPU ({ns.seconds:.0f} s utterance)\n")
+    print(speed_table(ckpts, ns.seconds, ns.threads))
+    n_files, base, curves = quality_curves(models, dm, ns)
     u, pr = base["unprocessed"], base["predictive"]
-    print(f"\n## Quality versus sampler steps ({len(clean)} real-speech test mixtures)\n")
+    print(f"\n## Quality versus sampler steps ({n_files} real-speech test mixtures)\n")
     print(
         f"unprocessed: PESQ {u['pesq'][0]:.2f}, SI-SDR {u['si_sdr'][0]:.2f} dB; "
         f"predictive (NFE 1): PESQ {pr['pesq'][0]:.2f}, SI-SDR {pr['si_sdr'][0]:.2f} dB\n"
     )
-    print(
-        "| sampler | N | SGMSE+ NFE | SGMSE+ PESQ | SGMSE+ SI-SDR | StoRM NFE | StoRM PESQ | StoRM SI-SDR "
-        "| StoRM / SGMSE+ SI-SDR gain |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for sampler, grid in (("pc", ns.nfe_steps), ("probability_flow", ns.ode_steps)):
-        for n, a, b in zip(grid, curves[f"sgmse/{sampler}"], curves[f"storm/{sampler}"]):
-            ga, gb = a[2] - u["si_sdr"][0], b[2] - u["si_sdr"][0]
-            # a ratio of gains only means something when SGMSE+ improves on the input
-            ratio = f"{gb / ga:.2f}" if ga > 0.1 else "-"
-            print(
-                f"| {sampler} | {n} | {a[0]} | {a[1]:.2f} | {a[2]:.2f} | {b[0]} | {b[1]:.2f} | {b[2]:.2f} | {ratio} |"
-            )
+    print(quality_table(curves, u["si_sdr"][0], ns))
     if ns.figure is not None:
-        import matplotlib
+        from difflab.audio.figures import quality_vs_nfe_figure
+        from difflab.core.figures import save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-        for ax, k, name in ((axes[0], 1, "PESQ (wb)"), (axes[1], 2, "SI-SDR (dB)")):
-            for key, label, c, ls in (
-                ("sgmse/pc", "SGMSE+ (PC)", "C0", "o-"),
-                ("sgmse/probability_flow", "SGMSE+ (ODE)", "C0", "s--"),
-                ("storm/pc", "StoRM (PC)", "C3", "o-"),
-                ("storm/probability_flow", "StoRM (ODE)", "C3", "s--"),
-            ):
-                pts = curves[key]
-                ax.plot([q[0] for q in pts], [q[k] for q in pts], ls, color=c, label=label)
-            key = "pesq" if k == 1 else "si_sdr"
-            ax.axhline(pr[key][0], color="C2", ls="--", label="predictive (NFE 1)")
-            ax.axhline(u[key][0], color="gray", ls=":", label="unprocessed")
-            ax.set_xscale("log")
-            ax.set_xlabel("network evaluations (NFE)")
-            ax.set_ylabel(name)
-        axes[0].legend(fontsize=8)
-        fig.suptitle("quality versus NFE on real-speech test mixtures (CPU-trained small models)", fontsize=10)
-        fig.tight_layout()
-        ns.figure.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(ns.figure, dpi=100)
+        fig = quality_vs_nfe_figure(curves, {k: (pr[k][0], u[k][0]) for k in ("pesq", "si_sdr")})
+        save_figure(fig, ns.figure, dpi=100)
         print(f"\nfigure: {ns.figure}")
 
 
