@@ -23,8 +23,12 @@ from functools import partial
 
 import torch
 
+from difflab.core.tables import markdown_table
 
-def main() -> None:
+REFERENCE = "SR3 DDIM-50"
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=int, default=2)
     p.add_argument("--steps", type=int, default=300, help="training steps per model")
@@ -39,42 +43,47 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure", default=None, help="write a crops figure of the main variants here")
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    return p
 
+
+def _data(a: argparse.Namespace):
+    from difflab.vision.data import SRDataModule
+
+    return SRDataModule(
+        scale=a.scale,
+        patch_size=a.patch,
+        batch_size=a.batch_size,
+        eval_size=a.eval_size,
+        eval_batch_size=4,
+        samples_per_epoch=a.batch_size * a.steps,
+    )
+
+
+def _fit(model, steps: int, a: argparse.Namespace) -> float:
     import lightning.pytorch as pl
 
-    from difflab.vision.data import HELDOUT_PHOTOS, SRDataModule
-    from difflab.vision.evaluate import evaluate_heldout
+    pl.seed_everything(a.seed, verbose=False)
+    t0 = time.perf_counter()
+    pl.Trainer(
+        max_steps=steps,
+        accelerator="gpu" if a.device.startswith("cuda") else "cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    ).fit(model, datamodule=_data(a))
+    model.to(a.device).eval()
+    return time.perf_counter() - t0
+
+
+def train_models(a: argparse.Namespace) -> tuple[dict, dict[str, float]]:
+    """Every compared model trained on the same data with the same network size and optimiser (the
+    InvSR-style predictor through the frozen SR3): ``(models by name, training seconds by name)``."""
     from difflab.vision.models import SR3, InvSRStart, ResShiftSR, SAMDiffSR
     from difflab.vision.networks import UNet
-
-    def data():
-        return SRDataModule(
-            scale=a.scale,
-            patch_size=a.patch,
-            batch_size=a.batch_size,
-            eval_size=a.eval_size,
-            eval_batch_size=4,
-            samples_per_epoch=a.batch_size * a.steps,
-        )
-
-    def fit(model, steps):
-        pl.seed_everything(a.seed, verbose=False)
-        t0 = time.perf_counter()
-        pl.Trainer(
-            max_steps=steps,
-            accelerator="gpu" if a.device.startswith("cuda") else "cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-        ).fit(model, datamodule=data())
-        model.to(a.device).eval()
-        return time.perf_counter() - t0
 
     opt = partial(torch.optim.Adam, lr=a.lr)
 
@@ -89,11 +98,17 @@ def main() -> None:
             net(), scale=a.scale, num_train_steps=100, region_px=64, prediction="x0", optimizer=opt
         ),
     }
-    train_s = {name: fit(m, a.steps) for name, m in models.items()}
-    invsr = InvSRStart(
+    train_s = {name: _fit(m, a.steps, a) for name, m in models.items()}
+    models["InvSR-style"] = InvSRStart(
         net(3), teacher=models["SR3"], scale=a.scale, start_t=0.2, optimizer=partial(torch.optim.Adam, lr=a.lr / 2)
     )
-    train_s["InvSR-style"] = fit(invsr, a.invsr_steps or a.steps // 2)
+    train_s["InvSR-style"] = _fit(models["InvSR-style"], a.invsr_steps or a.steps // 2, a)
+    return models, train_s
+
+
+def evaluate_variants(models: dict, a: argparse.Namespace) -> dict[str, tuple[int, dict]]:
+    """``{variant: (NFE, held-out results)}`` of every sampler setting compared."""
+    from difflab.vision.evaluate import evaluate_heldout
 
     def sr(model, **kw):
         def fn(y, g):
@@ -108,58 +123,81 @@ def main() -> None:
         ("SR3 DDIM-10", 10, sr(models["SR3"], steps=10)),
         ("SR3 DDIM-50", 50, sr(models["SR3"], steps=50)),
         ("SR3 DPM-Solver++-10", 10, sr(models["SR3"], steps=10, sampler="dpm_solver")),
-        ("InvSR-style 1 step", 1, sr(invsr, steps=1)),
-        ("InvSR-style 3 steps", 3, sr(invsr, steps=3)),
+        ("InvSR-style 1 step", 1, sr(models["InvSR-style"], steps=1)),
+        ("InvSR-style 3 steps", 3, sr(models["InvSR-style"], steps=3)),
         ("SAM-DiffSR-style DDIM-10", 10, sr(models["SAM-DiffSR-style"], steps=10)),
     ]
-    results = {name: (nfe, evaluate_heldout(fn, data(), a.scale, seed=a.seed)) for name, nfe, fn in variants}
-    ref_name = "SR3 DDIM-50"
-    ref = results[ref_name][1]
+    return {name: (nfe, evaluate_heldout(fn, _data(a), a.scale, seed=a.seed)) for name, nfe, fn in variants}
+
+
+def results_table(results: dict[str, tuple[int, dict]], nat: list[int]) -> str:
+    """The Markdown table: bicubic first, then every variant, times relative to :data:`REFERENCE`."""
+    ref = results[REFERENCE][1]
     bic = ref["bicubic"]
+    nat_b = sum(ref["per_image_bicubic_psnr_y"][i] for i in nat) / len(nat)
+    rows = [["bicubic", "0", f"{bic['psnr_y']:.2f}", f"{bic['ssim_y']:.4f}", f"{nat_b:.2f}", "0.00", "-", "-"]]
+    for name, (nfe, r) in results.items():
+        nat_p = sum(r["per_image_psnr_y"][i] for i in nat) / len(nat)
+        rows.append(
+            [
+                name,
+                str(nfe),
+                f"{r['sr']['psnr_y']:.2f}",
+                f"{r['sr']['ssim_y']:.4f}",
+                f"{nat_p:.2f}",
+                f"{r['sr']['psnr_y'] - bic['psnr_y']:+.2f}",
+                f"{r['time_s']:.2f}",
+                f"{r['time_s'] / ref['time_s']:.3f}",
+            ]
+        )
+    head = ["variant", "NFE", "PSNR-Y", "SSIM-Y", "PSNR-Y natural", "PSNR-Y gain", "time s", f"time / {REFERENCE}"]
+    return markdown_table(rows, head, align="l")
+
+
+def crops_png(path: str, results: dict[str, tuple[int, dict]], names: list[str], a: argparse.Namespace) -> None:
+    from difflab.core.figures import save_figure
+    from difflab.vision.figures import crops_figure
+    from difflab.vision.metrics import from_model_range
+
+    ref = results[REFERENCE][1]
+    batch = next(iter(_data(a).val_dataloader()))
+    show = ["ResShift-4", "ResShift-15", "SR3 DDIM-50", "InvSR-style 1 step"]
+    fig = crops_figure(
+        lr=None,
+        bicubic=from_model_range(batch["y"]),
+        hr=from_model_range(batch["x0"]),
+        sr={k: results[k][1]["outputs"] for k in show},
+        names=names,
+        psnrs={"bicubic": ref["per_image_bicubic_psnr_y"], **{k: results[k][1]["per_image_psnr_y"] for k in show}},
+    )
+    save_figure(fig, path, dpi=60)
+    print(f"artifact: {path} | held-out crops: bicubic, ResShift-4/15, SR3 DDIM-50, InvSR-style 1 step, HR")
+
+
+def main() -> None:
+    a = _parser().parse_args()
+    torch.set_num_threads(a.threads)
+    from difflab.vision.data import HELDOUT_PHOTOS
+
+    models, train_s = train_models(a)
+    results = evaluate_variants(models, a)
     if a.device.startswith("cuda"):
         device = torch.cuda.get_device_name(0)
     else:
         device = f"{platform.processor() or platform.machine()} CPU, {a.threads} torch thread(s)"
     names = list(HELDOUT_PHOTOS)
-    nat = [i for i, n in enumerate(names) if n != "retina_crop"]
     print(
         f"\ndifflab-vision benchmark, {date.today()}, {device}; x{a.scale} bicubic, {a.steps} training steps per "
         f"model, held-out {', '.join(names)} (centred {a.eval_size} px crops)"
     )
-    print(f"| variant | NFE | PSNR-Y | SSIM-Y | PSNR-Y natural | PSNR-Y gain | time s | time / {ref_name} |")
-    print("|" + "---|" * 8)
-    nat_b = sum(ref["per_image_bicubic_psnr_y"][i] for i in nat) / len(nat)
-    print(f"| bicubic | 0 | {bic['psnr_y']:.2f} | {bic['ssim_y']:.4f} | {nat_b:.2f} | 0.00 | - | - |")
-    for name, (nfe, r) in results.items():
-        nat_p = sum(r["per_image_psnr_y"][i] for i in nat) / len(nat)
-        print(
-            f"| {name} | {nfe} | {r['sr']['psnr_y']:.2f} | {r['sr']['ssim_y']:.4f} | {nat_p:.2f} | "
-            f"{r['sr']['psnr_y'] - bic['psnr_y']:+.2f} | {r['time_s']:.2f} | {r['time_s'] / ref['time_s']:.3f} |"
-        )
+    print(results_table(results, [i for i, n in enumerate(names) if n != "retina_crop"]))
     print("training wall time s: " + ", ".join(f"{k} {v:.0f}" for k, v in train_s.items()))
     print(
         "PSNR-Y natural: mean over coffee, rocket and china (the retina crop is nearly flat: bicubic reaches "
         "about 52 dB at x2); PSNR-Y gain: mean over all four minus bicubic"
     )
     if a.figure:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from difflab.vision.figures import crops_figure
-        from difflab.vision.metrics import from_model_range
-
-        batch = next(iter(data().val_dataloader()))
-        show = ["ResShift-4", "ResShift-15", "SR3 DDIM-50", "InvSR-style 1 step"]
-        fig = crops_figure(
-            lr=None,
-            bicubic=from_model_range(batch["y"]),
-            hr=from_model_range(batch["x0"]),
-            sr={k: results[k][1]["outputs"] for k in show},
-            names=names,
-            psnrs={"bicubic": ref["per_image_bicubic_psnr_y"], **{k: results[k][1]["per_image_psnr_y"] for k in show}},
-        )
-        fig.savefig(a.figure, dpi=60)
-        print(f"artifact: {a.figure} | held-out crops: bicubic, ResShift-4/15, SR3 DDIM-50, InvSR-style 1 step, HR")
+        crops_png(a.figure, results, names, a)
 
 
 if __name__ == "__main__":
