@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 
+from difflab.core.figures import pyplot
 from difflab.pointcloud.render_worker import camera_direction
 
 logger = logging.getLogger(__name__)
@@ -149,11 +150,7 @@ def render_grid(
     number of points). ``renderer``: see the module docstring.
     """
     global _unavailable
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     choice = renderer or os.environ.get("DIFFLAB_POINTCLOUD_RENDERER", "auto")
     if choice not in RENDERERS:
         raise ValueError(f"renderer must be one of {RENDERERS}, got {choice!r}")
