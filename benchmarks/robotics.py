@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.tables import markdown_table
 from difflab.robotics.demo import train_policies
 from difflab.robotics.envs import MetaWorldEnv
 from difflab.robotics.figures import plot_rollouts
@@ -96,11 +97,13 @@ def main() -> None:
     )
     print(format_table(rows))
     ref = rows["DDPM-100"]["latency_ms"]
-    print("\n| sampler | success 95% CI | latency / DDPM-100 |\n|---|---|---:|")
+    ci_rows = []
     for name, s in rows.items():
         k = round(s["success_rate"] * s["episodes"])
         lo, hi = wilson_interval(k, int(s["episodes"]))
-        print(f"| {name} | {lo:.2f}-{hi:.2f} | {s['latency_ms'] / ref:.3f} |")
+        ci_rows.append([name, f"{lo:.2f}-{hi:.2f}", s["latency_ms"] / ref])
+    print()
+    print(markdown_table(ci_rows, ["sampler", "success 95% CI", "latency / DDPM-100"], ".3f", align="llr"))
     if ns.figure is not None:
         keep = [r for r in results if r.name in ("DDPM-100", "DDIM-10", f"RTI-DP {dp.rti_steps}", "BC")]
         fig = plot_rollouts(keep, ns.figure, title=f"{ns.env}: end-effector paths (top view), star = goal")

@@ -15,6 +15,8 @@ from functools import partial
 
 import torch
 
+from difflab.core.tables import markdown_table
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -85,10 +87,9 @@ def main() -> None:
         f"\n{ns.num} blocks x {block} tokens, KJV BPE-1024, models {params:.2f} M params, "
         f"{torch.get_num_threads()} threads; real held-out text gen-PPL {real:.1f}"
     )
-    print("| sampler | NFE | seconds | tokens/s | tokens/s vs AR | gen-PPL | distinct-2 |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, nfe, sec, tps, gp, d2 in rows:
-        print(f"| {name} | {nfe} | {sec:.2f} | {tps:.0f} | {tps / ar_tps:.2f}x | {gp:.1f} | {d2:.3f} |")
+    cells = [[name, nfe, sec, tps, f"{tps / ar_tps:.2f}x", gp, d2] for name, nfe, sec, tps, gp, d2 in rows]
+    head = ["sampler", "NFE", "seconds", "tokens/s", "tokens/s vs AR", "gen-PPL", "distinct-2"]
+    print(markdown_table(cells, head, ["", "", ".2f", ".0f", "", ".1f", ".3f"]))
 
 
 if __name__ == "__main__":

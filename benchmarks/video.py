@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.tables import markdown_table
 from difflab.video.data import MocapTADDataModule
 from difflab.video.demo import evaluate, fit, small_models, timeline_videos
 
@@ -57,18 +58,22 @@ def main() -> None:
         f"{torch.get_num_threads()} | {ns.max_steps} training steps each (DiffTAD {t_diff:.0f} s, baseline "
         f"{t_det:.0f} s) | {len(dm.test_set)} held-out videos, {dm.num_classes} classes"
     )
-    print(
-        "| detector | steps | selective cond. | mAP@0.5 | mAP@0.7 | mAP@0.3:0.7 | mAP@0.5:0.95 | detector ms/video | "
-        "+ soft-NMS ms/video | mAP@0.5 / baseline | detector time / baseline |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    base_ms = rows[0][4]
-    for name, steps, sel, m, ms, post in rows:
-        print(
-            f"| {name} | {steps} | {sel} | {100 * m['mAP@0.5']:.1f} | {100 * m['mAP@0.7']:.1f} | "
-            f"{100 * m['mAP@0.3:0.7']:.1f} | {100 * m['mAP@0.5:0.95']:.1f} | {ms:.1f} | {post:.1f} | "
-            f"{m['mAP@0.5'] / max(base, 1e-9):.2f} | {ms / max(base_ms, 1e-9):.2f} |"
-        )
+    cells = [
+        [
+            name,
+            steps,
+            sel,
+            *(100 * m[k] for k in ("mAP@0.5", "mAP@0.7", "mAP@0.3:0.7", "mAP@0.5:0.95")),
+            ms,
+            post,
+            f"{m['mAP@0.5'] / max(base, 1e-9):.2f}",
+            f"{ms / max(rows[0][4], 1e-9):.2f}",
+        ]
+        for name, steps, sel, m, ms, post in rows
+    ]
+    head = ["detector", "steps", "selective cond.", "mAP@0.5", "mAP@0.7", "mAP@0.3:0.7", "mAP@0.5:0.95"]
+    head += ["detector ms/video", "+ soft-NMS ms/video", "mAP@0.5 / baseline", "detector time / baseline"]
+    print(markdown_table(cells, head, ".1f", align="l"))
     if ns.json:
         ns.json.write_text(
             json.dumps(
