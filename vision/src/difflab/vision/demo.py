@@ -35,6 +35,7 @@ def _table(rows: list[tuple[str, dict[str, float], float | None]]) -> str:
 def train_resshift4(out: Path, max_steps: int, seed: int, eval_size: int):
     """The demo's ResShift-4 trained for ``max_steps`` steps and saved: ``(model, datamodule, seconds, ckpt)``."""
     import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import TQDMProgressBar
 
     from difflab.vision.evaluate import brief_callbacks, build_resshift4
 
@@ -51,7 +52,7 @@ def train_resshift4(out: Path, max_steps: int, seed: int, eval_size: int):
         limit_val_batches=0,
         num_sanity_val_steps=0,
         default_root_dir=str(out),
-        callbacks=brief_callbacks(),
+        callbacks=[*brief_callbacks(), TQDMProgressBar()],  # tqdm, the progress library of every package
     )
     t0 = time.perf_counter()
     trainer.fit(model, datamodule=dm)
