@@ -1,4 +1,5 @@
-"""The command line: every shipped config runs a fast_dev_run, resume, test, enhance and make-dataset."""
+"""The command line: resume, test, enhance and make-dataset (every config's fast_dev_run, the checkpoint
+round trip and help are in tests/architecture/test_contracts.py)."""
 
 from __future__ import annotations
 
@@ -14,44 +15,12 @@ from difflab.audio.cli import main
 from difflab.core.cli import builtin_configs
 
 CONFIGS = builtin_configs("audio")
-SHRINK = [
-    "--data.init_args.batch_size=2",
-    "--data.init_args.crop_samples=8064",
-    "--data.init_args.limit_eval_files=1",
-    "--data.init_args.num_workers=0",
-    "--model.init_args.network.init_args.channels=8",
-    "--model.init_args.network.init_args.channel_mults=[1, 2]",
-    "--model.init_args.network.init_args.num_res_blocks=1",
-    "--model.init_args.network.init_args.attention_resolutions=[]",
-    "--model.init_args.sample_steps=2",
-]
-PREDICTOR_SHRINK = [s.replace(".network.", ".predictor.") for s in SHRINK if ".network." in s]
 
 
 def test_configs_ship():
     for method in ("sgmse", "storm", "predictive"):
         assert {f"{method}_denoise", f"{method}_dereverb", f"smoke_{method}"} <= set(CONFIGS)
     assert {"sgmse_vbdmd", "storm_vbdmd"} <= set(CONFIGS)
-
-
-@pytest.mark.parametrize("name", CONFIGS)
-def test_fast_dev_run(name, tmp_path, monkeypatch, default_data_env, reverb_root):
-    monkeypatch.chdir(tmp_path)
-    args = [
-        "fit",
-        "-c",
-        name,
-        "--trainer.fast_dev_run=true",
-        "--trainer.accelerator=cpu",
-        "--trainer.enable_progress_bar=false",
-    ]
-    if not name.startswith("smoke"):
-        args += SHRINK + (PREDICTOR_SHRINK if "storm" in name else [])
-    if name.endswith("vbdmd"):
-        args += [f"--data.init_args.root={default_data_env}"]
-    if name.endswith("dereverb"):
-        monkeypatch.setenv("DIFFLAB_AUDIO_DATA", str(reverb_root.parent))
-    assert main(args) == 0
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Command line: every shipped config runs (fast_dev_run); fit -> sample / make-pairs / denoise; help."""
+"""Command line: fit -> sample / make-pairs / denoise, resume (every config's fast_dev_run, the checkpoint
+round trip and help are in tests/architecture/test_contracts.py)."""
 
 import numpy as np
 import pytest
@@ -7,34 +8,6 @@ from difflab.core.cli import builtin_configs
 from difflab.pointcloud.cli import main
 
 CONFIGS = builtin_configs("pointcloud")
-SMALL = {  # shrink the full configs for a CPU fast_dev_run
-    "psf": [
-        "--model.init_args.network.init_args.preset",
-        "tiny",
-        "--data.init_args.num_points",
-        "64",
-        "--data.init_args.num_shapes",
-        "4",
-        "--data.init_args.num_val_shapes",
-        "2",
-        "--data.init_args.batch_size",
-        "2",
-    ],
-    "filter": [
-        "--data.init_args.num_points",
-        "1024",
-        "--data.init_args.patches_per_epoch",
-        "4",
-        "--data.init_args.val_patches",
-        "2",
-        "--data.init_args.batch_size",
-        "2",
-        "--data.init_args.meshes",
-        "[elephant]",
-        "--data.init_args.val_meshes",
-        "[hand]",
-    ],
-}
 
 
 def test_configs_ship():
@@ -86,38 +59,6 @@ def trained(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("name", CONFIGS)
-def test_fast_dev_run(name, trained, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    args = [
-        "fit",
-        "--config",
-        name,
-        "--trainer.fast_dev_run",
-        "true",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
-    if "reflow" in name or "distill" in name:
-        args += [
-            "--data.init_args.pairs",
-            str(trained / "pairs.pt"),
-            "--data.init_args.batch_size",
-            "2",
-            "--model.init_args.init_from",
-            str(trained / "outputs/pointcloud/smoke_psf/checkpoints/last.ckpt"),
-            "--model.init_args.network.init_args.preset",
-            "tiny",
-        ]
-    elif not name.startswith("smoke") and ("psf" in name or "ddpm" in name):
-        args += SMALL["psf"]
-    elif not name.startswith("smoke"):
-        args += SMALL["filter"]
-    assert main(args) == 0
-
-
 def test_sample_and_denoise_verbs(trained, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     ckpt = trained / "outputs/pointcloud/smoke_psf/checkpoints/last.ckpt"
@@ -154,12 +95,3 @@ def test_resume_continues_from_last_checkpoint(trained, tmp_path, monkeypatch):
     assert torch.load(ckpt, weights_only=False)["global_step"] == 2
     assert main(args + ["--trainer.max_steps", "4", "--ckpt_path", str(ckpt)]) == 0
     assert torch.load(ckpt, weights_only=False)["global_step"] == 4
-
-
-def test_help(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["fit", "--help"])
-    assert exc.value.code == 0
-    assert main([]) == 0
-    out = capsys.readouterr().out
-    assert "denoise" in out and "make-pairs" in out and "psf_flow_pybullet" in out

@@ -1,4 +1,5 @@
-"""Command line (every shipped config under fast_dev_run), model behaviour and the generate verb."""
+"""Model behaviour, train-tokenizer and the generate verb (every config's fast_dev_run, the checkpoint
+round trip and help are in tests/architecture/test_contracts.py)."""
 
 from pathlib import Path
 
@@ -25,42 +26,6 @@ def test_configs_ship():
         "smoke_diffuseq",
     ):
         assert name in CONFIGS
-
-
-@pytest.mark.parametrize("name", CONFIGS)
-def test_fast_dev_run_every_config(name, tmp_path):
-    args = [
-        "fit",
-        "--config",
-        name,
-        "--trainer.fast_dev_run=true",
-        "--trainer.accelerator=cpu",
-        f"--trainer.default_root_dir={tmp_path}",
-        "--trainer.enable_progress_bar=false",
-        "--data.init_args.batch_size=4",
-    ]
-    seq2seq = "diffuseq" in name
-    args.append("--data.init_args.max_train_pairs=600" if seq2seq else "--data.init_args.max_documents=600")
-    if not name.startswith("smoke"):
-        # the full-size configs on a small slice: only the wiring is under test here
-        if seq2seq:
-            args += [
-                "--model.init_args.enc_depth=1",
-                "--model.init_args.dec_depth=1",
-                "--model.init_args.dim=32",
-                "--model.init_args.sample_steps=2",
-                "--model.init_args.num_val_samples=2",
-            ]
-        else:
-            args += ["--model.init_args.depth=1", "--model.init_args.dim=32"]
-    assert main(args) == 0
-
-
-def test_help_lists_verbs(capsys):
-    main([])
-    out = capsys.readouterr().out
-    for verb in ("fit", "train-tokenizer", "generate", "seq2seq", "make-seq2seq-data", "demo"):
-        assert verb in out
 
 
 def test_train_tokenizer_verb(tmp_path):

@@ -1,6 +1,5 @@
-"""Command line: every shipped config runs (fast_dev_run), forecast and online verbs, help."""
-
-import pytest
+"""Command line: forecast and online verbs (every config's fast_dev_run, the checkpoint round trip and
+help are in tests/architecture/test_contracts.py)."""
 
 from difflab.core.cli import builtin_configs
 from difflab.timeseries.cli import main
@@ -21,29 +20,6 @@ def test_configs_ship():
         "smoke_falda",
         "smoke_cspd",
     } <= set(CONFIGS)
-
-
-@pytest.mark.parametrize("name", CONFIGS)
-def test_fast_dev_run(name, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    args = [
-        "fit",
-        "--config",
-        name,
-        "--trainer.fast_dev_run",
-        "true",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--model.init_args.val_samples",
-        "2",
-        "--model.init_args.sample_steps",
-        "2",
-        "--data.init_args.max_eval_windows",
-        "2",
-    ]
-    assert main(args) == 0
 
 
 def test_fit_then_forecast_and_online(tmp_path, monkeypatch, capsys):
@@ -74,11 +50,3 @@ def test_online_rule_uses_only_arrived_truth():
     starts = np.arange(100, 200)
     got = available_windows(starts, 24, now=150)
     assert got.max() == 126 and (got + 24 <= 150).all()
-
-
-def test_help(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["--help"])
-    assert exc.value.code == 0
-    assert main([]) == 0
-    assert "forecast" in capsys.readouterr().out
