@@ -38,7 +38,7 @@ DEMO_STEPS = {
 def train_toy(max_steps: int, seed: int):
     """The toy model trained ``max_steps`` steps on the 8-mode mixture, with EMA weights: ``(model, data)``."""
     import lightning as L
-    from lightning.pytorch.callbacks import EMAWeightAveraging
+    from lightning.pytorch.callbacks import EMAWeightAveraging, TQDMProgressBar
 
     from difflab.core.lightning import ToyDataModule, ToyDiffusion
 
@@ -58,7 +58,7 @@ def train_toy(max_steps: int, seed: int):
         enable_checkpointing=False,
         limit_val_batches=0,
         enable_model_summary=False,
-        callbacks=[EMAWeightAveraging(decay=0.995)],
+        callbacks=[EMAWeightAveraging(decay=0.995), TQDMProgressBar()],  # tqdm, not rich, in every package
     )
     trainer.fit(model, data)  # ends with the EMA weights in the model
     model.eval()
