@@ -211,3 +211,44 @@ def test_per_element_grid_rows_give_the_same_parity():
         den = Denoiser(ours(net), PROCESS, "eps")
         out = sample_ddim(den, x_init(), rows.contiguous())
         torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [10, 25, 50, 1000])
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("ddim", lambda: diffusers.DDIMScheduler(num_train_timesteps=T, timestep_spacing="trailing")),
+        ("ddpm", lambda: diffusers.DDPMScheduler(num_train_timesteps=T, timestep_spacing="trailing")),
+        (
+            "dpm_solver",
+            lambda: diffusers.DPMSolverMultistepScheduler(num_train_timesteps=T, timestep_spacing="trailing"),
+        ),
+    ],
+)
+def test_discrete_chain_default_grid_is_diffusers_integer_timesteps(name, make, n):
+    """A whole-step ``DiscreteVP`` samples only trained steps: its default DDPM / DDIM / DPM-Solver grid
+    is diffusers' "trailing" timesteps ``j`` (``t = (j + 1) / T``), then ``t = 0`` (``alpha_bar = 1``)."""
+    sch = make()
+    sch.set_timesteps(n)
+    grid = PROCESS.default_grid(name, n)
+    torch.testing.assert_close(grid, grid_from_timesteps(sch.timesteps), rtol=0, atol=1e-15)
+    assert torch.allclose((grid * T).round(), grid * T, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("n", [5, 10, 25])
+def test_karras_grid_on_a_chain_stops_at_the_smallest_trained_sigma(n):
+    """As diffusers' ``use_karras_sigmas`` (and k-diffusion's ``get_sigmas_karras``): ``n`` sigmas from
+    ``sigma(1)`` to the smallest trained ``sigma(1 / T)`` (rho 7), then 0."""
+    sch = diffusers.EulerDiscreteScheduler(num_train_timesteps=T, beta_schedule="linear", use_karras_sigmas=True)
+    sch.set_timesteps(n)
+    for name in ("euler", "heun"):
+        grid = PROCESS.default_grid(name, n)
+        assert grid.shape == (n + 1,) and grid[-1] == 0 and grid[-2] == pytest.approx(1 / T)
+        # diffusers' sigmas come from its float32 alphas_cumprod (sigma(1/T) = 0.01 to 3e-4 relative)
+        torch.testing.assert_close(PROCESS.sigma(grid), sch.sigmas.double(), rtol=1e-3, atol=0)
+        smax, smin = PROCESS.sigma(torch.tensor([1.0, 1 / T], dtype=torch.float64)) ** (1 / 7)
+        ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+        exact = torch.cat([(smax + ramp * (smin - smax)) ** 7, torch.zeros(1, dtype=torch.float64)])
+        torch.testing.assert_close(PROCESS.sigma(grid), exact, rtol=1e-9, atol=0)
+    continuous = DiscreteVP("linear", T, whole_steps=False)
+    assert continuous.default_grid("euler", n)[-2] < 1 / T  # a continuous-time chain keeps the standard floor

@@ -87,9 +87,14 @@ def test_default_grids():
     i = torch.arange(10, dtype=torch.float64) / 9
     expect = (smax ** (1 / 7) + i * (smin ** (1 / 7) - smax ** (1 / 7))) ** 7
     assert torch.allclose(sig, expect, rtol=1e-6)
-    # a process with t_min = 0 falls back to time_grid's own Karras grid
-    dvp = DiscreteVP()
+    # a continuous-time process with t_min = 0 falls back to time_grid's own Karras grid (to sigma(1e-6))
+    dvp = DiscreteVP(whole_steps=False)
     assert torch.allclose(default_grid("euler", dvp, 8), time_grid(8, kind="karras", process=dvp))
+    # a whole-step chain stops at its smallest trained level sigma(1 / T), then 0
+    chain = DiscreteVP()
+    g = default_grid("euler", chain, 8)
+    head = time_grid(7, t_end=1 / chain.num_steps, kind="karras", process=chain)
+    assert torch.equal(g, torch.cat([head, torch.zeros(1, dtype=torch.float64)]))
     # overrides
     g = default_grid("ddim", vp, 4, grid_kind="quadratic", t_end=0.1)
     assert torch.allclose(g, time_grid(4, t_end=0.1, kind="quadratic"))

@@ -189,3 +189,22 @@ def test_whole_step_grid_stays_on_training_steps():
     )
     with pytest.raises(ValueError, match="start"):
         whole_step_grid(10, 2, start=11)
+
+
+def test_processes_own_their_training_times():
+    from difflab.core.processes import VPSDE, CorrelatedNoise, DiscreteVP, ResidualShift
+
+    x0 = torch.zeros(5000, 3)
+    for proc in (DiscreteVP("linear", 20), CorrelatedNoise(DiscreteVP("linear", 20), "gp", 2.0), ResidualShift(20)):
+        t = proc.train_times(x0, torch.Generator().manual_seed(0))
+        k = t * 20
+        assert t.shape == (5000,) and t.dtype == x0.dtype and torch.equal(k, k.round())
+        assert set(k.round().long().tolist()) == set(range(1, 21))  # every whole step 1..T, never 0
+    g = torch.Generator().manual_seed(1)
+    t = VPSDE().train_times(torch.zeros(4, 6, 2), g, time_dims=2, t_eps=0.1)
+    u = torch.rand((4, 6), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(t, 0.1 + (1.0 - 0.1) * u)  # U(t_eps, t_max), one time per (example, token)
+    cont = DiscreteVP("linear", 20, whole_steps=False).train_times(x0, torch.Generator().manual_seed(0), t_eps=0.05)
+    assert cont.min() >= 0.05 and not torch.equal(cont * 20, (cont * 20).round())
+    with pytest.raises(ValueError, match="time_dims"):
+        DiscreteVP("linear", 20).train_times(torch.zeros(3), time_dims=2)

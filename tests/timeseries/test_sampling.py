@@ -19,7 +19,7 @@ from difflab.core.processes.gaussian import DiscreteVP
 from difflab.core.samplers.base import Denoiser
 from difflab.core.samplers.select import run_sampler
 from difflab.timeseries.data import ForecastDataModule
-from difflab.timeseries.models.spd import StochasticProcessDiffusion, integer_step_grid
+from difflab.timeseries.models.spd import StochasticProcessDiffusion
 from difflab.timeseries.networks.csdi import CSDIDenoiser
 
 L, K = 16, 50
@@ -61,7 +61,6 @@ def test_oracle_samples_have_the_data_spread(sampler, options, steps, lo, hi):
         x,
         steps=steps,
         generator=g,
-        grid=integer_step_grid(K, steps),
         **options,
     )
     emp = torch.cov(res.sample[..., 0].T.to(torch.float64))
@@ -69,11 +68,13 @@ def test_oracle_samples_have_the_data_spread(sampler, options, steps, lo, hi):
     assert lo < ratio < hi, ratio
 
 
-def test_integer_step_grid():
-    g = integer_step_grid(50, 10)
-    assert g[0] == 1 and g[-1] == 0 and torch.all(g[:-1] > g[1:])
-    assert torch.allclose(g * 50, (g * 50).round())
-    assert len(integer_step_grid(10, 30)) == 11  # never more steps than the chain has
+def test_the_correlated_chain_samples_its_whole_steps():
+    proc, _, _ = oracle_setup()
+    for name in ("ddpm", "ddim", "dpm_solver"):
+        g = proc.default_grid(name, 10)
+        assert g[0] == 1 and g[-1] == 0 and torch.all(g[:-1] > g[1:])
+        assert torch.allclose(g * K, (g * K).round())
+    assert len(proc.default_grid("ddim", 3 * K)) == K + 1  # never more steps than the chain has
 
 
 @pytest.mark.parametrize("sampler, steps", [("ddim", 7), ("ddpm", 4), ("dpm_solver", 5)])
@@ -113,7 +114,5 @@ def test_ddim_amplifies_high_frequency_noise_errors_more_than_ddpm():
         g = torch.Generator().manual_seed(0)
         x = proc.prior_sample((2000, L, 1), generator=g, dtype=torch.float32)
         den = Denoiser(eps_with_error, proc, "eps")
-        out[name] = roughness(
-            run_sampler(name, den, x, steps=K, generator=g, grid=integer_step_grid(K, K), **options).sample
-        )
+        out[name] = roughness(run_sampler(name, den, x, steps=K, generator=g, **options).sample)
     assert out["ddim"] > 1.2 * out["ddpm"], out

@@ -2,8 +2,9 @@ r"""``DiffusionModule``: the LightningModule every difflab method derives from.
 
 It owns a forward process, a network and the network's parameterisation, and provides:
 
-* **training**: :meth:`DiffusionModule.training_loss` draws ``t ~ U(t_eps, t_max)`` (one time per
-  example, or per element of the first ``time_dims`` axes), ``x_t = a(t) x0 + b(t) y + s(t) eps``
+* **training**: :meth:`DiffusionModule.training_loss` draws ``t ~ U(t_eps, t_max)`` (the process's
+  ``train_times``: whole steps for a discrete chain; one time per example, or per element of the
+  first ``time_dims`` axes), ``x_t = a(t) x0 + b(t) y + s(t) eps``
   from :meth:`~difflab.core.processes.base.LinearGaussianProcess.sample_marginal`, and regresses the
   chosen target (:func:`difflab.core.parameterization.from_x0_eps`) with a mean squared error
   (:func:`difflab.core.losses.time_weighted_mse`; Ho et al. 2020 for ``eps``; Salimans & Ho 2022
@@ -296,11 +297,10 @@ class DiffusionModule(LightningModule):
 
     # ------------------------------------------------------------------ loss
     def sample_time(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Training times ``t ~ U(t_eps, t_max)``, shape ``x0.shape[:time_dims]``."""
-        if x0.ndim < self.time_dims:
-            raise ValueError(f"x0 of shape {tuple(x0.shape)} has fewer than time_dims = {self.time_dims} axes")
-        u = torch.rand(x0.shape[: self.time_dims], generator=generator, device=x0.device, dtype=x0.dtype)
-        return self.t_eps + (self.process.t_max - self.t_eps) * u
+        """Training times, shape ``x0.shape[:time_dims]``: the process's own law
+        (:meth:`~difflab.core.processes.base.LinearGaussianProcess.train_times`: ``U(t_eps, t_max)``,
+        or whole steps of a discrete chain)."""
+        return self.process.train_times(x0, generator, time_dims=self.time_dims, t_eps=self.t_eps)
 
     def loss_weight(self, t: Tensor) -> Tensor | None:
         """Per-time weight ``w(t)`` of the regression (shape of ``t``); ``None`` means 1."""

@@ -80,6 +80,36 @@ class LinearGaussianProcess:
         a, b, s = self.coefficients(t)
         return expand_like(a, x), expand_like(b, x), expand_like(s, x)
 
+    # ------------------------------------------------------------------ training times and sampling grids
+    def train_times(
+        self, x0: Tensor, generator: torch.Generator | None = None, *, time_dims: int = 1, t_eps: float | None = None
+    ) -> Tensor:
+        """Training times ``t ~ U(t_eps, t_max)`` of shape ``x0.shape[:time_dims]`` (one per example, or
+        per token / frame), in ``x0``'s dtype and device; ``t_eps`` defaults to ``t_min`` (1e-5 if 0)."""
+        if x0.ndim < time_dims:
+            raise ValueError(f"x0 of shape {tuple(x0.shape)} has fewer than time_dims = {time_dims} axes")
+        if t_eps is None:
+            t_eps = self.t_min if self.t_min > 0 else 1e-5
+        u = torch.rand(x0.shape[:time_dims], generator=generator, device=x0.device, dtype=x0.dtype)
+        return t_eps + (self.t_max - t_eps) * u
+
+    def default_grid(
+        self,
+        sampler: str,
+        steps: int,
+        *,
+        grid_kind: str | None = None,
+        t_start: float | None = None,
+        t_end: float | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> Tensor:
+        """The time grid ``(steps + 1,)`` (descending) on which ``sampler`` runs this process: the
+        sampler's standard grid (:func:`difflab.core.samplers.registry.standard_grid`; ``grid_kind``,
+        ``t_start``, ``t_end`` override it). Chains with whole training steps override this."""
+        from difflab.core.samplers.registry import standard_grid
+
+        return standard_grid(sampler, self, steps, grid_kind=grid_kind, t_start=t_start, t_end=t_end, dtype=dtype)
+
     # ------------------------------------------------------------------ marginal
     def _check_y(self, y: Tensor | None) -> None:
         if self.conditional and y is None:
@@ -289,3 +319,11 @@ class LinearGaussianProcess:
             f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and not isinstance(v, Tensor)
         )
         return f"{type(self).__name__}({fields})"
+
+
+def whole_step_times(
+    num_steps: int, shape: tuple[int, ...], generator: torch.Generator | None, device, dtype: torch.dtype
+) -> Tensor:
+    """Times ``t = k / T`` of whole chain steps ``k ~ U{1..T}`` (``T = num_steps``), of the given shape."""
+    k = torch.randint(1, num_steps + 1, shape, generator=generator, device=device)
+    return k.to(dtype) / num_steps

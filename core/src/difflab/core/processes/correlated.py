@@ -229,6 +229,12 @@ class CorrelatedNoise(LinearGaussianProcess):
     def t_from_sigma(self, sigma: Tensor, iters: int = 60) -> Tensor:
         return self.base.t_from_sigma(sigma, iters)
 
+    def train_times(self, x0: Tensor, generator: torch.Generator | None = None, **kwargs: Any) -> Tensor:
+        return self.base.train_times(x0, generator, **kwargs)
+
+    def default_grid(self, sampler: str, steps: int, **kwargs: Any) -> Tensor:
+        return self.base.default_grid(sampler, steps, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         # schedule-specific helpers of the base (alpha_bar, index, time, ...); only reached for
         # attributes not found on this object

@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor
 
-from difflab.core.processes.base import LinearGaussianProcess
+from difflab.core.processes.base import LinearGaussianProcess, whole_step_times
 from difflab.core.schedules import BetaSchedule, alphas_cumprod, cosine_alpha_bar, make_betas
 
 
@@ -161,7 +161,16 @@ class DiscreteVP(LinearGaussianProcess):
         num_steps: ``T``, the number of training steps (1000 for DDPM, 100 for Diffusion Policy).
         beta_start, beta_end: schedule end points (ignored by ``cosine``).
         betas: explicit betas of length ``T`` instead of a named schedule.
+        whole_steps: the chain is trained and sampled at its whole steps ``k = 1..T`` only (DDPM):
+            :meth:`train_times` draws ``k ~ U{1..T}``, and :meth:`default_grid` puts the DDPM /
+            DDIM / DPM-Solver / ParaDiGMS chains on whole steps (:func:`whole_step_grid`, as
+            diffusers' schedulers) and ends a Karras grid at the smallest trained noise level
+            ``sigma(1 / T)`` (as k-diffusion and diffusers). ``False`` treats the chain as a
+            continuous-time process (``log alpha_bar`` interpolated) trained at any
+            ``t ~ U(t_eps, 1)`` and sampled on the samplers' standard grids.
     """
+
+    CHAIN_SAMPLERS = ("ddpm", "ddim", "dpm_solver", "paradigms")
 
     def __init__(
         self,
@@ -170,6 +179,7 @@ class DiscreteVP(LinearGaussianProcess):
         beta_start: float | None = None,
         beta_end: float | None = None,
         betas: Tensor | None = None,
+        whole_steps: bool = True,
     ) -> None:
         betas = make_betas(schedule, num_steps, beta_start, beta_end) if betas is None else betas.to(torch.float64)
         bad = ~torch.isfinite(betas) | (betas <= 0) | (betas > 1)
@@ -180,7 +190,7 @@ class DiscreteVP(LinearGaussianProcess):
                 f"betas must lie in (0, 1) (1 allowed only for the last step); beta[{k}] = {betas[k].item():g} "
                 f"(schedule {schedule!r}, {betas.numel()} steps)"
             )
-        self.schedule, self.num_steps = schedule, int(betas.numel())
+        self.schedule, self.num_steps, self.whole_steps = schedule, int(betas.numel()), bool(whole_steps)
         self.betas = betas
         ab = alphas_cumprod(betas)
         self.alphas_cumprod = torch.cat([ab.new_ones(1), ab])  # index k = state after k steps
@@ -197,6 +207,46 @@ class DiscreteVP(LinearGaussianProcess):
     def time(self, k: Tensor | int) -> Tensor:
         """Continuous time of integer step ``k``."""
         return torch.as_tensor(k, dtype=torch.float64) / self.num_steps
+
+    def train_times(
+        self, x0: Tensor, generator: torch.Generator | None = None, *, time_dims: int = 1, t_eps: float | None = None
+    ) -> Tensor:
+        """Whole steps ``t = k / T``, ``k ~ U{1..T}`` (``t_eps`` unused), of shape ``x0.shape[:time_dims]``;
+        the continuous law of the base class when ``whole_steps`` is False."""
+        if not self.whole_steps:
+            return super().train_times(x0, generator, time_dims=time_dims, t_eps=t_eps)
+        if x0.ndim < time_dims:
+            raise ValueError(f"x0 of shape {tuple(x0.shape)} has fewer than time_dims = {time_dims} axes")
+        return whole_step_times(self.num_steps, tuple(x0.shape[:time_dims]), generator, x0.device, x0.dtype)
+
+    def default_grid(
+        self,
+        sampler: str,
+        steps: int,
+        *,
+        grid_kind: str | None = None,
+        t_start: float | None = None,
+        t_end: float | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> Tensor:
+        """The sampler's grid on this chain (see ``whole_steps``): whole steps for the DDPM-family chains
+        unless a grid override is given; a Karras grid down to ``sigma(1 / T)``, then 0."""
+        from difflab.core.samplers.registry import standard_grid
+
+        if not self.whole_steps:
+            return super().default_grid(sampler, steps, grid_kind=grid_kind, t_start=t_start, t_end=t_end, dtype=dtype)
+        if sampler in self.CHAIN_SAMPLERS and grid_kind is None and t_start is None and t_end is None:
+            return self.step_grid(steps).to(dtype)
+        return standard_grid(
+            sampler,
+            self,
+            steps,
+            grid_kind=grid_kind,
+            t_start=t_start,
+            t_end=t_end,
+            karras_floor=1.0 / self.num_steps,
+            dtype=dtype,
+        )
 
     def alpha_bar(self, t: Tensor) -> Tensor:
         u = (t.to(torch.float64) * self.num_steps).clamp(0, self.num_steps)

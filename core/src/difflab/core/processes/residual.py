@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from difflab.core.processes.base import LinearGaussianProcess
+from difflab.core.processes.base import LinearGaussianProcess, whole_step_times
 from difflab.core.schedules import resshift_etas
 
 
@@ -129,6 +129,14 @@ class ResidualShift(_ResidualChain):
             max_noise,
         )
         self.etas = torch.cat([etas.new_zeros(1), etas])  # index k = state after k steps, eta_0 = 0
+
+    def train_times(
+        self, x0: Tensor, generator: torch.Generator | None = None, *, time_dims: int = 1, t_eps: float | None = None
+    ) -> Tensor:
+        """ResShift trains at its whole steps: ``t = k / T``, ``k ~ U{1..T}`` (``t_eps`` unused)."""
+        if x0.ndim < time_dims:
+            raise ValueError(f"x0 of shape {tuple(x0.shape)} has fewer than time_dims = {time_dims} axes")
+        return whole_step_times(self.num_steps, tuple(x0.shape[:time_dims]), generator, x0.device, x0.dtype)
 
     def eta(self, t: Tensor) -> Tensor:
         """Shifting coefficient ``eta(t)``, piecewise linear through ``(k/T, eta_k)``."""

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from difflab.core.parameterization import Prediction, to_x0_eps
 from difflab.core.processes.base import LinearGaussianProcess
+from difflab.core.samplers.registry import GridKind, time_grid
 
 Callback = Callable[[dict[str, Any]], None]
 ModelFn = Callable[[Tensor, Tensor], Tensor]
@@ -164,65 +165,6 @@ def keep_still(still: Tensor | None, x: Tensor, x_new: Tensor) -> Tensor:
     return torch.where(expand_like(still, x), x, x_new)
 
 
-GridKind = Literal["uniform", "karras", "quadratic", "log_snr"]
-
-
-def time_grid(
-    steps: int,
-    *,
-    t_start: float = 1.0,
-    t_end: float = 0.0,
-    kind: GridKind = "uniform",
-    process: LinearGaussianProcess | None = None,
-    rho: float = 7.0,
-    dtype: torch.dtype = torch.float64,
-) -> Tensor:
-    """A descending grid of ``steps + 1`` times from ``t_start`` to ``t_end``.
-
-    ``uniform``: linspace. ``quadratic``: denser near ``t_end``. ``karras``: the EDM grid
-    ``sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho`` over the
-    process's VE noise level, mapped back to time (the last point is ``t_end`` exactly, so a grid
-    ending at ``t = 0`` ends at ``sigma = 0``). ``log_snr``: uniform in log-SNR (DPM-Solver's choice).
-    """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if not t_start > t_end:
-        raise ValueError(f"t_start ({t_start}) must be greater than t_end ({t_end})")
-    if kind == "uniform":
-        return torch.linspace(t_start, t_end, steps + 1, dtype=dtype)
-    if kind == "quadratic":
-        u = torch.linspace(1.0, 0.0, steps + 1, dtype=dtype)
-        return t_end + (t_start - t_end) * u**2
-    if process is None:
-        raise ValueError(f"grid kind {kind!r} needs the process")
-    ts = torch.tensor([t_start, max(t_end, 1e-6) if t_end == 0 else t_end], dtype=dtype)
-    if not bool(torch.isfinite(process.sigma(ts)).all()):
-        raise ValueError(
-            f"grid kind {kind!r} needs a finite noise level sigma = s/a at both ends, but "
-            f"{type(process).__name__} has sigma(t={t_start:g}) = inf; use t_start < {t_start:g} or a uniform grid"
-        )
-    if kind == "karras":
-        sig = process.sigma(ts)
-        smax, smin = sig[0].item(), sig[1].item()
-        n = steps if t_end == 0 else steps + 1
-        i = torch.arange(n, dtype=dtype) / max(n - 1, 1)
-        sigmas = (smax ** (1 / rho) + i * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
-        grid = process.t_from_sigma(sigmas)
-        grid[0] = t_start
-        if t_end == 0:
-            grid = torch.cat([grid, torch.zeros(1, dtype=dtype)])
-        else:
-            grid[-1] = t_end
-        return grid
-    if kind == "log_snr":
-        lam = process.log_snr(ts)
-        lams = torch.linspace(lam[0].item(), lam[1].item(), steps + 1, dtype=dtype)
-        grid = process.t_from_sigma(torch.exp(-lams / 2))
-        grid[0], grid[-1] = t_start, t_end
-        return grid
-    raise ValueError(f"unknown grid kind {kind!r}; expected uniform, quadratic, karras or log_snr")
-
-
 def noise_like(process: LinearGaussianProcess, x: Tensor, generator: torch.Generator | None) -> Tensor:
     """Fresh noise for a sampler step: the process's own (white or correlated) noise."""
     return process.noise_like(x, generator)
@@ -230,6 +172,7 @@ def noise_like(process: LinearGaussianProcess, x: Tensor, generator: torch.Gener
 
 __all__ = [
     "Callback",
+    "GridKind",
     "Denoiser",
     "GridSteps",
     "SampleResult",

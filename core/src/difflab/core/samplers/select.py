@@ -63,26 +63,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor
 
-from difflab.core.samplers.base import Callback, Denoiser, GridKind, SampleResult, time_grid
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult
+from difflab.core.samplers.registry import DISCRETE_SAMPLERS as _DISCRETE_SAMPLERS
+from difflab.core.samplers.registry import SAMPLERS as _SAMPLERS
+from difflab.core.samplers.registry import GridKind
 
-# name -> (module, function, default grid kind, ends at t = 0 (True) or at process.t_min (False))
-_SAMPLERS: dict[str, tuple[str, str, str, bool]] = {
-    "ddpm": ("difflab.core.samplers.ddpm", "sample_ddpm", "uniform", True),
-    "ddim": ("difflab.core.samplers.ddim", "sample_ddim", "log_snr", True),
-    "dpm_solver": ("difflab.core.samplers.dpm_solver", "sample_dpm_solver", "log_snr", True),
-    "euler": ("difflab.core.samplers.karras", "sample_euler", "karras", True),
-    "heun": ("difflab.core.samplers.karras", "sample_heun", "karras", True),
-    "probability_flow": ("difflab.core.samplers.sde", "sample_probability_flow", "log_snr", False),
-    "euler_maruyama": ("difflab.core.samplers.sde", "sample_euler_maruyama", "uniform", False),
-    "pc": ("difflab.core.samplers.sde", "sample_predictor_corrector", "uniform", False),
-    "adaptive": ("difflab.core.samplers.adaptive", "sample_adaptive", "endpoints", False),
-    "paradigms": ("difflab.core.samplers.paradigms", "sample_paradigms", "log_snr", True),
-}
-# name -> (module, function) of the samplers of discrete token processes
-_DISCRETE_SAMPLERS: dict[str, tuple[str, str]] = {
-    "masked": ("difflab.core.samplers.masked", "sample_masked"),
-    "gidd": ("difflab.core.samplers.masked", "sample_gidd"),
-}
 SAMPLER_NAMES: tuple[str, ...] = tuple(_SAMPLERS)
 DISCRETE_SAMPLER_NAMES: tuple[str, ...] = tuple(_DISCRETE_SAMPLERS)
 if TYPE_CHECKING:
@@ -131,40 +116,21 @@ def default_grid(
     t_end: float | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> Tensor:
-    """The time grid :func:`run_sampler` uses for ``name``: ``(steps + 1,)``, descending.
+    """The time grid :func:`run_sampler` uses for ``name``: ``process.default_grid(name, steps, ...)``,
+    ``(steps + 1,)``, descending.
 
     Args:
         name: sampler name.
-        process: the forward process (gives ``t_max``, ``t_min`` and, for ``karras`` / ``log_snr``
-            grids, the noise level).
+        process: the forward process: its ``default_grid`` is the sampler's standard grid
+            (:func:`~difflab.core.samplers.registry.standard_grid`), except where the process knows
+            better (a :class:`~difflab.core.processes.DiscreteVP` chain samples its whole steps).
         steps: number of steps (ignored by ``adaptive``, which gets ``[t_start, t_end]``).
         grid_kind: ``uniform``, ``quadratic``, ``karras`` or ``log_snr``; the sampler's default if None.
         t_start: first time, ``process.t_max`` if None.
         t_end: last time; 0 or ``process.t_min`` (see the module table) if None.
     """
     _check_name(name)
-    _, _, kind, to_zero = _SAMPLERS[name]
-    t_start = float(process.t_max) if t_start is None else float(t_start)
-    if t_end is None:
-        t_end = 0.0 if to_zero else float(process.t_min)
-    if kind == "endpoints" and grid_kind is None:
-        return torch.tensor([t_start, t_end], dtype=dtype)
-    if grid_kind is None and kind == "log_snr":
-        ends = torch.tensor([t_start, max(t_end, 1e-6)], dtype=torch.float64)
-        if not bool(torch.isfinite(process.log_snr(ends)).all()):
-            kind = "uniform"
-    kind = grid_kind or kind
-    t_min = float(process.t_min)
-    if kind == "karras" and t_end == 0 and 0 < t_min < t_start and steps >= 2:
-        # k-diffusion's convention: sigma_max .. sigma_min = sigma(t_min) over ``steps`` points, then 0
-        head = time_grid(steps - 1, t_start=t_start, t_end=t_min, kind="karras", process=process, dtype=dtype)
-        return torch.cat([head, torch.zeros(1, dtype=dtype)])
-    if kind == "log_snr" and t_end == 0 and steps >= 2:
-        # uniform in log-SNR down to t_min (1e-3 where t_min = 0), then one last step onto t = 0
-        floor = t_min if 0 < t_min < t_start else min(1e-3, t_start / 2)
-        head = time_grid(steps - 1, t_start=t_start, t_end=floor, kind="log_snr", process=process, dtype=dtype)
-        return torch.cat([head, torch.zeros(1, dtype=dtype)])
-    return time_grid(steps, t_start=t_start, t_end=t_end, kind=kind, process=process, dtype=dtype)
+    return process.default_grid(name, steps, grid_kind=grid_kind, t_start=t_start, t_end=t_end, dtype=dtype)
 
 
 def run_sampler(

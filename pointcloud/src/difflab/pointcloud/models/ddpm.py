@@ -42,7 +42,7 @@ class PointDDPM(PointCloudDiffusion):
     ) -> None:
         super().__init__(
             network,
-            DiscreteVP("linear", num_steps, beta_start, beta_end),
+            DiscreteVP("linear", num_steps, beta_start, beta_end, whole_steps=False),  # trained at continuous t
             "eps",
             optimizer,
             lr_scheduler,

@@ -13,10 +13,10 @@ with the flattened observations as a global FiLM condition of the
 :class:`~difflab.robotics.networks.ConditionalUnet1D`.
 
 Sampling goes through core's samplers (``ddpm``, ``ddim``, ``dpm_solver``, ``paradigms`` ...) with
-the clean estimate clipped to ``[-1, 1]`` (``clip_x0``). Grids follow the training steps:
-``steps`` integer steps spread uniformly ("trailing") over ``T..0``, so DDPM with 100 steps is
-the full chain and DDIM-10 visits ``k = 100, 90, ..., 10, 0``. Receding-horizon execution,
-RTI-DP and the evaluation loop are in :mod:`difflab.robotics.policy`.
+the clean estimate clipped to ``[-1, 1]`` (``clip_x0``). The chain's own grids follow its training
+steps (``DiscreteVP.default_grid``): ``steps`` integer steps spread uniformly ("trailing") over
+``T..0``, so DDPM with 100 steps is the full chain and DDIM-10 visits ``k = 100, 90, ..., 10, 0``.
+Receding-horizon execution, RTI-DP and the evaluation loop are in :mod:`difflab.robotics.policy`.
 
 EMA: add Lightning's ``EMAWeightAveraging`` callback (the shipped configs do); the checkpoint then
 holds the averaged weights, which evaluation uses.
@@ -196,11 +196,6 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
         super().setup(stage)
         self._setup_normalizers()
 
-    def sample_time(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Integer training steps ``k ~ U{1..T}`` as times ``k / T``, shape ``(B,)``."""
-        k = torch.randint(1, self.num_train_steps + 1, (x0.shape[0],), generator=generator, device=x0.device)
-        return k.to(x0.dtype) / self.num_train_steps
-
     def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         cond, nact = self.normalize_batch(batch)
         return self.diffusion_loss({"x0": nact, "cond": cond}, generator)
@@ -246,12 +241,12 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
         """A normalised action chunk ``(B, Tp, Da)`` for raw observations ``obs (B, To, Do)``.
 
         ``x_init`` is the start state at ``grid[0]`` (``N(0, I)`` noise from ``generator`` if None);
-        ``grid`` defaults to :meth:`step_grid` of ``steps``. Sampling is core's
+        ``grid`` defaults to the chain's grid for the sampler (``process.default_grid``: whole steps
+        for the DDPM / DDIM / DPM-Solver / ParaDiGMS chains). Sampling is core's
         :meth:`~difflab.core.lightning.DiffusionModule.sample` with ``batch = {"cond": ...}``.
         """
         steps = steps or self.sample_steps
         cond, _ = self.normalize_batch({"obs": obs})
-        grid = self.step_grid(steps) if grid is None else grid
         if x_init is None:
             shape = (obs.shape[0], self.horizon, self.action_dim)
             x_init = torch.randn(shape, generator=generator, device=self.device, dtype=self.dtype)

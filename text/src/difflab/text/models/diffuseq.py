@@ -166,10 +166,9 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
         w = batch["x0"]
         b, dev = w.shape[0], w.device
         emb = net.embed(w)
-        T = self.num_steps
-        k = torch.randint(1, T + 1, (b,), generator=generator, device=dev)
-        t = k.to(emb.dtype) / T
-        t1 = torch.full((b,), 1.0 / T, device=dev, dtype=emb.dtype)
+        t = self.process.train_times(emb, generator)  # whole steps k / T, k ~ U{1..T}
+        k = self.process.index(t)
+        t1 = torch.full((b,), 1.0 / self.num_steps, device=dev, dtype=emb.dtype)
         _, _, s1 = self.process.coefficients(t1)
         eps0 = torch.randn(emb.shape, generator=generator, device=dev, dtype=emb.dtype)
         x_start = emb + s1[:, None, None] * eps0

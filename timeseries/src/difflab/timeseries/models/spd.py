@@ -43,26 +43,13 @@ from torch import Tensor, nn
 
 from difflab.core.lightning import DiffusionModule, NoiseStream
 from difflab.core.processes.correlated import CorrelatedNoise
-from difflab.core.processes.gaussian import VPSDE, DiscreteVP, whole_step_grid
+from difflab.core.processes.gaussian import VPSDE, DiscreteVP
 from difflab.core.samplers.base import Denoiser
 from difflab.core.samplers.select import SamplerName
 from difflab.timeseries.metrics import metric_table
 
 NoiseKind = Literal["white", "gp", "ou"]
 DiffusionKind = Literal["discrete", "continuous"]
-
-# samplers built on the DDPM / DDIM posterior between grid points: on the discrete chain they run on
-# its integer steps (see :func:`integer_step_grid`)
-CHAIN_SAMPLERS = ("ddpm", "ddim", "dpm_solver", "paradigms")
-
-
-def integer_step_grid(num_steps: int, steps: int) -> Tensor:
-    """Whole-step grid of a ``num_steps`` chain (core's :func:`whole_step_grid`, see there).
-
-    Core's default DDIM grid (uniform in log-SNR) puts 7 of 50 steps (2 of 10) between ``k = 0`` and
-    ``k = 1``, where the network trained at ``k = 1..K`` is meaningless."""
-    return whole_step_grid(num_steps, steps)
-
 
 class StochasticProcessDiffusion(DiffusionModule):
     """Forecasting / imputation with GP-, OU- or white-noise diffusion and a CSDI-style denoiser.
@@ -80,7 +67,7 @@ class StochasticProcessDiffusion(DiffusionModule):
         optimizer, lr_scheduler, lr_interval: see :class:`~difflab.core.lightning.DiffusionModule`.
         sampler, sample_steps, sampler_options: core sampler used for forecasts (``sample_steps``
             None: ``K`` for discrete, 50 for continuous). On the discrete chain the DDPM / DDIM family
-            runs on the chain's integer steps (:func:`integer_step_grid`).
+            runs on the chain's integer steps (``DiscreteVP.default_grid``).
         ddpm_variance: the ``ddpm`` sampler's fresh-noise variance: ``fixed_large`` (``beta_k``, SPD's
             ``sqrt(beta) xi``; the default) or ``fixed_small`` (DDPM's posterior ``beta-tilde``, which
             narrows the samples of a 50-step chain by about 8 % in std even with an exact denoiser).
@@ -184,12 +171,6 @@ class StochasticProcessDiffusion(DiffusionModule):
     def call_network(self, x_t: Tensor, t: Tensor, batch: dict[str, Tensor], cond: Tensor) -> Tensor:
         return self.network(x_t, t, cond, batch["cond_mask"], batch["times"], batch.get("calendar"))
 
-    def sample_time(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        if self.diffusion_kind == "discrete":  # integer steps k = 1..K, t = k / K
-            k = torch.randint(1, self.num_steps + 1, (x0.shape[0],), generator=generator, device=x0.device)
-            return k.to(x0.dtype) / self.num_steps
-        return super().sample_time(x0, generator)
-
     def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         x0 = batch["x0"]
         mean = self.mean_component(batch)
@@ -245,9 +226,6 @@ class StochasticProcessDiffusion(DiffusionModule):
         r0 = x0 if mean is None else x0 - mean
         name = sampler or self.sampler_name
         n = steps or self.sample_steps
-        grid = None
-        if self.diffusion_kind == "discrete" and name in CHAIN_SAMPLERS:
-            grid = integer_step_grid(self.num_steps, n)
         rep = {
             k: v.repeat_interleave(s, dim=0) if isinstance(v, Tensor) and v.shape[:1] == (b,) else v
             for k, v in batch.items()
@@ -257,7 +235,7 @@ class StochasticProcessDiffusion(DiffusionModule):
         for lo in range(0, b * s, self.sample_chunk):
             hi = min(lo + self.sample_chunk, b * s)
             part = {k: (v[lo:hi] if isinstance(v, Tensor) and v.shape[:1] == (b * s,) else v) for k, v in rep.items()}
-            res = self.sample(part["given"].shape, batch=part, grid=grid, sampler=name, steps=n, generator=generator)
+            res = self.sample(part["given"].shape, batch=part, sampler=name, steps=n, generator=generator)
             outs.append(res.sample)
         r = torch.cat(outs).reshape(b, s, *x0.shape[1:]).transpose(0, 1)
         r = torch.where(batch["cond_mask"][None] > 0, r0[None], r)
@@ -314,4 +292,4 @@ class StochasticProcessDiffusion(DiffusionModule):
         return self.unscale(self.forecast(batch, generator=self.noise_generator(NoiseStream.PREDICT, batch_idx)), batch)
 
 
-__all__ = ["StochasticProcessDiffusion", "NoiseKind", "DiffusionKind", "integer_step_grid", "CHAIN_SAMPLERS"]
+__all__ = ["StochasticProcessDiffusion", "NoiseKind", "DiffusionKind"]

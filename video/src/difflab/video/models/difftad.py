@@ -58,7 +58,8 @@ class DiffTAD(TADMixin, DiffusionModule):
         num_proposals: proposals per video in training (GT padded with placeholders).
         eval_proposals: proposals per video at inference (default ``num_proposals``).
         signal_scale: DiffusionDet's scale of ``x0`` (2.0).
-        process: the forward process (default: ``DiscreteVP("cosine", 1000)``).
+        process: the forward process (default: ``DiscreteVP("cosine", 1000, whole_steps=False)``,
+            trained at continuous times).
         sample_steps: default DDIM steps.
         eta: DDIM eta (DiffusionDet: 1.0).
         renewal_threshold: score below which a proposal is renewed (0 disables).
@@ -104,7 +105,7 @@ class DiffTAD(TADMixin, DiffusionModule):
             )
         super().__init__(
             network,
-            process if process is not None else DiscreteVP("cosine", 1000),
+            process if process is not None else DiscreteVP("cosine", 1000, whole_steps=False),
             prediction="x0",
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,

@@ -106,11 +106,6 @@ class ResShiftSR(SRDiffusion):
         self.input_scaling, self.residual_skip = input_scaling, residual_skip
         self.num_steps, self.kappa = num_steps, kappa
 
-    def sample_time(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Chain steps ``k ~ U{1..T}`` as times ``t = k / T``, shape ``(B,)``."""
-        k = torch.randint(1, self.num_steps + 1, (x0.shape[0],), generator=generator, device=x0.device)
-        return k.to(x0.dtype) / self.num_steps
-
     def network_input(self, x_t: Tensor, t: Tensor) -> Tensor:
         if not self.input_scaling:
             return x_t

@@ -80,7 +80,7 @@ class SR3(SRDiffusion):
             clip_x0 = 1.0 if target == "image" else 2.0 * residual_scale
         super().__init__(
             network,
-            DiscreteVP(schedule, num_train_steps),
+            DiscreteVP(schedule, num_train_steps, whole_steps=False),  # trained at continuous times
             prediction=prediction,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
