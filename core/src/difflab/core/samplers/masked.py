@@ -166,6 +166,38 @@ def _min_p_filter(probs: Tensor, min_p: float) -> Tensor:
     return p / p.sum(-1, keepdim=True)
 
 
+def _check_gidd_options(
+    final_step: str, grid: Tensor, corrections: int, t0: float, temperature: float, tokens_per_step: int, min_p: float
+) -> None:
+    """The option checks of :func:`sample_gidd` (each error shows the bad value)."""
+    if final_step not in ("argmax", "sample", "none"):
+        raise ValueError(f"final_step must be 'argmax', 'sample' or 'none', got {final_step!r}")
+    if grid.ndim == 0 or grid.shape[0] < 2:
+        raise ValueError(f"grid needs at least two times, got shape {tuple(grid.shape)}")
+    if corrections < 0:
+        raise ValueError(f"self_correction_steps must be >= 0, got {corrections}")
+    if not 0.0 < t0 < 1.0:
+        raise ValueError(f"t0 must be in (0, 1), got {t0}")
+    if temperature <= 0.0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if tokens_per_step < 1:
+        raise ValueError(f"tokens_per_step must be >= 1, got {tokens_per_step}")
+    if not 0.0 <= min_p < 1.0:
+        raise ValueError(f"min_p must be in [0, 1), got {min_p}")
+
+
+def _fill_masks(
+    model: TokenModel, x: Tensor, keep: Tensor, t: Tensor, mask_id: int, min_p: float, final_step: str, generator
+) -> tuple[Tensor, int]:
+    """Fill the [MASK] tokens left at the grid's end (``argmax`` or a draw); returns ``(x, NFE used)``."""
+    remaining = (x == mask_id) & ~keep
+    if not bool(remaining.any()):
+        return x, 0
+    probs = _min_p_filter(_clean_probs(model(x, t), mask_id), min_p)
+    fill = probs.argmax(-1) if final_step == "argmax" else sample_categorical(probs, generator)
+    return torch.where(remaining, fill, x), 1
+
+
 def sample_gidd(
     model: TokenModel,
     process,
@@ -191,17 +223,9 @@ def sample_gidd(
     tokens can change (uniform noise). One NFE per step. ``final_step`` then fills any [MASK] left
     when the grid ends above 0 (a grid ending at 0 leaves none).
 
-    Self-correction (GIDD Sec. 5, the reference sampler's loop), run for at most
-    ``self_correction_steps`` iterations at the fixed time ``t0`` (0.01), per sequence:
-
-    1. ``p = softmax(logits(z, t0) / temperature)`` with [MASK] excluded (temperature 0.1);
-    2. draw a proposal ``z'_i ~ p_i`` at every position;
-    3. score each position by ``p_i(z'_i)`` where ``z'_i != z_i`` (0 elsewhere) and replace the
-       ``tokens_per_step`` (1) best-scoring positions by their proposal;
-    4. track the self-accuracy, the fraction of positions where the new sequence equals
-       ``argmax p``; a sequence stops (discarding that last proposal) when the proposal changes
-       nothing, or when its self-accuracy has not improved on its best for more than ``patience``
-       (32) iterations. The loop ends when every sequence has stopped.
+    Self-correction (GIDD Sec. 5, the reference sampler's loop): :func:`gidd_self_correct` for at
+    most ``self_correction_steps`` iterations at the fixed time ``t0`` (0.01), with ``temperature``
+    (0.1), ``tokens_per_step`` (1) and ``patience`` (32), each sequence stopping on its own.
 
     Works for :class:`~difflab.core.processes.discrete.GIDD` and, without [MASK], for
     :class:`~difflab.core.processes.discrete.UniformDiffusion` (start from ``process.prior_sample``).
@@ -210,20 +234,7 @@ def sample_gidd(
         ``SampleResult(sample, nfe, info)``; ``info`` has ``steps``, ``masks_left``,
         ``correction_steps`` (B,) iterations that changed each sequence and ``self_accuracy`` (B,).
     """
-    if final_step not in ("argmax", "sample", "none"):
-        raise ValueError(f"final_step must be 'argmax', 'sample' or 'none', got {final_step!r}")
-    if grid.ndim == 0 or grid.shape[0] < 2:
-        raise ValueError(f"grid needs at least two times, got shape {tuple(grid.shape)}")
-    if self_correction_steps < 0:
-        raise ValueError(f"self_correction_steps must be >= 0, got {self_correction_steps}")
-    if not 0.0 < t0 < 1.0:
-        raise ValueError(f"t0 must be in (0, 1), got {t0}")
-    if temperature <= 0.0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if tokens_per_step < 1:
-        raise ValueError(f"tokens_per_step must be >= 1, got {tokens_per_step}")
-    if not 0.0 <= min_p < 1.0:
-        raise ValueError(f"min_p must be in [0, 1), got {min_p}")
+    _check_gidd_options(final_step, grid, self_correction_steps, t0, temperature, tokens_per_step, min_p)
     mask_id = getattr(process, "mask_id", None)
     x, keep = _prepare(process, x, keep_mask)
     nfe, n = 0, grid.shape[0] - 1
@@ -237,12 +248,8 @@ def sample_gidd(
         if callback is not None:
             callback({"step": i, "t": s, "x": x, "x0": probs.argmax(-1)})
     if mask_id is not None and final_step != "none":
-        remaining = (x == mask_id) & ~keep
-        if bool(remaining.any()):
-            probs = _min_p_filter(_clean_probs(model(x, step_time(grid, n, x)), mask_id), min_p)
-            nfe += 1
-            fill = probs.argmax(-1) if final_step == "argmax" else sample_categorical(probs, generator)
-            x = torch.where(remaining, fill, x)
+        x, extra = _fill_masks(model, x, keep, step_time(grid, n, x), mask_id, min_p, final_step, generator)
+        nfe += extra
 
     info: dict[str, Any] = {"steps": n}
     if self_correction_steps > 0:

@@ -112,6 +112,35 @@ def ald_step_size(std: Tensor, snr: float) -> Tensor:
     return 2 * (snr * std) ** 2
 
 
+def _corrector_step_size(process, corrector: Corrector, score: Tensor, z: Tensor, s: Tensor, snr: float, t, t_next):
+    """The corrector's step size: Langevin's ``2 alpha (snr ||z|| / ||score||)^2`` or ALD's ``2 (snr s)^2``."""
+    if corrector == "langevin":
+        alpha = process.transition_ratio(t_next, t).to(z.dtype) ** 2
+        if alpha.ndim > 1:  # per-element time: one alpha per sample, as in score_sde
+            alpha = alpha.reshape(alpha.shape[0], -1).mean(-1)
+        return langevin_step_size(score, z, snr, alpha)
+    return ald_step_size(s, snr)
+
+
+def _predictor_step(
+    process, predictor: Predictor, x: Tensor, t: Tensor, t_next: Tensor, score: Tensor, z: Tensor, y
+) -> tuple[Tensor, Tensor]:
+    """One predictor move ``t -> t_next``: ``(x, x_mean)`` (reverse diffusion or Euler-Maruyama)."""
+    if predictor == "reverse_diffusion":
+        r = expand_like(process.transition_ratio(t_next, t).to(x.dtype), x)
+        _, b_t, s_t = process.coefficients_like(t, x)
+        _, b_s, s_s = process.coefficients_like(t_next, x)
+        f = (r - 1) * x
+        if process.conditional:
+            f = f + (b_t - r * b_s) * y
+        g2 = (s_t**2 - r**2 * s_s**2).clamp_min(0.0)
+        x_mean = x - f + g2 * score
+        return x_mean + g2.sqrt() * z, x_mean
+    dt = expand_like((t - t_next).to(x.dtype), x)
+    x_mean = x - process.reverse_drift(x, t, score, y) * dt
+    return x_mean + expand_like(process.diffusion(t).to(x.dtype), x) * dt.sqrt() * z, x_mean
+
+
 def sample_predictor_corrector(
     denoiser: Denoiser,
     x: Tensor,
@@ -164,33 +193,14 @@ def sample_predictor_corrector(
         for _ in range(n_corr):
             _, score, s = _x0_score(denoiser, x, t)
             z = noise_like(process, x, generator)
-            if corrector == "langevin":
-                alpha = process.transition_ratio(t_next, t).to(x.dtype) ** 2
-                if alpha.ndim > 1:  # per-element time: one alpha per sample, as in score_sde
-                    alpha = alpha.reshape(alpha.shape[0], -1).mean(-1)
-                eps = langevin_step_size(score, z, snr, alpha)
-            else:
-                eps = ald_step_size(s, snr)
+            eps = _corrector_step_size(process, corrector, score, z, s, snr, t, t_next)
             step_sizes.append(eps)
             x_mean = x + eps * score
             x = x_mean + (2 * eps).sqrt() * z
         # ---- predictor t_i -> t_{i+1}
         x0, score, _ = _x0_score(denoiser, x, t)
         z = noise_like(process, x, generator)
-        if predictor == "reverse_diffusion":
-            r = expand_like(process.transition_ratio(t_next, t).to(x.dtype), x)
-            _, b_t, s_t = process.coefficients_like(t, x)
-            _, b_s, s_s = process.coefficients_like(t_next, x)
-            f = (r - 1) * x
-            if process.conditional:
-                f = f + (b_t - r * b_s) * y
-            g2 = (s_t**2 - r**2 * s_s**2).clamp_min(0.0)
-            x_mean = x - f + g2 * score
-            x = x_mean + g2.sqrt() * z
-        else:
-            dt = expand_like((t - t_next).to(x.dtype), x)
-            x_mean = x - process.reverse_drift(x, t, score, y) * dt
-            x = x_mean + expand_like(process.diffusion(t).to(x.dtype), x) * dt.sqrt() * z
+        x, x_mean = _predictor_step(process, predictor, x, t, t_next, score, z, y)
         if callback is not None:
             callback({"step": i, "t": t_next, "x": x if i < n - 1 else x_mean, "x0": x0})
     return SampleResult(x_mean, denoiser.nfe - nfe0, {"corrector_step_sizes": step_sizes})
