@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from difflab.core.samplers.select import SAMPLER_NAMES, sampler_function
+from difflab.core.tables import markdown_table
 
 # sampler -> number of steps used in the demo (multi-evaluation samplers get fewer steps)
 DEMO_STEPS = {
@@ -122,13 +123,16 @@ def run_demo(out: Path, *, max_steps: int = 2000, sample_steps: int | None = Non
         writer.writeheader()
         writer.writerows(rows)
     samplers_figure(panels, data.val_set.points, len(names)).savefig(out / "samplers.png", dpi=110)
-    width = max(len(n) for n in names)
-    print(f"\n{'sampler':<{width}}  {'denoiser':<8} {'NFE':>5} {'near_mode':>9} {'weight_err':>10}")
-    for r in rows:
-        print(
-            f"{r['sampler']:<{width}}  {r['denoiser']:<8} {r['nfe']:>5} {r['near_mode']:>9.3f} "
-            f"{r['mode_weight_error']:>10.3f}"
+    keys = ("sampler", "denoiser", "nfe", "near_mode", "mode_weight_error")
+    print()
+    print(
+        markdown_table(
+            [[r[k] for k in keys] for r in rows],
+            ["sampler", "denoiser", "NFE", "near_mode", "weight_err"],
+            ".3f",
+            "llrrr",
         )
+    )
     print(f"artifact: {out / 'samplers.png'} | samples of every core sampler, trained network vs exact denoiser")
     print(f"artifact: {out / 'metrics.csv'} | NFE and mode metrics per sampler")
     return rows

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from difflab.core.lightning.train import train_briefly
+from difflab.core.tables import markdown_table
 
 STEP_COUNTS = (4, 16, 64, 256)
 
@@ -60,9 +61,8 @@ def _perplexities(dm, ar, mdlm, held, vocab: int, seed: int) -> tuple[float, flo
     ar_ppl = perplexity_from_nll(*ar.exact_nll(held))
     uni_ppl = unigram_perplexity(dm.train_set.blocks[:, 1:], held[:, 1:], vocab, exclude=(tok.pad_id, tok.mask_id))
     print("\nheld-out perplexity (KJV, BPE-1024, tokens 2..32 of each block)")
-    print(f"{'model':<28}{'PPL':>10}")
-    for name, v in (("unigram", uni_ppl), ("MDLM (ELBO bound)", elbo_ppl), ("AR (exact)", ar_ppl)):
-        print(f"{name:<28}{v:>10.1f}")
+    rows = [["unigram", uni_ppl], ["MDLM (ELBO bound)", elbo_ppl], ["AR (exact)", ar_ppl]]
+    print(markdown_table(rows, ["model", "PPL"], ".1f"))
     return elbo_ppl, ar_ppl, uni_ppl
 
 
@@ -103,11 +103,11 @@ def _sample_and_score(ar, mdlm, real, block: int, num_samples: int, seed: int):
         is_ar = name == "AR samples"
         base.append(_score_row(scorer, name, x, None, block - 1 if is_ar else 0, ar_time if is_ar else 0.0))
     print(f"\nsamples ({num_samples} x {block} tokens), scored by the AR baseline")
-    print(f"{'source':<24}{'NFE':>6}{'sec':>8}{'gen-PPL':>10}{'distinct-2':>12}{'rep-4':>8}")
-    for r_ in rows + base:
-        print(
-            f"{r_['name']:<24}{r_['nfe']:>6}{r_['sec']:>8.2f}{r_['gen_ppl']:>10.1f}{r_['d2']:>12.3f}{r_['rep']:>8.3f}"
-        )
+    keys, head = (
+        ("name", "nfe", "sec", "gen_ppl", "d2", "rep"),
+        ["source", "NFE", "sec", "gen-PPL", "distinct-2", "rep-4"],
+    )
+    print(markdown_table([[r_[k] for k in keys] for r_ in rows + base], head, ["", "", ".2f", ".1f", ".3f", ".3f"]))
     return rows, base, samples, refs
 
 
@@ -213,11 +213,8 @@ def run_seq2seq(
         f"\nseq2seq: KJV case and punctuation restoration, {len(trg)} test verses "
         f"(DiffuSeq trained {secs:.0f} s; {sample_steps} DDPM steps per draw; MBR {mbr_secs:.0f} s)"
     )
-    print(f"{'system':<52}{'BLEU':>8}{'ROUGE-L':>10}")
-    scores = {}
-    for name, h in rows.items():
-        scores[name] = (corpus_bleu(h, trg), rouge_l(h, trg))
-        print(f"{name:<52}{scores[name][0]:>8.1f}{scores[name][1]:>10.3f}")
+    scores = {name: (corpus_bleu(h, trg), rouge_l(h, trg)) for name, h in rows.items()}
+    print(markdown_table([[k, *v] for k, v in scores.items()], ["system", "BLEU", "ROUGE-L"], ["", ".1f", ".3f"]))
     md = out / "seq2seq_samples.md"
     md.write_text(
         "# KJV case and punctuation restoration (DiffuSeq, MBR)\n\n"
