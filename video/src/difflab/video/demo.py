@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from difflab.core.tables import markdown_table
 from difflab.video.data.datamodule import MocapTADDataModule
 from difflab.video.metrics import results_json
 from difflab.video.models import DeterministicTAD, DiffTAD
@@ -115,9 +116,9 @@ def run_demo(out: Path, *, max_steps: int = 150, steps: int = 4, seed: int = 0) 
     p_det, results["deterministic baseline"], *_ = evaluate(det, dm)
     _, results["random proposals"], *_ = evaluate("random", dm)
     keys = ["mAP@0.5", "mAP@0.7", "mAP@0.3:0.7", "mAP@0.5:0.95"]
-    print(f"\n{'detector':<36}" + "".join(f"{k:>14}" for k in keys))
-    for name, r in results.items():
-        print(f"{name:<36}" + "".join(f"{100 * r[k]:>14.1f}" for k in keys))
+    print()
+    rows = [[name, *(100 * r[k] for k in keys)] for name, r in results.items()]
+    print(markdown_table(rows, ["detector", *keys], ".1f"))
     print()
     res_path = out / "detections_difftad.json"
     res_path.write_text(json.dumps(results_json(p_diff), indent=1))
