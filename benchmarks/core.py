@@ -83,8 +83,7 @@ def table_accuracy(quick: bool) -> None:
     print("\n### 2. NFE versus error, exact-score 2-D mixture (VP SDE, 4000 samples)\n")
     print("Errors against the exact marginal at the sampler's end time: mode weights, per-mode means,")
     print("per-mode std ratio (nearest-mode assignment).\n")
-    print("| sampler | steps | NFE | weight err | mean err | std ratio err |")
-    print("|---|---:|---:|---:|---:|---:|")
+    rows = []
     x_prior = proc.prior_sample((n, 2), generator=torch.Generator().manual_seed(0), dtype=DT)
     for name, fn, steps_list, options, kind, to_zero in cases:
         t_end = 0.0 if to_zero else proc.t_min
@@ -93,20 +92,23 @@ def table_accuracy(quick: bool) -> None:
             grid = time_grid(steps, t_end=t_end, kind=kind, process=proc)
             res = fn(den, x_prior, grid, generator=torch.Generator().manual_seed(1), **options)
             w, m, s = mode_errors(target, res.sample)
-            print(f"| {name} | {steps} | {res.nfe} | {w:.3f} | {m:.3f} | {s:.3f} |")
+            rows.append([name, steps, res.nfe, w, m, s])
     # the adaptive solver: samples of 32 points so its per-sample error control sees 64 elements
     x32 = x_prior.reshape(n // 32, 32, 2)
     for rel in [0.1, 0.05, 0.02] if not quick else [0.05]:
         res = sample_adaptive(den, x32, rel_tol=rel, generator=torch.Generator().manual_seed(1))
         w, m, s = mode_errors(gm, res.sample.reshape(-1, 2))
-        print(
-            f"| adaptive (rel_tol {rel}) | - | {res.nfe} (per sample {res.info['per_sample_nfe_mean']:.0f}) "
-            f"| {w:.3f} | {m:.3f} | {s:.3f} |"
-        )
+        nfe = f"{res.nfe} (per sample {res.info['per_sample_nfe_mean']:.0f})"
+        rows.append([f"adaptive (rel_tol {rel})", "-", nfe, w, m, s])
     w, m, s = mode_errors(gm, gm.sample(n, torch.Generator().manual_seed(7)))
-    print(f"| exact samples (noise floor) | - | - | {w:.3f} | {m:.3f} | {s:.3f} |")
+    rows.append(["exact samples (noise floor)", "-", "-", w, m, s])
+    print(markdown_table(rows, ["sampler", "steps", "NFE", "weight err", "mean err", "std ratio err"], ".3f"))
 
-    # high-dimensional mixture: adaptive vs Euler-Maruyama
+    table_adaptive_high_dim(quick)
+
+
+def table_adaptive_high_dim(quick: bool) -> None:
+    """The adaptive solver against Euler-Maruyama on a 256-dimensional mixture with narrow components."""
     g = torch.Generator().manual_seed(0)
     d, k, nh = 256, 4, 200
     gmh = GaussianMixture(torch.randn(k, d, generator=g, dtype=DT) * 0.5, 0.05, torch.tensor([0.1, 0.2, 0.3, 0.4]))
@@ -115,21 +117,20 @@ def table_accuracy(quick: bool) -> None:
     xh = proch.prior_sample((nh, d), generator=g, dtype=DT)
     print("\n#### Adaptive SDE solver vs Euler-Maruyama, D = 256, component std 0.05 (200 samples)\n")
     print("Spread error: |rms(distance to nearest mean) / (std sqrt D) - 1| (0 for exact samples).\n")
-    print("| sampler | NFE (batched) | per-sample NFE | spread error | weight err |")
-    print("|---|---:|---:|---:|---:|")
+    rows = []
     for steps in [100, 200, 400, 800] if not quick else [200, 400]:
         res = sample_euler_maruyama(
             denh, xh, time_grid(steps, t_end=proch.t_min), generator=torch.Generator().manual_seed(1)
         )
         werr = float((gmh.mode_weights(res.sample) - gmh.weights).abs().max())
-        print(f"| Euler-Maruyama {steps} | {res.nfe} | {res.nfe} | {gmh.spread_error(res.sample):.4f} | {werr:.3f} |")
+        rows.append([f"Euler-Maruyama {steps}", res.nfe, res.nfe, f"{gmh.spread_error(res.sample):.4f}", werr])
     for rel in [0.1, 0.05, 0.02] if not quick else [0.05]:
         res = sample_adaptive(denh, xh, rel_tol=rel, generator=torch.Generator().manual_seed(1))
         werr = float((gmh.mode_weights(res.sample) - gmh.weights).abs().max())
-        print(
-            f"| adaptive rel_tol {rel} | {res.nfe} | {res.info['per_sample_nfe_mean']:.0f} | "
-            f"{gmh.spread_error(res.sample):.4f} | {werr:.3f} |"
-        )
+        per_sample = f"{res.info['per_sample_nfe_mean']:.0f}"
+        rows.append([f"adaptive rel_tol {rel}", res.nfe, per_sample, f"{gmh.spread_error(res.sample):.4f}", werr])
+    head = ["sampler", "NFE (batched)", "per-sample NFE", "spread error", "weight err"]
+    print(markdown_table(rows, head, ".3f"))
 
 
 # ------------------------------------------------------------------------------------------ (1) overhead
@@ -240,8 +241,7 @@ def table_paradigms(quick: bool) -> None:
     print("\n### 3. ParaDiGMS over DDIM (eta = 0), exact-score 2-D mixture (VP SDE, 1000 samples)\n")
     print("Rounds = sequential batched network calls (the sequential sampler needs one per step);")
     print("deviation = per-sample RMS difference from the sequential DDIM output.\n")
-    print("| steps | window | tolerance | rounds | speed-up in rounds | total NFE | deviation median | 99% | max |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = []
     for steps in [25, 50, 100, 200] if not quick else [100]:
         grid = time_grid(steps, t_end=0.0)
         ref = sample_ddim(den, x, grid)
@@ -249,11 +249,12 @@ def table_paradigms(quick: bool) -> None:
             for tol in (0.1, 0.01):
                 res = sample_paradigms(den, x, grid, window=window, tolerance=tol)
                 dev = (res.sample - ref.sample).pow(2).mean(-1).sqrt()
-                print(
-                    f"| {steps} | {window} | {tol} | {res.info['rounds']} | {steps / res.info['rounds']:.1f}x | "
-                    f"{res.nfe} | "
-                    f"{float(dev.median()):.1e} | {float(torch.quantile(dev, 0.99)):.1e} | {float(dev.max()):.1e} |"
-                )
+                rounds = res.info["rounds"]
+                spread = [float(dev.median()), float(torch.quantile(dev, 0.99)), float(dev.max())]
+                rows.append([steps, window, str(tol), rounds, f"{steps / rounds:.1f}x", res.nfe, *spread])
+    head = ["steps", "window", "tolerance", "rounds", "speed-up in rounds", "total NFE"]
+    head += ["deviation median", "99%", "max"]
+    print(markdown_table(rows, head, ".1e", align="r"))
 
 
 def main() -> None:
