@@ -5,7 +5,8 @@
 * every ``smoke_*`` config trains to a checkpoint that core's one loader
   (:func:`difflab.core.lightning.load_checkpoint`) reads back as the config's class, weights unchanged;
 * the package's main verb runs on a smoke checkpoint, and every verb that reads a checkpoint answers
-  a missing one with one line on stderr and exit status 2;
+  a missing file, random bytes or another package's checkpoint with one line on stderr and exit
+  status 2;
 * ``difflab-<pkg>`` with no arguments lists every verb, ``--help`` exits 0;
 * a method class that takes a ``sampler`` accepts exactly the names of one of core's sampler registries.
 
@@ -436,18 +437,34 @@ def test_main_verb_on_a_smoke_checkpoint(pkg, ctx, tmp_path, monkeypatch):
 
 
 VERBS = [(pkg, verb) for pkg in PACKAGES for verb in RECIPES[pkg].checkpoint_verbs]
+BAD = [(pkg, verb, kind) for pkg, verb in VERBS for kind in ("missing", "garbage", "foreign")]
 
 
-@pytest.mark.parametrize(("pkg", "verb"), VERBS, ids=[f"{p}-{v}" for p, v in VERBS])
-def test_a_missing_checkpoint_is_one_line_and_status_2(pkg, verb, tmp_path, monkeypatch, capsys):
+def _bad_checkpoint(kind: str, pkg: str, ctx: Context, folder: Path) -> tuple[Path, str]:
+    """A checkpoint path the verbs of ``pkg`` must refuse, and the start of the problem they report."""
+    if kind == "missing":
+        return folder / "no_such.ckpt", "no such file"
+    if kind == "garbage":
+        path = folder / "garbage.ckpt"
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+        return path, "not a checkpoint"
+    other = PACKAGES[(PACKAGES.index(pkg) + 1) % len(PACKAGES)]
+    return ctx.checkpoint(other, RECIPES[other].verb_config), f"a checkpoint of difflab.{other}."
+
+
+@pytest.mark.parametrize(("pkg", "verb", "kind"), BAD, ids=[f"{p}-{v}-{k}" for p, v, k in BAD])
+def test_a_bad_checkpoint_is_one_line_and_status_2(pkg, verb, kind, ctx, tmp_path, monkeypatch, capsys):
+    """A missing file, random bytes and another package's checkpoint: one line naming the file, exit 2."""
+    ckpt, problem = _bad_checkpoint(kind, pkg, ctx, tmp_path)
     monkeypatch.chdir(tmp_path)
-    missing = tmp_path / "no_such.ckpt"
-    argv = RECIPES[pkg].checkpoint_verbs[verb](tmp_path) + ["--ckpt", str(missing)]
+    argv = RECIPES[pkg].checkpoint_verbs[verb](tmp_path) + ["--ckpt", str(ckpt)]
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         cli_main(pkg)(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"difflab-{pkg}: error: {missing}: no such file") and "\n" not in err
+    assert err.startswith(f"difflab-{pkg}: error: {ckpt}: {problem}") and "\n" not in err, err
+    assert "weights_only=False" not in err
     assert not (tmp_path / "out.wav").exists() and not (tmp_path / "fc").exists()
 
 
