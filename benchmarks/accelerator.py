@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.tables import markdown_header, markdown_row
+
 # (package, shipped config, label, extra command-line arguments): each domain's main diffusion
 # method on its offline default data, plus SGMSE+'s published network size ("sgmse_vbdmd"'s NCSN++,
 # 128 channels, 7 levels) on the default data with its 2 s crops.
@@ -211,11 +213,8 @@ def run(folder: Path, steps: int, cpu_steps: int, only: list[str] | None) -> Non
         f"\ntorch {torch.__version__}; CPU: {platform.processor() or platform.machine()} "
         f"({torch.get_num_threads()} threads); GPU: {gpu_name}\n"
     )
-    print(
-        "| package | config | params (M) | batch | device | precision | steps/s | samples/s "
-        "| peak GPU MB | vs CPU | loss first → last |"
-    )
-    print("|---|---|---:|---:|---|---|---:|---:|---:|---:|---|")
+    head = ["package", "config", "params (M)", "batch", "device", "precision", "steps/s", "samples/s"]
+    print(markdown_header([*head, "peak GPU MB", "vs CPU", "loss first → last"], "llrrllrrrrl"))
     for path in sorted(folder.glob("*.pt")):
         if only and not any(o in path.stem for o in only):
             continue
@@ -226,18 +225,17 @@ def run(folder: Path, steps: int, cpu_steps: int, only: list[str] | None) -> Non
                 r = train_rate(path, accelerator, precision, n, warmup=max(2, n // 6))
             except Exception as err:  # reported, so one op without a kernel does not hide the rest
                 msg = f"{type(err).__name__}: {str(err).splitlines()[0][:90]}"
-                print(f"| {pkg} | {name} |  |  | {accelerator} | {precision} | failed: {msg} |  |  |  |  |", flush=True)
+                failed = [pkg, name, "", "", accelerator, precision, f"failed: {msg}", "", "", "", ""]
+                print(markdown_row(failed), flush=True)
                 continue
             if accelerator == "cpu":
                 cpu_rate = r["steps_per_s"]
             ratio = f"{r['steps_per_s'] / cpu_rate:.1f}x" if cpu_rate else ""
             peak = "" if r["peak_mb"] != r["peak_mb"] else f"{r['peak_mb']:.0f}"
-            print(
-                f"| {pkg} | {name} | {r['params'] / 1e6:.2f} | {r['batch']} | {accelerator} | {precision} "
-                f"| {r['steps_per_s']:.1f} | {r['steps_per_s'] * r['batch']:.0f} | {peak} | {ratio} "
-                f"| {' → '.join(f'{v:.3g}' for v in r['loss'])} |",
-                flush=True,
-            )
+            loss = " → ".join(f"{v:.3g}" for v in r["loss"])
+            cells = [pkg, name, r["params"] / 1e6, r["batch"], accelerator, precision, r["steps_per_s"]]
+            cells += [r["steps_per_s"] * r["batch"], peak, ratio, loss]
+            print(markdown_row(cells, ["", "", ".2f", "", "", "", ".1f", ".0f", "", "", ""]), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from difflab.core.tables import format_cell, markdown_table
+from difflab.core.tables import format_cell, markdown_header, markdown_row, markdown_table
 
 
 def test_header_rule_and_rows_with_default_alignment():
@@ -43,3 +43,9 @@ def test_cells_floats_of_numpy_integers_and_strings():
 def test_bad_shapes_name_the_problem(kwargs, match):
     with pytest.raises(ValueError, match=match):
         markdown_table(**kwargs)
+
+
+def test_a_table_printed_row_by_row_equals_the_whole_table():
+    rows, head = [["a", 1, 0.5], ["b", 2, None]], ["x", "n", "v"]
+    streamed = "\n".join([markdown_header(head, "llr"), *(markdown_row(r, ".2f") for r in rows)])
+    assert streamed == markdown_table(rows, head, ".2f", align="llr")

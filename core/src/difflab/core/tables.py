@@ -37,6 +37,25 @@ def format_cell(value: object, floatfmt: str = ".4g", missing: str = "-") -> str
     return str(value)
 
 
+def markdown_header(headers: Sequence[str], align: str | Sequence[str] | None = None) -> str:
+    """The first two lines of a table: the titles and the alignment rule (see :func:`markdown_table`),
+    for a table printed row by row with :func:`markdown_row` while it is computed."""
+    n = len(headers)
+    if align is None:
+        align = "l" + "r" * (n - 1)
+    aligns = _per_column(align if len(align) != n else list(align), n, "align")
+    bad = [a for a in aligns if a not in _RULE]
+    if bad:
+        raise ValueError(f"align must use the letters l, r, c; got {align!r}")
+    return "| " + " | ".join(headers) + " |\n|" + "|".join(_RULE[a] for a in aligns) + "|"
+
+
+def markdown_row(cells: Sequence[object], floatfmt: str | Sequence[str] = ".4g", missing: str = "-") -> str:
+    """One table line of ``cells``, each formatted by :func:`format_cell`."""
+    fmts = _per_column(floatfmt, len(cells), "floatfmt")
+    return "| " + " | ".join(format_cell(v, f, missing) for v, f in zip(cells, fmts)) + " |"
+
+
 def markdown_table(
     rows: Iterable[Sequence[object]],
     headers: Sequence[str],
@@ -59,20 +78,13 @@ def markdown_table(
             unknown alignment letter.
     """
     n = len(headers)
-    fmts = _per_column(floatfmt, n, "floatfmt")
-    if align is None:
-        align = "l" + "r" * (n - 1)
-    aligns = _per_column(align if len(align) != n else list(align), n, "align")
-    bad = [a for a in aligns if a not in _RULE]
-    if bad:
-        raise ValueError(f"align must use the letters l, r, c; got {align!r}")
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(_RULE[a] for a in aligns) + "|"]
+    _per_column(floatfmt, n, "floatfmt")
+    lines = [markdown_header(headers, align)]
     for i, row in enumerate(rows):
         if len(row) != n:
             raise ValueError(f"row {i} has {len(row)} cells for {n} headers: {list(row)!r}")
-        cells = [format_cell(v, f, missing) for v, f in zip(row, fmts)]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown_row(row, floatfmt, missing))
     return "\n".join(lines)
 
 
-__all__ = ["format_cell", "markdown_table"]
+__all__ = ["format_cell", "markdown_header", "markdown_row", "markdown_table"]
