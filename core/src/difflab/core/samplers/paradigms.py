@@ -58,6 +58,59 @@ def _tile(v: Tensor | None, times: int) -> Tensor | None:
     return v.repeat((times,) + (1,) * (v.ndim - 1))
 
 
+def _check_options(step: str, window: int, tolerance: float, eta: float, grid: Tensor) -> None:
+    if step not in ("ddim", "ddpm"):
+        raise ValueError(f"unknown step {step!r}; expected 'ddim' or 'ddpm'")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    if not eta >= 0:
+        raise ValueError(f"eta must be >= 0, got {eta!r}")
+    if grid.ndim == 0 or grid.shape[0] < 2:
+        raise ValueError(f"grid must hold at least two times, got shape {tuple(grid.shape)}")
+
+
+def _noises_and_variances(
+    process, x: Tensor, ts: list[Tensor], step: str, eta: float, generator: torch.Generator | None
+) -> tuple[list[Tensor | float], list[Tensor]]:
+    """Per step ``j``: the pre-drawn noise ``xi_j = eta sigma_j z_j`` (none on DDPM's last step) and the
+    error normaliser ``sigma_j^2`` (a zero variance replaced by the previous step's, or 1)."""
+    n = len(ts) - 1
+    post_std = [expand_like(process.posterior_std(ts[j + 1], ts[j]).to(x.dtype), x) for j in range(n)]
+    xis: list[Tensor | float] = []
+    for j in range(n):
+        noisy = eta > 0 and not (step == "ddpm" and j == n - 1)
+        xis.append(eta * post_std[j] * noise_like(process, x, generator) if noisy else 0.0)
+    var: list[Tensor] = []
+    prev = None
+    for j in range(n):
+        v = (post_std[j] ** 2).expand_as(x)
+        if bool((v <= 0).any()):
+            v = torch.where(v > 0, v, prev if prev is not None else torch.ones_like(v))
+        var.append(v)
+        prev = v
+    return xis, var
+
+
+def _picard_update(
+    xs: list[Tensor], begin: int, drift: tuple[Tensor, ...], xis: list, var: list[Tensor], ts: list[Tensor], tol2: float
+) -> int:
+    """Picard update of the window in place, ``X[j+1] = X[begin] + sum_{i=begin..j} (Delta_i + xi_i)``;
+    returns the offset of the first position whose change exceeds the tolerance (the window size if none)."""
+    acc, p, b = xs[begin], len(drift), xs[begin].shape[0]
+    first_bad = p
+    for k in range(p):
+        j = begin + k
+        keep = expand_like(ts[j + 1] == ts[j], acc)  # frozen elements keep their state
+        acc = torch.where(keep, acc, acc + drift[k] + xis[j])
+        err = ((acc - xs[j + 1]) ** 2 / var[j]).reshape(b, -1).mean(-1).max()
+        if first_bad == p and bool(err > tol2):
+            first_bad = k
+        xs[j + 1] = acc
+    return first_bad
+
+
 def sample_paradigms(
     denoiser: Denoiser,
     x: Tensor,
@@ -91,16 +144,7 @@ def sample_paradigms(
         :class:`SampleResult` with ``nfe`` the total per-position evaluations and ``info``:
         ``rounds`` (batched network calls), ``steps`` (``N``), ``window``.
     """
-    if step not in ("ddim", "ddpm"):
-        raise ValueError(f"unknown step {step!r}; expected 'ddim' or 'ddpm'")
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    if not eta >= 0:
-        raise ValueError(f"eta must be >= 0, got {eta!r}")
-    if grid.ndim == 0 or grid.shape[0] < 2:
-        raise ValueError(f"grid must hold at least two times, got shape {tuple(grid.shape)}")
+    _check_options(step, window, tolerance, eta, grid)
     process = denoiser.process
     eta_ = 1.0 if step == "ddpm" else float(eta)
     n = grid.shape[0] - 1
@@ -108,19 +152,7 @@ def sample_paradigms(
 
     # ---- per-step times, noise scales and error normalisers, precomputed once
     ts = [step_time(grid, j, x).to(x.dtype) for j in range(n + 1)]
-    post_std = [expand_like(process.posterior_std(ts[j + 1], ts[j]).to(x.dtype), x) for j in range(n)]
-    xis: list[Tensor | float] = []
-    for j in range(n):
-        noisy = eta_ > 0 and not (step == "ddpm" and j == n - 1)
-        xis.append(eta_ * post_std[j] * noise_like(process, x, generator) if noisy else 0.0)
-    var: list[Tensor] = []
-    prev = None
-    for j in range(n):
-        v = (post_std[j] ** 2).expand_as(x)
-        if bool((v <= 0).any()):
-            v = torch.where(v > 0, v, prev if prev is not None else torch.ones_like(v))
-        var.append(v)
-        prev = v
+    xis, var = _noises_and_variances(process, x, ts, step, eta_, generator)
 
     # ---- buffer X[0..N], all initialised to x_T
     xs = [x.clone() for _ in range(n + 1)]
@@ -141,17 +173,7 @@ def sample_paradigms(
             x0, eps = denoiser(x_cat, t_cat)
             mean, _ = process.posterior(x_cat, x0, s_cat, t_cat, denoiser.y, eps=eps, eta=eta_)
             drift = (mean - x_cat).split(b, dim=0)
-            # Picard update: X[j+1] = X[begin] + sum_{i=begin..j} (Delta_i + xi_i)
-            acc = xs[begin]
-            first_bad = p
-            for k in range(p):
-                j = begin + k
-                keep = expand_like(ts[j + 1] == ts[j], x)  # frozen elements keep their state
-                acc = torch.where(keep, acc, acc + drift[k] + xis[j])
-                err = ((acc - xs[j + 1]) ** 2 / var[j]).reshape(b, -1).mean(-1).max()
-                if first_bad == p and bool(err > tol2):
-                    first_bad = k
-                xs[j + 1] = acc
+            first_bad = _picard_update(xs, begin, drift, xis, var, ts, tol2)
             new_begin = begin + min(1 + first_bad, p)
             new_end = min(new_begin + window, n)
             for j in range(end + 1, new_end + 1):
