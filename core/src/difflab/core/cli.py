@@ -2,9 +2,11 @@
 
 :func:`run_cli` is the one helper each domain's ``cli.py`` calls::
 
+    DEMO = Command("difflab.audio.demo:main", "train briefly and enhance the test mixtures")
+
     def main(args=None):
-        return exit_code(run_cli(AudioDiffusion, AudioDataModule, package="audio", args=args,
-                                 extra_commands={"demo": demo_main, "make-dataset": make_dataset_main}))
+        return exit_code(run_cli(SpeechEnhancer, SpeechDataModule, package="audio", args=args,
+                                 extra_commands={"demo": DEMO, "enhance": enhance_command}))
 
 It runs ``LightningCLI`` in subclass mode, so a config's ``model.class_path`` / ``data.class_path``
 picks the method and the data module (any subclass of the two base classes), with the Lightning
@@ -197,11 +199,6 @@ def run_cli(
     if argv and argv[0] in extra_commands:
         return run_extra_command(prog, extra_commands[argv[0]], argv[1:])
 
-    from jsonargparse import DefaultHelpFormatter
-
-    class _HelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
-        pass
-
     verbs = _verbs_text(prog, extra_commands, package)
     text = (description.strip() + "\n\n" if description else "") + verbs
     _CLI = _lightning_cli_class(model_default, datamodule_default)
@@ -216,7 +213,26 @@ def run_cli(
     except ValueError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    parser_kwargs = {"prog": prog, "description": text, "formatter_class": _HelpFormatter}
+    kwargs = _lightning_cli_kwargs(prog, text, cli_kwargs)
+    # Lightning reads sys.argv when it relaunches the command for multi-device runs, so the
+    # resolved arguments are put there for the duration of the run.
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0] if saved_argv else prog, *argv]
+    try:
+        return _CLI(model_class, datamodule_class, args=None, run=run, **kwargs)
+    finally:
+        sys.argv = saved_argv
+
+
+def _lightning_cli_kwargs(prog: str, description: str, cli_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``LightningCLI`` arguments of every difflab command line (subclass mode, seed 0, the help text),
+    updated by ``cli_kwargs``."""
+    from jsonargparse import DefaultHelpFormatter
+
+    class _HelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        pass
+
+    parser_kwargs = {"prog": prog, "description": description, "formatter_class": _HelpFormatter}
     parser_kwargs.update(cli_kwargs.pop("parser_kwargs", {}))
     kwargs: dict[str, Any] = {
         "subclass_mode_model": True,
@@ -227,14 +243,7 @@ def run_cli(
         "parser_kwargs": parser_kwargs,
     }
     kwargs.update(cli_kwargs)
-    # Lightning reads sys.argv when it relaunches the command for multi-device runs, so the
-    # resolved arguments are put there for the duration of the run.
-    saved_argv = sys.argv
-    sys.argv = [saved_argv[0] if saved_argv else prog, *argv]
-    try:
-        return _CLI(model_class, datamodule_class, args=None, run=run, **kwargs)
-    finally:
-        sys.argv = saved_argv
+    return kwargs
 
 
 def _lightning_cli_class(model_default: type | None, datamodule_default: type | None) -> type:
