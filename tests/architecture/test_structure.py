@@ -19,12 +19,7 @@ PACKAGES = ("core", "audio", "vision", "text", "video", "pointcloud", "timeserie
 SCRIPT_FOLDERS = ("benchmarks", "scripts")
 MAX_LINES = 80
 
-ALLOWED_LONG = {
-    "core/src/difflab/core/samplers/adaptive.py::sample_adaptive",
-    "core/src/difflab/core/samplers/masked.py::sample_gidd",
-    "core/src/difflab/core/samplers/paradigms.py::sample_paradigms",
-    "core/src/difflab/core/samplers/sde.py::sample_predictor_corrector",
-}
+ALLOWED_LONG: set[str] = set()
 """Functions over ``MAX_LINES`` lines that are being split; remove an entry once its function is short."""
 
 
