@@ -212,13 +212,6 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
         return self.network(x_t, t, cond)
 
     # ------------------------------------------------------------------ sampling
-    def step_grid(self, steps: int, start: int | None = None) -> Tensor:
-        """Descending times on integer chain steps: ``steps`` steps from ``start`` (default ``T``) to 0."""
-        start = self.num_train_steps if start is None else int(start)
-        if not 1 <= steps <= start:
-            raise ValueError(f"steps must lie in [1, {start}], got {steps}")
-        return self.process.step_grid(steps, start)
-
     def sampler_kwargs(self, name: SamplerName, options: dict[str, Any]) -> dict[str, Any]:
         """The module's sampler options; ParaDiGMS runs the DDPM chain (``step="ddpm"``) unless told otherwise."""
         opts = super().sampler_kwargs(name, options)
