@@ -24,7 +24,7 @@ echo "== isolated install of difflab-$pkg in $venv"
 "$venv/bin/python" -m pip install -q --upgrade 'pip>=25.1'
 "$venv/bin/python" -m pip install -q -c "$root/constraints.txt" -e "$root/core[lightning,test]" -e "$root/$pkg[test]" pytest-timeout
 
-others=$(for p in audio vision text video pointcloud timeseries robotics; do [ "$p" != "$pkg" ] && echo "$p"; done)
+others=$(for p in audio vision text video pointcloud timeseries robotics; do if [ "$p" != "$pkg" ]; then echo "$p"; fi; done)
 for p in $others; do
   if "$venv/bin/python" -c "import difflab.$p" 2>/dev/null; then
     echo "difflab.$p is importable in the isolated venv of $pkg: the install is not isolated" >&2
