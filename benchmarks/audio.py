@@ -91,7 +91,6 @@ def _parser() -> argparse.ArgumentParser:
 def load_or_train(ns: argparse.Namespace):
     """The three models from ``--ckpt_dir``, or trained here with the demo's settings (StoRM starts from
     the predictive checkpoint written first): ``(checkpoints, models, datamodule)``."""
-    from lightning.pytorch.callbacks import EMAWeightAveraging
 
     from difflab.audio.demo import METHOD_CONFIGS, TRAINING, build, method_args
     from difflab.audio.inference import load_model
@@ -116,14 +115,13 @@ def load_or_train(ns: argparse.Namespace):
             extra=method_args(method, ns.out),
         )
         ckpts[method] = ns.out / f"{method}.ckpt"
-        ema = TRAINING[method].get("ema")
         train_briefly(
             model,
             dm,
             max_steps=ns.steps or TRAINING[method]["steps"],
             gradient_clip_val=1.0,
             checkpoint=ckpts[method],
-            callbacks=[EMAWeightAveraging(decay=ema)] if ema else [],
+            ema_decay=TRAINING[method].get("ema") or None,
         )
         models[method] = model.eval()
     return ckpts, models, dm

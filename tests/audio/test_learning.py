@@ -56,12 +56,9 @@ def _opt(params):
 
 
 def _train(model, root, method: str, seed: int):
-    from lightning.pytorch.callbacks import EMAWeightAveraging
-
     cfg = TRAINING[method]
     dm = VoiceBankDataModule(str(root), batch_size=TRAINING["batch_size"], crop_samples=DEMO_CROP)
-    callbacks = [EMAWeightAveraging(decay=cfg["ema"])] if cfg.get("ema") else []
-    train_briefly(model, dm, max_steps=cfg["steps"], seed=seed, gradient_clip_val=1.0, callbacks=callbacks)
+    train_briefly(model, dm, max_steps=cfg["steps"], seed=seed, gradient_clip_val=1.0, ema_decay=cfg.get("ema") or None)
     return model.eval()
 
 

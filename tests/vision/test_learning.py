@@ -56,7 +56,6 @@ import torch
 from difflab.vision.data import HELDOUT_PHOTOS, SRDataModule
 from difflab.vision.evaluate import (
     BRIEF_TRAINING,
-    brief_callbacks,
     brief_schedule,
     build_resshift4,
     evaluate_heldout,
@@ -90,7 +89,7 @@ def _record(res, record_property) -> float:
 @BELOW_BICUBIC
 def test_resshift_beats_bicubic(test_seed, record_property):
     model, dm = build_resshift4(steps=STEPS, seed=test_seed)  # the demo's model, data and recipe
-    train_briefly(model, dm, max_steps=STEPS, seed=test_seed, callbacks=brief_callbacks())
+    train_briefly(model, dm, max_steps=STEPS, seed=test_seed, ema_decay=BRIEF_TRAINING["ema_decay"])
     model.eval()
     res = evaluate_heldout(lambda y, g: model.super_resolve(y, generator=g).sample, dm, 2, seed=test_seed)
     print("ResShift-4 per image", res["per_image_psnr_y"], "bicubic", res["per_image_bicubic_psnr_y"])
@@ -111,7 +110,7 @@ def test_sr3_ddim4_beats_bicubic(test_seed, record_property):
         num_train_steps=1000,
         **brief_schedule(STEPS),
     )
-    train_briefly(model, dm, max_steps=STEPS, seed=test_seed, callbacks=brief_callbacks())
+    train_briefly(model, dm, max_steps=STEPS, seed=test_seed, ema_decay=BRIEF_TRAINING["ema_decay"])
     model.eval()
     res = evaluate_heldout(
         lambda y, g: model.super_resolve(y, steps=4, sampler="ddim", generator=g).sample, dm, 2, seed=test_seed

@@ -169,7 +169,6 @@ def _parser() -> argparse.ArgumentParser:
 def train_method(method: str, ns: argparse.Namespace, out: Path):
     """Build ``method`` for ``ns.task``, train it briefly and write ``<out>/<method>.ckpt``:
     ``(model, datamodule, steps)``."""
-    from lightning.pytorch.callbacks import EMAWeightAveraging
 
     from difflab.core.lightning import train_briefly
 
@@ -185,10 +184,9 @@ def train_method(method: str, ns: argparse.Namespace, out: Path):
     steps = ns.max_steps or TRAINING[method]["steps"]
     print(f"training {LABELS[method]} for {steps} steps on {dm.root} ...", flush=True)
     ckpt = out / f"{method}.ckpt"
-    ema = TRAINING[method].get("ema")
-    callbacks = [EMAWeightAveraging(decay=ema)] if ema else []
+    ema = TRAINING[method].get("ema") or None
     wall = train_briefly(
-        model, dm, max_steps=steps, seed=ns.seed, gradient_clip_val=1.0, checkpoint=ckpt, callbacks=callbacks
+        model, dm, max_steps=steps, seed=ns.seed, gradient_clip_val=1.0, checkpoint=ckpt, ema_decay=ema
     )
     print(
         f"artifact: {ckpt} | {LABELS[method]} checkpoint after {steps} steps ({wall:.0f} s); "

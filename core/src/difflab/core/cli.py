@@ -176,7 +176,7 @@ def run_cli(
     """Run the command line of ``difflab.<package>``.
 
     Args:
-        model_class: base class of the package's methods (a ``LightningModule``); any subclass can be
+        model_class: base class of the package's models (a ``TrainedModule``); any subclass can be
             chosen with ``model.class_path``.
         datamodule_class: base class of its data modules.
         package: the package name (``core``, ``audio``, ...): where ``--config NAME`` is looked up.

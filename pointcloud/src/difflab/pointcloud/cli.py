@@ -85,10 +85,12 @@ DEMO = Command(
 
 
 def main(args: list[str] | None = None) -> int:
-    from lightning.pytorch import LightningDataModule, LightningModule
+    from lightning.pytorch import LightningDataModule
+
+    from difflab.core.lightning import TrainedModule
 
     result = run_cli(
-        LightningModule,
+        TrainedModule,
         LightningDataModule,
         package="pointcloud",
         args=sys.argv[1:] if args is None else args,

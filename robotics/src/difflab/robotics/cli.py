@@ -81,12 +81,11 @@ DEMO = Command(
 
 
 def main(args: list[str] | None = None) -> int:
-    from lightning.pytorch import LightningModule
-
+    from difflab.core.lightning import TrainedModule
     from difflab.robotics.data import DemoDataModule
 
     result = run_cli(
-        LightningModule,
+        TrainedModule,
         DemoDataModule,
         package="robotics",
         args=args,

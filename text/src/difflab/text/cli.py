@@ -116,14 +116,15 @@ DEMO = Command(
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    from lightning.pytorch import LightningDataModule, LightningModule
+    from lightning.pytorch import LightningDataModule
 
     from difflab.core.cli import exit_code, run_cli
+    from difflab.core.lightning import TrainedModule
     from difflab.text.data.lm import LMDataModule
     from difflab.text.models.mdlm import MaskedDiffusionLM
 
     result = run_cli(
-        LightningModule,
+        TrainedModule,
         LightningDataModule,
         package="text",
         args=args,

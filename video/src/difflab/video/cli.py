@@ -84,12 +84,13 @@ DEMO = Command(
 
 
 def main(args: list[str] | None = None) -> int:
-    from lightning.pytorch import LightningDataModule, LightningModule
+    from lightning.pytorch import LightningDataModule
 
+    from difflab.core.lightning import TrainedModule
     from difflab.video.data.datamodule import MocapTADDataModule
 
     result = run_cli(
-        LightningModule,
+        TrainedModule,
         LightningDataModule,
         package="video",
         args=sys.argv[1:] if args is None else args,

@@ -34,31 +34,25 @@ def _table(rows: list[tuple[str, dict[str, float], float | None]]) -> str:
 
 def train_resshift4(out: Path, max_steps: int, seed: int, eval_size: int):
     """The demo's ResShift-4 trained for ``max_steps`` steps and saved: ``(model, datamodule, seconds, ckpt)``."""
-    import lightning.pytorch as pl
     from lightning.pytorch.callbacks import TQDMProgressBar
 
-    from difflab.vision.evaluate import brief_callbacks, build_resshift4
+    from difflab.core.lightning import train_briefly
+    from difflab.vision.evaluate import BRIEF_TRAINING, build_resshift4
 
     model, dm = build_resshift4(steps=max_steps, seed=seed, eval_size=eval_size)
     print(f"training ResShift-4 (x{dm.scale}) for {max_steps} steps on the default photographs ...")
-    pl.seed_everything(seed, verbose=False)
-    trainer = pl.Trainer(
-        max_steps=max_steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        default_root_dir=str(out),
-        callbacks=[*brief_callbacks(), TQDMProgressBar()],  # tqdm, the progress library of every package
-    )
-    t0 = time.perf_counter()
-    trainer.fit(model, datamodule=dm)
-    train_s = time.perf_counter() - t0
     ckpt = out / f"resshift4_x{dm.scale}.ckpt"
-    trainer.save_checkpoint(ckpt)
+    train_s = train_briefly(
+        model,
+        dm,
+        max_steps=max_steps,
+        seed=seed,
+        checkpoint=ckpt,
+        ema_decay=BRIEF_TRAINING["ema_decay"],
+        default_root_dir=str(out),
+        enable_progress_bar=True,
+        callbacks=[TQDMProgressBar()],  # tqdm, the progress library of every package
+    )
     model.eval()
     return model, dm, train_s, ckpt
 

@@ -75,21 +75,13 @@ def brief_schedule(steps: int, lr: float | None = None, lr_min: float | None = N
     )
 
 
-def brief_callbacks(ema_decay: float | None = None) -> list:
-    """Trainer callbacks of a brief run: the EMA of the weights (copied into the model when ``fit`` ends)."""
-    from lightning.pytorch.callbacks import EMAWeightAveraging
-
-    decay = BRIEF_TRAINING["ema_decay"] if ema_decay is None else ema_decay
-    return [EMAWeightAveraging(decay=decay)] if decay else []
-
-
 def build_resshift4(*, steps: int | None = None, seed: int = 0, eval_size: int = 96, extra: list[str] | None = None):
     """ResShift-4 (x2, small U-Net) and the photo DataModule of the demo and the learning test.
 
     Built from the shipped config ``resshift4_photos_x2`` through the command line's parser, with the
     learning rate's cosine decay set to ``steps`` (default ``BRIEF_TRAINING["steps"]``) and one epoch
     long enough for the run. ``seed`` seeds the network's initialisation. Returns ``(model, datamodule)``;
-    train with ``train_briefly(model, dm, max_steps=steps, seed=seed, callbacks=brief_callbacks())``.
+    train with ``train_briefly(model, dm, max_steps=steps, seed=seed, ema_decay=BRIEF_TRAINING["ema_decay"])``.
     """
     from difflab.core.cli import run_cli
     from difflab.vision.data.datamodule import SRDataModule
@@ -122,6 +114,5 @@ __all__ = [
     "evaluate_heldout",
     "BRIEF_TRAINING",
     "brief_schedule",
-    "brief_callbacks",
     "build_resshift4",
 ]

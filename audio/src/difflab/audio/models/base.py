@@ -35,8 +35,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from difflab.audio.spectral import SpecTransform
-from difflab.core.lightning import DiffusionModule
-from difflab.core.lightning.module import eval_mode
+from difflab.core.lightning import DiffusionModule, eval_mode
 from difflab.core.parameterization import edm_loss_weight, precondition_x0
 from difflab.core.processes import OUVESDE
 from difflab.core.samplers.base import SampleResult

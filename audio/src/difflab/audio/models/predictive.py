@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from difflab.audio.models.base import SpeechEnhancer
-from difflab.core.lightning.module import eval_mode
+from difflab.core.lightning import eval_mode
 from difflab.core.samplers.base import SampleResult
 
 

@@ -31,7 +31,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from difflab.audio.models.base import SpeechEnhancer, tile
-from difflab.core.lightning.module import eval_mode
+from difflab.core.lightning import eval_mode
 from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.select import SamplerName
 

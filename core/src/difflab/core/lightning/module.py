@@ -1,4 +1,4 @@
-r"""``DiffusionModule``: the LightningModule every difflab method derives from.
+r"""``DiffusionModule``: the LightningModule every difflab diffusion method derives from.
 
 It owns a forward process, a network and the network's parameterisation, and provides:
 
@@ -25,8 +25,8 @@ It owns a forward process, a network and the network's parameterisation, and pro
   :meth:`~DiffusionModule.validation_metrics`, and once per epoch a batch of samples scored by
   :meth:`~DiffusionModule.sample_metrics` and handed to :meth:`~DiffusionModule.log_samples`
   (figures go to the logger through :meth:`~DiffusionModule.log_figure`).
-* **optimiser**: injected as a callable (``OptimizerCallable``; in YAML a ``class_path`` with
-  ``init_args``), with an optional LR scheduler callable stepped every ``lr_interval``.
+* **optimiser, randomness, hyper-parameters, figures, loading**: inherited from
+  :class:`~difflab.core.lightning.base.TrainedModule`, the base of every trained model.
 
 Batch dict contract (what every DataModule feeding a DiffusionModule yields):
 
@@ -60,21 +60,13 @@ restores both.
 
 from __future__ import annotations
 
-import copy
-import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from enum import IntEnum
-from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from difflab.core.lightning.base import NoiseStream, TrainedModule, cli_given_hparams, eval_mode
 from difflab.core.losses import time_weighted_mse
 from difflab.core.parameterization import PREDICTIONS, Prediction, from_x0_eps
 from difflab.core.processes.base import LinearGaussianProcess
@@ -89,60 +81,7 @@ from difflab.core.samplers.select import (
     run_sampler,
 )
 
-
-class NoiseStream(IntEnum):
-    """Independent random streams of :meth:`DiffusionModule.noise_generator` (first word of its seed)."""
-
-    TRAIN = 0
-    VAL = 1
-    TEST = 2
-    PREDICT = 3
-    SAMPLE = 4
-
-
 _TRAIN, _VAL, _TEST, _PREDICT, _SAMPLE = NoiseStream
-
-
-def cli_given_hparams() -> bool:
-    """True while LightningCLI instantiates the module (it then supplies the hyperparameters itself).
-
-    Any LightningModule that takes objects (a network, an optimiser callable) as arguments saves its
-    hyperparameters with ``self.save_hyperparameters(ignore=None if cli_given_hparams() else [...])``:
-    under the CLI the saved ``class_path``/``init_args`` rebuild those objects from a checkpoint; called
-    from Python, the objects themselves are left out of ``hparams``.
-    """
-    try:
-        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
-    except ImportError:  # pragma: no cover - other Lightning versions
-        return False
-    return _given_hyperparameters.get() is not None
-
-
-def _checkpoint_class(path: Any, base: type) -> type | None:
-    """The already imported subclass of ``base`` named by a checkpoint's ``_class_path`` hyperparameter."""
-    if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
-        return None
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # not a plain checkpoint: leave it to Lightning's loader
-        return None
-    class_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
-    if not isinstance(class_path, str):
-        return None
-    module_name, _, name = class_path.rpartition(".")
-    target = getattr(sys.modules.get(module_name), name, None)
-    return target if isinstance(target, type) and issubclass(target, base) else None
-
-
-@contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Put ``module`` in eval mode for the ``with`` block, then back in the mode it was in (also on error)."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
 
 
 def _sample_shape(shape: Any, batch: dict[str, Any] | None, y: Tensor | None) -> tuple[int, ...]:
@@ -156,7 +95,7 @@ def _sample_shape(shape: Any, batch: dict[str, Any] | None, y: Tensor | None) ->
     raise ValueError("sample: give a shape, an x_init, or a batch with an 'x0' (or 'y') entry")
 
 
-class DiffusionModule(LightningModule):
+class DiffusionModule(TrainedModule):
     """Base LightningModule of a diffusion method.
 
     Args:
@@ -205,7 +144,7 @@ class DiffusionModule(LightningModule):
         num_val_samples: int = 0,
         clip_x0: float | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer, lr_scheduler, lr_interval)
         if prediction not in PREDICTIONS:
             raise ValueError(f"{type(self).__name__}: prediction must be one of {PREDICTIONS}, got {prediction!r}")
         forward = process if process is not None else VPSDE()
@@ -214,26 +153,16 @@ class DiffusionModule(LightningModule):
             raise ValueError(
                 f"{type(self).__name__}: sampler must be one of {names} for {type(forward).__name__}, got {sampler!r}"
             )
-        if lr_interval not in ("step", "epoch"):
-            raise ValueError(f"{type(self).__name__}: lr_interval must be 'step' or 'epoch', got {lr_interval!r}")
         if time_dims < 1:
             raise ValueError(f"{type(self).__name__}: time_dims must be >= 1, got {time_dims}")
         if sample_steps < 1:
             raise ValueError(f"{type(self).__name__}: sample_steps must be >= 1, got {sample_steps}")
         if num_val_samples < 0:
             raise ValueError(f"{type(self).__name__}: num_val_samples must be >= 0, got {num_val_samples}")
-        # Under LightningCLI the hyperparameters are the parsed config (class paths and init args), from
-        # which load_from_checkpoint rebuilds the subclass and its injected modules. Constructed in
-        # Python, objects are left out of the hyperparameters (they live in the state dict / code).
-        self.save_hyperparameters(
-            ignore=None if cli_given_hparams() else ["network", "process", "optimizer", "lr_scheduler"]
-        )
+        self.save_init_hyperparameters(("network", "process", "optimizer", "lr_scheduler"))
         self.network = network
         self.process = forward
         self.prediction: Prediction = prediction
-        self.optimizer_factory = optimizer
-        self.lr_scheduler_factory = lr_scheduler
-        self.lr_interval = lr_interval
         self.time_dims = time_dims
         t_min = float(self.process.t_min)
         self.t_eps = float(t_eps) if t_eps is not None else (t_min if t_min > 0 else 1e-5)
@@ -244,22 +173,6 @@ class DiffusionModule(LightningModule):
         self.sampler_options = dict(sampler_options or {})
         self.num_val_samples = num_val_samples
         self.clip_x0 = clip_x0
-        self.noise_seed: int | None = None
-
-    def __deepcopy__(self, memo: dict) -> DiffusionModule:
-        """Deep copy (as ``EMAWeightAveraging`` makes) that shares the optimiser / scheduler factories.
-
-        Under LightningCLI those factories keep a reference to the command line object, and with it to
-        the trainer; copying them would copy the whole trainer and fails once it holds
-        multi-process state (DDP).
-        """
-        for factory in (self.optimizer_factory, self.lr_scheduler_factory):
-            if factory is not None:
-                memo[id(factory)] = factory
-        new = type(self).__new__(type(self))
-        memo[id(self)] = new
-        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
-        return new
 
     # ------------------------------------------------------------------ network
     def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
@@ -268,32 +181,6 @@ class DiffusionModule(LightningModule):
 
     def forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
         return self.network_forward(x_t, t, batch)
-
-    # ------------------------------------------------------------------ randomness
-    def setup(self, stage: str) -> None:
-        if self.noise_seed is None:
-            self.noise_seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
-
-    def noise_generator(self, stream: NoiseStream | int, *tags: int) -> torch.Generator:
-        """A generator on the module's device seeded by ``(noise seed, stream, *tags, rank)``.
-
-        ``stream`` is a :class:`NoiseStream` (training noise, validation, test, prediction,
-        validation samples); ``tags`` are integers such as the step and batch index, so every batch
-        of every stage has its own reproducible noise, also after a resume.
-        """
-        base = self.noise_seed if self.noise_seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
-        rank = self.trainer.global_rank if self._trainer is not None else 0
-        words = np.random.SeedSequence([base % 2**63, int(stream), *tags, rank]).generate_state(2, dtype=np.uint32)
-        g = torch.Generator(device=self.device)
-        g.manual_seed(int(words[0]) << 31 ^ int(words[1]))
-        return g
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["difflab_noise_seed"] = self.noise_seed
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if checkpoint.get("difflab_noise_seed") is not None:
-            self.noise_seed = int(checkpoint["difflab_noise_seed"])
 
     # ------------------------------------------------------------------ loss
     def sample_time(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -471,62 +358,5 @@ class DiffusionModule(LightningModule):
         """Samples with the shape (and conditioning) of ``batch``, ``(B, *D)``."""
         return self.sample(batch=batch, generator=self.noise_generator(_PREDICT, batch_idx)).sample
 
-    # ------------------------------------------------------------------ artifacts
-    def artifact_dir(self) -> Path:
-        """Folder for files that the logger cannot take: ``<log_dir>/samples``."""
-        log_dir = getattr(self.logger, "log_dir", None) if self._trainer is not None and self.logger else None
-        if log_dir is None and self._trainer is not None:
-            log_dir = self.trainer.default_root_dir
-        return Path(log_dir or ".") / "samples"
 
-    def log_figure(self, name: str, figure: Any) -> Path | None:
-        """Send a matplotlib figure to every logger that takes pictures (TensorBoard, MLflow, W&B).
-
-        If none does (CSV logger), the figure is written to
-        ``artifact_dir() / f"{name}_step{global_step}.png"`` and that path is returned. Without any
-        logger (``logger: false``) nothing is written.
-        """
-        step = self.global_step
-        taken = False
-        for logger in self.loggers if self._trainer is not None else []:
-            experiment = getattr(logger, "experiment", None)
-            kind = type(logger).__name__
-            if kind == "TensorBoardLogger" and hasattr(experiment, "add_figure"):
-                experiment.add_figure(name, figure, global_step=step, close=False)
-                taken = True
-            elif kind == "MLFlowLogger" and hasattr(experiment, "log_figure"):
-                experiment.log_figure(logger.run_id, figure, f"{name}_step{step:07d}.png")
-                taken = True
-            elif kind == "WandbLogger" and hasattr(logger, "log_image"):
-                logger.log_image(key=name, images=[figure], step=step)
-                taken = True
-        if taken or self._trainer is None or not self.loggers:  # logging switched off: nothing is written
-            return None
-        path = self.artifact_dir() / f"{name.replace('/', '_')}_step{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=100)
-        return path
-
-    # ------------------------------------------------------------------ loading
-    @classmethod
-    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
-        """Lightning's ``load_from_checkpoint``, also from a base class: a checkpoint written under
-        LightningCLI names its class (``_class_path``), and an already imported subclass of ``cls``
-        of that name is rebuilt (``DiffusionModule.load_from_checkpoint(path)`` returns a
-        ``ToyDiffusion`` for a ``ToyDiffusion`` checkpoint). Classes are never imported from a checkpoint.
-        """
-        target = _checkpoint_class(checkpoint_path, cls)
-        if target is not None and target is not cls:
-            return target.load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
-        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
-
-    # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval}}
-
-
-__all__ = ["DiffusionModule", "NoiseStream", "eval_mode"]
+__all__ = ["DiffusionModule", "NoiseStream", "TrainedModule", "cli_given_hparams", "eval_mode"]

@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from difflab.core.lightning.module import eval_mode
+from difflab.core.lightning import NoiseStream, TrainedModule, eval_mode
 from difflab.pointcloud.metrics import chamfer_distance
 from difflab.pointcloud.networks.filter_net import DisplacementNet
 from difflab.pointcloud.networks.graph import gather_neighbours, knn
 from difflab.pointcloud.patches import filter_cloud
 
 
-class PointFilter(LightningModule):
+class PointFilter(TrainedModule):
     """Base of the filtering methods: ``filter_patches`` maps normalised noisy patches to filtered ones."""
 
     patch_size: int = 256
@@ -49,12 +48,6 @@ class PointFilter(LightningModule):
             for _ in range(repeat):
                 out = filter_cloud(out, self.filter_patches, self.patch_size, coverage, batch)
             return out
-
-    def configure_optimizers(self):
-        opt = self.optimizer_factory(self.parameters())
-        if self.lr_scheduler_factory is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.lr_scheduler_factory(opt), "interval": "step"}}
 
     def _eval(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         out = self.filter_patches(batch["y"])
@@ -110,15 +103,14 @@ class IterativePFN(PointFilter):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer, lr_scheduler)
         if num_iterations < 1:
             raise ValueError(f"IterativePFN: num_iterations must be >= 1, got {num_iterations}")
         if decay <= 1:
             raise ValueError(f"IterativePFN: decay must be > 1, got {decay}")
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.save_init_hyperparameters()
         self.modules_ = nn.ModuleList(DisplacementNet(k, width, layers) for _ in range(num_iterations))
         self.decay, self.adaptive_targets, self.patch_size = decay, adaptive_targets, patch_size
-        self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
 
     def iterate(self, patches: Tensor) -> list[Tensor]:
         """``[p_1, ..., p_T]``: the patch after each module."""
@@ -151,13 +143,6 @@ class IterativePFN(PointFilter):
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        g = torch.Generator(device=self.device).manual_seed(
-            int(
-                np.random.SeedSequence(
-                    [int(self.trainer.global_step) if self._trainer is not None else 0, batch_idx]
-                ).generate_state(1)[0]
-            )
-        )
-        loss = self.training_loss(batch, g)
+        loss = self.training_loss(batch, self.noise_generator(NoiseStream.TRAIN, self.global_step, batch_idx))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["y"].shape[0])
         return loss

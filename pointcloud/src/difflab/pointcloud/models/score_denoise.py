@@ -65,12 +65,11 @@ class ScoreDenoiser(PointFilter):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        super().__init__(optimizer, lr_scheduler)
+        self.save_init_hyperparameters()
         self.network = DisplacementNet(k, width, layers)
         self.num_neighbours, self.steps, self.step_size, self.step_decay = num_neighbours, steps, step_size, step_decay
         self.patch_size = patch_size
-        self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
 
     def score_target(self, x: Tensor, clean: Tensor) -> Tensor:
         idx = knn(x, self.num_neighbours, clean)

@@ -10,16 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from difflab.core.lightning.module import eval_mode
+from difflab.core.lightning import TrainedModule, eval_mode
 from difflab.core.samplers.base import SampleResult
 from difflab.robotics.models.diffusion_policy import PolicyIOMixin
 
 
-class BCPolicy(PolicyIOMixin, LightningModule):
+class BCPolicy(PolicyIOMixin, TrainedModule):
     """Args:
     network: ``network(cond (B, To*Do)) -> (B, Tp, Da)`` (a ChunkMLP).
     obs_dim, action_dim, horizon, n_obs_steps, n_action_steps: as for the diffusion policy.
@@ -37,15 +36,13 @@ class BCPolicy(PolicyIOMixin, LightningModule):
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
-        from difflab.core.lightning import cli_given_hparams
-
-        self.save_hyperparameters(ignore=None if cli_given_hparams() else ["network", "optimizer", "lr_scheduler"])
+        super().__init__(optimizer, lr_scheduler)
+        self.save_init_hyperparameters(("network", "optimizer", "lr_scheduler"))
         self.network = network
-        self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self._init_io(obs_dim, action_dim, horizon, n_obs_steps, n_action_steps)
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         self._setup_normalizers()
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
@@ -76,15 +73,6 @@ class BCPolicy(PolicyIOMixin, LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         return self.action_normalizer.unnormalize(self.sample_chunk(batch["obs"]).sample)
-
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": self.lr_scheduler_factory(optimizer), "interval": "step"},
-        }
 
 
 __all__ = ["BCPolicy"]

@@ -12,17 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from difflab.core.lightning.module import eval_mode
+from difflab.core.lightning import TrainedModule, eval_mode
 from difflab.text.metrics import ar_nll
 from difflab.text.models.base import TokenizerMixin
 from difflab.text.networks.transformer import ARTransformer
 
 
-class ARLanguageModel(TokenizerMixin, LightningModule):
+class ARLanguageModel(TokenizerMixin, TrainedModule):
     """Causal transformer LM of the same size as the denoiser.
 
     Args:
@@ -44,22 +43,24 @@ class ARLanguageModel(TokenizerMixin, LightningModule):
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        super().__init__(optimizer, lr_scheduler)
+        self.save_init_hyperparameters()
         self.network = ARTransformer(vocab_size, max_len, dim, depth, heads, dropout)
         self.vocab_size, self.bos_id, self.mask_id = vocab_size, bos_id, None
-        self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         self._setup_tokenizer()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         self._save_tokenizer(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         self._load_tokenizer(checkpoint)
 
     def loss(self, batch: dict[str, Any]) -> Tensor:
@@ -110,12 +111,6 @@ class ARLanguageModel(TokenizerMixin, LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         x0 = batch["x0"]
         return self.generate(x0.shape[0], x0.shape[1])
-
-    def configure_optimizers(self):
-        opt = self.optimizer_factory(self.parameters())
-        if self.lr_scheduler_factory is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.lr_scheduler_factory(opt), "interval": "step"}}
 
 
 __all__ = ["ARLanguageModel"]

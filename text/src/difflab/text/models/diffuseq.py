@@ -51,8 +51,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torch.nn import functional as F
 
-from difflab.core.lightning import DiffusionModule
-from difflab.core.lightning.module import NoiseStream, eval_mode
+from difflab.core.lightning import DiffusionModule, NoiseStream, eval_mode
 from difflab.core.processes.gaussian import DiscreteVP
 from difflab.core.samplers.base import Denoiser, SampleResult
 from difflab.core.samplers.select import SamplerName

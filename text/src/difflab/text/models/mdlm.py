@@ -35,8 +35,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from difflab.core.discrete_losses import antithetic_times, masked_diffusion_loss
-from difflab.core.lightning import DiffusionModule
-from difflab.core.lightning.module import NoiseStream, eval_mode
+from difflab.core.lightning import DiffusionModule, NoiseStream, eval_mode
 from difflab.core.processes.discrete import MaskedDiffusion, SpindleMaskedDiffusion
 from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.select import DiscreteSamplerName, run_discrete_sampler

@@ -51,6 +51,7 @@ from difflab.timeseries.metrics import metric_table
 NoiseKind = Literal["white", "gp", "ou"]
 DiffusionKind = Literal["discrete", "continuous"]
 
+
 class StochasticProcessDiffusion(DiffusionModule):
     """Forecasting / imputation with GP-, OU- or white-noise diffusion and a CSDI-style denoiser.
 

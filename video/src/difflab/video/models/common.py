@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from difflab.core.lightning.module import eval_mode
+from difflab.core.lightning import NoiseStream, eval_mode
 from difflab.video.data.annotations import FeatureSpec
 from difflab.video.metrics import THUMOS_TIOUS, detection_map
 from difflab.video.segments import batched_nms_1d, cw_to_se
@@ -121,7 +121,7 @@ class TADMixin:
 
     # ---------------------------------------------------------------- Lightning hooks
     def _eval_step(self, batch: dict[str, Any], batch_idx: int, stage: str) -> Tensor:
-        gen = torch.Generator(device=self.device).manual_seed(1000 + batch_idx)
+        gen = self.noise_generator(NoiseStream.VAL if stage == "val" else NoiseStream.TEST, batch_idx)
         loss = self.training_loss(batch, gen)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(batch["video_id"]))
         preds = self.detect(batch, generator=gen)

@@ -11,17 +11,16 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from difflab.core.lightning import cli_given_hparams
+from difflab.core.lightning import TrainedModule
 from difflab.video.matching import set_loss
 from difflab.video.models.common import TADMixin
 from difflab.video.networks.detr_tad import DetrTADNet
 
 
-class DeterministicTAD(TADMixin, LightningModule):
+class DeterministicTAD(TADMixin, TrainedModule):
     """DETR-style detector with learned queries (see the module docstring).
 
     Args:
@@ -44,19 +43,16 @@ class DeterministicTAD(TADMixin, LightningModule):
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer, lr_scheduler)
         if network.num_queries < 1:
             raise ValueError("DeterministicTAD: the network needs num_queries >= 1 (learned queries)")
         if nms not in ("nms", "soft", "none"):
             raise ValueError(f"DeterministicTAD: nms must be 'nms', 'soft' or 'none', got {nms!r}")
-        # under LightningCLI the parsed config is the hyperparameters (so load_from_checkpoint rebuilds
-        # the network); built in Python, modules stay out of them, as in DiffusionModule
-        self.save_hyperparameters(ignore=None if cli_given_hparams() else ["network", "optimizer", "lr_scheduler"])
+        self.save_init_hyperparameters(("network", "optimizer", "lr_scheduler"))
         self.network = network
         self.nms, self.nms_iou, self.max_detections = nms, nms_iou, max_detections
         self.classes = list(classes) if classes else None
         self.w = dict(w_cls=w_cls, w_l1=w_l1, w_giou=w_giou)
-        self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
 
     def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         out = self.network(batch["feats"], batch["mask"])
@@ -77,12 +73,6 @@ class DeterministicTAD(TADMixin, LightningModule):
         out = self.network(batch["feats"], batch["mask"])
         seg, prob = out["segments"][-1], torch.sigmoid(out["logits"][-1])
         return [(seg[i], prob[i]) for i in range(seg.shape[0])]
-
-    def configure_optimizers(self):
-        opt = self.optimizer_factory(self.parameters())
-        if self.lr_scheduler_factory is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.lr_scheduler_factory(opt), "interval": "step"}}
 
 
 __all__ = ["DeterministicTAD"]

@@ -124,12 +124,9 @@ class InvSRStart(SRDiffusion):
         sr = self.run_teacher(y, steps).clamp(-1, 1)
         return SampleResult(sr, steps, {"start_t": self.start_t})
 
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.network.parameters())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval}}
+    def trainable_parameters(self):
+        """The noise predictor's parameters (the teacher stays frozen)."""
+        return self.network.parameters()
 
 
 __all__ = ["InvSRStart"]
