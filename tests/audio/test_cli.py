@@ -13,6 +13,7 @@ import soundfile as sf
 
 from difflab.audio.cli import main
 from difflab.core.cli import builtin_configs
+from difflab.core.lightning.checkpoint import find_last_checkpoint
 
 CONFIGS = builtin_configs("audio")
 
@@ -39,7 +40,7 @@ def smoke_ckpt(tmp_path_factory, tiny_root):
             os.environ.pop("DIFFLAB_AUDIO_DATA", None)
         else:
             os.environ["DIFFLAB_AUDIO_DATA"] = env
-    ckpt = root / "outputs" / "audio" / "smoke_storm" / "checkpoints" / "last.ckpt"
+    ckpt = root / "outputs" / "audio" / "smoke_storm" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     return ckpt
 
@@ -47,7 +48,7 @@ def smoke_ckpt(tmp_path_factory, tiny_root):
 def test_resume_and_test(smoke_ckpt, tmp_path, monkeypatch, default_data_env):
     import torch
 
-    monkeypatch.chdir(smoke_ckpt.parents[4])
+    monkeypatch.chdir(smoke_ckpt.parents[6])
     assert torch.load(smoke_ckpt, weights_only=False)["global_step"] == 2
     main(
         [
@@ -60,8 +61,9 @@ def test_resume_and_test(smoke_ckpt, tmp_path, monkeypatch, default_data_env):
             "--trainer.enable_progress_bar=false",
         ]
     )
-    assert torch.load(smoke_ckpt, weights_only=False)["global_step"] == 3
-    main(["test", "-c", "smoke_storm", "--ckpt_path", str(smoke_ckpt), "--trainer.enable_progress_bar=false"])
+    resumed = find_last_checkpoint(smoke_ckpt.parents[3])  # the resumed run's own version folder
+    assert resumed != smoke_ckpt and torch.load(resumed, weights_only=False)["global_step"] == 3
+    main(["test", "-c", "smoke_storm", "--ckpt_path", "last", "--trainer.enable_progress_bar=false"])
 
 
 def test_enhance_command_on_files_and_folders(smoke_ckpt, tmp_path):

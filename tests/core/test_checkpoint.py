@@ -69,7 +69,7 @@ def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="no such file") as err:
         load_checkpoint(path, ToyDiffusion)
     assert "ToyDiffusion" in _one_line(err, path)
-    with pytest.raises(CheckpointError, match="is a folder"):
+    with pytest.raises(CheckpointError, match="no last.ckpt"):
         load_checkpoint(tmp_path, ToyDiffusion)
 
 

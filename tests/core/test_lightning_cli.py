@@ -101,7 +101,7 @@ def test_smoke_fit_then_validate_test_predict_and_reload(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     quiet = ["--trainer.enable_progress_bar", "false"]
     assert main(["fit", "-c", "smoke_toy", *quiet]) == 0
-    last = tmp_path / "outputs/core/smoke_toy/checkpoints/last.ckpt"
+    last = tmp_path / "outputs/core/smoke_toy/lightning_logs/version_0/checkpoints/last.ckpt"
     ckpt = torch.load(last, weights_only=False)
     assert ckpt["global_step"] == 8 and "current_model_state" in ckpt  # 2 epochs x 4 batches; EMA saved
     assert (tmp_path / "outputs/core/smoke_toy/lightning_logs/version_0/config.yaml").is_file()

@@ -36,7 +36,7 @@ def trained(tmp_path_factory):
     try:
         for name in ("smoke_psf", "smoke_iterativepfn"):
             assert main(["fit", "--config", name, "--trainer.enable_progress_bar", "false"]) == 0
-        ckpt = root / "outputs/pointcloud/smoke_psf/checkpoints/last.ckpt"
+        ckpt = root / "outputs/pointcloud/smoke_psf/lightning_logs/version_0/checkpoints/last.ckpt"
         assert (
             main(
                 [
@@ -61,7 +61,7 @@ def trained(tmp_path_factory):
 
 def test_sample_and_denoise_verbs(trained, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    ckpt = trained / "outputs/pointcloud/smoke_psf/checkpoints/last.ckpt"
+    ckpt = trained / "outputs/pointcloud/smoke_psf/lightning_logs/version_0/checkpoints/last.ckpt"
     assert main(["sample", "--ckpt", str(ckpt), "--num", "3", "--steps", "1", "--points", "64", "out"]) == 0
     from difflab.pointcloud.io import read_points, write_points
 
@@ -71,7 +71,7 @@ def test_sample_and_denoise_verbs(trained, tmp_path, monkeypatch, capsys):
     (tmp_path / "noisy").mkdir()
     for i in range(2):
         write_points(tmp_path / f"noisy/c{i}.xyz", rng.normal(size=(300, 3)))
-    pfn = trained / "outputs/pointcloud/smoke_iterativepfn/checkpoints/last.ckpt"
+    pfn = trained / "outputs/pointcloud/smoke_iterativepfn/lightning_logs/version_0/checkpoints/last.ckpt"
     assert main(["denoise", "noisy", "den", "--ckpt", str(pfn)]) == 0
     assert read_points(tmp_path / "den/c1.ply").shape == (300, 3)
     assert main(["denoise", "noisy/c0.xyz", "one.ply", "--ckpt", str(pfn), "--repeat", "2"]) == 0
@@ -91,7 +91,10 @@ def test_resume_continues_from_last_checkpoint(trained, tmp_path, monkeypatch):
 
     args = ["fit", "--config", "smoke_psf", "--trainer.enable_progress_bar", "false"]
     assert main(args + ["--trainer.max_steps", "2"]) == 0
-    ckpt = tmp_path / "outputs/pointcloud/smoke_psf/checkpoints/last.ckpt"
+    ckpt = tmp_path / "outputs/pointcloud/smoke_psf/lightning_logs/version_0/checkpoints/last.ckpt"
     assert torch.load(ckpt, weights_only=False)["global_step"] == 2
     assert main(args + ["--trainer.max_steps", "4", "--ckpt_path", str(ckpt)]) == 0
-    assert torch.load(ckpt, weights_only=False)["global_step"] == 4
+    from difflab.core.lightning.checkpoint import find_last_checkpoint
+
+    resumed = find_last_checkpoint(tmp_path / "outputs/pointcloud/smoke_psf")
+    assert resumed != ckpt and torch.load(resumed, weights_only=False)["global_step"] == 4

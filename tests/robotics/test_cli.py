@@ -23,13 +23,13 @@ def test_collect_fit_eval(tmp_path, monkeypatch, capsys):
     for cfg in ("smoke_diffusion_policy", "smoke_bc"):
         fit = ["fit", "--config", cfg, "--trainer.enable_progress_bar", "false", "--data.init_args.path", "demos.zarr"]
         assert main(fit) == 0
-    ckpt = tmp_path / "outputs/robotics/smoke_diffusion_policy/checkpoints/last.ckpt"
+    ckpt = tmp_path / "outputs/robotics/smoke_diffusion_policy/lightning_logs/version_0/checkpoints/last.ckpt"
     ev = ["eval", "--ckpt", str(ckpt), "--episodes", "1", "--max_steps", "10", "--out", "ev"]
     assert main([*ev, "--sampler", "ddim", "rti", "paradigms", "--steps", "4", "--rti_steps", "2", "1"]) == 0
     out = capsys.readouterr().out
     assert "| rti |" in out and "| paradigms |" in out and "artifact: ev/rollouts.png" in out
     assert (tmp_path / "ev/rollouts.png").stat().st_size > 1000
-    bc = tmp_path / "outputs/robotics/smoke_bc/checkpoints/last.ckpt"
+    bc = tmp_path / "outputs/robotics/smoke_bc/lightning_logs/version_0/checkpoints/last.ckpt"
     assert main(["eval", "--ckpt", str(bc), "--episodes", "1", "--max_steps", "10"]) == 0
     assert "| bc |" in capsys.readouterr().out
     # a policy trained on reach (39-D observations) refuses an environment of another size
@@ -48,7 +48,7 @@ def _weights(path):
 def test_resume_is_exact(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     base = ["fit", "--config", "smoke_diffusion_policy", "--trainer.enable_progress_bar", "false"]
-    full = "outputs/robotics/smoke_diffusion_policy/checkpoints/last.ckpt"
+    full = "outputs/robotics/smoke_diffusion_policy/lightning_logs/version_0/checkpoints/last.ckpt"
     assert main([*base, "--trainer.max_steps", "4"]) == 0
     w_full = _weights(full)
     assert main([*base, "--trainer.max_steps", "2"]) == 0

@@ -25,7 +25,7 @@ def test_configs_ship():
 def test_fit_then_forecast_and_online(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "--config", "smoke_spd", "--trainer.enable_progress_bar", "false"]) == 0
-    ckpt = tmp_path / "outputs/timeseries/smoke_spd/checkpoints/last.ckpt"
+    ckpt = tmp_path / "outputs/timeseries/smoke_spd/lightning_logs/version_0/checkpoints/last.ckpt"
     assert ckpt.is_file()
     from difflab.timeseries.data import load_builtin
 

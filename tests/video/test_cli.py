@@ -19,7 +19,7 @@ def test_configs_ship():
 def test_fit_resume_then_detect(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "--config", "smoke_detr", "--trainer.enable_progress_bar", "false"]) == 0
-    ckpt = tmp_path / "outputs/video/smoke_detr/checkpoints/last.ckpt"
+    ckpt = tmp_path / "outputs/video/smoke_detr/lightning_logs/version_0/checkpoints/last.ckpt"
     assert ckpt.is_file()
     assert (
         main(
@@ -39,12 +39,15 @@ def test_fit_resume_then_detect(tmp_path, monkeypatch, capsys):
     )
     import torch
 
-    assert torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] == 3
+    from difflab.core.lightning.checkpoint import find_last_checkpoint
+
+    resumed = find_last_checkpoint(tmp_path / "outputs/video/smoke_detr")
+    assert resumed != ckpt and torch.load(resumed, map_location="cpu", weights_only=False)["global_step"] == 3
     assert main(["fit", "--config", "smoke_difftad", "--trainer.enable_progress_bar", "false"]) == 0
     feats = tmp_path / "outputs/data/video/mocap_smoke/features"
     for name in ("smoke_detr", "smoke_difftad"):
         out = tmp_path / f"{name}.json"
-        ck = tmp_path / f"outputs/video/{name}/checkpoints/last.ckpt"
+        ck = tmp_path / f"outputs/video/{name}/lightning_logs/version_0/checkpoints/last.ckpt"
         assert main(["detect", str(feats), "--ckpt", str(ck), "--steps", "2", "--out", str(out)]) == 0
         res = json.loads(out.read_text())
         assert set(res) == {"version", "results", "external_data"} and len(res["results"]) == 16
@@ -84,4 +87,11 @@ def test_detect_rejects_wrong_features(tmp_path, monkeypatch):
     from difflab.video.data import AnnotationError
 
     with pytest.raises(AnnotationError, match="'bad'.*7 channels"):
-        main(["detect", str(tmp_path / "bad.npy"), "--ckpt", "outputs/video/smoke_detr/checkpoints/last.ckpt"])
+        main(
+            [
+                "detect",
+                str(tmp_path / "bad.npy"),
+                "--ckpt",
+                "outputs/video/smoke_detr/lightning_logs/version_0/checkpoints/last.ckpt",
+            ]
+        )

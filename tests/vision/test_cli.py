@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from difflab.core.cli import builtin_configs
+from difflab.core.lightning.checkpoint import find_last_checkpoint
 from difflab.vision.cli import main
 
 CONFIGS = builtin_configs("vision")
@@ -32,7 +33,7 @@ def sr3_ckpt(tmp_path_factory):
         main(["fit", "-c", "smoke_sr3", "--trainer.enable_progress_bar=false"])
     finally:
         os.chdir(cwd)
-    ckpt = Path(root) / "outputs" / "vision" / "smoke_sr3" / "checkpoints" / "last.ckpt"
+    ckpt = Path(root) / "outputs/vision/smoke_sr3/lightning_logs/version_0/checkpoints/last.ckpt"
     assert ckpt.is_file()
     return ckpt
 
@@ -89,11 +90,20 @@ def test_fit_resumes_from_last_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "-c", "smoke_resshift", "--trainer.enable_progress_bar=false"]) == 0
-    ckpt = tmp_path / "outputs" / "vision" / "smoke_resshift" / "checkpoints" / "last.ckpt"
+    ckpt = (
+        tmp_path
+        / "outputs"
+        / "vision"
+        / "smoke_resshift"
+        / "lightning_logs"
+        / "version_0"
+        / "checkpoints"
+        / "last.ckpt"
+    )
     first = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert first["global_step"] == 2
     args = ["fit", "-c", "smoke_resshift", "--trainer.enable_progress_bar=false", "--trainer.max_steps=4"]
     assert main([*args, "--ckpt_path=last"]) == 0
-    resumed = torch.load(ckpt, map_location="cpu", weights_only=False)
+    resumed = torch.load(find_last_checkpoint(tmp_path / "outputs/vision/smoke_resshift"), weights_only=False)
     assert resumed["global_step"] == 4
     assert resumed["optimizer_states"][0]["state"][0]["step"] == 4  # Adam's moments carried over, not restarted

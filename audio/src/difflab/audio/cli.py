@@ -5,7 +5,7 @@ picks the method, any :class:`~difflab.audio.models.base.SpeechEnhancer` subclas
 the data module)::
 
     difflab-audio fit --config sgmse_denoise
-    difflab-audio test --config sgmse_denoise --ckpt_path outputs/audio/sgmse_denoise/checkpoints/last.ckpt
+    difflab-audio test --config sgmse_denoise --ckpt_path last
 
 and the domain verbs ``enhance`` (files or folders, any length / rate / channels), ``make-dataset``
 (the offline default data) and ``demo``. This module parses arguments only; loading and the verbs

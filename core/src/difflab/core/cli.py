@@ -21,12 +21,24 @@ verbs ``fit``, ``validate``, ``test`` and ``predict``:
 * Domain verbs (``demo``, ``make-dataset``, ``benchmark``, ...) given in ``extra_commands`` are
   dispatched before Lightning when they are the first argument; each receives the remaining
   arguments and parses them with its own ``argparse`` (so ``VERB --help`` works). The top-level
-  ``--help`` lists them next to the Lightning verbs. A checkpoint a verb cannot load
-  (:class:`~difflab.core.lightning.checkpoint.CheckpointError`) is one line on stderr, exit status 2.
-* Training shows Lightning's TQDM progress bar unless ``--trainer.enable_progress_bar false``.
-* Resume a stopped run with ``fit ... --ckpt_path last`` (or a checkpoint path); with
-  ``EMAWeightAveraging`` and ``ModelCheckpoint(save_last=True, every_n_train_steps=...)`` in the
-  config, model, EMA, optimiser, LR scheduler, loop counters and the data order are restored.
+  ``--help`` lists them next to the Lightning verbs (build their parsers from
+  :mod:`difflab.core.verbs`).
+* Outputs follow ``--trainer.default_root_dir`` (the shipped configs set ``outputs/<pkg>/<config>``):
+  every ``fit`` writes into its own folder ``<default_root_dir>/lightning_logs/version_N``
+  (``checkpoints/``, ``config.yaml``, metrics), so two runs never overwrite each other, and
+  ``last.ckpt`` holds the final step (:class:`~difflab.core.lightning.callbacks.ResumableCheckpoint`).
+* Resume a stopped run with ``fit ... --ckpt_path last``: the newest ``last.ckpt`` under
+  ``default_root_dir`` (with none, an error that says where it looked); with ``EMAWeightAveraging``
+  and a ``ResumableCheckpoint`` in the config, model, EMA, optimiser, LR scheduler, loop counters and
+  the data order are restored. A checkpoint trained on other data (data-module settings that differ)
+  is not resumed. ``--ckpt_path`` of any verb, and a domain verb's ``--ckpt``, also take a run
+  folder (its newest ``last.ckpt``).
+* A user error (:class:`~difflab.core.errors.UserError`: a missing or unreadable file, a bad value,
+  a checkpoint of another package) is one line, ``difflab-<pkg>: error: <what>: <problem>``, with
+  exit status 2; ``--debug`` (or ``DIFFLAB_DEBUG=1``) shows its traceback.
+* Progress: Lightning's tqdm bar on a terminal, a line every few seconds without one; ``fit`` ends
+  with a line of the last validation metrics. Lightning's tips and known-harmless third-party
+  warnings are not shown (:mod:`difflab.core.quiet`).
 
 ``difflab-core`` (:func:`main`) is the toy instance: :class:`~difflab.core.lightning.toy.ToyDiffusion`
 on :class:`~difflab.core.lightning.data.ToyDataModule` by default, plus ``demo``.
@@ -41,7 +53,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from difflab.core.errors import UserError, debug_requested
+from difflab.core.quiet import quiet_third_party
 
 _LIGHTNING_VERBS = {
     "fit": "train a model (resume with --ckpt_path last)",
@@ -80,7 +95,7 @@ def resolve_config(value: str, package: str) -> str:
     Raises:
         ValueError: the name matches no shipped config, or several.
     """
-    if Path(value).exists() or any(ch in value for ch in ":{\n"):
+    if Path(value).is_file() or any(ch in value for ch in ":{\n"):
         return value
     folder = config_dir(package)
     stem = value[:-5] if value.endswith(".yaml") else value[:-4] if value.endswith(".yml") else value
@@ -195,9 +210,12 @@ def run_cli(
     """
     argv = list(sys.argv[1:] if args is None else args)
     prog = f"difflab-{package}"
+    debug = debug_requested(argv)
+    argv = [a for a in argv if a != "--debug"]
+    quiet_third_party()
     extra_commands = dict(extra_commands or {})
     if argv and argv[0] in extra_commands:
-        return run_extra_command(prog, extra_commands[argv[0]], argv[1:])
+        return run_extra_command(prog, extra_commands[argv[0]], argv[1:], debug=debug)
 
     verbs = _verbs_text(prog, extra_commands, package)
     text = (description.strip() + "\n\n" if description else "") + verbs
@@ -211,8 +229,7 @@ def run_cli(
     try:
         argv = rewrite_config_args(argv, package)
     except ValueError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _user_error(prog, err)
     kwargs = _lightning_cli_kwargs(prog, text, cli_kwargs)
     # Lightning reads sys.argv when it relaunches the command for multi-device runs, so the
     # resolved arguments are put there for the duration of the run.
@@ -220,6 +237,10 @@ def run_cli(
     sys.argv = [saved_argv[0] if saved_argv else prog, *argv]
     try:
         return _CLI(model_class, datamodule_class, args=None, run=run, **kwargs)
+    except UserError as err:
+        if debug:
+            raise
+        _user_error(prog, err)
     finally:
         sys.argv = saved_argv
 
@@ -247,8 +268,17 @@ def _lightning_cli_kwargs(prog: str, description: str, cli_kwargs: dict[str, Any
 
 
 def _lightning_cli_class(model_default: type | None, datamodule_default: type | None) -> type:
-    """``LightningCLI`` with ``model_default`` / ``datamodule_default`` as the default class paths."""
+    """``LightningCLI`` with ``model_default`` / ``datamodule_default`` as the default class paths, the
+    progress and metrics callbacks of every run, and ``fit --ckpt_path last`` that finds the newest
+    ``last.ckpt`` of any earlier run under ``default_root_dir`` (or says where it looked)."""
     from lightning.pytorch.cli import LightningCLI
+
+    from difflab.core.lightning.resume import (
+        check_resume_data,
+        checkpoint_globals,
+        resolve_cli_ckpt_path,
+        run_callbacks,
+    )
 
     class _CLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
@@ -260,19 +290,37 @@ def _lightning_cli_class(model_default: type | None, datamodule_default: type | 
             if defaults:
                 parser.set_defaults(defaults)
 
+        def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
+            callbacks = [*callbacks, *run_callbacks(config, self.subcommand)]
+            return super()._instantiate_trainer(config, callbacks)
+
+        def _parse_ckpt_path(self) -> None:
+            self.given_ckpt_path = resolve_cli_ckpt_path(self.config)
+            with checkpoint_globals():
+                super()._parse_ckpt_path()
+
+        def before_fit(self) -> None:
+            check_resume_data(self.config_init["fit"].get("ckpt_path"), self.datamodule, self.given_ckpt_path)
+
     return _CLI
 
 
-def run_extra_command(prog: str, command: Callable[[list[str]], Any], argv: list[str]) -> Any:
-    """Run a domain verb; a checkpoint it cannot load ends the program with one line on stderr,
-    ``<prog>: error: <file>: <problem>``, and exit status 2."""
-    from difflab.core.lightning.checkpoint import CheckpointError
-
+def run_extra_command(prog: str, command: Callable[[list[str]], Any], argv: list[str], debug: bool = False) -> Any:
+    """Run a domain verb; a user error (:class:`~difflab.core.errors.UserError`: a bad file or value, a
+    checkpoint it cannot load) ends the program with one line on stderr, ``<prog>: error: <what>:
+    <problem>``, and exit status 2 (with ``debug``, its traceback instead)."""
     try:
         return command(argv)
-    except CheckpointError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except UserError as err:
+        if debug:
+            raise
+        _user_error(prog, err)
+
+
+def _user_error(prog: str, err: Exception) -> NoReturn:
+    message = " ".join(str(err).split()) or type(err).__name__
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def exit_code(result: Any) -> int:

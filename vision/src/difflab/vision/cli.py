@@ -4,7 +4,7 @@ Lightning verbs through core's :func:`difflab.core.cli.run_cli` (a config's ``mo
 the method, any :class:`~difflab.vision.models.base.SRDiffusion` subclass)::
 
     difflab-vision fit --config resshift4_photos
-    difflab-vision validate --config resshift4_photos --ckpt_path outputs/vision/resshift4_photos/checkpoints/last.ckpt
+    difflab-vision validate --config resshift4_photos --ckpt_path last
 
 and the domain verbs ``upscale`` (tiled inference on images of any size) and ``demo``. This module
 parses arguments only; loading and the verbs live in :mod:`difflab.vision.inference`.

@@ -6,6 +6,7 @@ The math modules of ``difflab.core`` never import this package; it needs the ``l
 """
 
 from difflab.core.lightning.base import NoiseStream, TrainedModule, cli_given_hparams, eval_mode
+from difflab.core.lightning.callbacks import LineProgressBar, MetricsSummary, ResumableCheckpoint
 from difflab.core.lightning.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from difflab.core.lightning.data import (
     EpochShuffleSampler,
@@ -21,6 +22,9 @@ from difflab.core.lightning.toy import ToyDiffusion, ToyMLP
 from difflab.core.lightning.train import train_briefly
 
 __all__ = [
+    "LineProgressBar",
+    "MetricsSummary",
+    "ResumableCheckpoint",
     "CheckpointError",
     "load_checkpoint",
     "read_checkpoint",

@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from difflab.core.errors import UserError
+
 LIGHTNING_KEYS = ("state_dict", "pytorch-lightning_version")
 """Keys every checkpoint written by a Lightning ``Trainer`` holds."""
 
@@ -36,7 +38,7 @@ CLASS_KEYS = ("_class_path", "difflab_class")
 """Where a checkpoint records its model class: in ``hyper_parameters`` (LightningCLI), or at the top."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A file that is not a loadable checkpoint of the expected kind; the message is one line."""
 
 
@@ -67,7 +69,12 @@ def _unsupported(err: Exception) -> str:
     if marker in text:
         name = text.split(marker, 1)[1].split()[0]
         return f"it holds an object of type {name}, which a weights-only load does not accept"
-    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    for reason in ("WeightsUnpickler error:", "invalid load key", "failed finding central directory"):
+        if reason in text:
+            detail = text.split(reason, 1)[1].strip().splitlines()[0] if reason.endswith(":") else reason
+            return f"torch cannot read it ({detail.strip() or 'unknown format'})"
+    lines = [line for line in text.strip().splitlines() if "weights_only" not in line]
+    first = lines[0] if lines else type(err).__name__
     return f"torch cannot read it ({type(err).__name__}: {first[:120]})"
 
 
@@ -133,6 +140,33 @@ def resolve_class(class_path: str, expected_base: type | tuple[type, ...]) -> ty
     return None
 
 
+def find_last_checkpoint(root: str | os.PathLike) -> Path | None:
+    """The most recently written ``last.ckpt`` (or ``last-vN.ckpt``) in or below the folder ``root``
+    (a run folder such as ``outputs/audio/sgmse_denoise``), or ``None``."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    found = [p for p in root.glob("**/last*.ckpt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """``path`` itself, or for a folder (a run folder) its newest ``last.ckpt``.
+
+    Raises:
+        CheckpointError: a folder without any ``last.ckpt``.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = find_last_checkpoint(path)
+    if found is None:
+        raise CheckpointError(
+            f"{path}: a folder with no last.ckpt in it or below it (expected a checkpoint or a run folder)"
+        )
+    return found
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     expected_base: type | tuple[type, ...],
@@ -143,7 +177,8 @@ def load_checkpoint(
     """The model of the Lightning checkpoint ``path``, in eval mode.
 
     Args:
-        path: a checkpoint written by a Lightning ``Trainer`` (``fit``, ``train_briefly``, a demo).
+        path: a checkpoint written by a Lightning ``Trainer`` (``fit``, ``train_briefly``, a demo), or a
+            run folder (``--trainer.default_root_dir`` of a ``fit``): its newest ``last.ckpt``.
         expected_base: the class (or classes) the model must derive from, such as the package's base
             method class. The class the checkpoint records is looked up among the imported subclasses
             of it; import the package's models first. A checkpoint that records no class is loaded as
@@ -156,6 +191,7 @@ def load_checkpoint(
             model that is not a subclass of ``expected_base`` (another package or method).
     """
     expected = f"a checkpoint of a {_expected_text(expected_base)}"
+    path = checkpoint_file(path)
     checkpoint = read_checkpoint(path, map_location, expected=expected)
     class_path = recorded_class(checkpoint)
     if class_path is None:
@@ -174,6 +210,8 @@ def load_checkpoint(
 
 __all__ = [
     "CheckpointError",
+    "checkpoint_file",
+    "find_last_checkpoint",
     "load_checkpoint",
     "read_checkpoint",
     "recorded_class",

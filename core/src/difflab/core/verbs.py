@@ -1,0 +1,94 @@
+"""The pieces every domain verb (``enhance``, ``upscale``, ``forecast``, ``generate``, ``eval``, ...)
+is built from, so that all of them parse, validate and write the same way.
+
+* :class:`VerbParser`: ``argparse`` whose errors are one line, ``<prog>: error: <message>``, exit 2.
+* Argument types that reject bad values while parsing, before anything is loaded:
+  :func:`count` (a whole number of at least ``minimum``: steps, samples, episodes, lengths),
+  :func:`positive_float`, :func:`existing_file`, :func:`existing_path`.
+* :func:`check_output`: a file or a non-empty folder is never overwritten without ``--overwrite``.
+
+Errors found later (a file that does not decode, data that does not fit the model) are raised as
+:class:`~difflab.core.errors.UserError`, which the command line prints in one line too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+from difflab.core.errors import UserError
+
+
+class VerbParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` for a domain verb: the description keeps its line breaks, an error
+    is one line on stderr (``<prog>: error: <message>``) with exit status 2, and ``--debug`` (show
+    tracebacks of user errors) is accepted by every verb."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def count(minimum: int = 1) -> Callable[[str], int]:
+    """Argument type: a whole number of at least ``minimum`` (``--steps``, ``--samples``, ``--horizon``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value}: must be at least {minimum}")
+        return value
+
+    parse.__name__ = f"count>={minimum}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """Argument type: a number greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be greater than 0")
+    return value
+
+
+def existing_file(text: str) -> Path:
+    """Argument type: a path to an existing file."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: {'is a folder' if path.is_dir() else 'no such file'}")
+    return path
+
+
+def existing_path(text: str) -> Path:
+    """Argument type: a path to an existing file or folder."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
+    return path
+
+
+def check_output(path: str | Path, overwrite: bool, option: str = "--overwrite") -> Path:
+    """``path`` if writing there replaces nothing (it does not exist, or is an empty folder) or
+    ``overwrite`` is set; otherwise a :class:`UserError` naming the path and ``option``."""
+    path = Path(path)
+    taken = path.is_file() or (path.is_dir() and any(path.iterdir()))
+    if taken and not overwrite:
+        what = "a file" if path.is_file() else "a folder with files"
+        raise UserError(f"{path}: is already {what}; pass {option} to replace it, or choose another path")
+    return path
+
+
+__all__ = ["VerbParser", "check_output", "count", "existing_file", "existing_path", "positive_float"]
