@@ -186,6 +186,7 @@ def run_cli(
     datamodule_default: type | None = None,
     description: str | None = None,
     run: bool = True,
+    links: Sequence[tuple[str, str]] = (),
     **cli_kwargs: Any,
 ):
     """Run the command line of ``difflab.<package>``.
@@ -202,6 +203,10 @@ def run_cli(
         model_default, datamodule_default: classes used when no ``class_path`` is given.
         description: text shown at the top of ``--help``.
         run: False builds the classes without running a Trainer method (as ``LightningCLI(run=False)``).
+        links: ``(source, target)`` settings the data decides, linked after the data module is built
+            (jsonargparse's ``link_arguments(..., apply_on="instantiate")``), such as
+            ``("data.num_classes", "model.init_args.num_classes")``: the data module's attribute is
+            given to the model, and the option disappears from the model's command-line options.
         **cli_kwargs: further ``LightningCLI`` arguments (``trainer_defaults``, ...).
 
     Returns:
@@ -219,7 +224,7 @@ def run_cli(
 
     verbs = _verbs_text(prog, extra_commands, package)
     text = (description.strip() + "\n\n" if description else "") + verbs
-    _CLI = _lightning_cli_class(model_default, datamodule_default)
+    _CLI = _lightning_cli_class(model_default, datamodule_default, links)
     if not argv:
         print(f"usage: {prog} [-h] COMMAND [options]\n")
         if description:
@@ -267,7 +272,9 @@ def _lightning_cli_kwargs(prog: str, description: str, cli_kwargs: dict[str, Any
     return kwargs
 
 
-def _lightning_cli_class(model_default: type | None, datamodule_default: type | None) -> type:
+def _lightning_cli_class(
+    model_default: type | None, datamodule_default: type | None, links: Sequence[tuple[str, str]] = ()
+) -> type:
     """``LightningCLI`` with ``model_default`` / ``datamodule_default`` as the default class paths, the
     progress and metrics callbacks of every run, and ``fit --ckpt_path last`` that finds the newest
     ``last.ckpt`` of any earlier run under ``default_root_dir`` (or says where it looked)."""
@@ -289,6 +296,8 @@ def _lightning_cli_class(model_default: type | None, datamodule_default: type | 
                 defaults["data"] = {"class_path": f"{datamodule_default.__module__}.{datamodule_default.__qualname__}"}
             if defaults:
                 parser.set_defaults(defaults)
+            for source, target in links:
+                parser.link_arguments(source, target, apply_on="instantiate")
 
         def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
             callbacks = [*callbacks, *run_callbacks(config, self.subcommand)]
