@@ -37,7 +37,9 @@ from difflab.core.samplers import (  # noqa: E402
     sample_ddim,
     sample_ddpm,
     sample_dpm_solver,
+    sample_dpmpp_2m_sde,
     sample_euler,
+    sample_euler_ancestral,
 )
 
 T = 1000
@@ -252,3 +254,58 @@ def test_karras_grid_on_a_chain_stops_at_the_smallest_trained_sigma(n):
         torch.testing.assert_close(PROCESS.sigma(grid), exact, rtol=1e-9, atol=0)
     continuous = DiscreteVP("linear", T, whole_steps=False)
     assert continuous.default_grid("euler", n)[-2] < 1 / T  # a continuous-time chain keeps the standard floor
+
+
+@pytest.mark.parametrize("ptype", list(PRED))
+@pytest.mark.parametrize("n", STEPS)
+def test_euler_ancestral_matches_euler_ancestral_scheduler(ptype, n):
+    """Same noise: diffusers draws one noise per step from the generator, we draw one per step onto
+    sigma > 0 (its last draw is multiplied by sigma_up = 0)."""
+    net = make_net(ptype)
+    sch = diffusers.EulerAncestralDiscreteScheduler(
+        num_train_timesteps=T, beta_schedule="linear", prediction_type=ptype
+    )
+    sch.set_timesteps(n)
+    sigmas, timesteps = sch.sigmas.double(), sch.timesteps.double()
+    z = x_init()
+    x = z * sch.init_noise_sigma
+    g = torch.Generator().manual_seed(3)
+    for j in sch.timesteps:
+        x = sch.step(net(sch.scale_model_input(x, j), j), j, x, generator=g).prev_sample
+
+    grid = PROCESS.t_from_sigma(sigmas)
+
+    def model(x, t):
+        k = torch.argmin((grid[:, None] - t[None, :]).abs(), dim=0)
+        return net(x, timesteps[k])
+
+    a0 = PROCESS.coefficients(grid[:1])[0]
+    den = Denoiser(model, PROCESS, PRED[ptype])
+    out = sample_euler_ancestral(den, z * sch.init_noise_sigma * a0, grid, generator=torch.Generator().manual_seed(3))
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, x, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("ptype", list(PRED))
+@pytest.mark.parametrize("n", STEPS)
+@pytest.mark.parametrize("solver_type", ["midpoint", "heun"])
+def test_dpmpp_2m_sde_matches_the_sde_dpmsolver_pp_scheduler(ptype, n, solver_type):
+    net = make_net(ptype)
+    sch = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=T,
+        beta_schedule="linear",
+        prediction_type=ptype,
+        algorithm_type="sde-dpmsolver++",
+        solver_order=2,
+        solver_type=solver_type,
+    )
+    sch.set_timesteps(n)
+    ref, g = x_init(), torch.Generator().manual_seed(4)
+    for j in sch.timesteps:  # its noise is drawn in float32; hand it our float64 draws instead
+        noise = torch.randn(SHAPE, generator=g, dtype=torch.float64)
+        ref = sch.step(net(ref, j), j, ref, variance_noise=noise).prev_sample
+    den = Denoiser(ours(net), PROCESS, PRED[ptype])
+    grid = grid_from_timesteps(sch.timesteps)
+    out = sample_dpmpp_2m_sde(den, x_init(), grid, solver_type=solver_type, generator=torch.Generator().manual_seed(4))
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)

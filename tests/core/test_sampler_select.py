@@ -24,6 +24,8 @@ STEPS = {
     "dpm_solver": 20,
     "euler": 30,
     "heun": 15,
+    "euler_ancestral": 60,
+    "dpmpp_2m_sde": 40,
     "probability_flow": 30,
     "euler_maruyama": 200,
     "pc": 100,

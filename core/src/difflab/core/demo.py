@@ -29,6 +29,8 @@ DEMO_STEPS = {
     "dpm_solver": 15,
     "euler": 25,
     "heun": 13,
+    "euler_ancestral": 25,
+    "dpmpp_2m_sde": 15,
     "probability_flow": 25,
     "euler_maruyama": 100,
     "pc": 50,
