@@ -94,8 +94,70 @@ def test_enhance_command_on_files_and_folders(smoke_ckpt, tmp_path):
     assert (a.samplerate, a.channels, a.frames, a.subtype) == (24000, 2, 12000, "PCM_16")
     assert (b.samplerate, b.channels, b.frames) == (16000, 1, 9000)
     (tmp_path / "junk.wav").write_text("no audio")
-    with pytest.raises(Exception, match=r"junk\.wav"):
-        main(["enhance", str(tmp_path / "junk.wav"), str(tmp_path / "j.wav"), "--ckpt", str(smoke_ckpt)])
+    assert _error(["enhance", str(tmp_path / "junk.wav"), str(tmp_path / "j.wav"), "--ckpt", str(smoke_ckpt)])
+    err = _error(["enhance", str(folder), str(tmp_path / "out"), "--ckpt", str(smoke_ckpt)])
+    assert "a.wav" in err and "--overwrite" in err  # an existing output is not replaced
+
+
+def _error(argv: list[str]) -> str:
+    """The one-line error of ``main(argv)`` (exit status 2)."""
+    import contextlib
+    import io
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as stop:
+        main(argv)
+    lines = stderr.getvalue().strip().splitlines()
+    assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith("difflab-audio"), lines
+    return lines[0]
+
+
+class _Loud:
+    """A stand-in model whose output is three times its input (beyond full scale for loud input)."""
+
+    sample_rate = 16000
+
+    def enhance(self, x, **kwargs):
+        return 3 * x
+
+
+def test_enhance_reports_clipped_outputs_and_overwrites_only_when_asked(tmp_path, monkeypatch, capsys):
+    from difflab.audio import inference
+
+    monkeypatch.setattr(inference, "load_model", lambda ckpt, device="cpu": _Loud())
+    folder = tmp_path / "in"
+    folder.mkdir()
+    t = np.arange(8000) / 16000
+    sf.write(str(folder / "loud.wav"), (0.6 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    sf.write(str(folder / "quiet.wav"), (0.01 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"")
+    argv = ["enhance", str(folder), str(tmp_path / "out"), "--ckpt", str(ckpt)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 outputs were clipped" in out and "loud.wav" in out
+    assert "--overwrite" in _error(argv)
+    assert main([*argv, "--overwrite"]) == 0
+
+
+def test_enhance_checks_inputs_before_loading(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"")  # never read: the input errors come first
+    (tmp_path / "empty").mkdir()
+    assert "no audio files" in _error(["enhance", str(tmp_path / "empty"), str(tmp_path / "o"), "--ckpt", str(ckpt)])
+    (tmp_path / "x.wav").write_bytes(b"")
+    err = _error(["enhance", str(tmp_path / "x.wav"), str(tmp_path / "o.mp3"), "--ckpt", str(ckpt)])
+    assert "o.mp3" in err
+    err = _error(["enhance", str(tmp_path / "x.wav"), str(tmp_path / "o"), "--ckpt", str(ckpt), "--chunk_seconds", "0"])
+    assert "--chunk_seconds" in err
+
+
+def test_make_dataset_keeps_an_existing_data_set(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "mine.txt").write_text("keep")
+    err = _error(["make-dataset", "--task", "denoise", str(tmp_path / "d"), "--num_train", "2"])
+    assert str(tmp_path / "d") in err and "--overwrite" in err
+    assert (tmp_path / "d" / "mine.txt").read_text() == "keep"
 
 
 def test_make_dataset_command(tmp_path):

@@ -31,41 +31,55 @@ DEMO = Command(
 """The ``demo`` verb: named, not imported, so the command line never depends on the demo."""
 
 
+def non_negative_float(text: str) -> float:
+    """Argument type: a number of at least 0 (``--overlap_seconds``)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 0")
+    return value
+
+
 def enhance_command(argv: list[str]) -> int:
     """enhance a wav file or a folder with a trained checkpoint (chunked, any rate / channels)"""
-    import argparse
     from pathlib import Path
 
     from difflab.audio import inference
     from difflab.core.samplers.select import SAMPLER_NAMES
+    from difflab.core.verbs import VerbParser, count, existing_path, positive_float
 
     text = inference.__doc__.split("\n\nLoading a checkpoint")[0]  # what enhance does, with examples
-    p = argparse.ArgumentParser(
-        prog="difflab-audio enhance", description=text, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("input", type=Path, help="an audio file or a folder of audio files")
+    p = VerbParser(prog="difflab-audio enhance", description=text)
+    p.add_argument("input", type=existing_path, help="an audio file or a folder of audio files")
     p.add_argument("output", type=Path, help="output wav (for one file) or folder")
-    p.add_argument("--ckpt", type=Path, required=True, help="checkpoint of difflab-audio fit or demo")
+    p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) of fit or demo")
     p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None, help="sampler (default: the model's, pc)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
-    p.add_argument("--chunk_seconds", type=float, default=10.0)
-    p.add_argument("--overlap_seconds", type=float, default=1.0)
+    p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
+    p.add_argument("--chunk_seconds", type=positive_float, default=10.0)
+    p.add_argument("--overlap_seconds", type=non_negative_float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     ns = p.parse_args(argv)
     options = vars(ns)
+    options.pop("debug")
     return inference.enhance_files(options.pop("input"), options.pop("output"), options.pop("ckpt"), **options)
 
 
 def make_dataset_command(argv: list[str]) -> int:
     """write the offline default data (synthetic speech + real noise or simulated rooms; real-speech test set)"""
-    import argparse
     from pathlib import Path
 
     from difflab.audio.data.datamodule import default_data_root
     from difflab.audio.data.synth import make_dataset
+    from difflab.core.verbs import VerbParser, count
 
-    parser = argparse.ArgumentParser(prog="difflab-audio make-dataset", description=make_dataset_command.__doc__)
+    parser = VerbParser(prog="difflab-audio make-dataset", description=make_dataset_command.__doc__)
+    parser.add_argument("out_folder", type=Path, nargs="?", default=None, help="output folder (the same as --out)")
     parser.add_argument("--task", choices=["denoise", "dereverb", "both"], default="both")
     parser.add_argument(
         "--out",
@@ -74,15 +88,21 @@ def make_dataset_command(argv: list[str]) -> int:
         help="output folder (default ~/.cache/difflab/audio/<task>, or $DIFFLAB_AUDIO_DATA/<task>); "
         "with --task both, <out>/<task>",
     )
-    parser.add_argument("--num_train", type=int, default=400)
-    parser.add_argument("--num_valid", type=int, default=20)
-    parser.add_argument("--num_test", type=int, default=24)
+    parser.add_argument("--num_train", type=count(1), default=400)
+    parser.add_argument("--num_valid", type=count(1), default=20)
+    parser.add_argument("--num_test", type=count(0), default=24, help="real-speech test pairs (0: none)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2, help="parallel text-to-speech processes")
+    parser.add_argument("--workers", type=count(1), default=2, help="parallel text-to-speech processes")
+    parser.add_argument("--overwrite", action="store_true", help="replace the splits of an existing data set")
     ns = parser.parse_args(argv)
+    if ns.out is not None and ns.out_folder is not None and ns.out != ns.out_folder:
+        parser.error(f"two output folders given: {ns.out_folder} and --out {ns.out}; give one")
+    out = ns.out if ns.out is not None else ns.out_folder
     tasks = ["denoise", "dereverb"] if ns.task == "both" else [ns.task]
-    for task in tasks:
-        root = default_data_root(task) if ns.out is None else (ns.out / task if ns.task == "both" else ns.out)
+    roots = [default_data_root(t) if out is None else (out / t if ns.task == "both" else out) for t in tasks]
+    for root in roots:
+        _check_data_folder(root, ns.overwrite)
+    for task, root in zip(tasks, roots):
         make_dataset(
             root,
             task,
@@ -93,6 +113,21 @@ def make_dataset_command(argv: list[str]) -> int:
             workers=ns.workers,
         )
     return 0
+
+
+def _check_data_folder(root, overwrite: bool) -> None:
+    """Refuse a data-set folder that holds files unless ``overwrite``; with it, remove the splits
+    the data set is made of (``train``, ``valid``, ``test``, ``README.txt``) so no old file stays."""
+    import shutil
+
+    from difflab.core.verbs import check_output
+
+    check_output(root, overwrite)
+    if overwrite and root.is_dir():
+        for name in ("train", "valid", "test"):
+            if (root / name).is_dir():
+                shutil.rmtree(root / name)
+        (root / "README.txt").unlink(missing_ok=True)
 
 
 def main(args: Sequence[str] | None = None) -> int:

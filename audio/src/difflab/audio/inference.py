@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from difflab.audio.data.io import AUDIO_SUFFIXES, AudioFileError, read_audio, resample, write_wav
+from difflab.core.errors import UserError
 
 
 def load_model(ckpt: str | Path, device: str = "cpu"):
@@ -72,8 +73,11 @@ def enhance_signal(
     return out / weight
 
 
-def enhance_file(model, src: Path, dst: Path, **kwargs) -> Path:
-    """Enhance every channel of ``src`` and write ``dst`` (16-bit wav at ``src``'s rate)."""
+def enhance_file(model, src: Path, dst: Path, **kwargs) -> tuple[Path, float]:
+    """Enhance every channel of ``src`` and write ``dst`` (16-bit wav at ``src``'s rate).
+
+    Returns ``dst`` and the fraction of output samples beyond full scale, which the 16-bit file
+    holds clipped at +-1 (the level is kept as the model produced it, not scaled)."""
     data, rate = read_audio(src)
     chans = []
     for c in range(data.shape[1]):
@@ -85,18 +89,37 @@ def enhance_file(model, src: Path, dst: Path, **kwargs) -> Path:
     out = torch.stack(chans, dim=1)
     if out.shape[0] < data.shape[0]:
         out = torch.nn.functional.pad(out, (0, 0, 0, data.shape[0] - out.shape[0]))
-    return write_wav(dst, out.numpy() if out.shape[1] > 1 else out[:, 0].numpy(), rate)
+    clipped = float((out.abs() > 1.0).float().mean())
+    return write_wav(dst, out.numpy() if out.shape[1] > 1 else out[:, 0].numpy(), rate), clipped
 
 
-def _targets(source: Path, output: Path) -> tuple[list[Path], list[Path]]:
+def enhance_targets(source: Path, output: Path, overwrite: bool = False) -> tuple[list[Path], list[Path]]:
+    """The files to enhance and the wavs to write; a folder without audio files, an output that is
+    not a wav, or an output file that exists (without ``overwrite``) is a :class:`UserError`.
+
+    ``output`` is a folder for a folder input, or for a file input when it exists as a folder or has
+    no suffix; otherwise it is the output file."""
+    from difflab.core.verbs import check_output
+
     if source.is_dir():
-        files = sorted(f for f in source.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
+        files = sorted(f for f in source.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file())
         if not files:
             raise AudioFileError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
-        return files, [output / (f.stem + ".wav") for f in files]
-    if not source.is_file():
+        targets = [output / (f.stem + ".wav") for f in files]
+    elif not source.is_file():
         raise AudioFileError(f"{source}: no such file or folder")
-    return [source], [output / (source.stem + ".wav") if output.is_dir() else output]
+    else:
+        files = [source]
+        targets = [output / (source.stem + ".wav") if output.is_dir() or not output.suffix else output]
+    if output.is_file() and source.is_dir():
+        raise UserError(f"{output}: is a file; the output of a folder of recordings is a folder")
+    for dst in targets:
+        if dst.suffix.lower() != ".wav":
+            raise UserError(f"{dst}: the output is written as 16-bit wav; name it .wav (or give a folder)")
+        check_output(dst, overwrite)
+    if len(set(targets)) < len(targets):
+        raise UserError(f"{source}: two recordings share a name (their outputs would replace each other)")
+    return files, targets
 
 
 def enhance_files(
@@ -110,15 +133,20 @@ def enhance_files(
     overlap_seconds: float = 1.0,
     seed: int = 0,
     device: str = "cpu",
+    overwrite: bool = False,
 ) -> int:
-    """Enhance an audio file or a folder of them into ``output`` (a wav for one file, or a folder)."""
-    from tqdm.auto import tqdm
+    """Enhance an audio file or a folder of them into ``output`` (a wav for one file, or a folder).
 
+    The inputs and outputs are checked before the model is loaded; outputs beyond full scale are
+    written clipped and reported (per file, and how many files in all)."""
+    from difflab.core.progress import note, progress
+
+    files, targets = enhance_targets(Path(source), Path(output), overwrite)
     model = load_model(ckpt, device)
-    files, targets = _targets(source, output)
     gen = torch.Generator(device=device).manual_seed(seed)
-    for src, dst in tqdm(list(zip(files, targets)), desc="enhancing", unit="file"):
-        enhance_file(
+    clipped_files = 0
+    for src, dst in progress(list(zip(files, targets)), desc="enhancing", unit="file"):
+        _, clipped = enhance_file(
             model,
             src,
             dst,
@@ -128,8 +156,14 @@ def enhance_files(
             steps=steps,
             generator=gen,
         )
-        tqdm.write(f"wrote {dst}")
+        if clipped > 0:
+            clipped_files += 1
+            note(f"wrote {dst} ({100 * clipped:.2f}% of its samples clipped at full scale)")
+        else:
+            note(f"wrote {dst}")
+    if clipped_files:
+        note(f"{clipped_files} of {len(files)} outputs were clipped at full scale (the model's level is kept)")
     return 0
 
 
-__all__ = ["crossfade_weights", "enhance_file", "enhance_files", "enhance_signal", "load_model"]
+__all__ = ["crossfade_weights", "enhance_file", "enhance_files", "enhance_signal", "enhance_targets", "load_model"]

@@ -14,11 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from difflab.core.errors import UserError
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".g722")
 
 
-class AudioFileError(ValueError):
-    """A file that cannot be used as audio; the message names the file and the problem."""
+class AudioFileError(UserError, ValueError):
+    """A file that cannot be used as audio; the message names the file and the problem (a user error:
+    the command line prints it in one line)."""
 
 
 def resample(wav: np.ndarray | torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
