@@ -309,3 +309,38 @@ def test_dpmpp_2m_sde_matches_the_sde_dpmsolver_pp_scheduler(ptype, n, solver_ty
     out = sample_dpmpp_2m_sde(den, x_init(), grid, solver_type=solver_type, generator=torch.Generator().manual_seed(4))
     assert out.nfe == n
     torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+@pytest.mark.parametrize("rederive", [True, False])
+def test_dynamic_thresholding_matches_the_schedulers(sampler, rederive):
+    """Imagen's dynamic thresholding (quantile 0.9, levels up to 1.5) and diffusers'
+    ``use_clipped_model_output`` (DDIM) as ``rederive_eps``; DDPM's posterior uses x0 only."""
+    if sampler == "ddpm" and not rederive:
+        pytest.skip("DDPM's posterior mean reads only x0")
+    net = make_net("epsilon")
+    kw = dict(num_train_timesteps=T, beta_schedule="linear", clip_sample=False, prediction_type="epsilon")
+    thr = dict(thresholding=True, dynamic_thresholding_ratio=0.9, sample_max_value=1.5)
+    n, g = 25, torch.Generator().manual_seed(6)
+    if sampler == "ddim":
+        sch = exact_schedule(diffusers.DDIMScheduler(**kw, **thr))
+        ref = run_diffusers(sch, net, n, 3 * x_init(), eta=1.0, generator=g, use_clipped_model_output=rederive)
+    else:
+        sch = exact_schedule(diffusers.DDPMScheduler(**kw, **thr))
+        ref = run_diffusers(sch, net, n, 3 * x_init(), generator=g)
+    den = Denoiser(ours(net), PROCESS, "eps", threshold=0.9, threshold_max=1.5, rederive_eps=rederive)
+    grid = grid_from_timesteps(sch.timesteps)
+    run = sample_ddim if sampler == "ddim" else sample_ddpm
+    kwargs = {"eta": 1.0} if sampler == "ddim" else {}
+    out = run(den, 3 * x_init(), grid, generator=torch.Generator().manual_seed(6), **kwargs)
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-10)
+    assert not torch.allclose(
+        out.sample,
+        run(
+            Denoiser(ours(net), PROCESS, "eps"),
+            3 * x_init(),
+            grid,
+            generator=torch.Generator().manual_seed(6),
+            **kwargs,
+        ).sample,
+    )

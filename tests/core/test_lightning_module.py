@@ -238,3 +238,24 @@ def test_train_loader_state_round_trip_and_mismatch_warning():
     loader.load_state_dict(state)
     with pytest.warns(UserWarning, match="seed"):
         ToyDataModule(n_train=64, batch_size=16, seed=4).train_dataloader().load_state_dict(state)
+
+
+def test_sample_passes_thresholding_options_to_the_denoiser():
+    from difflab.core.lightning import ToyDiffusion
+
+    torch.manual_seed(0)
+    model = ToyDiffusion(hidden=16, depth=1, embed_dim=8, sample_steps=4)
+    seen = {}
+    make = model.make_denoiser
+
+    def spy(batch=None, y=None):
+        den = make(batch, y)
+        seen["den"] = den
+        return den
+
+    model.make_denoiser = spy
+    g = torch.Generator().manual_seed(0)
+    plain = model.sample((8, 2), generator=g).sample
+    out = model.sample((8, 2), generator=torch.Generator().manual_seed(0), threshold=0.5, threshold_max=1.0)
+    assert seen["den"].threshold == 0.5 and seen["den"].threshold_max == 1.0
+    assert out.sample.shape == plain.shape

@@ -82,6 +82,7 @@ from difflab.core.samplers.select import (
 )
 
 _TRAIN, _VAL, _TEST, _PREDICT, _SAMPLE = NoiseStream
+DENOISER_OPTIONS = ("threshold", "threshold_max", "rederive_eps")
 
 
 def _sample_shape(shape: Any, batch: dict[str, Any] | None, y: Tensor | None) -> tuple[int, ...]:
@@ -282,7 +283,9 @@ class DiffusionModule(TrainedModule):
             steps: number of steps (default ``sample_steps``).
             generator: the randomness of the prior draw and of stochastic samplers.
             callback: per-step callback ``{"step", "t", "x", "x0"}``.
-            **options: sampler options, merged by :meth:`sampler_kwargs`.
+            **options: sampler options, merged by :meth:`sampler_kwargs`; ``threshold``,
+                ``threshold_max`` and ``rederive_eps`` (dynamic thresholding of ``x0_hat``, see
+                :class:`~difflab.core.samplers.base.Denoiser`) go to the denoiser instead.
 
         Returns:
             the :class:`SampleResult` (``sample`` of shape ``shape``, ``nfe``, ``info``).
@@ -293,6 +296,9 @@ class DiffusionModule(TrainedModule):
             y = self.process_condition(batch)
         with eval_mode(self):
             denoiser = self.make_denoiser(batch, y)
+            for key in DENOISER_OPTIONS:  # x0 thresholding options act on the denoiser, not the sampler
+                if key in opts:
+                    setattr(denoiser, key, opts.pop(key))
             if x_init is None:
                 shape = _sample_shape(shape, batch, y)
                 x_init = denoiser.process.prior_sample(

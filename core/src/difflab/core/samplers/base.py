@@ -44,6 +44,16 @@ class SampleResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def dynamic_threshold(x0: Tensor, quantile: float, max_value: float = 1.0) -> Tensor:
+    """Imagen's dynamic thresholding of ``x0`` ``(B, ...)``: per example the ``quantile`` of ``|x0|``,
+    clamped to ``[1, max_value]``, is the level ``s``; returns ``clamp(x0, -s, s) / s``."""
+    flat = x0.reshape(x0.shape[0], -1)
+    values = flat.abs() if flat.dtype in (torch.float32, torch.float64) else flat.abs().float()
+    level = torch.quantile(values, quantile, dim=1)
+    level = level.clamp(min=1.0, max=max_value).to(x0.dtype).reshape((-1,) + (1,) * (x0.ndim - 1))
+    return torch.maximum(torch.minimum(x0, level), -level) / level
+
+
 class Denoiser:
     """Wraps a network ``model(x_t, t) -> out`` into ``(x0_hat, eps_hat)`` for a process.
 
@@ -54,7 +64,13 @@ class Denoiser:
         process: the forward process the network was trained with.
         prediction: what the network outputs: ``eps``, ``x0``, ``v``, ``score`` or ``velocity``.
         y: the process condition (OUVE, ResShift), shape of ``x``; ``None`` for unconditional processes.
-        clip_x0: if set, clamp ``x0_hat`` to ``[-clip_x0, clip_x0]`` and recompute ``eps_hat`` from it.
+        clip_x0: if set, clamp ``x0_hat`` to ``[-clip_x0, clip_x0]``.
+        threshold: dynamic thresholding (Saharia et al. 2022, Imagen): with ``p = threshold`` in
+            (0, 1], per example ``s = clamp(quantile_p(|x0_hat|), 1, threshold_max)`` and
+            ``x0_hat <- clamp(x0_hat, -s, s) / s`` (after ``clip_x0``).
+        threshold_max: the largest ``s`` of dynamic thresholding (diffusers' ``sample_max_value``).
+        rederive_eps: after clipping or thresholding, recompute ``eps_hat`` from the changed ``x0_hat``
+            (default; diffusers' ``use_clipped_model_output=True``), or keep the model's (``False``).
     """
 
     def __init__(
@@ -65,12 +81,20 @@ class Denoiser:
         *,
         y: Tensor | None = None,
         clip_x0: float | None = None,
+        threshold: float | None = None,
+        threshold_max: float = 1.0,
+        rederive_eps: bool = True,
     ) -> None:
+        if threshold is not None and not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be a quantile in (0, 1], got {threshold!r}")
         self.model = model
         self.process = process
         self.prediction = prediction
         self.y = y
         self.clip_x0 = clip_x0
+        self.threshold = threshold
+        self.threshold_max = threshold_max
+        self.rederive_eps = rederive_eps
         self.nfe = 0
 
     def raw(self, x: Tensor, t: Tensor) -> Tensor:
@@ -89,8 +113,13 @@ class Denoiser:
         """``(x0_hat, eps_hat)`` at ``(x, t)``; ``coefficients`` = ``process.coefficients(t)`` if already known."""
         out = self.raw(x, t)
         x0, eps = to_x0_eps(self.process, self.prediction, out, x, t, self.y, coefficients=coefficients)
+        if self.clip_x0 is None and self.threshold is None:
+            return x0, eps
         if self.clip_x0 is not None:
             x0 = x0.clamp(-self.clip_x0, self.clip_x0)
+        if self.threshold is not None:
+            x0 = dynamic_threshold(x0, self.threshold, self.threshold_max)
+        if self.rederive_eps:
             _, eps = to_x0_eps(self.process, "x0", x0, x, t, self.y, coefficients=coefficients)
         return x0, eps
 
@@ -172,6 +201,7 @@ def noise_like(process: LinearGaussianProcess, x: Tensor, generator: torch.Gener
 
 __all__ = [
     "Callback",
+    "dynamic_threshold",
     "GridKind",
     "Denoiser",
     "GridSteps",
