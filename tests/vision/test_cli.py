@@ -80,8 +80,39 @@ def test_upscale_from_checkpoint(tmp_path, sr3_ckpt):
     a, b = Image.open(tmp_path / "out" / "a.png"), Image.open(tmp_path / "out" / "b.png")
     assert a.size == (112, 80) and a.mode == "RGB"
     assert b.size == (48, 48) and b.mode == "RGBA"
-    with pytest.raises(SystemExit):
-        main(["upscale", str(tmp_path / "in"), str(tmp_path / "o2"), "--ckpt", str(sr3_ckpt), "--scale", "2"])
+    err = _error(["upscale", str(tmp_path / "in"), str(tmp_path / "o2"), "--ckpt", str(sr3_ckpt), "--scale", "2"])
+    assert "--scale 2" in err and "x4" in err  # both factors named; nothing written
+    assert not (tmp_path / "o2").exists()
+    err = _error(["upscale", str(tmp_path / "in"), str(tmp_path / "out"), "--ckpt", str(sr3_ckpt)])
+    assert "a.png" in err and "--overwrite" in err  # an existing output is not replaced
+
+
+def _error(argv: list[str]) -> str:
+    """The one-line error of ``main(argv)`` (exit status 2)."""
+    import contextlib
+    import io
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as stop:
+        main(argv)
+    lines = stderr.getvalue().strip().splitlines()
+    assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith("difflab-vision"), lines
+    return lines[0]
+
+
+def test_upscale_checks_arguments_and_images_before_loading(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"")  # never read: the argument and input errors come first
+    _png(tmp_path / "in" / "a.png", (8, 8, 3), 0)
+    base = ["upscale", str(tmp_path / "in"), str(tmp_path / "out"), "--ckpt", str(ckpt)]
+    assert "--overlap" in _error([*base, "--tile", "8", "--overlap", "8"])
+    assert "--overlap" in _error([*base, "--overlap", "-1"])
+    assert "--tile_batch" in _error([*base, "--tile_batch", "0"])
+    (tmp_path / "in" / "broken.png").write_bytes(b"not an image")
+    assert "broken.png" in _error(base)
+    (tmp_path / "empty").mkdir()
+    assert "no image files" in _error(["upscale", str(tmp_path / "empty"), str(tmp_path / "o"), "--ckpt", str(ckpt)])
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
 
 
 def test_fit_resumes_from_last_checkpoint(tmp_path, monkeypatch):

@@ -31,27 +31,34 @@ DEMO = Command(
 
 def upscale_command(argv: list[str]) -> int:
     """upscale an image or a folder with a trained model (overlapping tiles, any size)"""
-    import argparse
     from pathlib import Path
 
-    import torch
+    from difflab.core.verbs import VerbParser, count, existing_path
 
+    p = VerbParser(prog="difflab-vision upscale", description=upscale_command.__doc__)
+    p.add_argument("input", type=existing_path, help="an image file or a folder of images")
+    p.add_argument("output", type=Path, help="output file (for one image) or folder")
+    p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) from fit / demo")
+    p.add_argument("--scale", type=count(1), default=None, help="SR factor; must be the model's (default: the model's)")
+    p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
+    p.add_argument("--sampler", default=None, help="core sampler name (default: the model's)")
+    p.add_argument("--tile", type=count(1), default=64, help="tile size in LR pixels")
+    p.add_argument("--overlap", type=count(0), default=16, help="tile overlap in LR pixels (smaller than --tile)")
+    p.add_argument("--tile_batch", type=count(1), default=4, help="tiles per network batch")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace output images that exist already")
+    ns = p.parse_args(argv)
+    if ns.overlap >= ns.tile:
+        p.error(f"argument --overlap: {ns.overlap} must be smaller than --tile {ns.tile}")
+    if ns.device is None:
+        import torch
+
+        ns.device = "cuda" if torch.cuda.is_available() else "cpu"
+    options = vars(ns)
+    options.pop("debug")
     from difflab.vision.inference import upscale_files
 
-    p = argparse.ArgumentParser(prog="difflab-vision upscale", description=upscale_command.__doc__)
-    p.add_argument("input", type=Path, help="an image file or a folder of images")
-    p.add_argument("output", type=Path, help="output file (for one image) or folder")
-    p.add_argument("--ckpt", type=Path, required=True, help="checkpoint from difflab-vision fit / demo")
-    p.add_argument("--scale", type=int, default=4, help="SR factor; must be the model's")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
-    p.add_argument("--sampler", default=None, help="core sampler name (default: the model's)")
-    p.add_argument("--tile", type=int, default=64, help="tile size in LR pixels")
-    p.add_argument("--overlap", type=int, default=16, help="tile overlap in LR pixels")
-    p.add_argument("--tile_batch", type=int, default=4, help="tiles per network batch")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--seed", type=int, default=0)
-    ns = p.parse_args(argv)
-    options = vars(ns)
     return upscale_files(options.pop("input"), options.pop("output"), options.pop("ckpt"), **options)
 
 

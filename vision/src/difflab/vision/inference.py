@@ -7,11 +7,11 @@ line in :mod:`difflab.vision.cli` only parses arguments.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
+from difflab.core.errors import UserError
 from difflab.vision.data.degradations import bicubic_upsample
 from difflab.vision.upscale import model_sr_fn, upscale_tiled
 
@@ -25,17 +25,52 @@ def load_model(ckpt: str | Path, device: str = "cpu"):
     return load_checkpoint(ckpt, SRDiffusion, map_location=device)
 
 
-def _targets(source: Path, output: Path) -> tuple[list[Path], list[Path]]:
-    from difflab.vision.data.io import IMAGE_EXTENSIONS, list_images
+def upscale_targets(source: Path, output: Path, overwrite: bool = False) -> tuple[list[Path], list[Path]]:
+    """The images to upscale and the files to write; a folder without images, or an output file
+    that exists (without ``overwrite``), is a :class:`UserError` naming it.
+
+    ``output`` is the output file for one image when it has an image suffix, otherwise a folder."""
+    from difflab.core.verbs import check_output
+    from difflab.vision.data.io import IMAGE_EXTENSIONS
 
     if source.is_dir():
-        files = list_images(source)
-        output.mkdir(parents=True, exist_ok=True)
-        return files, [output / (f.stem + ".png") for f in files]
-    if output.suffix.lower() in IMAGE_EXTENSIONS:
-        return [source], [output]
-    output.mkdir(parents=True, exist_ok=True)
-    return [source], [output / (source.stem + ".png")]
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not files:
+            raise UserError(f"{source}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        targets = [output / (f.stem + ".png") for f in files]
+    elif output.suffix.lower() in IMAGE_EXTENSIONS:
+        files, targets = [source], [output]
+    else:
+        files, targets = [source], [output / (source.stem + ".png")]
+    if source.is_dir() and output.is_file():
+        raise UserError(f"{output}: is a file; the output of a folder of images is a folder")
+    for dst in targets:
+        check_output(dst, overwrite)
+    if len(set(targets)) < len(targets):
+        raise UserError(f"{source}: two images share a name (their outputs would replace each other)")
+    for f in files:
+        check_image_header(f)
+    return files, targets
+
+
+def check_image_header(path: Path) -> None:
+    """A :class:`UserError` naming ``path`` when its header is not an image Pillow can open (cheap:
+    the pixels are decoded later, one image at a time)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018  (the header is parsed here)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise UserError(f"{path}: cannot read as an image ({err})") from None
+
+
+def check_scale(model, scale: int | None, ckpt: str | Path) -> int:
+    """The model's SR factor; ``scale`` (``--scale``) must be it when given."""
+    trained = int(getattr(model, "scale", 4))
+    if scale is not None and scale != trained:
+        raise UserError(f"--scale {scale}: the checkpoint {ckpt} was trained for x{trained}; pass --scale {trained}")
+    return trained
 
 
 def upscale_image(fn, src: Path, dst: Path, scale: int, *, tile: int, overlap: int, tile_batch: int):
@@ -60,7 +95,7 @@ def upscale_files(
     output: Path,
     ckpt: str | Path,
     *,
-    scale: int = 4,
+    scale: int | None = None,
     steps: int | None = None,
     sampler: str | None = None,
     tile: int = 64,
@@ -68,25 +103,25 @@ def upscale_files(
     tile_batch: int = 4,
     device: str = "cpu",
     seed: int = 0,
+    overwrite: bool = False,
 ) -> int:
-    """Upscale an image or a folder of images into ``output`` (a file for one image, or a folder)."""
-    from tqdm.auto import tqdm
+    """Upscale an image or a folder of images into ``output`` (a file for one image, or a folder).
 
+    Inputs and outputs are checked before the model is loaded; ``scale`` must be the model's."""
+    from difflab.core.progress import note, progress
+
+    if not 0 <= overlap < tile:
+        raise UserError(f"--overlap {overlap}: must lie in [0, --tile {tile})")
+    files, targets = upscale_targets(Path(source), Path(output), overwrite)
     model = load_model(ckpt, device)
-    if getattr(model, "scale", scale) != scale:
-        print(
-            f"difflab-vision upscale: error: --scale {scale} but the checkpoint {ckpt} was trained for x{model.scale}",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
-    files, targets = _targets(source, output)
+    scale = check_scale(model, scale, ckpt)
     fn = model_sr_fn(model, scale, steps=steps, sampler=sampler, seed=seed)
-    for src, dst in tqdm(list(zip(files, targets)), desc="upscale", unit="image"):
+    for src, dst in progress(list(zip(files, targets)), desc="upscale", unit="image"):
         img, rgb = upscale_image(fn, src, dst, scale, tile=tile, overlap=overlap, tile_batch=tile_batch)
         if img.note:
-            tqdm.write(f"{src}: {img.note}")
-        tqdm.write(f"{src} ({img.rgb.shape[1]}x{img.rgb.shape[0]}) -> {dst} ({rgb.shape[1]}x{rgb.shape[0]})")
+            note(f"{src}: {img.note}")
+        note(f"{src} ({img.rgb.shape[1]}x{img.rgb.shape[0]}) -> {dst} ({rgb.shape[1]}x{rgb.shape[0]})")
     return 0
 
 
-__all__ = ["load_model", "upscale_files", "upscale_image"]
+__all__ = ["check_scale", "load_model", "upscale_files", "upscale_image", "upscale_targets"]

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from difflab.core.errors import UserError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class ImageReadError(ValueError):
-    """A file that could not be read as an image (the message names it)."""
+class ImageReadError(UserError, ValueError):
+    """A file that could not be read as an image (the message names it; a user error: the command
+    line prints it in one line)."""
 
 
 @dataclass
