@@ -344,3 +344,15 @@ def test_dynamic_thresholding_matches_the_schedulers(sampler, rederive):
             **kwargs,
         ).sample,
     )
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
+@pytest.mark.parametrize("n", [1, 7, 10, 25, 50, 999])
+def test_named_spacings_are_diffusers_timesteps(spacing, n):
+    from difflab.core.samplers.select import default_grid
+
+    sch = diffusers.DDIMScheduler(num_train_timesteps=T, timestep_spacing=spacing)
+    sch.set_timesteps(n)
+    expected = grid_from_timesteps(sch.timesteps)
+    for sampler in ("ddim", "dpm_solver", "euler"):
+        assert torch.equal(default_grid(sampler, PROCESS, n, grid_kind=spacing), expected)

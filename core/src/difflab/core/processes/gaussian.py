@@ -153,6 +153,32 @@ def whole_step_grid(num_steps: int, steps: int, start: int | None = None) -> Ten
     return k / num_steps
 
 
+SPACINGS = ("leading", "trailing", "linspace")
+"""diffusers' named timestep spacings (``timestep_spacing``) of a chain's sampling steps."""
+
+
+def spaced_step_grid(num_steps: int, steps: int, spacing: str, steps_offset: int = 0) -> Tensor:
+    """The whole-step grid diffusers' schedulers use for ``timestep_spacing = spacing``, as times
+    ``t = (j + 1) / T`` of their timesteps ``j`` followed by ``t = 0``, float64 ``(steps + 1,)``:
+
+    * ``leading``: ``j = i * (T // n) + steps_offset`` for ``i = n-1 .. 0`` (DDPM / DDIM's default);
+    * ``trailing``: ``j = round(T - i T / n) - 1`` for ``i = 0 .. n-1`` (starts at ``j = T - 1``);
+    * ``linspace``: ``j = round(linspace(0, T - 1, n))``, descending.
+    """
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    if not 1 <= steps <= num_steps:
+        raise ValueError(f"steps must be in [1, {num_steps}] for spacing {spacing!r}, got {steps}")
+    i = torch.arange(steps, dtype=torch.float64)
+    if spacing == "leading":
+        j = (i * (num_steps // steps)).round().flip(0) + steps_offset
+    elif spacing == "trailing":
+        j = (num_steps - i * num_steps / steps).round() - 1
+    else:
+        j = torch.linspace(0, num_steps - 1, steps, dtype=torch.float64).round().flip(0)
+    return torch.cat([(j + 1) / num_steps, torch.zeros(1, dtype=torch.float64)])
+
+
 class DiscreteVP(LinearGaussianProcess):
     """A DDPM chain of ``T`` steps; step ``k`` is at ``t = k / T`` with ``alpha_bar_0 = 1``.
 
@@ -230,9 +256,13 @@ class DiscreteVP(LinearGaussianProcess):
         dtype: torch.dtype = torch.float64,
     ) -> Tensor:
         """The sampler's grid on this chain (see ``whole_steps``): whole steps for the DDPM-family chains
-        unless a grid override is given; a Karras grid down to ``sigma(1 / T)``, then 0."""
+        unless a grid override is given; a Karras grid down to ``sigma(1 / T)``, then 0. ``grid_kind``
+        may also name one of diffusers' spacings (``leading``, ``trailing``, ``linspace``; see
+        :func:`spaced_step_grid`), for any sampler."""
         from difflab.core.samplers.registry import standard_grid
 
+        if grid_kind in SPACINGS:
+            return spaced_step_grid(self.num_steps, steps, grid_kind).to(dtype)
         if not self.whole_steps:
             return super().default_grid(sampler, steps, grid_kind=grid_kind, t_start=t_start, t_end=t_end, dtype=dtype)
         if sampler in self.CHAIN_SAMPLERS and grid_kind is None and t_start is None and t_end is None:

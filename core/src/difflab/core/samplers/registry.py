@@ -35,7 +35,7 @@ DISCRETE_SAMPLERS: dict[str, tuple[str, str]] = {
     "gidd": ("difflab.core.samplers.masked", "sample_gidd"),
 }
 
-GridKind = Literal["uniform", "karras", "quadratic", "log_snr"]
+GridKind = Literal["uniform", "karras", "quadratic", "log_snr", "leading", "trailing", "linspace"]
 
 
 def time_grid(

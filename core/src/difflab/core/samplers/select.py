@@ -127,7 +127,8 @@ def default_grid(
             (:func:`~difflab.core.samplers.registry.standard_grid`), except where the process knows
             better (a :class:`~difflab.core.processes.DiscreteVP` chain samples its whole steps).
         steps: number of steps (ignored by ``adaptive``, which gets ``[t_start, t_end]``).
-        grid_kind: ``uniform``, ``quadratic``, ``karras`` or ``log_snr``; the sampler's default if None.
+        grid_kind: ``uniform``, ``quadratic``, ``karras`` or ``log_snr`` (on a ``DiscreteVP`` chain also
+            diffusers' spacings ``leading``, ``trailing``, ``linspace``); the sampler's default if None.
         t_start: first time, ``process.t_max`` if None.
         t_end: last time; 0 or ``process.t_min`` (see the module table) if None.
     """
