@@ -80,18 +80,45 @@ def test_make_dataset_command(tmp_path, capsys):
     assert capsys.readouterr().out.count("artifact: ") == 2
 
 
-def test_detect_rejects_wrong_features(tmp_path, monkeypatch):
+def test_detect_rejects_wrong_features(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "--config", "smoke_detr", "--trainer.enable_progress_bar", "false"]) == 0
     np.save(tmp_path / "bad.npy", np.zeros((50, 7), np.float32))
-    from difflab.video.data import AnnotationError
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(["detect", str(tmp_path / "bad.npy"), "--ckpt", "outputs/video/smoke_detr"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'bad'" in err[0] and "7 channels" in err[0]
+    assert not (tmp_path / "detections.json").exists()
 
-    with pytest.raises(AnnotationError, match="'bad'.*7 channels"):
-        main(
-            [
-                "detect",
-                str(tmp_path / "bad.npy"),
-                "--ckpt",
-                "outputs/video/smoke_detr/lightning_logs/version_0/checkpoints/last.ckpt",
-            ]
-        )
+
+def test_outputs_are_not_replaced_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "d"
+    args = ["make-dataset", str(out), "--n_train", "1", "--n_val", "1", "--n_test", "1", "--actions", "kick"]
+    assert main(args) == 0
+    before = (out / "annotations.json").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--seed", "3"])
+    assert stop.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    assert (out / "annotations.json").read_text() == before
+    assert main([*args, "--seed", "3", "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["make-dataset", "OUT", "--actions", "walkabout"], "--actions"),
+        (["make-dataset", "OUT", "--num_actions", "3", "2"], "--num_actions"),
+        (["make-dataset", "OUT", "--n_test", "-1"], "--n_test"),
+        (["detect", "OUT", "--ckpt", "x", "--fps", "0"], "--fps"),
+    ],
+)
+def test_bad_arguments_are_one_line(argv, needle, tmp_path, capsys):
+    argv = [str(tmp_path / "o") if a == "OUT" else a for a in argv]
+    (tmp_path / "o").mkdir()
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and needle in err[0], err

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from difflab.core.cli import Command, exit_code, run_cli
+from difflab.core.verbs import VerbParser, check_output, count, existing_path, positive_float
 
 DESCRIPTION = (
     "difflab-video: temporal action detection by proposal denoising diffusion (DiffTAD) and its "
@@ -27,18 +28,26 @@ DESCRIPTION = (
 
 def make_dataset_main(argv: list[str]) -> int:
     """write the mocap action-detection set (annotation JSON + .npy features) from pybullet_data clips"""
-    from difflab.video.data.mocap import ACTIONS, make_dataset
+    from difflab.video.data.mocap import ACTIONS
 
-    p = argparse.ArgumentParser(prog="difflab-video make-dataset", description=make_dataset_main.__doc__)
+    p = VerbParser(prog="difflab-video make-dataset", description=make_dataset_main.__doc__)
     p.add_argument("out", type=Path, nargs="?", default=Path("outputs/data/video/mocap"), help="output folder")
-    p.add_argument("--n_train", type=int, default=160)
-    p.add_argument("--n_val", type=int, default=32)
-    p.add_argument("--n_test", type=int, default=32)
-    p.add_argument("--actions", nargs="*", default=list(ACTIONS), help=f"action classes (of {', '.join(ACTIONS)})")
-    p.add_argument("--num_actions", type=int, nargs=2, default=[2, 4], metavar=("MIN", "MAX"))
+    p.add_argument("--n_train", type=count(1), default=160, help="training videos")
+    p.add_argument("--n_val", type=count(1), default=32, help="validation videos")
+    p.add_argument("--n_test", type=count(1), default=32, help="test videos")
+    p.add_argument(
+        "--actions", nargs="+", default=list(ACTIONS), choices=ACTIONS, metavar="ACTION", help="action classes"
+    )
+    p.add_argument("--num_actions", type=count(1), nargs=2, default=[2, 4], metavar=("MIN", "MAX"))
     p.add_argument("--render", action="store_true", help="features from frames rendered by pybullet (TinyRenderer)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty output folder")
     ns = p.parse_args(argv)
+    if ns.num_actions[0] > ns.num_actions[1]:
+        p.error(f"--num_actions {ns.num_actions[0]} {ns.num_actions[1]}: MIN must not exceed MAX")
+    check_output(ns.out, ns.overwrite)
+    from difflab.video.data.mocap import make_dataset
+
     path = make_dataset(
         ns.out,
         n_train=ns.n_train,
@@ -56,23 +65,27 @@ def make_dataset_main(argv: list[str]) -> int:
 
 def detect_main(argv: list[str]) -> int:
     """detect actions in FEATURES.npy or a folder of .npy files; writes ActivityNet results JSON"""
-    from difflab.video.inference import detect
-
-    p = argparse.ArgumentParser(prog="difflab-video detect", description=detect_main.__doc__)
-    p.add_argument("features", type=Path, help="a (T, C) .npy feature file or a folder of them")
-    p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (DiffTAD; default: the model's)")
+    p = VerbParser(prog="difflab-video detect", description=detect_main.__doc__)
+    p.add_argument("features", type=existing_path, help="a (T, C) .npy feature file or a folder of them")
+    p.add_argument("--ckpt", required=True, help="checkpoint written by fit, its run folder, or 'last'")
+    p.add_argument("--steps", type=count(1), default=None, help="DDIM steps (DiffTAD; default: the model's)")
     p.add_argument(
         "--selective",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="cross-step selective conditioning (DiffTAD; default: the model's)",
     )
-    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the training data's)")
+    p.add_argument("--fps", type=positive_float, default=None, help="frames per second (default: the training data's)")
     p.add_argument("--out", type=Path, default=Path("detections.json"), help="results JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--seed", type=int, default=0)
     ns = p.parse_args(argv)
+    check_output(ns.out, ns.overwrite, "--overwrite")
+    from difflab.video.inference import detect
+
     options = vars(ns)
+    for key in ("overwrite", "debug"):
+        options.pop(key)
     return detect(options.pop("features"), options.pop("ckpt"), **options)
 
 
@@ -81,6 +94,15 @@ DEMO = Command(
     "train briefly on the mocap default data, detect on held-out videos, print mAP, draw timelines",
 )
 """The ``demo`` verb: named, not imported, so the command line never depends on the demo."""
+
+
+LINKS = [
+    ("data.input_dim", "model.init_args.network.init_args.input_dim"),
+    ("data.num_classes", "model.init_args.network.init_args.num_classes"),
+]
+"""What the data decides: the feature dimension and the class count (every model of the package has a
+:class:`~difflab.video.networks.detr_tad.DetrTADNet` network). The class names are taken from the data
+module when a run starts (:meth:`~difflab.video.models.common.TADMixin.setup`) and kept in the checkpoint."""
 
 
 def main(args: list[str] | None = None) -> int:
@@ -97,6 +119,7 @@ def main(args: list[str] | None = None) -> int:
         extra_commands={"make-dataset": make_dataset_main, "detect": detect_main, "demo": DEMO},
         datamodule_default=MocapTADDataModule,
         description=DESCRIPTION,
+        links=LINKS,
     )
     return exit_code(result)
 

@@ -18,8 +18,10 @@ def load_detector(path: str | Path):
     """``(model, info)`` from a checkpoint written by ``fit`` (DiffTAD or DeterministicTAD); ``info`` holds
     ``classes``, ``feature_spec`` and ``default_fps`` saved with it."""
     from difflab.core.lightning import load_checkpoint, read_checkpoint
+    from difflab.core.lightning.checkpoint import checkpoint_file
     from difflab.video.models import DeterministicTAD, DiffTAD
 
+    path = checkpoint_file(path)
     model = load_checkpoint(path, (DiffTAD, DeterministicTAD))
     return model, dict(read_checkpoint(path).get("difflab_video") or {})
 
@@ -73,6 +75,7 @@ def detect_files(
     batch_size: int = 8,
     seed: int = 0,
 ) -> dict[str, list[dict]]:
+    from difflab.core.progress import progress
     from difflab.video.data.datamodule import collate_videos
 
     spec = dict(info.get("feature_spec") or {})
@@ -80,7 +83,7 @@ def detect_files(
     gen = torch.Generator().manual_seed(seed)
     results: dict[str, list[dict]] = {}
     items = [feature_item(f, spec, float(fps), model.network.input_dim) for f in files]
-    for i in range(0, len(items), batch_size):
+    for i in progress(range(0, len(items), batch_size), "detect", unit="batches"):
         batch = collate_videos(items[i : i + batch_size])
         options = {}
         if hasattr(model, "eval_proposals"):
@@ -91,14 +94,16 @@ def detect_files(
 
 def feature_files(features: Path) -> list[Path]:
     """``features`` itself, or the ``.npy`` files of the folder ``features``."""
+    from difflab.core.errors import UserError
+
     if features.is_dir():
         files = sorted(features.glob("*.npy"))
         if not files:
-            raise SystemExit(f"difflab-video detect: no .npy files in {features}")
+            raise UserError(f"{features}: no .npy feature files in this folder")
         return files
     if features.is_file():
         return [features]
-    raise SystemExit(f"difflab-video detect: {features} does not exist")
+    raise UserError(f"{features}: no such file or folder")
 
 
 def detect(

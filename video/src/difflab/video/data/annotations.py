@@ -34,9 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+from difflab.core.errors import UserError
 
-class AnnotationError(ValueError):
-    """Bad annotation or feature input; the message names the video and the problem."""
+
+class AnnotationError(UserError, ValueError):
+    """Bad annotation or feature input; the message names the video and the problem (a user error:
+    the command line prints it in one line)."""
 
 
 @dataclass
@@ -55,7 +58,7 @@ def read_annotations(path: str | Path, default_fps: float | None = None, tol_s: 
     """Parse and check an ActivityNet/ActionFormer annotation JSON (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"annotation file {path} does not exist")
+        raise AnnotationError(f"{path}: annotation file does not exist")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:

@@ -365,7 +365,9 @@ def make_dataset(
     """
     unknown = sorted(set(classes) - set(ACTIONS))
     if unknown:
-        raise ValueError(f"make-dataset: unknown action classes {unknown}; available: {list(ACTIONS)}")
+        from difflab.core.errors import UserError
+
+        raise UserError(f"actions {unknown}: unknown action classes; available: {list(ACTIONS)}")
     out = Path(out_dir)
     (out / "features").mkdir(parents=True, exist_ok=True)
     clips = load_clips(tuple(classes) + ("walk",))

@@ -10,14 +10,16 @@ detections from ``predict``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from difflab.core.errors import UserError
 from difflab.core.lightning import NoiseStream, eval_mode
 from difflab.video.data.annotations import FeatureSpec
-from difflab.video.metrics import THUMOS_TIOUS, detection_map
+from difflab.video.metrics import ANET_TIOUS, THUMOS_TIOUS, detection_map
 from difflab.video.segments import batched_nms_1d, cw_to_se
 
 
@@ -133,11 +135,42 @@ class TADMixin:
 
     def _eval_end(self, stage: str) -> None:
         store = self.__dict__.pop("_eval_store", None)
-        if not store or not store["gt"]:
+        if not store or not any(store["gt"].values()):
             return
         res = detection_map(store["gt"], store["pred"], THUMOS_TIOUS)
         self.log(f"{stage}/mAP@0.5", float(res["mAP"][2]), prog_bar=True)
         self.log(f"{stage}/avg_mAP", res["average_mAP"])
+        if stage == "test":
+            anet = detection_map(store["gt"], store["pred"], ANET_TIOUS)
+            self.log(f"{stage}/mAP@0.5:0.95", anet["average_mAP"])
+
+    # ---------------------------------------------------------------- what the data decides
+    def setup(self, stage: str) -> None:
+        """Take the class list from the data module (or check it against the model's) and refuse to
+        evaluate a split without ground truth, before any step runs."""
+        super().setup(stage)  # type: ignore[misc]
+        dm = getattr(getattr(self, "_trainer", None), "datamodule", None)
+        if dm is None or not getattr(dm, "classes", None):
+            return
+        if self.classes is None:
+            self.classes = list(dm.classes)
+        elif list(self.classes) != list(dm.classes):
+            raise UserError(
+                f"--model.init_args.classes {list(self.classes)}: the data has the classes {list(dm.classes)}; "
+                "leave the option out (the data decides)"
+            )
+        check_network(self.network, len(self.classes), getattr(dm, "input_dim", None))  # type: ignore[attr-defined]
+        split = {"test": "test", "validate": "val", "fit": "val"}.get(stage)
+        if split is not None and hasattr(dm, "ground_truth") and not any(dm.ground_truth(split).values()):
+            subsets = getattr(dm, f"{split}_subsets", None)
+            message = (
+                f"{getattr(dm, 'annotation_file', 'data')}: the {split} subsets {subsets} hold no ground-truth "
+                f"segments, so mAP cannot be measured; choose annotated subsets with "
+                f"--data.init_args.{split}_subsets, or run 'difflab-video detect' on unannotated videos"
+            )
+            if stage != "fit":
+                raise UserError(message)
+            warnings.warn(message + " (validation mAP is not logged)", stacklevel=2)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         return self._eval_step(batch, batch_idx, "val")
@@ -163,6 +196,7 @@ class TADMixin:
         spec = getattr(dm, "spec", None)
         checkpoint["difflab_video"] = {
             "classes": self.classes,
+            "input_dim": int(self.network.input_dim),  # type: ignore[attr-defined]
             "feature_spec": None
             if spec is None
             else {
@@ -177,8 +211,34 @@ class TADMixin:
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)  # type: ignore[misc]
         info = checkpoint.get("difflab_video") or {}
-        if info.get("classes") and self.classes is None:
-            self.classes = list(info["classes"])
+        saved = info.get("classes")
+        if saved and self.classes is None:
+            self.classes = list(saved)
+        elif saved and list(saved) != list(self.classes or []):
+            raise UserError(
+                f"checkpoint: trained on the classes {list(saved)}, the data has {list(self.classes or [])}; "
+                "evaluate it on data with its classes (--data.init_args.classes)"
+            )
+        dim = info.get("input_dim")
+        if dim is not None and int(dim) != int(self.network.input_dim):  # type: ignore[attr-defined]
+            raise UserError(
+                f"checkpoint: trained on {dim}-d features, the data has {self.network.input_dim}-d "  # type: ignore[attr-defined]
+                "features (--data: another feature set)"
+            )
+
+
+def check_network(network: Any, num_classes: int, input_dim: int | None) -> None:
+    """A :class:`UserError` naming both values when the network was built for other data."""
+    if getattr(network, "num_classes", num_classes) != num_classes:
+        raise UserError(
+            f"--model.init_args.network.init_args.num_classes {network.num_classes}: the data has {num_classes} "
+            "classes; leave the option out (the data decides)"
+        )
+    if input_dim is not None and getattr(network, "input_dim", input_dim) != input_dim:
+        raise UserError(
+            f"--model.init_args.network.init_args.input_dim {network.input_dim}: the data's features are "
+            f"{input_dim}-d; leave the option out (the data decides)"
+        )
 
 
 def random_proposal_detections(
