@@ -85,6 +85,43 @@ def test_sample_and_denoise_verbs(trained, tmp_path, monkeypatch, capsys):
     assert "PointStraightFlow" in err and "PointFilter" in err and "\n" not in err
 
 
+def _error(argv: list[str], capsys) -> str:
+    """The one-line error of ``main(argv)`` (exit status 2)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith("difflab-pointcloud"), lines
+    return lines[0]
+
+
+def test_verbs_refuse_bad_inputs_and_existing_outputs(trained, tmp_path, monkeypatch, capsys):
+    from difflab.pointcloud.io import write_points
+
+    monkeypatch.chdir(tmp_path)
+    flow = trained / "outputs/pointcloud/smoke_psf/lightning_logs/version_0/checkpoints/last.ckpt"
+    pfn = trained / "outputs/pointcloud/smoke_iterativepfn/lightning_logs/version_0/checkpoints/last.ckpt"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mine.ply").write_text("keep")
+    assert "--overwrite" in _error(["sample", "--ckpt", str(flow), "--num", "2", "out"], capsys)
+    err = _error(["sample", "--ckpt", str(flow), "--num", "2", "--label", "1", "s"], capsys)
+    assert "--label 1" in err and "not class-conditional" in err
+    assert "--num_classes 3" in _error(["make-pairs", "--ckpt", str(flow), "--num_classes", "3", "p.pt"], capsys)
+    assert "--overwrite" in _error(["make-pairs", "--ckpt", str(flow), str(trained / "pairs.pt")], capsys)
+    (tmp_path / "empty.ply").write_bytes(b"")
+    assert "empty.ply" in _error(["denoise", "empty.ply", "e.ply", "--ckpt", str(pfn)], capsys)
+    (tmp_path / "junk.xyz").write_text("not numbers\n")
+    assert "junk.xyz" in _error(["denoise", "junk.xyz", "j.ply", "--ckpt", str(pfn)], capsys)
+    write_points(tmp_path / "few.xyz", np.random.default_rng(0).normal(size=(10, 3)))
+    err = _error(["denoise", "few.xyz", "f.ply", "--ckpt", str(pfn)], capsys)
+    assert "few.xyz" in err and "10 points" in err and "32" in err
+    write_points(tmp_path / "ok.xyz", np.random.default_rng(0).normal(size=(100, 3)))
+    assert main(["denoise", "ok.xyz", "ok.ply", "--ckpt", str(pfn)]) == 0
+    assert "ok.ply" in _error(["denoise", "ok.xyz", "ok.ply", "--ckpt", str(pfn)], capsys)
+    assert main(["denoise", "ok.xyz", "ok.ply", "--ckpt", str(pfn), "--overwrite"]) == 0
+    assert not any((tmp_path / n).exists() for n in ("s", "p.pt", "e.ply", "j.ply", "f.ply"))
+
+
 def test_resume_continues_from_last_checkpoint(trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     import torch

@@ -14,7 +14,6 @@ This module parses arguments only; loading and the verbs live in :mod:`difflab.p
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -28,52 +27,60 @@ DESCRIPTION = (
 
 def sample_main(argv: list[str]) -> int:
     """generate clouds with a trained flow / DDPM: OUT_DIR/sample_NNN.ply and OUT_DIR/samples.png"""
+    from difflab.core.verbs import VerbParser, count, existing_path
     from difflab.pointcloud.inference import sample_clouds
 
-    p = argparse.ArgumentParser(prog="difflab-pointcloud sample", description=sample_main.__doc__)
+    p = VerbParser(prog="difflab-pointcloud sample", description=sample_main.__doc__)
     p.add_argument("out", type=Path, help="output folder")
-    p.add_argument("--ckpt", required=True, help="checkpoint written by fit (PointStraightFlow or PointDDPM)")
-    p.add_argument("--num", type=int, default=16, help="clouds to generate")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's; 1 after distill)")
+    p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) written by fit")
+    p.add_argument("--num", type=count(1), default=16, help="clouds to generate")
+    p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's; 1 after distill)")
     p.add_argument("--sampler", default=None, help="core sampler name (default: the model's)")
-    p.add_argument("--points", type=int, default=512, help="points per cloud")
-    p.add_argument("--label", type=int, default=None, help="class index for class-conditional models")
+    p.add_argument("--points", type=count(1), default=512, help="points per cloud")
+    p.add_argument("--label", type=count(0), default=None, help="class index for class-conditional models")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--up", choices=("y", "z"), default="z", help="axis drawn vertically (z: pybullet objects; y: ShapeNet meshes)"
     )
-    ns = p.parse_args(argv)
-    options = vars(ns)
+    p.add_argument("--overwrite", action="store_true", help="write into an output folder that holds files")
+    options = vars(p.parse_args(argv))
+    options.pop("debug")
     return sample_clouds(options.pop("out"), options.pop("ckpt"), **options)
 
 
 def denoise_main(argv: list[str]) -> int:
     """filter a noisy cloud or a folder of clouds with a trained IterativePFN / score denoiser"""
+    from difflab.core.verbs import VerbParser, count, existing_path
     from difflab.pointcloud.inference import denoise_files
 
-    p = argparse.ArgumentParser(prog="difflab-pointcloud denoise", description=denoise_main.__doc__)
-    p.add_argument("input", type=Path, help="a point file (.ply/.pcd/.xyz) or a folder of them")
+    p = VerbParser(prog="difflab-pointcloud denoise", description=denoise_main.__doc__)
+    p.add_argument("input", type=existing_path, help="a point file (.ply/.pcd/.xyz) or a folder of them")
     p.add_argument("out", type=Path, help="output file (for one input file) or folder")
-    p.add_argument("--ckpt", required=True, help="checkpoint written by fit (IterativePFN or ScoreDenoiser)")
-    p.add_argument("--repeat", type=int, default=1, help="apply the filter this many times")
+    p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) written by fit")
+    p.add_argument("--repeat", type=count(1), default=1, help="apply the filter this many times")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     ns = p.parse_args(argv)
-    return denoise_files(ns.input, ns.out, ns.ckpt, repeat=ns.repeat)
+    return denoise_files(ns.input, ns.out, ns.ckpt, repeat=ns.repeat, overwrite=ns.overwrite)
 
 
 def make_pairs_main(argv: list[str]) -> int:
     """write (noise, ODE sample) pairs of a trained flow for reflow / distillation"""
+    from difflab.core.verbs import VerbParser, count, existing_path
     from difflab.pointcloud.inference import write_pairs
 
-    p = argparse.ArgumentParser(prog="difflab-pointcloud make-pairs", description=make_pairs_main.__doc__)
+    p = VerbParser(prog="difflab-pointcloud make-pairs", description=make_pairs_main.__doc__)
     p.add_argument("out", type=Path, help="output .pt file")
-    p.add_argument("--ckpt", required=True, help="checkpoint of the flow (stage flow or reflow)")
-    p.add_argument("--num", type=int, default=256, help="pairs")
-    p.add_argument("--steps", type=int, default=100, help="Euler steps of the ODE")
-    p.add_argument("--points", type=int, default=512, help="points per cloud")
-    p.add_argument("--num_classes", type=int, default=0, help="draw labels uniformly from this many classes")
+    p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint of the flow (stage flow or reflow)")
+    p.add_argument("--num", type=count(1), default=256, help="pairs")
+    p.add_argument("--steps", type=count(1), default=100, help="Euler steps of the ODE")
+    p.add_argument("--points", type=count(1), default=512, help="points per cloud")
+    p.add_argument(
+        "--num_classes", type=count(0), default=0, help="draw labels uniformly from this many classes (0: none)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    ns = p.parse_args(argv)
-    options = vars(ns)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    options = vars(p.parse_args(argv))
+    options.pop("debug")
     return write_pairs(options.pop("out"), options.pop("ckpt"), **options)
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.errors import UserError
+
 
 def load_model(ckpt: str | Path, expected_base: type | tuple[type, ...] | None = None):
     """The model saved in a checkpoint written by ``fit`` (any point-cloud method, or ``expected_base``)."""
@@ -20,6 +22,17 @@ def load_model(ckpt: str | Path, expected_base: type | tuple[type, ...] | None =
     from difflab.pointcloud.models import PointCloudDiffusion, PointFilter
 
     return load_checkpoint(ckpt, expected_base or (PointCloudDiffusion, PointFilter))
+
+
+def check_label(model, label: int | None, option: str = "--label") -> None:
+    """A :class:`UserError` when ``label`` is given but the model is unconditional or has fewer classes."""
+    classes = int(getattr(model.network, "num_classes", 0) or 0)
+    if label is None:
+        return
+    if classes == 0:
+        raise UserError(f"{option} {label}: the model is not class-conditional (trained without labels); leave it out")
+    if label >= classes:
+        raise UserError(f"{option} {label}: the model knows {classes} classes (labels 0 to {classes - 1})")
 
 
 def sample_clouds(
@@ -33,13 +46,20 @@ def sample_clouds(
     label: int | None = None,
     seed: int = 0,
     up: str = "z",
+    overwrite: bool = False,
 ) -> int:
-    """Generate ``num`` clouds: ``out/sample_NNN.ply`` and a render ``out/samples.png``."""
+    """Generate ``num`` clouds: ``out/sample_NNN.ply`` and a render ``out/samples.png`` (``out`` must not
+    hold files unless ``overwrite``)."""
+    from difflab.core.verbs import check_output
     from difflab.pointcloud.figures import render_grid
     from difflab.pointcloud.io import write_points
     from difflab.pointcloud.models import PointCloudDiffusion
 
+    if Path(out).is_file():
+        raise UserError(f"{out}: is a file; sample writes a folder of clouds")
+    check_output(out, overwrite)
     model = load_model(ckpt, PointCloudDiffusion)
+    check_label(model, label)
     g = torch.Generator().manual_seed(seed)
     labels = None if label is None else torch.full((num,), label, dtype=torch.long)
     res = model.generate(num, points, steps=steps, sampler=sampler, label=labels, generator=g)
@@ -58,33 +78,54 @@ def sample_clouds(
     return 0
 
 
-def _denoise_targets(source: Path, out: Path) -> tuple[list[Path], list[Path]]:
+def denoise_targets(source: Path, out: Path, overwrite: bool = False) -> tuple[list[Path], list[Path]]:
+    """The clouds to filter and the ``.ply`` files to write (each with a ``.png`` render beside it); a
+    folder without point files, or an output that exists (without ``overwrite``), is a :class:`UserError`.
+
+    ``out`` is the output file for one input when it has a point suffix, otherwise a folder."""
+    from difflab.core.verbs import check_output
     from difflab.pointcloud.io import POINT_FORMATS
 
     if source.is_dir():
-        files = sorted(f for f in source.iterdir() if f.suffix.lower() in POINT_FORMATS)
+        files = sorted(f for f in source.iterdir() if f.suffix.lower() in POINT_FORMATS and f.is_file())
         if not files:
-            raise SystemExit(f"{source}: no point files ({', '.join(POINT_FORMATS)})")
-        return files, [out / (f.stem + ".ply") for f in files]
-    target = out if out.suffix.lower() in (".ply", ".pcd", ".xyz") else out / (source.stem + ".ply")
-    return [source], [target]
+            raise UserError(f"{source}: no point files ({', '.join(POINT_FORMATS)})")
+        if out.is_file():
+            raise UserError(f"{out}: is a file; the output of a folder of clouds is a folder")
+        targets = [out / (f.stem + ".ply") for f in files]
+    else:
+        files = [source]
+        targets = [out if out.suffix.lower() in (".ply", ".pcd", ".xyz") else out / (source.stem + ".ply")]
+    if len(set(targets)) < len(targets):
+        raise UserError(f"{source}: two clouds share a name (their outputs would replace each other)")
+    for t in targets:
+        check_output(t, overwrite)
+        check_output(t.with_suffix(".png"), overwrite)
+    return files, targets
 
 
-def denoise_files(source: Path, out: Path, ckpt: str | Path, *, repeat: int = 1) -> int:
-    """Filter one cloud or a folder of clouds; writes the filtered ``.ply`` and a before/after render."""
+def denoise_files(source: Path, out: Path, ckpt: str | Path, *, repeat: int = 1, overwrite: bool = False) -> int:
+    """Filter one cloud or a folder of clouds; writes the filtered ``.ply`` and a before/after render.
+
+    Every input is read (and must hold at least a patch of points) before anything is written."""
+    from difflab.core.progress import note, progress
     from difflab.pointcloud.figures import render_grid
     from difflab.pointcloud.io import read_points, write_points
     from difflab.pointcloud.models import PointFilter
 
+    files, outs = denoise_targets(Path(source), Path(out), overwrite)
+    clouds = [read_points(f) for f in files]
     model = load_model(ckpt, PointFilter)
-    files, outs = _denoise_targets(source, out)
-    for f, o in zip(files, outs):
-        noisy = read_points(f)
+    patch = int(getattr(model, "patch_size", 1))
+    for f, noisy in zip(files, clouds):
+        if len(noisy) < patch:
+            raise UserError(f"{f}: {len(noisy)} points, fewer than the model's patch of {patch} points")
+    for f, o, noisy in progress(list(zip(files, outs, clouds)), desc="denoise", unit="cloud"):
         clean = model.denoise(noisy, repeat=repeat)
         write_points(o, clean)
-        print(f"artifact: {o} | {f.name} filtered ({len(clean)} points)")
+        note(f"artifact: {o} | {f.name} filtered ({len(clean)} points)")
         png = render_grid([noisy, clean], o.with_suffix(".png"), titles=["input", "filtered"], ncols=2)
-        print(f"artifact: {png} | before / after render of {f.name}")
+        note(f"artifact: {png} | before / after render of {f.name}")
     return 0
 
 
@@ -97,11 +138,21 @@ def write_pairs(
     points: int = 512,
     num_classes: int = 0,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> int:
-    """Write ``num`` (noise, ODE sample) pairs of a trained flow to ``out`` for reflow / distillation."""
+    """Write ``num`` (noise, ODE sample) pairs of a trained flow to ``out`` for reflow / distillation
+    (``num_classes``: labels drawn uniformly from that many of the model's classes)."""
+    from difflab.core.verbs import check_output
     from difflab.pointcloud.models import PointCloudDiffusion, make_pairs
 
+    if Path(out).is_dir():
+        raise UserError(f"{out}: is a folder; make-pairs writes one .pt file")
+    check_output(out, overwrite)
     model = load_model(ckpt, PointCloudDiffusion)
+    known = int(getattr(model.network, "num_classes", 0) or 0)
+    if num_classes > known:
+        hint = "it is not class-conditional; pass 0" if known == 0 else f"pass at most {known}"
+        raise UserError(f"--num_classes {num_classes}: the model knows {known} classes ({hint})")
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(num_classes, (num,), generator=g) if num_classes > 0 else None
     pairs = make_pairs(model, num, points, steps, labels=labels, generator=g)
@@ -111,4 +162,4 @@ def write_pairs(
     return 0
 
 
-__all__ = ["denoise_files", "load_model", "sample_clouds", "write_pairs"]
+__all__ = ["check_label", "denoise_files", "denoise_targets", "load_model", "sample_clouds", "write_pairs"]

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from difflab.core.errors import UserError
+
 POINT_FORMATS = (".ply", ".pcd", ".xyz", ".xyzn", ".xyzrgb", ".pts", ".pwn")
 MESH_FORMATS = (".obj", ".off", ".ply", ".stl")
 
 
-class PointCloudError(ValueError):
-    """Bad point-cloud or mesh input; the message names the file and the problem."""
+class PointCloudError(UserError, ValueError):
+    """Bad point-cloud or mesh input; the message names the file and the problem (a user error: the
+    command line prints it in one line)."""
 
 
 @dataclass
