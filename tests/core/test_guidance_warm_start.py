@@ -193,3 +193,18 @@ def test_sdedit_from_exact_marginal_recovers_the_mixture():
     torch.testing.assert_close(w, gm.weights, atol=0.03, rtol=0)
     torch.testing.assert_close(m, gm.means, atol=0.03, rtol=0)
     torch.testing.assert_close(sd, torch.full_like(sd, 0.2), atol=0.02, rtol=0)
+
+
+@pytest.mark.parametrize("rescale", [0.0, 0.3, 0.7, 1.0])
+def test_guidance_rescale_matches_diffusers(rescale):
+    guider_utils = pytest.importorskip("diffusers.guiders.guider_utils")
+
+    g = torch.Generator().manual_seed(0)
+    w_c, w_u = torch.randn(4, 4, generator=g), torch.randn(4, 4, generator=g)
+    cond_net, uncond_net = (lambda x, t: x @ w_c), (lambda x, t: 2 * x @ w_u)
+    x, t = torch.randn(3, 2, 4, generator=g), torch.full((3,), 0.5)
+    guided = classifier_free_guidance(cond_net, uncond_net, 5.0, rescale=rescale)(x, t)
+    cfg = uncond_net(x, t) + 5.0 * (cond_net(x, t) - uncond_net(x, t))
+    expected = guider_utils.rescale_noise_cfg(cfg, cond_net(x, t), guidance_rescale=rescale)
+    torch.testing.assert_close(guided, expected, rtol=1e-6, atol=1e-6)
+    assert rescale == 0 or not torch.allclose(guided, cfg)

@@ -45,6 +45,22 @@ def guided_combination(cond: Tensor, uncond: Tensor, scale: float) -> Tensor:
     return uncond + scale * (cond - uncond)
 
 
+def rescale_guidance(guided: Tensor, cond: Tensor, rescale: float) -> Tensor:
+    r"""Guidance rescale (Lin et al. 2023, "Common Diffusion Noise Schedules and Sample Steps are
+    Flawed", Sec. 3.4): the guided prediction scaled to the per-example standard deviation of the
+    conditional one, mixed with the unscaled guided prediction,
+
+    .. math:: \phi \cdot \hat\epsilon \,\mathrm{std}(\epsilon_c) / \mathrm{std}(\hat\epsilon)
+              + (1 - \phi)\, \hat\epsilon, \qquad \phi = 	ext{rescale},
+
+    standard deviations over every axis but the first (diffusers' ``guidance_rescale``)."""
+    if rescale == 0:
+        return guided
+    dims = tuple(range(1, guided.ndim))
+    factor = cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True)
+    return rescale * guided * factor + (1 - rescale) * guided
+
+
 def _joint_call(joint_model: ModelFn, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
     b = x.shape[0]
     t2 = torch.cat([t, t], dim=0) if t.ndim else t
@@ -61,6 +77,8 @@ class ClassifierFreeGuidance:
         model_cond: conditional network ``(x, t) -> prediction`` (condition closed over).
         model_uncond: the same network with the null condition.
         scale: guidance weight ``w`` (1 = conditional only).
+        rescale: guidance rescale ``phi`` in [0, 1] (:func:`rescale_guidance`; 0 = none; Lin et al.
+            recommend 0.7 with a zero-terminal-SNR schedule and v prediction).
         joint_model: instead of the two callables, one network taking the doubled batch
             ``[x, x]`` (first half conditional, second half unconditional): one batched call per step.
 
@@ -75,8 +93,11 @@ class ClassifierFreeGuidance:
         model_uncond: ModelFn | None = None,
         scale: float = 1.0,
         *,
+        rescale: float = 0.0,
         joint_model: ModelFn | None = None,
     ) -> None:
+        if not 0 <= rescale <= 1:
+            raise ValueError(f"rescale must be in [0, 1], got {rescale!r}")
         if joint_model is None and (model_cond is None or model_uncond is None):
             raise ValueError("pass model_cond and model_uncond, or joint_model")
         if joint_model is not None and model_uncond is not None:
@@ -85,6 +106,7 @@ class ClassifierFreeGuidance:
         self.model_uncond = model_uncond
         self.joint_model = joint_model
         self.scale = float(scale)
+        self.rescale = float(rescale)
         self.last_nfe = 0
         self.evaluations = 0
 
@@ -101,7 +123,7 @@ class ClassifierFreeGuidance:
 
     def __call__(self, x: Tensor, t: Tensor) -> Tensor:
         cond, uncond = self.predictions(x, t)
-        return guided_combination(cond, uncond, self.scale)
+        return rescale_guidance(guided_combination(cond, uncond, self.scale), cond, self.rescale)
 
 
 def classifier_free_guidance(
@@ -109,13 +131,14 @@ def classifier_free_guidance(
     model_uncond: ModelFn | None,
     scale: float,
     *,
+    rescale: float = 0.0,
     joint_model: ModelFn | None = None,
 ) -> ClassifierFreeGuidance:
     r"""Classifier-free guided model callable ``eps_u + w (eps_c - eps_u)`` (see :class:`ClassifierFreeGuidance`).
 
     ``classifier_free_guidance(None, None, w, joint_model=net)`` uses one call on the doubled batch.
     """
-    return ClassifierFreeGuidance(model_cond, model_uncond, scale, joint_model=joint_model)
+    return ClassifierFreeGuidance(model_cond, model_uncond, scale, rescale=rescale, joint_model=joint_model)
 
 
 class AdaptiveGuidance(ClassifierFreeGuidance):
