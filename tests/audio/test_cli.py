@@ -45,7 +45,7 @@ def smoke_ckpt(tmp_path_factory, tiny_root):
     return ckpt
 
 
-def test_resume_and_test(smoke_ckpt, tmp_path, monkeypatch, default_data_env):
+def test_resume_and_test(smoke_ckpt, tmp_path, monkeypatch, default_data_env, capsys):
     import torch
 
     monkeypatch.chdir(smoke_ckpt.parents[6])
@@ -63,7 +63,10 @@ def test_resume_and_test(smoke_ckpt, tmp_path, monkeypatch, default_data_env):
     )
     resumed = find_last_checkpoint(smoke_ckpt.parents[3])  # the resumed run's own version folder
     assert resumed != smoke_ckpt and torch.load(resumed, weights_only=False)["global_step"] == 3
+    capsys.readouterr()
     main(["test", "-c", "smoke_storm", "--ckpt_path", "last", "--trainer.enable_progress_bar=false"])
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("test: ")]
+    assert len(lines) == 1 and "SI-SDR" in lines[0] and "(unprocessed " in lines[0], lines  # model beside input
 
 
 def test_enhance_command_on_files_and_folders(smoke_ckpt, tmp_path):

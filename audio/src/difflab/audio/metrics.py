@@ -168,4 +168,33 @@ def format_table(
     return markdown_table(rows, head)
 
 
-__all__ = ["METRICS", "estoi", "evaluate", "format_table", "pause_noise", "pesq_wb", "score", "si_sdr", "summarise"]
+LABELS = {"pesq": "PESQ", "estoi": "ESTOI", "si_sdr": "SI-SDR"}
+
+
+def comparison_line(metrics: dict, stage: str, names: Sequence[str]) -> str:
+    """``stage: PESQ 2.31 (unprocessed 1.97), ...``: each logged ``stage/<name>`` beside
+    ``stage/input_<name>``; "" when none of them was logged."""
+    cells = []
+    for name in names:
+        ours, base = metrics.get(f"{stage}/{name}"), metrics.get(f"{stage}/input_{name}")
+        if ours is None or base is None:
+            continue
+        unit = " dB" if name == "si_sdr" else ""
+        label = LABELS.get(name, name)
+        cells.append(f"{label} {float(ours):.3f}{unit} (unprocessed {float(base):.3f}{unit})")
+    return f"{stage}: " + ", ".join(cells) if cells else ""
+
+
+__all__ = [
+    "LABELS",
+    "METRICS",
+    "comparison_line",
+    "estoi",
+    "evaluate",
+    "format_table",
+    "pause_noise",
+    "pesq_wb",
+    "score",
+    "si_sdr",
+    "summarise",
+]

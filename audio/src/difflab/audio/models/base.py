@@ -250,6 +250,21 @@ class SpeechEnhancer(DiffusionModule):
             self.log_samples(result.sample, batch, "test" if testing else "val")
         return self._score_batch(batch, wav)
 
+    def on_validation_end(self) -> None:
+        if getattr(self.trainer.state.fn, "value", None) == "validate":  # not the validations inside fit
+            self._print_comparison("val")
+
+    def on_test_end(self) -> None:
+        self._print_comparison("test")
+
+    def _print_comparison(self, stage: str) -> None:
+        """The model's metrics beside the unprocessed input's, in one line on the console."""
+        from difflab.audio.metrics import comparison_line
+
+        line = comparison_line(self.trainer.callback_metrics, stage, self.val_metrics)
+        if line and self.trainer.is_global_zero:
+            print(line, flush=True)
+
     def log_samples(self, samples: Tensor, batch: dict[str, Any], stage: str) -> None:
         import matplotlib
 
