@@ -158,7 +158,7 @@ def test_ddim_spacing_offset_and_final_alpha(config, eta):
 
 @pytest.mark.parametrize("ptype", list(PRED))
 @pytest.mark.parametrize("n", STEPS)
-@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("order", [1, 2, 3])
 def test_dpm_solver_pp_matches_multistep_scheduler(ptype, n, order):
     net = make_net(ptype)
     sch = diffusers.DPMSolverMultistepScheduler(
@@ -288,15 +288,15 @@ def test_euler_ancestral_matches_euler_ancestral_scheduler(ptype, n):
 
 @pytest.mark.parametrize("ptype", list(PRED))
 @pytest.mark.parametrize("n", STEPS)
-@pytest.mark.parametrize("solver_type", ["midpoint", "heun"])
-def test_dpmpp_2m_sde_matches_the_sde_dpmsolver_pp_scheduler(ptype, n, solver_type):
+@pytest.mark.parametrize(("solver_type", "order"), [("midpoint", 2), ("heun", 2), ("midpoint", 3)])
+def test_dpmpp_2m_sde_matches_the_sde_dpmsolver_pp_scheduler(ptype, n, solver_type, order):
     net = make_net(ptype)
     sch = diffusers.DPMSolverMultistepScheduler(
         num_train_timesteps=T,
         beta_schedule="linear",
         prediction_type=ptype,
         algorithm_type="sde-dpmsolver++",
-        solver_order=2,
+        solver_order=order,
         solver_type=solver_type,
     )
     sch.set_timesteps(n)
@@ -306,7 +306,9 @@ def test_dpmpp_2m_sde_matches_the_sde_dpmsolver_pp_scheduler(ptype, n, solver_ty
         ref = sch.step(net(ref, j), j, ref, variance_noise=noise).prev_sample
     den = Denoiser(ours(net), PROCESS, PRED[ptype])
     grid = grid_from_timesteps(sch.timesteps)
-    out = sample_dpmpp_2m_sde(den, x_init(), grid, solver_type=solver_type, generator=torch.Generator().manual_seed(4))
+    out = sample_dpmpp_2m_sde(
+        den, x_init(), grid, order=order, solver_type=solver_type, generator=torch.Generator().manual_seed(4)
+    )
     assert out.nfe == n
     torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)
 

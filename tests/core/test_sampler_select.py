@@ -26,6 +26,7 @@ STEPS = {
     "heun": 15,
     "euler_ancestral": 60,
     "dpmpp_2m_sde": 40,
+    "dpmpp_3m_sde": 40,
     "probability_flow": 30,
     "euler_maruyama": 200,
     "pc": 100,

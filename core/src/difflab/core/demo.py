@@ -31,6 +31,7 @@ DEMO_STEPS = {
     "heun": 13,
     "euler_ancestral": 25,
     "dpmpp_2m_sde": 15,
+    "dpmpp_3m_sde": 15,
     "probability_flow": 25,
     "euler_maruyama": 100,
     "pc": 50,

@@ -25,7 +25,9 @@ step in half log-SNR ``lambda = log(a / s)`` from ``t`` to ``s < t``:
 
 with ``D_0 = x0_hat(t)``, ``D_1 = (D_0 - x0_hat(t_prev)) / r_0``, ``r_0 = (lambda_t - lambda_prev) / h``
 and ``c = a_s (1 - e^{-2h}) / 2`` (``solver_type="midpoint"``) or
-``c = a_s ((1 - e^{-2h}) / (-2h) + 1)`` (``"heun"``). The first step, a step onto ``s_s = 0`` and, with
+``c = a_s ((1 - e^{-2h}) / (-2h) + 1)`` (``"heun"``). The 3M SDE (``order=3``) replaces ``c D_1`` by
+``a_s ((1 - e^{-2h}) / (-2h) + 1) D1' + a_s ((1 - e^{-2h} - 2h) / (2h)^2 - 1/2) D2`` with ``D1'``,
+``D2`` of :func:`~difflab.core.samplers.dpm_solver.third_order_terms`. The first step, a step onto ``s_s = 0`` and, with
 ``lower_order_final`` and fewer than 15 steps, the final step are first order (``c = 0``). One NFE per
 step; diffusers' ``DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")`` is the same loop.
 
@@ -42,6 +44,7 @@ from torch import Tensor
 
 from difflab.core.broadcast import expand_like
 from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, noise_like, prepare_grid, step_time
+from difflab.core.samplers.dpm_solver import step_orders, third_order_terms
 
 
 def ancestral_step(sigma: Tensor, sigma_next: Tensor, eta: float) -> tuple[Tensor, Tensor]:
@@ -97,43 +100,61 @@ def sample_dpmpp_2m_sde(
     x: Tensor,
     grid: Tensor,
     *,
+    order: Literal[1, 2, 3] = 2,
     solver_type: Literal["midpoint", "heun"] = "midpoint",
     lower_order_final: bool = True,
     s_noise: float = 1.0,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> SampleResult:
-    """DPM-Solver++ 2M SDE from ``x`` at ``grid[0]`` to ``grid[-1]`` (module docstring)."""
+    """DPM-Solver++ 2M SDE (``order=3``: 3M SDE) from ``x`` at ``grid[0]`` to ``grid[-1]`` (module docstring)."""
     if solver_type not in ("midpoint", "heun"):
         raise ValueError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
+    if order not in (1, 2, 3):
+        raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
     process, y = denoiser.process, denoiser.y
     nfe0 = denoiser.nfe
     steps = prepare_grid(process, grid, x)
-    n = len(steps)
-    x0_prev = lam_prev = None
-    for i in range(n):
+    orders = step_orders(len(steps), order, lower_order_final)
+    x0s: list[Tensor] = []
+    lams: list[Tensor] = []
+    for i in range(len(steps)):
         a_s, b_s, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
         x0, _ = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
         xs = x - b_t * y if process.conditional else x
-        decay = a_t * sd_s / (sd_t * a_s)  # e^{-h}, 0 when s_s = 0
-        decay2 = decay**2
-        lam_t = a_t.log() - sd_t.log()
-        x_new = (sd_s / sd_t) * decay * xs + a_s * (1 - decay2) * x0
-        if x0_prev is not None and not (i == n - 1 and lower_order_final and n < 15):
-            h = a_s.log() - sd_s.log() - lam_t
-            second = (sd_s > 0) & (lam_t != lam_prev)
-            d1 = (x0 - x0_prev) * h / (lam_t - lam_prev)
-            coeff = _second_order_coefficient(solver_type, a_s, decay2, h)
-            x_new = x_new + torch.where(second, coeff * d1, torch.zeros_like(x_new))
+        decay2 = (a_t * sd_s / (sd_t * a_s)) ** 2  # e^{-2h}, 0 when s_s = 0
+        x0s, lams = [x0, *x0s[:2]], [a_t.log() - sd_t.log(), *lams[:2]]
+        x_new = (sd_s / sd_t) * decay2.sqrt() * xs + a_s * (1 - decay2) * x0
+        if orders[i] >= 2:
+            x_new = x_new + _higher_order(orders[i], solver_type, x0s, lams, a_s, sd_s, decay2, x_new)
         if bool((sd_s > 0).any()):
             x_new = x_new + s_noise * sd_s * (1 - decay2).clamp_min(0.0).sqrt() * noise_like(process, x, generator)
         if process.conditional:
             x_new = x_new + b_s * y
         x = keep_still(steps.still[i], x, x_new)
-        x0_prev, lam_prev = x0, lam_t
         if callback is not None:
             callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})
     return SampleResult(x, denoiser.nfe - nfe0)
 
 
-__all__ = ["ancestral_step", "sample_dpmpp_2m_sde", "sample_euler_ancestral"]
+def _higher_order(
+    order: int, solver_type: str, x0s: list, lams: list, a_s: Tensor, sd_s: Tensor, decay2: Tensor, like: Tensor
+) -> Tensor:
+    """The second- (and third-) order terms of an SDE step, 0 where the history does not allow them."""
+    h = a_s.log() - sd_s.log() - lams[0]
+    second = (sd_s > 0) & (lams[0] != lams[1])
+    d1 = (x0s[0] - x0s[1]) * h / (lams[0] - lams[1])
+    extra = torch.where(second, _second_order_coefficient(solver_type, a_s, decay2, h) * d1, torch.zeros_like(like))
+    if order == 3:
+        t1, t2 = third_order_terms(x0s, lams, h)
+        term = a_s * ((1 - decay2) / (-2 * h) + 1) * t1 + a_s * ((1 - decay2 - 2 * h) / (2 * h) ** 2 - 0.5) * t2
+        extra = torch.where(second & (lams[1] != lams[2]), term, extra)
+    return extra
+
+
+def sample_dpmpp_3m_sde(denoiser: Denoiser, x: Tensor, grid: Tensor, **options) -> SampleResult:
+    """DPM-Solver++ 3M SDE: :func:`sample_dpmpp_2m_sde` with ``order=3``."""
+    return sample_dpmpp_2m_sde(denoiser, x, grid, order=3, **options)
+
+
+__all__ = ["ancestral_step", "sample_dpmpp_2m_sde", "sample_dpmpp_3m_sde", "sample_euler_ancestral"]

@@ -10,12 +10,16 @@ ODE is exactly integrable in the half log-SNR ``lambda = log(a / s)`` for a cons
 
 * order 1 (equal to DDIM with ``eta = 0``): ``D = x0_hat(t)``;
 * order 2 multistep, midpoint form ("2M"): ``D = m0 + (m0 - m1) / (2 r0)`` with ``m0 = x0_hat(t)``,
-  ``m1 = x0_hat(t_prev)`` and ``r0 = (lambda_t - lambda_prev) / h``.
+  ``m1 = x0_hat(t_prev)`` and ``r0 = (lambda_t - lambda_prev) / h``;
+* order 3 multistep ("3M", Lu et al. 2022, Alg. 2 of arXiv:2206.00927 in data prediction):
+  ``x'_s = (s_s / s_t) x'_t + a_s (1 - e^{-h}) m0 + a_s ((e^{-h} - 1) / h + 1) D1
+  - a_s ((e^{-h} - 1 + h) / h^2 - 1/2) D2`` with ``D1``, ``D2`` of :func:`third_order_terms`.
 
-The first step is order 1 (no history). A step onto ``s_s = 0`` (``lambda = inf``) is order 1 and
-returns ``a_s x0_hat + b_s y``. With ``lower_order_final`` and fewer than 15 steps the final step is
-order 1 as well (diffusers' rule); an element whose previous step did not move also falls back to
-order 1. One NFE per step.
+The first step is order 1 and the second at most order 2 (history). A step onto ``s_s = 0``
+(``lambda = inf``) is order 1 and returns ``a_s x0_hat + b_s y``. With ``lower_order_final`` and
+fewer than 15 steps the final step is order 1 and the one before at most order 2 (diffusers' rule,
+:func:`step_orders`); an element whose earlier steps did not move falls back to a lower order. One
+NFE per step.
 
 Shapes: ``x`` (B, ...); ``grid`` (N + 1,) or (N + 1, *t_shape). Elements whose time does not change
 in a step keep their state. ``callback`` gets ``{"step", "t", "x", "x0"}`` after each
@@ -33,41 +37,73 @@ from difflab.core.broadcast import expand_like
 from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, prepare_grid
 
 
+def step_orders(n: int, order: int, lower_order_final: bool) -> list[int]:
+    """The order of each of ``n`` multistep steps (diffusers' rule): limited by the history (step ``i``
+    has ``i`` earlier predictions), and with ``lower_order_final`` and fewer than 15 steps the last
+    step is order 1 and the one before at most order 2."""
+    orders = [min(order, i + 1) for i in range(n)]
+    if lower_order_final and n < 15:
+        orders[-1] = 1
+        if n >= 2:
+            orders[-2] = min(orders[-2], 2)
+    return orders
+
+
+def third_order_terms(x0s: list[Tensor], lams: list[Tensor], h: Tensor) -> tuple[Tensor, Tensor]:
+    """``(D1, D2)`` of a third-order multistep step from the last three predictions ``x0s = [m0, m1,
+    m2]`` at half log-SNRs ``lams`` (newest first) and the step ``h``: with ``r0 = (lambda_0 -
+    lambda_1) / h`` and ``r1 = (lambda_1 - lambda_2) / h``, ``D1_0 = (m0 - m1) / r0``, ``D1_1 = (m1 -
+    m2) / r1``, ``D1 = D1_0 + r0 (D1_0 - D1_1) / (r0 + r1)``, ``D2 = (D1_0 - D1_1) / (r0 + r1)``."""
+    m0, m1, m2 = x0s
+    r0, r1 = (lams[0] - lams[1]) / h, (lams[1] - lams[2]) / h
+    d1_0, d1_1 = (m0 - m1) / r0, (m1 - m2) / r1
+    return d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1), (d1_0 - d1_1) / (r0 + r1)
+
+
 def sample_dpm_solver(
     denoiser: Denoiser,
     x: Tensor,
     grid: Tensor,
     *,
-    order: Literal[1, 2] = 2,
+    order: Literal[1, 2, 3] = 2,
     lower_order_final: bool = True,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> SampleResult:
-    """Run DPM-Solver++ (1 or 2M) from ``x`` at ``grid[0]`` to ``grid[-1]``; deterministic (``generator`` unused)."""
-    if order not in (1, 2):
-        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    """Run DPM-Solver++ (1, 2M or 3M) from ``x`` at ``grid[0]`` to ``grid[-1]``; deterministic
+    (``generator`` unused)."""
+    if order not in (1, 2, 3):
+        raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
     process, y = denoiser.process, denoiser.y
     nfe0 = denoiser.nfe
     steps = prepare_grid(process, grid, x)
     n = len(steps)
-    x0_prev = lam_prev = None
+    orders = step_orders(n, order, lower_order_final)
+    x0s: list[Tensor] = []
+    lams: list[Tensor] = []
     for i in range(n):
         a_s, b_s, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
         x0, _ = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
         xs = x - b_t * y if process.conditional else x
         decay = a_t * sd_s / (sd_t * a_s)  # e^{-h}, 0 when s_s = 0
         lam_t = a_t.log() - sd_t.log()
+        x0s, lams = [x0, *x0s[:2]], [lam_t, *lams[:2]]
         d = x0
-        if order == 2 and x0_prev is not None and not (i == n - 1 and lower_order_final and n < 15):
+        if orders[i] >= 2:
             h = a_s.log() - sd_s.log() - lam_t
-            r0 = (lam_t - lam_prev) / h
-            second = (sd_s > 0) & (lam_t != lam_prev)
-            d = torch.where(second, x0 + (x0 - x0_prev) / (2 * r0), x0)
+            r0 = (lam_t - lams[1]) / h
+            second = (sd_s > 0) & (lam_t != lams[1])
+            d = torch.where(second, x0 + (x0 - x0s[1]) / (2 * r0), x0)
         x_new = (sd_s / sd_t) * xs + a_s * (1 - decay) * d
+        if orders[i] == 3:
+            d1, d2 = third_order_terms(x0s, lams, h)
+            third = second & (lams[1] != lams[2])
+            x3 = (sd_s / sd_t) * xs + a_s * (1 - decay) * x0 + a_s * ((decay - 1) / h + 1) * d1
+            x3 = x3 - a_s * ((decay - 1 + h) / h**2 - 0.5) * d2
+            x_new = torch.where(third, x3, x_new)
         if process.conditional:
             x_new = x_new + b_s * y
         x = keep_still(steps.still[i], x, x_new)
-        x0_prev, lam_prev = x0, lam_t
         if callback is not None:
             callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})
     return SampleResult(x, denoiser.nfe - nfe0)

@@ -23,6 +23,7 @@ SAMPLERS: dict[str, tuple[str, str, str, bool]] = {
     "heun": ("difflab.core.samplers.karras", "sample_heun", "karras", True),
     "euler_ancestral": ("difflab.core.samplers.ancestral", "sample_euler_ancestral", "karras", True),
     "dpmpp_2m_sde": ("difflab.core.samplers.ancestral", "sample_dpmpp_2m_sde", "log_snr", True),
+    "dpmpp_3m_sde": ("difflab.core.samplers.ancestral", "sample_dpmpp_3m_sde", "log_snr", True),
     "probability_flow": ("difflab.core.samplers.sde", "sample_probability_flow", "log_snr", False),
     "euler_maruyama": ("difflab.core.samplers.sde", "sample_euler_maruyama", "uniform", False),
     "pc": ("difflab.core.samplers.sde", "sample_predictor_corrector", "uniform", False),
