@@ -358,3 +358,46 @@ def test_named_spacings_are_diffusers_timesteps(spacing, n):
     expected = grid_from_timesteps(sch.timesteps)
     for sampler in ("ddim", "dpm_solver", "euler"):
         assert torch.equal(default_grid(sampler, PROCESS, n, grid_kind=spacing), expected)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 8])
+def test_lcm_matches_the_lcm_scheduler(n):
+    """Multistep consistency sampling with LCM's boundary condition, on the scheduler's timesteps."""
+    from difflab.core.samplers.consistency import lcm_boundary, sample_lcm
+
+    net = make_net("epsilon")
+    sch = exact_schedule(diffusers.LCMScheduler(num_train_timesteps=T, beta_schedule="linear"))
+    sch.set_timesteps(n)
+    x, g = x_init(), torch.Generator().manual_seed(7)
+    for j in sch.timesteps:
+        x = sch.step(net(x, j), j, x, generator=g).prev_sample
+    den = Denoiser(ours(net), PROCESS, "eps")
+    out = sample_lcm(
+        den,
+        x_init(),
+        grid_from_timesteps(sch.timesteps),
+        boundary=lcm_boundary(T),
+        generator=torch.Generator().manual_seed(7),
+    )
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, x, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 1.0])
+def test_tcd_matches_the_tcd_scheduler(n, gamma):
+    """TCD's intermediate step and re-noising; its last step ends at timestep 0 (t = 1/T)."""
+    from difflab.core.samplers.consistency import sample_tcd
+
+    net = make_net("epsilon")
+    sch = exact_schedule(diffusers.TCDScheduler(num_train_timesteps=T, beta_schedule="linear"))
+    sch.set_timesteps(n)
+    x, g = x_init(), torch.Generator().manual_seed(8)
+    for j in sch.timesteps:
+        x = sch.step(net(x, j), j, x, eta=gamma, generator=g).prev_sample
+    den = Denoiser(ours(net), PROCESS, "eps")
+    grid = grid_from_timesteps(sch.timesteps)
+    grid[-1] = 1 / T
+    out = sample_tcd(den, x_init(), grid, gamma=gamma, generator=torch.Generator().manual_seed(8))
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, x, rtol=0, atol=1e-6)

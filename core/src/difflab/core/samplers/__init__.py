@@ -9,6 +9,7 @@ name used in every config and command line (``--sampler ddim --steps 10``);
 from difflab.core.samplers.adaptive import sample_adaptive
 from difflab.core.samplers.ancestral import sample_dpmpp_2m_sde, sample_dpmpp_3m_sde, sample_euler_ancestral
 from difflab.core.samplers.base import Denoiser, GridSteps, SampleResult, prepare_grid, time_grid
+from difflab.core.samplers.consistency import sample_lcm, sample_tcd
 from difflab.core.samplers.ddim import sample_ddim
 from difflab.core.samplers.ddpm import sample_ddpm
 from difflab.core.samplers.dpm_solver import sample_dpm_solver
@@ -42,6 +43,8 @@ __all__ = [
     "sample_euler_ancestral",
     "sample_dpmpp_2m_sde",
     "sample_dpmpp_3m_sde",
+    "sample_lcm",
+    "sample_tcd",
     "sample_heun",
     "sample_euler_maruyama",
     "sample_predictor_corrector",
