@@ -19,6 +19,7 @@ import argparse
 from pathlib import Path
 
 from difflab.core.cli import Command, exit_code, run_cli
+from difflab.core.verbs import VerbParser, check_output, count, positive_float
 
 DESCRIPTION = (
     "difflab-robotics: Diffusion Policy on Meta-World (state observations) with RTI-DP warm starts, "
@@ -26,18 +27,41 @@ DESCRIPTION = (
 )
 
 
+def non_negative_float(text: str) -> float:
+    """Argument type: a number of at least 0 (``--action_noise``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 0")
+    return value
+
+
+def episode_limit(text: str) -> int:
+    """Argument type: an episode step limit in [1, 500] (Meta-World's own limit is 500)."""
+    value = count(1)(text)
+    if value > 500:
+        raise argparse.ArgumentTypeError(f"{value}: must be at most 500 (Meta-World's limit)")
+    return value
+
+
 def collect_main(argv: list[str]) -> int:
     """collect expert demonstrations from Meta-World into a zarr replay buffer"""
-    from difflab.robotics.data.collect import collect_demos
-
-    p = argparse.ArgumentParser(prog="difflab-robotics collect", description=collect_main.__doc__)
+    p = VerbParser(prog="difflab-robotics collect", description=collect_main.__doc__)
     p.add_argument("out", type=Path, help="output zarr folder (e.g. push.zarr)")
     p.add_argument("--env", default="reach-v3", help="Meta-World v3 task (reach-v3, push-v3, ...)")
-    p.add_argument("--episodes", type=int, default=100)
-    p.add_argument("--action_noise", type=float, default=0.0, help="std of Gaussian noise on the expert action")
+    p.add_argument("--episodes", type=count(1), default=100, help="successful episodes to record")
+    p.add_argument(
+        "--action_noise", type=non_negative_float, default=0.0, help="std of Gaussian noise on the expert action"
+    )
     p.add_argument("--seed", type=int, default=0, help="reset seed of the first episode")
-    p.add_argument("--max_steps", type=int, default=200)
+    p.add_argument("--max_steps", type=episode_limit, default=200, help="episode step limit (at most 500)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing replay buffer at OUT")
     ns = p.parse_args(argv)
+    check_output(ns.out, ns.overwrite)
+    from difflab.robotics.data.collect import collect_demos
+
     buf = collect_demos(ns.env, ns.episodes, seed=ns.seed, action_noise=ns.action_noise, max_steps=ns.max_steps)
     buf.save(ns.out)
     lengths = buf.lengths()
@@ -51,25 +75,33 @@ def collect_main(argv: list[str]) -> int:
 
 def eval_main(argv: list[str]) -> int:
     """evaluate a checkpoint by rollouts over a fixed seed list (success, return, latency, NFE)"""
-    from difflab.robotics.inference import EVAL_SAMPLERS, evaluate_checkpoint
+    from difflab.robotics.inference import EVAL_SAMPLERS
 
-    p = argparse.ArgumentParser(prog="difflab-robotics eval", description=eval_main.__doc__)
-    p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
+    p = VerbParser(prog="difflab-robotics eval", description=eval_main.__doc__)
+    p.add_argument("--ckpt", required=True, help="checkpoint written by fit, or its run folder")
     p.add_argument("--env", default=None, help="task (default: the checkpoint's training task)")
-    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--allow_other_env", action="store_true", help="evaluate on an --env other than the training task")
+    p.add_argument("--episodes", type=count(1), default=50)
     p.add_argument("--sampler", nargs="+", default=["ddim"], choices=EVAL_SAMPLERS, help="one or more samplers")
     p.add_argument(
-        "--steps", type=int, default=None, help="sampler steps (default: 10 for ddim, 100 for ddpm/paradigms)"
+        "--steps", type=count(1), default=None, help="sampler steps (default: 10 for ddim, 100 for ddpm/paradigms)"
     )
-    p.add_argument("--rti_steps", type=int, nargs="+", default=None, help="RTI-DP chain steps, e.g. 3 2 1")
-    p.add_argument("--window", type=int, default=20, help="ParaDiGMS window")
-    p.add_argument("--tolerance", type=float, default=0.1, help="ParaDiGMS tolerance")
-    p.add_argument("--max_steps", type=int, default=150, help="episode step limit")
+    p.add_argument("--rti_steps", type=count(1), nargs="+", default=None, help="RTI-DP chain steps, e.g. 3 2 1")
+    p.add_argument("--window", type=count(1), default=20, help="ParaDiGMS window")
+    p.add_argument("--tolerance", type=positive_float, default=0.1, help="ParaDiGMS tolerance")
+    p.add_argument("--max_steps", type=episode_limit, default=150, help="episode step limit")
     p.add_argument("--seed0", type=int, default=10_000, help="first evaluation seed (demos use 0, 1, ...)")
     p.add_argument("--seed", type=int, default=0, help="sampling-noise seed")
     p.add_argument("--out", type=Path, default=None, help="folder for the rollout figure")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing rollout figure in --out")
     ns = p.parse_args(argv)
+    if ns.out is not None:
+        check_output(ns.out / "rollouts.png", ns.overwrite)
+    from difflab.robotics.inference import evaluate_checkpoint
+
     options = vars(ns)
+    for key in ("overwrite", "debug"):
+        options.pop(key)
     return evaluate_checkpoint(options.pop("ckpt"), **options)
 
 

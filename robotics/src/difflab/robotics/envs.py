@@ -29,6 +29,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from difflab.core.errors import UserError
+
 _INSTALL = "pip install 'metaworld>=3.1' (it brings mujoco and gymnasium)"
 
 
@@ -43,6 +45,10 @@ class PolicyEnv(Protocol):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]: ...
 
     def end_effector(self, obs: np.ndarray) -> np.ndarray: ...
+
+
+class TaskError(UserError, ValueError):
+    """An unknown task or an episode limit outside Meta-World's (one line naming the value)."""
 
 
 def _metaworld():
@@ -75,9 +81,9 @@ class MetaWorldEnv:
         envs, _ = _metaworld()
         key = f"{name}-goal-observable"
         if key not in envs:
-            raise ValueError(f"unknown Meta-World task {name!r}; known tasks: {', '.join(metaworld_tasks())}")
+            raise TaskError(f"--env {name}: unknown Meta-World task; known tasks: {', '.join(metaworld_tasks())}")
         if not 1 <= max_steps <= 500:
-            raise ValueError(f"max_steps must lie in [1, 500] (Meta-World's limit), got {max_steps}")
+            raise TaskError(f"--max_steps {max_steps}: must lie in [1, 500] (Meta-World's limit)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.env = envs[key](seed=0)
@@ -165,8 +171,8 @@ def expert_policy(name: str):
     """The scripted expert Meta-World ships for task ``name``: ``policy.get_action(obs) -> (4,)``."""
     _, policies = _metaworld()
     if name not in policies:
-        raise ValueError(f"Meta-World has no scripted policy for {name!r}")
+        raise TaskError(f"--env {name}: Meta-World has no scripted expert policy for this task")
     return policies[name]()
 
 
-__all__ = ["PolicyEnv", "MetaWorldEnv", "GymnasiumEnv", "make_env", "expert_policy", "metaworld_tasks"]
+__all__ = ["TaskError", "PolicyEnv", "MetaWorldEnv", "GymnasiumEnv", "make_env", "expert_policy", "metaworld_tasks"]

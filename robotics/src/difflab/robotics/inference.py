@@ -16,15 +16,37 @@ EVAL_SAMPLERS = ("ddim", "ddpm", "dpm_solver", "rti", "paradigms")
 
 def load_policy(path: str | Path):
     """``(model, datamodule hyperparameters)``: a :class:`DiffusionPolicy` or :class:`BCPolicy` from a
-    checkpoint written by ``fit``."""
+    checkpoint written by ``fit`` (or its run folder); ``model.task`` is the task it was trained on."""
     from difflab.core.lightning import load_checkpoint, read_checkpoint
+    from difflab.core.lightning.checkpoint import checkpoint_file
     from difflab.robotics.models import BCPolicy, DiffusionPolicy
 
+    path = checkpoint_file(path)
     model = load_checkpoint(path, (DiffusionPolicy, BCPolicy))
     data_hp = dict(read_checkpoint(path).get("datamodule_hyper_parameters") or {})
     if "init_args" in data_hp:
         data_hp = dict(data_hp["init_args"])
+    if not model.task:  # a checkpoint written before the task was recorded
+        model.task = data_hp.get("env")
     return model, data_hp
+
+
+def evaluation_task(model, env: str | None, allow_other_env: bool = False) -> str:
+    """The task to evaluate on: the checkpoint's training task, or ``env`` when it agrees (or when
+    ``allow_other_env``); a :class:`UserError` naming both when they differ."""
+    from difflab.core.errors import UserError
+    from difflab.core.progress import note
+
+    trained = model.task
+    if env is None or trained is None or env == trained:
+        return env or trained or "reach-v3"
+    if not allow_other_env:
+        raise UserError(
+            f"--env {env}: the checkpoint was trained on {trained}; leave --env out, or pass "
+            "--allow_other_env to evaluate it on another task"
+        )
+    note(f"warning: evaluating a policy trained on {trained} on another task, {env} (--allow_other_env)")
+    return env
 
 
 def make_controller(
@@ -57,6 +79,7 @@ def evaluate_checkpoint(
     seed0: int = 10_000,
     seed: int = 0,
     out: Path | None = None,
+    allow_other_env: bool = False,
 ) -> int:
     """Roll out the policy of ``ckpt`` on ``env`` (default: its training task) for the seeds
     ``seed0 ..``; prints success, return, latency and NFE per sampler, and draws the rollouts in ``out``."""
@@ -68,7 +91,7 @@ def evaluate_checkpoint(
 
     torch.set_num_threads(1)  # one sample per call: extra threads only add synchronisation
     model, data_hp = load_policy(ckpt)
-    world = make_env(env or data_hp.get("env", "reach-v3"), max_steps=max_steps)
+    world = make_env(evaluation_task(model, env, allow_other_env), max_steps=max_steps)
     model.check_dims(torch.zeros(world.obs_dim), torch.zeros(world.action_dim), where=f"environment {world.name}")
     seeds = list(range(seed0, seed0 + episodes))
     rows, results = {}, []

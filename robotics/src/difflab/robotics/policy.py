@@ -224,9 +224,11 @@ def evaluate(
     keep_paths: bool = True,
 ) -> EvalResult:
     """Roll ``controller`` out once per seed (episodes end at success or after ``max_steps``)."""
+    from difflab.core.progress import progress
+
     out = EvalResult(name)
     limit = int(max_steps or env.max_steps)
-    for seed in seeds:
+    for seed in progress(seeds, f"{name} on {getattr(env, 'name', 'env')}", unit="episodes"):
         obs = env.reset(int(seed))
         controller.reset(int(seed))
         path = [env.end_effector(obs)]

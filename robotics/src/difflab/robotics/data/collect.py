@@ -10,10 +10,44 @@ after ``max_steps``; episodes the expert does not finish are kept only with ``ke
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 
+from difflab.core.errors import UserError
+from difflab.core.progress import progress
 from difflab.robotics.data.replay_buffer import ReplayBuffer
 from difflab.robotics.envs import MetaWorldEnv, expert_policy
+
+HARMLESS_WARNINGS = (r"Constant\(s\) may be too high",)
+"""Messages of Meta-World's scripted experts repeated at nearly every step (the environment clips the
+action anyway): shown once per run instead of thousands of times."""
+
+
+class ShowOnce:
+    """Calls a function and passes on its warnings, those matching ``patterns`` only the first time.
+
+    (``warnings``' own ``"once"`` action does not hold here: the environment adapter enters
+    ``warnings.catch_warnings`` at every step, which resets the registry that action relies on.)
+    """
+
+    def __init__(self, patterns: tuple[str, ...] = HARMLESS_WARNINGS) -> None:
+        self.patterns = [re.compile(p) for p in patterns]
+        self.seen: set[str] = set()
+
+    def __call__(self, fn, *args):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = fn(*args)
+        for w in caught:
+            text = str(w.message)
+            if any(p.match(text) for p in self.patterns):
+                if text in self.seen:
+                    continue
+                self.seen.add(text)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return result
 
 
 def collect_demos(
@@ -41,42 +75,21 @@ def collect_demos(
     out, seeds = [], []
     s = seed
     attempts = 0
-    while len(out) < episodes:
-        if attempts >= 3 * episodes + 10:
-            raise RuntimeError(
-                f"{env_name}: the expert succeeded in only {len(out)} of {attempts} episodes "
-                f"(action_noise={action_noise}); lower the noise or pass keep_failures"
-            )
-        attempts += 1
-        rng = np.random.default_rng(s)
-        obs = env.reset(s)
-        rows: dict[str, list] = {"obs": [], "action": [], "reward": [], "success": []}
-        first = None
-        for k in range(env.max_steps):
-            a = np.asarray(policy.get_action(obs), dtype=np.float64)
-            if action_noise > 0:
-                a = a + action_noise * rng.standard_normal(a.shape)
-            a = env.clip(a)
-            rows["obs"].append(obs)
-            rows["action"].append(a)
-            obs, r, success, _ = env.step(a)
-            rows["reward"].append(r)
-            rows["success"].append(success)
-            if success and first is None:
-                first = k
-            if first is not None and k >= first + extra_steps:
+    once = ShowOnce()
+    for _ in progress(range(episodes), f"collect {env_name}", unit="episodes"):
+        while True:
+            if attempts >= 3 * episodes + 10:
+                raise UserError(
+                    f"--action_noise {action_noise}: the {env_name} expert succeeded in only {len(out)} of "
+                    f"{attempts} episodes; lower the noise"
+                )
+            attempts += 1
+            episode = expert_episode(env, policy, s, action_noise, extra_steps, keep_failures, once)
+            s += 1
+            if episode is not None:
+                out.append(episode)
+                seeds.append(s - 1)
                 break
-        if first is not None or keep_failures:
-            out.append(
-                {
-                    "obs": np.asarray(rows["obs"], np.float32),
-                    "action": np.asarray(rows["action"], np.float32),
-                    "reward": np.asarray(rows["reward"], np.float32),
-                    "success": np.asarray(rows["success"], bool),
-                }
-            )
-            seeds.append(s)
-        s += 1
     return ReplayBuffer.from_episodes(
         out,
         meta={"episode_seeds": np.asarray(seeds, np.int64)},
@@ -85,4 +98,42 @@ def collect_demos(
     )
 
 
-__all__ = ["collect_demos"]
+def expert_episode(
+    env: MetaWorldEnv,
+    policy,
+    seed: int,
+    action_noise: float,
+    extra_steps: int,
+    keep_failures: bool,
+    call=lambda fn, *args: fn(*args),
+) -> dict[str, np.ndarray] | None:
+    """One episode of the expert from reset seed ``seed``; ``None`` if it failed (and failures are dropped)."""
+    rng = np.random.default_rng(seed)
+    obs = env.reset(seed)
+    rows: dict[str, list] = {"obs": [], "action": [], "reward": [], "success": []}
+    first = None
+    for k in range(env.max_steps):
+        a = np.asarray(call(policy.get_action, obs), dtype=np.float64)
+        if action_noise > 0:
+            a = a + action_noise * rng.standard_normal(a.shape)
+        a = env.clip(a)
+        rows["obs"].append(obs)
+        rows["action"].append(a)
+        obs, r, success, _ = env.step(a)
+        rows["reward"].append(r)
+        rows["success"].append(success)
+        if success and first is None:
+            first = k
+        if first is not None and k >= first + extra_steps:
+            break
+    if first is None and not keep_failures:
+        return None
+    return {
+        "obs": np.asarray(rows["obs"], np.float32),
+        "action": np.asarray(rows["action"], np.float32),
+        "reward": np.asarray(rows["reward"], np.float32),
+        "success": np.asarray(rows["success"], bool),
+    }
+
+
+__all__ = ["HARMLESS_WARNINGS", "ShowOnce", "collect_demos", "expert_episode"]

@@ -14,6 +14,9 @@ starts and stores in its checkpoint.)
 
 from __future__ import annotations
 
+import warnings
+
+from difflab.core.errors import UserError
 from difflab.core.lightning.data import SplitDataModule
 from difflab.robotics.data.replay_buffer import ReplayBuffer
 from difflab.robotics.data.windows import SequenceWindows
@@ -22,7 +25,9 @@ from difflab.robotics.data.windows import SequenceWindows
 class DemoDataModule(SplitDataModule):
     """Args:
     path: a zarr replay buffer; ``None`` collects from the expert of ``env``.
-    env: Meta-World task of the demonstrations (and of evaluation rollouts).
+    env: Meta-World task to collect from when ``path`` is None. A replay buffer that records its
+        task (``collect`` writes it) decides the task itself (:attr:`task`): a different ``env`` is
+        then ignored with a warning.
     episodes: number of episodes to collect when ``path`` is None.
     action_noise: std of the Gaussian noise added to the expert's actions while collecting.
     collect_seed: seed of the first collected episode.
@@ -61,6 +66,19 @@ class DemoDataModule(SplitDataModule):
         if self.buffer is None:
             if self.path:
                 self.buffer = ReplayBuffer.load(self.path)
+                recorded = self.buffer.task
+                if recorded is None:
+                    warnings.warn(
+                        f"{self.path}: the replay buffer records no task (attribute 'env'); taking "
+                        f"--data.init_args.env {self.env_name}",
+                        stacklevel=2,
+                    )
+                elif recorded != self.env_name:
+                    warnings.warn(
+                        f"{self.path}: the demonstrations were collected on {recorded}; --data.init_args.env "
+                        f"{self.env_name} is ignored and the policy is trained (and evaluated) for {recorded}",
+                        stacklevel=2,
+                    )
             else:
                 from difflab.robotics.data.collect import collect_demos
 
@@ -69,8 +87,26 @@ class DemoDataModule(SplitDataModule):
                 )
             n = self.buffer.n_episodes
             if not 0 <= self.val_episodes < n:
-                raise ValueError(f"val_episodes must lie in [0, {n - 1}] for {n} episodes, got {self.val_episodes}")
+                raise UserError(
+                    f"--data.init_args.val_episodes {self.val_episodes}: must lie in [0, {n - 1}] for the "
+                    f"{n} episodes of {self.path or self.env_name}"
+                )
         return self.buffer
+
+    @property
+    def task(self) -> str:
+        """The task of the demonstrations: the one a replay buffer records, else ``env``."""
+        if self.path:
+            return self.load_buffer().task or self.env_name
+        return self.env_name
+
+    @property
+    def obs_dim(self) -> int:
+        return self.load_buffer().obs_dim
+
+    @property
+    def action_dim(self) -> int:
+        return self.load_buffer().action_dim
 
     @property
     def train_episodes(self) -> list[int]:

@@ -25,9 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from difflab.core.errors import UserError
 
-class DemoDataError(ValueError):
-    """Bad demonstration data (the message names the file, episode and field)."""
+
+class DemoDataError(UserError, ValueError):
+    """Bad demonstration data (the message names the file, episode and field); the command line
+    prints it in one line."""
 
 
 @dataclass
@@ -63,6 +66,12 @@ class ReplayBuffer:
     @property
     def action_dim(self) -> int:
         return int(self.action.shape[1])
+
+    @property
+    def task(self) -> str | None:
+        """The task the demonstrations were collected on (the ``env`` attribute), if recorded."""
+        env = self.attrs.get("env")
+        return str(env) if env else None
 
     def episode_slice(self, e: int) -> slice:
         start = 0 if e == 0 else int(self.episode_ends[e - 1])
@@ -167,7 +176,7 @@ class ReplayBuffer:
 
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"no replay buffer at {path} (write one with 'difflab-robotics collect')")
+            raise DemoDataError(f"{path}: no replay buffer there (write one with 'difflab-robotics collect')")
         root = zarr.open_group(str(path), mode="r")
         for key in ("data/obs", "data/action", "meta/episode_ends"):
             if key not in root:

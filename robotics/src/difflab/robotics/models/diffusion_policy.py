@@ -31,11 +31,16 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from difflab.core.errors import UserError
 from difflab.core.lightning.module import DiffusionModule
 from difflab.core.processes import DiscreteVP
 from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.select import SamplerName
 from difflab.robotics.data.windows import MinMaxNormalizer
+
+
+class PolicyDataError(UserError, ValueError):
+    """Data, environment or checkpoint that do not fit the policy (one line naming both values)."""
 
 
 class PolicyIOMixin:
@@ -46,6 +51,8 @@ class PolicyIOMixin:
     horizon: int
     n_obs_steps: int
     n_action_steps: int
+    task: str | None = None
+    """The task of the training demonstrations (from the data module; kept in the checkpoint)."""
 
     def _init_io(self, obs_dim: int, action_dim: int, horizon: int, n_obs_steps: int, n_action_steps: int) -> None:
         if not 1 <= n_obs_steps <= horizon:
@@ -69,6 +76,8 @@ class PolicyIOMixin:
     def _setup_normalizers(self) -> None:
         trainer = getattr(self, "_trainer", None)
         dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        if dm is not None and getattr(dm, "task", None):
+            self.task = str(dm.task)
         if not self.obs_normalizer.fitted and dm is not None and hasattr(dm, "stats"):
             stats = dm.stats()
             self.fit_normalizers(stats["obs"], stats["action"])
@@ -79,6 +88,7 @@ class PolicyIOMixin:
             "obs": self.obs_normalizer.state_dict(),
             "action": self.action_normalizer.state_dict(),
         }
+        checkpoint["difflab_robotics"] = {"task": self.task}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)  # type: ignore[misc]
@@ -87,19 +97,26 @@ class PolicyIOMixin:
                 self.obs_normalizer.load_state_dict(checkpoint["normalizers"]["obs"])
                 self.action_normalizer.load_state_dict(checkpoint["normalizers"]["action"])
             except ValueError as err:
-                raise ValueError(f"checkpoint and model disagree: {err}") from err
+                raise PolicyDataError(f"checkpoint and model disagree: {err}") from err
+        saved = (checkpoint.get("difflab_robotics") or {}).get("task")
+        if saved and self.task and saved != self.task:
+            raise PolicyDataError(
+                f"checkpoint: trained on {saved} demonstrations, the data is {self.task} "
+                "(--data.init_args.path / --data.init_args.env)"
+            )
+        self.task = saved or self.task
 
     def check_dims(self, obs: Any, action: Any = None, *, where: str = "input") -> None:
         """Raise a ValueError naming the field when observation / action sizes disagree with the model."""
         if obs is not None and obs.shape[-1] != self.obs_dim:
-            raise ValueError(
+            raise PolicyDataError(
                 f"{where}: field 'obs' has {obs.shape[-1]} dimensions but the policy was built for "
-                f"obs_dim={self.obs_dim} (checkpoint and environment / data disagree)"
+                f"obs_dim={self.obs_dim} (checkpoint and environment / data disagree; --model.init_args.obs_dim)"
             )
         if action is not None and action.shape[-1] != self.action_dim:
-            raise ValueError(
+            raise PolicyDataError(
                 f"{where}: field 'action' has {action.shape[-1]} dimensions but the policy was built for "
-                f"action_dim={self.action_dim}"
+                f"action_dim={self.action_dim} (--model.init_args.action_dim)"
             )
 
     def normalize_batch(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
