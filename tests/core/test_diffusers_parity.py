@@ -401,3 +401,18 @@ def test_tcd_matches_the_tcd_scheduler(n, gamma):
     out = sample_tcd(den, x_init(), grid, gamma=gamma, generator=torch.Generator().manual_seed(8))
     assert out.nfe == n
     torch.testing.assert_close(out.sample, x, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [5, 10, 25])
+def test_exponential_sigma_grid_is_diffusers_exponential_sigmas(n):
+    """Uniform in log sigma from sigma(t_max) to the smallest trained level, then 0; the
+    polyexponential ramp with rho = 1 is the same grid."""
+    from difflab.core.samplers.select import default_grid
+
+    sch = diffusers.EulerDiscreteScheduler(num_train_timesteps=T, beta_schedule="linear", use_exponential_sigmas=True)
+    sch = exact_schedule(sch)  # its float32 cumulative product is off by 1e-4 at the smallest level
+    sch.set_timesteps(n)
+    grid = default_grid("euler", PROCESS, n, grid_kind="exponential")
+    torch.testing.assert_close(PROCESS.sigma(grid), sch.sigmas.double(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(default_grid("euler", PROCESS, n, grid_kind="polyexponential"), grid)
+    assert grid[-1] == 0

@@ -38,7 +38,24 @@ DISCRETE_SAMPLERS: dict[str, tuple[str, str]] = {
     "gidd": ("difflab.core.samplers.masked", "sample_gidd"),
 }
 
-GridKind = Literal["uniform", "karras", "quadratic", "log_snr", "leading", "trailing", "linspace"]
+GridKind = Literal[
+    "uniform", "karras", "exponential", "polyexponential", "quadratic", "log_snr", "leading", "trailing", "linspace"
+]
+SIGMA_KINDS = ("karras", "exponential", "polyexponential")
+"""Grids defined by their noise levels ``sigma`` from ``sigma(t_start)`` to ``sigma(t_end)`` (then 0)."""
+
+
+def sigma_levels(kind: str, sigma_max: float, sigma_min: float, n: int, rho: float | None, dtype) -> Tensor:
+    """``n`` noise levels from ``sigma_max`` down to ``sigma_min``: ``karras`` (EDM, ``rho`` 7),
+    ``exponential`` (uniform in ``log sigma``) or ``polyexponential`` (``log sigma`` on the ramp
+    ``(1 - i / (n - 1))^rho``, ``rho`` 1; k-diffusion's schedules)."""
+    i = torch.arange(n, dtype=dtype) / max(n - 1, 1)
+    if kind == "karras":
+        r = 7.0 if rho is None else rho
+        return (sigma_max ** (1 / r) + i * (sigma_min ** (1 / r) - sigma_max ** (1 / r))) ** r
+    lo, hi = torch.log(torch.tensor(sigma_min, dtype=dtype)), torch.log(torch.tensor(sigma_max, dtype=dtype))
+    ramp = 1 - i if kind == "exponential" else (1 - i) ** (1.0 if rho is None else rho)
+    return torch.exp(lo + ramp * (hi - lo))
 
 
 def time_grid(
@@ -48,7 +65,7 @@ def time_grid(
     t_end: float = 0.0,
     kind: GridKind = "uniform",
     process=None,
-    rho: float = 7.0,
+    rho: float | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> Tensor:
     """A descending grid of ``steps + 1`` times from ``t_start`` to ``t_end``.
@@ -56,7 +73,8 @@ def time_grid(
     ``uniform``: linspace. ``quadratic``: denser near ``t_end``. ``karras``: the EDM grid
     ``sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho`` over the
     process's VE noise level, mapped back to time (the last point is ``t_end`` exactly, so a grid
-    ending at ``t = 0`` ends at ``sigma = 0``). ``log_snr``: uniform in log-SNR (DPM-Solver's choice).
+    ending at ``t = 0`` ends at ``sigma = 0``); ``exponential`` and ``polyexponential`` likewise with
+    the levels of :func:`sigma_levels`. ``log_snr``: uniform in log-SNR (DPM-Solver's choice).
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -75,13 +93,10 @@ def time_grid(
             f"grid kind {kind!r} needs a finite noise level sigma = s/a at both ends, but "
             f"{type(process).__name__} has sigma(t={t_start:g}) = inf; use t_start < {t_start:g} or a uniform grid"
         )
-    if kind == "karras":
+    if kind in SIGMA_KINDS:
         sig = process.sigma(ts)
-        smax, smin = sig[0].item(), sig[1].item()
         n = steps if t_end == 0 else steps + 1
-        i = torch.arange(n, dtype=dtype) / max(n - 1, 1)
-        sigmas = (smax ** (1 / rho) + i * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
-        grid = process.t_from_sigma(sigmas)
+        grid = process.t_from_sigma(sigma_levels(kind, sig[0].item(), sig[1].item(), n, rho, dtype))
         grid[0] = t_start
         if t_end == 0:
             grid = torch.cat([grid, torch.zeros(1, dtype=dtype)])
@@ -94,7 +109,7 @@ def time_grid(
         grid = process.t_from_sigma(torch.exp(-lams / 2))
         grid[0], grid[-1] = t_start, t_end
         return grid
-    raise ValueError(f"unknown grid kind {kind!r}; expected uniform, quadratic, karras or log_snr")
+    raise ValueError(f"unknown grid kind {kind!r}; expected one of {GridKind.__args__}")
 
 
 def standard_grid(
@@ -137,9 +152,9 @@ def standard_grid(
     kind = grid_kind or kind
     t_min = float(process.t_min)
     floor = t_min if karras_floor is None else float(karras_floor)
-    if kind == "karras" and t_end == 0 and 0 < floor < t_start and steps >= 2:
+    if kind in SIGMA_KINDS and t_end == 0 and 0 < floor < t_start and steps >= 2:
         # k-diffusion's convention: sigma_max .. sigma_min = sigma(floor) over ``steps`` points, then 0
-        head = time_grid(steps - 1, t_start=t_start, t_end=floor, kind="karras", process=process, dtype=dtype)
+        head = time_grid(steps - 1, t_start=t_start, t_end=floor, kind=kind, process=process, dtype=dtype)
         return torch.cat([head, torch.zeros(1, dtype=dtype)])
     if kind == "log_snr" and t_end == 0 and steps >= 2:
         # uniform in log-SNR down to t_min (1e-3 where t_min = 0), then one last step onto t = 0
@@ -149,4 +164,4 @@ def standard_grid(
     return time_grid(steps, t_start=t_start, t_end=t_end, kind=kind, process=process, dtype=dtype)
 
 
-__all__ = ["SAMPLERS", "DISCRETE_SAMPLERS", "GridKind", "standard_grid", "time_grid"]
+__all__ = ["SAMPLERS", "DISCRETE_SAMPLERS", "GridKind", "SIGMA_KINDS", "sigma_levels", "standard_grid", "time_grid"]
