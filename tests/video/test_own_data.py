@@ -137,3 +137,5 @@ def test_readme_own_data_commands(tmp_path, monkeypatch):
         assert main(argv) == 0
     results = json.loads((tmp_path / "detections.json").read_text())["results"]
     assert len(results) == 10
+    written = list((tmp_path / "outputs/video/smoke_difftad").glob("lightning_logs/*/samples/test_detections.json"))
+    assert len(written) == 1 and len(json.loads(written[0].read_text())["results"]) == 2  # the testing subset

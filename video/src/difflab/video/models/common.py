@@ -143,6 +143,21 @@ class TADMixin:
         if stage == "test":
             anet = detection_map(store["gt"], store["pred"], ANET_TIOUS)
             self.log(f"{stage}/mAP@0.5:0.95", anet["average_mAP"])
+            self._write_test_detections(store["pred"])
+
+    def _write_test_detections(self, predictions: dict[str, list[dict[str, Any]]]) -> None:
+        """The test split's detections as an ActivityNet results JSON next to the run's logs."""
+        import json
+
+        from difflab.core.progress import note
+        from difflab.video.metrics import results_json
+
+        if getattr(self, "_trainer", None) is None or self.trainer.global_rank != 0 or not self.trainer.loggers:
+            return
+        path = self.artifact_dir() / "test_detections.json"  # type: ignore[attr-defined]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results_json(predictions), indent=1))
+        note(f"artifact: {path} | ActivityNet results JSON of the test split ({len(predictions)} videos)")
 
     # ---------------------------------------------------------------- what the data decides
     def setup(self, stage: str) -> None:
