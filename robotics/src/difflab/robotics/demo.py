@@ -9,7 +9,6 @@ figure of the end-effector paths (top view, success in green) and the table as m
 
 from __future__ import annotations
 
-import argparse
 import time
 from functools import partial
 from pathlib import Path
@@ -73,18 +72,19 @@ def train_policies(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from difflab.core.verbs import VerbParser, count
     from difflab.robotics.envs import MetaWorldEnv
     from difflab.robotics.figures import plot_rollouts
     from difflab.robotics.metrics import format_table
     from difflab.robotics.policy import ChunkController, RTIController, demo_shift_error, evaluate, suggest_rti_start
 
-    p = argparse.ArgumentParser(prog="difflab-robotics demo", description=__doc__.splitlines()[0])
+    p = VerbParser(prog="difflab-robotics demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("outputs/demo/robotics"), help="output folder")
     p.add_argument("--env", default="reach-v3")
-    p.add_argument("--episodes", type=int, default=50, help="expert demonstrations")
-    p.add_argument("--max_steps", type=int, default=800, help="training steps of each policy")
-    p.add_argument("--eval_episodes", type=int, default=10)
-    p.add_argument("--episode_steps", type=int, default=100, help="step limit of an evaluation episode")
+    p.add_argument("--episodes", type=count(1), default=50, help="expert demonstrations")
+    p.add_argument("--max_steps", type=count(1), default=800, help="training steps of each policy")
+    p.add_argument("--eval_episodes", type=count(1), default=10)
+    p.add_argument("--episode_steps", type=count(1), default=100, help="step limit of an evaluation episode")
     p.add_argument("--seed", type=int, default=0)
     ns = p.parse_args(argv)
     torch.set_num_threads(1)  # batch-1 inference and a small network: one thread is fastest on a shared CPU
