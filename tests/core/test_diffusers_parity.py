@@ -416,3 +416,31 @@ def test_exponential_sigma_grid_is_diffusers_exponential_sigmas(n):
     torch.testing.assert_close(PROCESS.sigma(grid), sch.sigmas.double(), rtol=1e-6, atol=0)
     torch.testing.assert_close(default_grid("euler", PROCESS, n, grid_kind="polyexponential"), grid)
     assert grid[-1] == 0
+
+
+@pytest.mark.parametrize("ptype", list(PRED))
+@pytest.mark.parametrize("n", [5, 10, 25])
+@pytest.mark.parametrize(("order", "solver_type"), [(1, "bh2"), (2, "bh1"), (2, "bh2"), (3, "bh1"), (3, "bh2")])
+def test_unipc_matches_the_unipc_scheduler(ptype, n, order, solver_type):
+    """diffusers' bh1 returns NaN on a last step onto sigma = 0 (B(h) = -inf times a zero sum), so bh1
+    is compared on its sigma_min ending (t = 1/T); ours ends either way."""
+    from difflab.core.samplers.unipc import sample_unipc
+
+    net = make_net(ptype)
+    final = "zero" if solver_type == "bh2" else "sigma_min"
+    sch = diffusers.UniPCMultistepScheduler(
+        num_train_timesteps=T,
+        beta_schedule="linear",
+        prediction_type=ptype,
+        solver_order=order,
+        solver_type=solver_type,
+        final_sigmas_type=final,
+    )
+    ref = run_diffusers(sch, net, n, x_init())
+    den = Denoiser(ours(net), PROCESS, PRED[ptype])
+    grid = grid_from_timesteps(sch.timesteps)
+    if final == "sigma_min":
+        grid[-1] = 1 / T
+    out = sample_unipc(den, x_init(), grid, order=order, solver_type=solver_type)
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)

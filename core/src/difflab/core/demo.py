@@ -32,6 +32,7 @@ DEMO_STEPS = {
     "euler_ancestral": 25,
     "dpmpp_2m_sde": 15,
     "dpmpp_3m_sde": 15,
+    "unipc": 15,
     "lcm": 8,
     "tcd": 8,
     "probability_flow": 25,
