@@ -14,7 +14,6 @@ from difflab.core.samplers.ddim import sample_ddim
 from difflab.core.samplers.ddpm import sample_ddpm
 from difflab.core.samplers.dpm_solver import sample_dpm_solver
 from difflab.core.samplers.karras import sample_euler, sample_heun
-from difflab.core.samplers.unipc import sample_unipc
 from difflab.core.samplers.masked import gidd_self_correct, sample_categorical, sample_gidd, sample_masked
 from difflab.core.samplers.paradigms import sample_paradigms
 from difflab.core.samplers.sde import sample_euler_maruyama, sample_predictor_corrector, sample_probability_flow
@@ -29,6 +28,7 @@ from difflab.core.samplers.select import (
     run_sampler,
     sampler_function,
 )
+from difflab.core.samplers.unipc import sample_unipc
 from difflab.core.samplers.warm_start import truncated_grid, warm_start
 
 __all__ = [
