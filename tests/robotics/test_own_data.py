@@ -120,3 +120,19 @@ def test_readme_own_data_commands(tmp_path, monkeypatch, capsys):
         with pytest.warns(UserWarning) if argv[0] == "fit" else contextlib.nullcontext():
             assert main(argv) == 0
     assert f"{TASK}: 1 episodes" in capsys.readouterr().out
+
+
+def test_data_of_another_size_is_one_line_naming_the_option(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from difflab.robotics.data import ReplayBuffer
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    episodes = [{"obs": rng.normal(size=(30, 10)), "action": rng.normal(size=(30, 4))} for _ in range(3)]
+    ReplayBuffer.from_episodes(episodes, attrs={"env": "reach-v3"}).save(tmp_path / "small.zarr")
+    argv = ["fit", "--config", "smoke_diffusion_policy", "--data.init_args.path", "small.zarr", *quiet()]
+    err = one_line_error(capsys, argv)
+    assert "10 dimensions" in err and "obs_dim=39" in err and "--model.init_args.obs_dim" in err
+    err = one_line_error(capsys, [*argv, "--model.init_args.obs_dim", "10"])
+    assert "global_cond_dim 78" in err and "20" in err

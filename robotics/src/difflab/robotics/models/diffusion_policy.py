@@ -78,9 +78,32 @@ class PolicyIOMixin:
         dm = getattr(trainer, "datamodule", None) if trainer is not None else None
         if dm is not None and getattr(dm, "task", None):
             self.task = str(dm.task)
+        if dm is not None and hasattr(dm, "obs_dim") and hasattr(dm, "action_dim"):
+            where = f"data {getattr(dm, 'path', None) or self.task}"
+            self.check_dims(np.zeros(dm.obs_dim), np.zeros(dm.action_dim), where=where)
+        self.check_network()
         if not self.obs_normalizer.fitted and dm is not None and hasattr(dm, "stats"):
             stats = dm.stats()
             self.fit_normalizers(stats["obs"], stats["action"])
+
+    def check_network(self) -> None:
+        """A :class:`PolicyDataError` naming both values when the network's sizes disagree with the
+        policy's (``n_obs_steps * obs_dim`` condition numbers, ``action_dim`` actions)."""
+        net = getattr(self, "network", None)
+        want = self.n_obs_steps * self.obs_dim
+        for name in ("global_cond_dim", "cond_dim"):
+            have = getattr(net, name, None)
+            if have and have != want:
+                raise PolicyDataError(
+                    f"--model.init_args.network.init_args.{name} {have}: the policy conditions on n_obs_steps x "
+                    f"obs_dim = {self.n_obs_steps} x {self.obs_dim} = {want} numbers; set it to {want}"
+                )
+        have = getattr(net, "action_dim", None)
+        if have is not None and have != self.action_dim:
+            raise PolicyDataError(
+                f"--model.init_args.network.init_args.action_dim {have}: the policy has action_dim="
+                f"{self.action_dim}; set both to the data's action size"
+            )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)  # type: ignore[misc]
