@@ -444,3 +444,29 @@ def test_unipc_matches_the_unipc_scheduler(ptype, n, order, solver_type):
     out = sample_unipc(den, x_init(), grid, order=order, solver_type=solver_type)
     assert out.nfe == n
     torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("ptype", list(PRED))
+@pytest.mark.parametrize("n", STEPS)
+@pytest.mark.parametrize("order", [1, 2, 4])
+def test_lms_matches_the_lms_discrete_scheduler(ptype, n, order):
+    from difflab.core.samplers.lms import sample_lms
+
+    net = make_net(ptype)
+    sch = diffusers.LMSDiscreteScheduler(num_train_timesteps=T, beta_schedule="linear", prediction_type=ptype)
+    sch.set_timesteps(n)
+    sigmas, timesteps = sch.sigmas.double(), sch.timesteps.double()
+    z = x_init()
+    x = z * sch.init_noise_sigma
+    for j in sch.timesteps:
+        x = sch.step(net(sch.scale_model_input(x, j), j), j, x, order=order).prev_sample
+    grid = PROCESS.t_from_sigma(sigmas)
+
+    def model(x, t):
+        k = torch.argmin((grid[:, None] - t[None, :]).abs(), dim=0)
+        return net(x, timesteps[k])
+
+    a0 = PROCESS.coefficients(grid[:1])[0]
+    out = sample_lms(Denoiser(model, PROCESS, PRED[ptype]), z * sch.init_noise_sigma * a0, grid, order=order)
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, x, rtol=0, atol=1e-5)

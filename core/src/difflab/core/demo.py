@@ -33,6 +33,7 @@ DEMO_STEPS = {
     "dpmpp_2m_sde": 15,
     "dpmpp_3m_sde": 15,
     "unipc": 15,
+    "lms": 25,
     "lcm": 8,
     "tcd": 8,
     "probability_flow": 25,

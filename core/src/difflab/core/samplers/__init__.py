@@ -14,6 +14,7 @@ from difflab.core.samplers.ddim import sample_ddim
 from difflab.core.samplers.ddpm import sample_ddpm
 from difflab.core.samplers.dpm_solver import sample_dpm_solver
 from difflab.core.samplers.karras import sample_euler, sample_heun
+from difflab.core.samplers.lms import sample_lms
 from difflab.core.samplers.masked import gidd_self_correct, sample_categorical, sample_gidd, sample_masked
 from difflab.core.samplers.paradigms import sample_paradigms
 from difflab.core.samplers.sde import sample_euler_maruyama, sample_predictor_corrector, sample_probability_flow
@@ -45,6 +46,7 @@ __all__ = [
     "sample_dpmpp_2m_sde",
     "sample_dpmpp_3m_sde",
     "sample_lcm",
+    "sample_lms",
     "sample_unipc",
     "sample_tcd",
     "sample_heun",

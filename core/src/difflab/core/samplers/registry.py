@@ -25,6 +25,7 @@ SAMPLERS: dict[str, tuple[str, str, str, bool]] = {
     "dpmpp_2m_sde": ("difflab.core.samplers.ancestral", "sample_dpmpp_2m_sde", "log_snr", True),
     "dpmpp_3m_sde": ("difflab.core.samplers.ancestral", "sample_dpmpp_3m_sde", "log_snr", True),
     "unipc": ("difflab.core.samplers.unipc", "sample_unipc", "log_snr", True),
+    "lms": ("difflab.core.samplers.lms", "sample_lms", "karras", True),
     "lcm": ("difflab.core.samplers.consistency", "sample_lcm", "uniform", True),
     "tcd": ("difflab.core.samplers.consistency", "sample_tcd", "uniform", True),
     "probability_flow": ("difflab.core.samplers.sde", "sample_probability_flow", "log_snr", False),
