@@ -10,7 +10,8 @@ ODE is exactly integrable in the half log-SNR ``lambda = log(a / s)`` for a cons
 
 * order 1 (equal to DDIM with ``eta = 0``): ``D = x0_hat(t)``;
 * order 2 multistep, midpoint form ("2M"): ``D = m0 + (m0 - m1) / (2 r0)`` with ``m0 = x0_hat(t)``,
-  ``m1 = x0_hat(t_prev)`` and ``r0 = (lambda_t - lambda_prev) / h``;
+  ``m1 = x0_hat(t_prev)`` and ``r0 = (lambda_t - lambda_prev) / h``; ``solver_type="heun"`` weights
+  the same difference by ``((e^{-h} - 1) / h + 1) / (1 - e^{-h})`` instead of ``1/2``;
 * order 3 multistep ("3M", Lu et al. 2022, Alg. 2 of arXiv:2206.00927 in data prediction):
   ``x'_s = (s_s / s_t) x'_t + a_s (1 - e^{-h}) m0 + a_s ((e^{-h} - 1) / h + 1) D1
   - a_s ((e^{-h} - 1 + h) / h^2 - 1/2) D2`` with ``D1``, ``D2`` of :func:`third_order_terms`.
@@ -66,14 +67,17 @@ def sample_dpm_solver(
     grid: Tensor,
     *,
     order: Literal[1, 2, 3] = 2,
+    solver_type: Literal["midpoint", "heun"] = "midpoint",
     lower_order_final: bool = True,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> SampleResult:
     """Run DPM-Solver++ (1, 2M or 3M) from ``x`` at ``grid[0]`` to ``grid[-1]``; deterministic
-    (``generator`` unused)."""
+    (``generator`` unused). ``solver_type`` is the second-order form (module docstring)."""
     if order not in (1, 2, 3):
         raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+    if solver_type not in ("midpoint", "heun"):
+        raise ValueError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
     process, y = denoiser.process, denoiser.y
     nfe0 = denoiser.nfe
     steps = prepare_grid(process, grid, x)
@@ -93,7 +97,11 @@ def sample_dpm_solver(
             h = a_s.log() - sd_s.log() - lam_t
             r0 = (lam_t - lams[1]) / h
             second = (sd_s > 0) & (lam_t != lams[1])
-            d = torch.where(second, x0 + (x0 - x0s[1]) / (2 * r0), x0)
+            if solver_type == "midpoint":
+                d = torch.where(second, x0 + (x0 - x0s[1]) / (2 * r0), x0)
+            else:  # heun: the D1 term weighted by a_s ((e^{-h} - 1) / h + 1) instead of a_s (1 - e^{-h}) / 2
+                w = ((decay - 1) / h + 1) / (1 - decay)
+                d = torch.where(second, x0 + w * (x0 - x0s[1]) / r0, x0)
         x_new = (sd_s / sd_t) * xs + a_s * (1 - decay) * d
         if orders[i] == 3:
             d1, d2 = third_order_terms(x0s, lams, h)
