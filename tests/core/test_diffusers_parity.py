@@ -470,3 +470,43 @@ def test_lms_matches_the_lms_discrete_scheduler(ptype, n, order):
     out = sample_lms(Denoiser(model, PROCESS, PRED[ptype]), z * sch.init_noise_sigma * a0, grid, order=order)
     assert out.nfe == n
     torch.testing.assert_close(out.sample, x, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("ptype", list(PRED))
+@pytest.mark.parametrize("n", STEPS)
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_deis_matches_the_deis_multistep_scheduler(ptype, n, order):
+    from difflab.core.samplers.deis import sample_deis
+
+    net = make_net(ptype)
+    sch = diffusers.DEISMultistepScheduler(
+        num_train_timesteps=T, beta_schedule="linear", prediction_type=ptype, solver_order=order
+    )
+    ref = run_diffusers(sch, net, n, x_init())
+    den = Denoiser(ours(net), PROCESS, PRED[ptype])
+    grid = grid_from_timesteps(sch.timesteps)
+    grid[-1] = 1 / T  # the scheduler ends at timestep 0's noise level (sigma_min), not at 0
+    out = sample_deis(den, x_init(), grid, order=order)
+    assert out.nfe == n
+    # its third-order coefficients are differences of large terms evaluated in float32 (see below)
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5 if order < 3 else 1e-4)
+
+
+def test_deis_third_order_coefficients_are_the_closed_form_integrals():
+    """diffusers' closed form of the third-order logrho coefficients, in float64, equals ours."""
+    import math
+
+    from difflab.core.samplers.deis import deis_coefficients
+
+    def ind(t, b, c, d):
+        lt, lb, lc, ld = (math.log(v) for v in (t, b, c, d))
+        return t * (lc * (ld - lt + 1) - ld * lt + ld + lt**2 - 2 * lt + 2) / ((lb - lc) * (lb - ld))
+
+    s0, s1, s2, t = 1.24, 2.04, 3.44, 0.72
+    expected = [
+        ind(t, s0, s1, s2) - ind(s0, s0, s1, s2),
+        ind(t, s1, s2, s0) - ind(s0, s1, s2, s0),
+        ind(t, s2, s0, s1) - ind(s0, s2, s0, s1),
+    ]
+    assert deis_coefficients([s0, s1, s2], s0, t) == pytest.approx(expected, rel=1e-12)

@@ -29,6 +29,7 @@ STEPS = {
     "dpmpp_3m_sde": 40,
     "unipc": 20,
     "lms": 30,
+    "deis": 20,
     "lcm": 200,  # an exact (undistilled) denoiser: the last point before 0 must be near 0
     "tcd": 200,
     "probability_flow": 30,

@@ -34,6 +34,7 @@ DEMO_STEPS = {
     "dpmpp_3m_sde": 15,
     "unipc": 15,
     "lms": 25,
+    "deis": 15,
     "lcm": 8,
     "tcd": 8,
     "probability_flow": 25,

@@ -196,7 +196,18 @@ class DiscreteVP(LinearGaussianProcess):
             ``t ~ U(t_eps, 1)`` and sampled on the samplers' standard grids.
     """
 
-    CHAIN_SAMPLERS = ("ddpm", "ddim", "dpm_solver", "dpmpp_2m_sde", "dpmpp_3m_sde", "unipc", "lcm", "tcd", "paradigms")
+    CHAIN_SAMPLERS = (
+        "ddpm",
+        "ddim",
+        "dpm_solver",
+        "dpmpp_2m_sde",
+        "dpmpp_3m_sde",
+        "unipc",
+        "deis",
+        "lcm",
+        "tcd",
+        "paradigms",
+    )
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ from difflab.core.samplers.base import Denoiser, GridSteps, SampleResult, prepar
 from difflab.core.samplers.consistency import sample_lcm, sample_tcd
 from difflab.core.samplers.ddim import sample_ddim
 from difflab.core.samplers.ddpm import sample_ddpm
+from difflab.core.samplers.deis import sample_deis
 from difflab.core.samplers.dpm_solver import sample_dpm_solver
 from difflab.core.samplers.karras import sample_euler, sample_heun
 from difflab.core.samplers.lms import sample_lms
@@ -46,6 +47,7 @@ __all__ = [
     "sample_dpmpp_2m_sde",
     "sample_dpmpp_3m_sde",
     "sample_lcm",
+    "sample_deis",
     "sample_lms",
     "sample_unipc",
     "sample_tcd",

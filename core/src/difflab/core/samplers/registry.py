@@ -26,6 +26,7 @@ SAMPLERS: dict[str, tuple[str, str, str, bool]] = {
     "dpmpp_3m_sde": ("difflab.core.samplers.ancestral", "sample_dpmpp_3m_sde", "log_snr", True),
     "unipc": ("difflab.core.samplers.unipc", "sample_unipc", "log_snr", True),
     "lms": ("difflab.core.samplers.lms", "sample_lms", "karras", True),
+    "deis": ("difflab.core.samplers.deis", "sample_deis", "log_snr", True),
     "lcm": ("difflab.core.samplers.consistency", "sample_lcm", "uniform", True),
     "tcd": ("difflab.core.samplers.consistency", "sample_tcd", "uniform", True),
     "probability_flow": ("difflab.core.samplers.sde", "sample_probability_flow", "log_snr", False),

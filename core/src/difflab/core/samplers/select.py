@@ -16,6 +16,7 @@ name                  function (in ``difflab.core.samplers``)                   
 ``dpmpp_3m_sde``      ``ancestral.sample_dpmpp_3m_sde``                           log_snr    0
 ``unipc``             ``unipc.sample_unipc``                                      log_snr    0
 ``lms``               ``lms.sample_lms``                                          karras     0
+``deis``              ``deis.sample_deis``                                        log_snr    0
 ``lcm``               ``consistency.sample_lcm``                                  uniform    0
 ``tcd``               ``consistency.sample_tcd``                                  uniform    0
 ``probability_flow``  ``sde.sample_probability_flow``                             log_snr    t_min
