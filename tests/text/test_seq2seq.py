@@ -204,8 +204,10 @@ def test_fit_checkpoint_and_seq2seq_verb(tmp_path, capsys):
     assert "wrote 2 lines" in capsys.readouterr().out
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"trg": "x"}) + "\n")
-    with pytest.raises(ValueError, match=r"bad\.jsonl:1: missing key 'src'"):
-        main(["seq2seq", "--ckpt", str(ckpts[-1]), str(bad), str(out)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["seq2seq", "--ckpt", str(ckpts[-1]), str(bad), str(out), "--overwrite"])
+    assert "bad.jsonl:1: missing key 'src'" in capsys.readouterr().err
 
 
 def test_make_seq2seq_data_verb(tmp_path):

@@ -15,12 +15,12 @@ This module parses arguments only; loading and the verbs live in :mod:`difflab.t
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from difflab.core.cli import Command
+from difflab.core.verbs import VerbParser, check_output, count, existing_file
 
 DESCRIPTION = (
     "difflab-text: text diffusion (masked diffusion LM, GIDD, DiffuSeq-style seq2seq) with HF tokenizers, "
@@ -34,14 +34,19 @@ def train_tokenizer_main(argv: list[str]) -> int:
     from difflab.text.data.lm import documents_for
     from difflab.text.tokenizer import train_bpe
 
-    p = argparse.ArgumentParser(prog="difflab-text train-tokenizer", description=train_tokenizer_main.__doc__)
-    p.add_argument("files", nargs="*", help='text files (one document per line) or JSON lines {"text"}')
+    p = VerbParser(prog="difflab-text train-tokenizer", description=train_tokenizer_main.__doc__)
+    p.add_argument(
+        "files", nargs="*", type=existing_file, help='text files (one document per line) or JSON lines {"text"}'
+    )
     p.add_argument("--corpus", choices=CORPORA, default="kjv", help="default corpus when no files are given")
-    p.add_argument("--vocab_size", type=int, default=1024)
-    p.add_argument("--min_frequency", type=int, default=2)
+    p.add_argument("--vocab_size", type=count(5), default=1024, help="BPE size, with the four special tokens")
+    p.add_argument("--min_frequency", type=count(1), default=2)
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the files (e.g. latin-1)")
     p.add_argument("--out", type=Path, default=Path("tokenizer.json"))
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ns = p.parse_args(argv)
-    docs = documents_for(ns.corpus, ns.files or None)
+    check_output(ns.out, ns.overwrite)
+    docs = documents_for(ns.corpus, [str(f) for f in ns.files] or None, encoding=ns.encoding)
     tok = train_bpe((d.text for d in docs), ns.vocab_size, ns.min_frequency)
     path = tok.save(ns.out)
     print(f"trained BPE: {tok.vocab_size} tokens on {len(docs)} documents -> {path}")
@@ -52,11 +57,13 @@ def generate_main(argv: list[str]) -> int:
     """sample text from a trained checkpoint (masked diffusion, GIDD or the AR baseline)"""
     from difflab.text.inference import GENERATE_SAMPLERS, generate
 
-    p = argparse.ArgumentParser(prog="difflab-text generate", description=generate_main.__doc__)
-    p.add_argument("--ckpt", required=True, help="checkpoint of MaskedDiffusionLM, GIDDLM or ARLanguageModel")
-    p.add_argument("--num", type=int, default=8)
-    p.add_argument("--length", type=int, default=64, help="tokens per sample including [BOS]")
-    p.add_argument("--steps", type=int, default=64)
+    p = VerbParser(prog="difflab-text generate", description=generate_main.__doc__)
+    p.add_argument("--ckpt", required=True, help="checkpoint (or run folder) of MaskedDiffusionLM, GIDDLM or AR")
+    p.add_argument("--num", type=count(1), default=8)
+    p.add_argument(
+        "--length", type=count(2), default=64, help="tokens per sample including [BOS] (at most the model's max_len)"
+    )
+    p.add_argument("--steps", type=count(1), default=64)
     p.add_argument("--prefix", default=None, help="prompt text kept fixed after [BOS]")
     p.add_argument(
         "--sampler",
@@ -64,11 +71,14 @@ def generate_main(argv: list[str]) -> int:
         default="auto",
         help="masked (cached ancestral), masked_nocache, gidd, gidd_sc (with self-correction), ar",
     )
-    p.add_argument("--self_correction_steps", type=int, default=128)
+    p.add_argument("--self_correction_steps", type=count(0), default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help='also write the samples as JSON lines {"text"}')
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ns = p.parse_args(argv)
-    options = vars(ns)
+    if ns.out is not None:
+        check_output(ns.out, ns.overwrite)
+    options = {k: v for k, v in vars(ns).items() if k not in ("overwrite", "debug")}
     return generate(options.pop("ckpt"), **options)
 
 
@@ -76,18 +86,21 @@ def seq2seq_main(argv: list[str]) -> int:
     """translate the {"src"} lines of a JSON-lines file with a trained seq2seq checkpoint"""
     from difflab.text.inference import translate_file
 
-    p = argparse.ArgumentParser(prog="difflab-text seq2seq", description=seq2seq_main.__doc__)
-    p.add_argument("input", type=Path, help='JSON lines with a "src" key (and optionally "trg")')
+    p = VerbParser(prog="difflab-text seq2seq", description=seq2seq_main.__doc__)
+    p.add_argument("input", type=existing_file, help='JSON lines with a "src" key (and optionally "trg")')
     p.add_argument("output", type=Path, help='JSON lines {"src", "hyp"[, "trg"]} written here')
     p.add_argument("--ckpt", required=True, help="checkpoint of a DiffuSeq model")
     p.add_argument("--sampler", default=None, help="core sampler name (default: the model's, ddpm)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
-    p.add_argument("--draws", type=int, default=1, help="draws per source; > 1: DiffuSeq's MBR decoding")
-    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
+    p.add_argument("--draws", type=count(1), default=1, help="draws per source; > 1: DiffuSeq's MBR decoding")
+    p.add_argument("--batch_size", type=count(1), default=64)
     p.add_argument("--truncate", action="store_true", help="cut sources longer than the model's max_src_len")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the input (e.g. latin-1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     ns = p.parse_args(argv)
-    options = vars(ns)
+    check_output(ns.output, ns.overwrite)
+    options = {k: v for k, v in vars(ns).items() if k not in ("overwrite", "debug")}
     return translate_file(options.pop("input"), options.pop("output"), options.pop("ckpt"), **options)
 
 
@@ -95,13 +108,15 @@ def make_seq2seq_data_main(argv: list[str]) -> int:
     """write the default seq2seq task (KJV case and punctuation restoration) as DiffuSeq JSON lines"""
     from difflab.text.data.seq2seq import TASKS, task_splits, write_pairs
 
-    p = argparse.ArgumentParser(prog="difflab-text make-seq2seq-data", description=make_seq2seq_data_main.__doc__)
+    p = VerbParser(prog="difflab-text make-seq2seq-data", description=make_seq2seq_data_main.__doc__)
     p.add_argument("--task", choices=TASKS, default="kjv_restore")
-    p.add_argument("--out", type=Path, default=Path("data/kjv_restore"))
-    p.add_argument("--val_size", type=int, default=1000)
-    p.add_argument("--test_size", type=int, default=1000)
+    p.add_argument("--out", type=Path, default=Path("data/kjv_restore"), help="output folder")
+    p.add_argument("--val_size", type=count(1), default=1000)
+    p.add_argument("--test_size", type=count(1), default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out")
     ns = p.parse_args(argv)
+    check_output(ns.out, ns.overwrite)
     for split, pairs in task_splits(ns.task, ns.seed, ns.val_size, ns.test_size).items():
         path = write_pairs(ns.out / f"{split}.jsonl", pairs)
         print(f"{split}: {len(pairs)} pairs -> {path}")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.errors import UserError
+
 GENERATE_SAMPLERS = ("auto", "masked", "masked_nocache", "gidd", "gidd_sc", "ar")
 """``generate --sampler``: masked (cached ancestral), masked_nocache, gidd, gidd_sc (self-correction), ar."""
 
@@ -41,11 +43,11 @@ def _sample(model, kind: str, num: int, length: int, steps: int, prefix, generat
         kind = "ar" if isinstance(model, ARLanguageModel) else "gidd" if isinstance(model, GIDDLM) else "masked"
     if kind == "ar":
         if not isinstance(model, ARLanguageModel):
-            raise SystemExit(f"--sampler ar needs an ARLanguageModel checkpoint, got {type(model).__name__}")
+            raise UserError(f"--sampler ar needs an ARLanguageModel checkpoint, got {type(model).__name__}")
         return model.generate(num, length, prefix=prefix, generator=generator), length - 1
     if kind in ("gidd", "gidd_sc"):
         if not isinstance(model, GIDDLM):
-            raise SystemExit(f"--sampler {kind} needs a GIDDLM checkpoint, got {type(model).__name__}")
+            raise UserError(f"--sampler {kind} needs a GIDDLM checkpoint, got {type(model).__name__}")
         r = model.generate(
             num,
             length,
@@ -56,9 +58,25 @@ def _sample(model, kind: str, num: int, length: int, steps: int, prefix, generat
         )
         return r.sample, r.nfe
     if isinstance(model, (ARLanguageModel, GIDDLM)):
-        raise SystemExit(f"--sampler {kind} needs a MaskedDiffusionLM checkpoint, got {type(model).__name__}")
+        raise UserError(f"--sampler {kind} needs a MaskedDiffusionLM checkpoint, got {type(model).__name__}")
     r = model.generate(num, length, steps=steps, prefix=prefix, generator=generator, cache=kind == "masked")
     return r.sample, r.nfe
+
+
+def _prompt_ids(model, prefix: str | None, length: int) -> torch.Tensor | None:
+    """The token ids of ``prefix`` after checking ``length`` against the model and the prompt."""
+    max_len = int(model.network.max_len)
+    if length > max_len:
+        raise UserError(f"--length {length}: the model was trained for blocks of at most {max_len} tokens")
+    if not prefix:
+        return None
+    ids = model.tokenizer.encode(prefix)
+    if len(ids) + 1 >= length:
+        raise UserError(
+            f"--prefix: the prompt is {len(ids)} tokens (+[BOS]), leaving nothing to generate in --length {length}; "
+            f"give a shorter prompt or a longer --length (at most {max_len})"
+        )
+    return torch.tensor(ids, dtype=torch.long)
 
 
 def generate(
@@ -77,7 +95,7 @@ def generate(
     model = load_text_model(ckpt)
     tok = model.tokenizer
     g = torch.Generator().manual_seed(seed)
-    ids = torch.tensor(tok.encode(prefix), dtype=torch.long) if prefix else None
+    ids = _prompt_ids(model, prefix, length)
     samples, nfe = _sample(model, sampler, num, length, steps, ids, g, self_correction_steps)
     texts = tok.decode_batch(samples.tolist())
     for i, t in enumerate(texts):
@@ -90,10 +108,10 @@ def generate(
     return 0
 
 
-def _read_sources(path: Path) -> list[dict]:
+def _read_sources(path: Path, encoding: str = "utf-8") -> list[dict]:
     from difflab.text.data.text import _json_lines
 
-    return [obj for _, obj in _json_lines(path, ("src",))]
+    return [obj for _, obj in _json_lines(path, ("src",), encoding)]
 
 
 def _write_translations(output: Path, rows: list[dict], hyps: list[str]) -> None:
@@ -116,6 +134,7 @@ def translate_file(
     draws: int = 1,
     batch_size: int = 64,
     truncate: bool = False,
+    encoding: str = "utf-8",
     seed: int = 0,
 ) -> int:
     """Translate the ``{"src"}`` lines of ``input`` into ``output``; prints BLEU / ROUGE-L when every
@@ -125,7 +144,7 @@ def translate_file(
     from difflab.text.models import DiffuSeq
 
     model = load_text_model(ckpt, expected_base=DiffuSeq)
-    rows = _read_sources(input)
+    rows = _read_sources(input, encoding)
     src, mask = collate_sources(
         model.tokenizer, [r["src"] for r in rows], model.network.max_src_len, str(input), truncate=truncate
     )

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 # Resumable shuffling from core (epoch e uses seed + e, restarts mid-epoch from the fit loop).
 from difflab.core.lightning.data import SplitDataModule
 from difflab.text.data.corpora import Corpus, corpus_documents
-from difflab.text.data.text import Document, Packing, pack_blocks, read_documents
+from difflab.text.data.text import Document, Packing, TextDataError, pack_blocks, read_documents
 from difflab.text.tokenizer import TextTokenizer, train_bpe
 
 
@@ -39,10 +39,10 @@ class BlockDataset(Dataset):
         return {"x0": self.blocks[i], "attention_mask": self.mask[i]}
 
 
-def documents_for(corpus: str | None, files: list[str] | None) -> list[Document]:
-    """Documents of the given files, or of a default corpus."""
+def documents_for(corpus: str | None, files: list[str] | None, encoding: str = "utf-8") -> list[Document]:
+    """Documents of the given files (read in ``encoding``), or of a default corpus."""
     if files:
-        return [d for f in files for d in read_documents(f)]
+        return [d for f in files for d in read_documents(f, encoding)]
     if corpus is None:
         raise ValueError("give train_files or a default corpus ('kjv', 'wiki' or 'news')")
     return [Document(t, f"corpus:{corpus}", i + 1) for i, t in enumerate(corpus_documents(corpus))]
@@ -74,6 +74,7 @@ class LMDataModule(SplitDataModule):
         batch_size: batch size.
         seed: seed of the split and of the training order.
         num_workers: DataLoader workers.
+        encoding: text encoding of ``train_files`` / ``val_files`` (``latin-1``, ``cp1252``, ...).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class LMDataModule(SplitDataModule):
         batch_size: int = 32,
         seed: int = 0,
         num_workers: int = 0,
+        encoding: str = "utf-8",
     ) -> None:
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
@@ -103,6 +105,7 @@ class LMDataModule(SplitDataModule):
         self.block_size, self.packing, self.truncate = block_size, packing, truncate
         self.val_fraction, self.max_documents = val_fraction, max_documents
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+        self.encoding = encoding
         self.tokenizer: TextTokenizer | None = None
         self.train_set: BlockDataset | None = None
         self.val_set: BlockDataset | None = None
@@ -111,13 +114,13 @@ class LMDataModule(SplitDataModule):
 
     # ------------------------------------------------------------------ setup
     def load_documents(self) -> tuple[list[Document], list[Document]]:
-        docs = documents_for(self.corpus, self.train_files)
+        docs = documents_for(self.corpus, self.train_files, self.encoding)
         perm = np.random.default_rng(self.seed).permutation(len(docs))
         docs = [docs[i] for i in perm]
         if self.max_documents is not None:
             docs = docs[: self.max_documents]
         if self.val_files:
-            return docs, [d for f in self.val_files for d in read_documents(f)]
+            return docs, [d for f in self.val_files for d in read_documents(f, self.encoding)]
         n_val = max(1, int(round(self.val_fraction * len(docs))))
         if n_val >= len(docs):
             raise ValueError(f"LMDataModule: {len(docs)} documents are too few to hold out {n_val} for validation")
@@ -153,6 +156,17 @@ class LMDataModule(SplitDataModule):
         self.tokenizer = self.build_tokenizer(self.train_documents)
         self.train_set = BlockDataset(*self.blocks(self.train_documents))
         self.val_set = BlockDataset(*self.blocks(self.val_documents))
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        assert self.train_set is not None
+        if len(self.train_set) < self.batch_size:  # every batch is full: none at all would train nothing
+            source = ", ".join(self.train_files) if self.train_files else f"corpus {self.corpus}"
+            raise TextDataError(
+                f"{source}: {len(self.train_set)} training blocks of {self.block_size} tokens, fewer than one batch; "
+                f"lower --data.init_args.batch_size (now {self.batch_size}) or block_size, or give more text"
+            )
+        return super().train_dataloader()
 
     def state_dict(self) -> dict[str, Any]:
         return {"tokenizer": self.tokenizer.to_str() if self.tokenizer is not None else None}

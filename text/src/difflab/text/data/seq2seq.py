@@ -152,6 +152,7 @@ class Seq2SeqDataModule(SplitDataModule):
         val_size, test_size: held-out pairs of the default task.
         max_train_pairs: use at most this many training pairs.
         batch_size, seed, num_workers: loader settings (``seed`` also sets the default task's split).
+        encoding: text encoding of the files (``latin-1``, ``cp1252``, ...).
     """
 
     def __init__(
@@ -171,6 +172,7 @@ class Seq2SeqDataModule(SplitDataModule):
         batch_size: int = 64,
         seed: int = 0,
         num_workers: int = 0,
+        encoding: str = "utf-8",
     ) -> None:
         super().__init__()
         if train_files is None and task is None:
@@ -183,14 +185,15 @@ class Seq2SeqDataModule(SplitDataModule):
         self.src_len, self.trg_len, self.truncate = src_len, trg_len, truncate
         self.val_size, self.test_size, self.max_train_pairs = val_size, test_size, max_train_pairs
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+        self.encoding = encoding
         self.tokenizer: TextTokenizer | None = None
         self.pairs: dict[str, list[tuple[Document, Document]]] = {}
 
     def _load(self) -> dict[str, list[tuple[Document, Document]]]:
         if self.train_files:
-            out = {"train": [p for f in self.train_files for p in read_pairs(f)]}
+            out = {"train": [p for f in self.train_files for p in read_pairs(f, self.encoding)]}
             if self.val_files:
-                out["val"] = [p for f in self.val_files for p in read_pairs(f)]
+                out["val"] = [p for f in self.val_files for p in read_pairs(f, self.encoding)]
             else:  # hold out a seeded 5 %
                 perm = np.random.default_rng(self.seed).permutation(len(out["train"]))
                 n_val = max(1, len(perm) // 20)
@@ -199,7 +202,7 @@ class Seq2SeqDataModule(SplitDataModule):
                 tr = out["train"]
                 out["val"], out["train"] = [tr[i] for i in perm[:n_val]], [tr[i] for i in perm[n_val:]]
             if self.test_files:
-                out["test"] = [p for f in self.test_files for p in read_pairs(f)]
+                out["test"] = [p for f in self.test_files for p in read_pairs(f, self.encoding)]
             return out
         splits = task_splits(self.task, self.seed, self.val_size, self.test_size)  # type: ignore[arg-type]
         name = f"task:{self.task}"

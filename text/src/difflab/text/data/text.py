@@ -6,9 +6,12 @@ Formats
 * JSON lines (``.jsonl`` / ``.json``), language modelling: one object per line, ``{"text": str}``.
 * JSON lines, sequence to sequence (DiffuSeq's format): ``{"src": str, "trg": str}`` per line.
 
-Blank lines are skipped. Anything else that is wrong (an empty file, a line that is not JSON, a
-missing or non-string key, a document longer than the block in ``pad`` mode) raises a ``ValueError``
-that names the file, the line and the problem.
+Files are read in ``encoding`` (UTF-8 by default); a byte that does not decode is a
+:class:`TextDataError` naming the file, the line and the encoding. Blank lines are skipped. Anything
+else that is wrong (an empty file, a line that is not JSON, a missing or non-string key, a document
+longer than the block in ``pad`` mode) raises a :class:`TextDataError` (a ``ValueError`` and a
+:class:`~difflab.core.errors.UserError`, printed in one line by the command line) that names the
+file, the line and the problem.
 
 Packing (:func:`pack_blocks`)
 -----------------------------
@@ -21,8 +24,9 @@ Packing (:func:`pack_blocks`)
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,7 +34,13 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from difflab.core.errors import UserError
+
 Packing = Literal["wrap", "pad"]
+
+
+class TextDataError(UserError, ValueError):
+    """A text file that cannot be used as given; the message names the file (and line) first."""
 
 
 @dataclass(frozen=True)
@@ -46,54 +56,65 @@ def _is_jsonl(path: Path) -> bool:
     return path.suffix.lower() in (".jsonl", ".json")
 
 
-def _json_lines(path: Path, keys: Sequence[str]) -> list[tuple[int, dict]]:
+def read_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """``(1-based line number, line)`` of a text file in ``encoding`` (universal newlines); a byte
+    that does not decode is a :class:`TextDataError` naming the file, the line and the encoding."""
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise TextDataError(f"{path}: no such file")
+    data = path.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except LookupError:
+        raise TextDataError(f"{path}: unknown text encoding {encoding!r}") from None
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count("\n".encode(encoding)) + 1
+        raise TextDataError(
+            f"{path}:{line}: not {encoding} text (byte 0x{data[err.start]:02x} at offset {err.start}); "
+            "if the file is text, give its encoding (--encoding, --data.init_args.encoding), e.g. latin-1"
+        ) from None
+    return enumerate(io.StringIO(text, newline=None), start=1)
+
+
+def _json_lines(path: Path, keys: Sequence[str], encoding: str = "utf-8") -> list[tuple[int, dict]]:
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{n}: not valid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{n}: expected a JSON object with keys {list(keys)}, got {type(obj).__name__}")
-            for k in keys:
-                if k not in obj:
-                    raise ValueError(f"{path}:{n}: missing key {k!r} (has {sorted(obj)})")
-                if not isinstance(obj[k], str):
-                    raise ValueError(f"{path}:{n}: key {k!r} must be a string, got {type(obj[k]).__name__}")
-            rows.append((n, obj))
+    for n, raw in read_lines(path, encoding):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise TextDataError(f"{path}:{n}: not valid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(obj, dict):
+            raise TextDataError(f"{path}:{n}: expected a JSON object with keys {list(keys)}, got {type(obj).__name__}")
+        for k in keys:
+            if k not in obj:
+                raise TextDataError(f"{path}:{n}: missing key {k!r} (has {sorted(obj)})")
+            if not isinstance(obj[k], str):
+                raise TextDataError(f"{path}:{n}: key {k!r} must be a string, got {type(obj[k]).__name__}")
+        rows.append((n, obj))
     if not rows:
-        raise ValueError(f"{path}: empty file (no JSON lines)")
+        raise TextDataError(f"{path}: empty file (no JSON lines)")
     return rows
 
 
-def read_documents(path: str | Path) -> list[Document]:
+def read_documents(path: str | Path, encoding: str = "utf-8") -> list[Document]:
     """Documents of a plain-text file (one per non-empty line) or a JSON-lines file (``{"text"}``)."""
     path = Path(path)
     if _is_jsonl(path):
-        return [Document(obj["text"], str(path), n) for n, obj in _json_lines(path, ("text",))]
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    docs = []
-    with path.open(encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if raw.strip():
-                docs.append(Document(raw.strip(), str(path), n))
+        return [Document(obj["text"], str(path), n) for n, obj in _json_lines(path, ("text",), encoding)]
+    docs = [Document(raw.strip(), str(path), n) for n, raw in read_lines(path, encoding) if raw.strip()]
     if not docs:
-        raise ValueError(f"{path}: empty file (no non-blank lines)")
+        raise TextDataError(f"{path}: empty file (no non-blank lines)")
     return docs
 
 
-def read_pairs(path: str | Path) -> list[tuple[Document, Document]]:
+def read_pairs(path: str | Path, encoding: str = "utf-8") -> list[tuple[Document, Document]]:
     """``(src, trg)`` documents of a DiffuSeq-style JSON-lines file ``{"src": ..., "trg": ...}``."""
     path = Path(path)
     return [
         (Document(obj["src"], str(path), n), Document(obj["trg"], str(path), n))
-        for n, obj in _json_lines(path, ("src", "trg"))
+        for n, obj in _json_lines(path, ("src", "trg"), encoding)
     ]
 
 
@@ -123,12 +144,12 @@ def pack_blocks(
         stream: list[int] = []
         for d, toks in zip(docs, ids, strict=True):
             if not toks:
-                raise ValueError(f"{d.source}:{d.line}: document has no tokens")
+                raise TextDataError(f"{d.source}:{d.line}: document has no tokens")
             stream.extend(toks)
             stream.append(eos_id)
         n = len(stream) // inner
         if n == 0:
-            raise ValueError(
+            raise TextDataError(
                 f"{docs[0].source if docs else '<no documents>'}: {len(stream)} tokens in all, fewer than one block of "
                 f"{inner} (+[BOS] and [EOS]); use a smaller block_size or more text"
             )
@@ -141,7 +162,7 @@ def pack_blocks(
     for d, toks in zip(docs, ids, strict=True):
         if len(toks) > inner:
             if not truncate:
-                raise ValueError(
+                raise TextDataError(
                     f"{d.source}:{d.line}: line is {len(toks)} tokens long, longer than the block "
                     f"({block_size} with [BOS] and [EOS], so at most {inner}); raise block_size or set truncate"
                 )
@@ -168,10 +189,10 @@ def pad_sequences(
     rows, masks = [], []
     for d, toks in zip(docs, ids, strict=True):
         if not toks:
-            raise ValueError(f"{d.source}:{d.line}: {what} is empty")
+            raise TextDataError(f"{d.source}:{d.line}: {what} is empty")
         if len(toks) + extra > length:
             if not truncate:
-                raise ValueError(
+                raise TextDataError(
                     f"{d.source}:{d.line}: {what} is {len(toks)} tokens long, longer than the block "
                     f"({length} including special tokens); raise the length or set truncate"
                 )
@@ -182,4 +203,13 @@ def pad_sequences(
     return torch.tensor(rows, dtype=torch.long), torch.tensor(masks, dtype=torch.long)
 
 
-__all__ = ["Document", "Packing", "read_documents", "read_pairs", "pack_blocks", "pad_sequences"]
+__all__ = [
+    "Document",
+    "Packing",
+    "TextDataError",
+    "pack_blocks",
+    "pad_sequences",
+    "read_documents",
+    "read_lines",
+    "read_pairs",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from difflab.core.errors import UserError
 from difflab.text.tokenizer import TextTokenizer
 
 
@@ -21,12 +22,12 @@ class TokenizerMixin:
 
     def attach_tokenizer(self, tok: TextTokenizer) -> None:
         if tok.vocab_size > self.vocab_size:
-            raise ValueError(
+            raise UserError(
                 f"{tok.source}: the tokenizer has {tok.vocab_size} tokens but the model was built for vocab_size="
                 f"{self.vocab_size}; set --model.init_args.vocab_size {tok.vocab_size}"
             )
         if self.mask_id is not None and tok.mask_id != self.mask_id:
-            raise ValueError(
+            raise UserError(
                 f"{tok.source}: [MASK] has id {tok.mask_id} but the model uses mask_id={self.mask_id}; "
                 f"set --model.init_args.mask_id {tok.mask_id}"
             )
@@ -40,6 +41,12 @@ class TokenizerMixin:
         tok = getattr(dm, "tokenizer", None) if dm is not None else None
         if tok is not None:
             self.attach_tokenizer(tok)
+        block, max_len = getattr(dm, "block_size", None), getattr(getattr(self, "network", None), "max_len", None)
+        if isinstance(block, int) and isinstance(max_len, int) and block > max_len:
+            raise UserError(
+                f"--data.init_args.block_size {block}: longer than the model's max_len={max_len}; "
+                f"set --model.init_args.max_len {block} or a smaller block_size"
+            )
 
     def _save_tokenizer(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["difflab_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
