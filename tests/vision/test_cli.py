@@ -138,3 +138,18 @@ def test_fit_resumes_from_last_checkpoint(tmp_path, monkeypatch):
     resumed = torch.load(find_last_checkpoint(tmp_path / "outputs/vision/smoke_resshift"), weights_only=False)
     assert resumed["global_step"] == 4
     assert resumed["optimizer_states"][0]["state"][0]["step"] == 4  # Adam's moments carried over, not restarted
+
+
+def test_smoke_config_on_x2_data_then_upscale(tmp_path, monkeypatch):
+    """The data decides the factor: the smoke config (x4 model) fitted on x2 data upscales by 2."""
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "-c", "smoke_sr3", "--data.init_args.scale", "2", "--trainer.enable_progress_bar=false"]) == 0
+    ckpt = tmp_path / "outputs/vision/smoke_sr3"
+    _png(tmp_path / "a.png", (10, 12, 3), 0)
+    assert (
+        main(["upscale", "a.png", "up.png", "--ckpt", str(ckpt), "--steps", "1", "--tile", "8", "--overlap", "2"]) == 0
+    )
+    assert Image.open(tmp_path / "up.png").size == (24, 20)
+    assert "--scale 4" in _error(["upscale", "a.png", "up4.png", "--ckpt", str(ckpt), "--scale", "4"])

@@ -138,3 +138,16 @@ def test_invsr_start_state_and_gradients_reach_only_the_predictor():
         assert m.super_resolve(b["y"], steps=steps).nfe == steps
     with pytest.raises(ValueError, match="exactly one of teacher"):
         InvSRStart(tiny(3))
+
+
+def test_the_data_decides_the_scale():
+    from types import SimpleNamespace
+
+    from difflab.core.errors import UserError
+    from difflab.vision.models.base import SRDiffusion
+
+    model = SimpleNamespace(scale=4, hparams={"scale": 4})
+    SRDiffusion.match_data_scale(model, 2, fresh=True)  # a model that starts training takes the data's
+    assert model.scale == 2 and model.hparams["scale"] == 2
+    with pytest.raises(UserError, match=r"--data.init_args.scale 4: the model was trained for x2"):
+        SRDiffusion.match_data_scale(model, 4, fresh=False)  # a trained one must match
