@@ -1,6 +1,8 @@
 """Command line: forecast and online verbs (every config's fast_dev_run, the checkpoint round trip and
 help are in tests/architecture/test_contracts.py)."""
 
+import pytest
+
 from difflab.core.cli import builtin_configs
 from difflab.timeseries.cli import main
 
@@ -40,6 +42,18 @@ def test_fit_then_forecast_and_online(tmp_path, monkeypatch, capsys):
     assert main(["online", "--ckpt", str(ckpt), "--finetune_steps", "1", "--samples", "2", "--max_forecasts", "2"]) == 0
     out = capsys.readouterr().out
     assert "artifact: out/forecast.csv" in out and "finetune x1" in out
+    argv = ["forecast", "d.csv", "out", "--ckpt", str(ckpt), "--horizon", "12", "--samples", "4", "--steps", "2"]
+    with pytest.raises(SystemExit):
+        main(argv)  # the folder holds the first forecast
+    assert "--overwrite" in capsys.readouterr().err
+    frame = load_builtin("taylor").to_frame().iloc[:500]
+    frame.iloc[-200:, 0] = float("nan")
+    frame.to_csv(tmp_path / "gap.csv")
+    with pytest.raises(SystemExit) as stop:
+        main(["forecast", "gap.csv", "out2", *argv[3:]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and "gap.csv" in err[0] and "no observed value" in err[0], err
+    assert not (tmp_path / "out2").exists()
 
 
 def test_online_rule_uses_only_arrived_truth():

@@ -15,11 +15,11 @@ This module parses arguments only; loading and the verbs live in :mod:`difflab.t
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from difflab.core.cli import Command, exit_code, run_cli
+from difflab.core.verbs import VerbParser, check_output, count, existing_path, positive_float
 
 DESCRIPTION = (
     "difflab-timeseries: probabilistic forecasting with stochastic-process diffusion (GP / OU noise), "
@@ -31,22 +31,24 @@ def forecast_main(argv: list[str]) -> int:
     """forecast past the end of a series: CSV of quantiles per step and a fan-chart PNG"""
     from difflab.timeseries.inference import forecast
 
-    p = argparse.ArgumentParser(prog="difflab-timeseries forecast", description=forecast_main.__doc__)
-    p.add_argument("data", help="wide CSV, long CSV or GluonTS JSON lines")
+    p = VerbParser(prog="difflab-timeseries forecast", description=forecast_main.__doc__)
+    p.add_argument("data", type=existing_path, help="wide CSV, long CSV or GluonTS JSON lines")
     p.add_argument("out", type=Path, help="output folder")
     p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
-    p.add_argument("--horizon", type=int, default=None, help="steps to forecast (default: the model's)")
-    p.add_argument("--samples", type=int, default=100, help="sample paths")
-    p.add_argument("--context", type=int, default=None, help="context length (default: the training config's)")
+    p.add_argument("--horizon", type=count(1), default=None, help="steps to forecast (default: the model's)")
+    p.add_argument("--samples", type=count(1), default=100, help="sample paths")
+    p.add_argument("--context", type=count(1), default=None, help="context length (default: the training config's)")
     p.add_argument("--columns", nargs="*", default=None, help="series to forecast (default: all)")
     p.add_argument("--freq", default=None, help="pandas frequency (default: inferred)")
     p.add_argument("--format", default="auto", choices=["auto", "wide", "long", "jsonl"])
     p.add_argument("--sampler", default=None, help="core sampler name (default: the model's)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps")
+    p.add_argument("--steps", type=count(1), default=None, help="sampler steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty output folder")
     ns = p.parse_args(argv)
-    options = {k: v for k, v in vars(ns).items() if k not in ("data", "out", "ckpt")}
-    return forecast(ns.data, ns.out, ns.ckpt, **options)
+    check_output(ns.out, ns.overwrite)
+    options = {k: v for k, v in vars(ns).items() if k not in ("data", "out", "ckpt", "overwrite", "debug")}
+    return forecast(str(ns.data), ns.out, ns.ckpt, **options)
 
 
 DEMO = Command(
@@ -60,16 +62,19 @@ def online_main(argv: list[str]) -> int:
     """rolling forecasts over the test period with delayed ground truth, optionally fine-tuning online"""
     from difflab.timeseries.inference import online
 
-    p = argparse.ArgumentParser(prog="difflab-timeseries online", description=online_main.__doc__)
+    p = VerbParser(prog="difflab-timeseries online", description=online_main.__doc__)
     p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
-    p.add_argument("--finetune_steps", type=int, default=2, help="gradient steps per forecast (0: frozen model)")
-    p.add_argument("--finetune_windows", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--samples", type=int, default=32)
-    p.add_argument("--max_forecasts", type=int, default=None)
+    p.add_argument("--finetune_steps", type=count(0), default=2, help="gradient steps per forecast (0: frozen model)")
+    p.add_argument("--finetune_windows", type=count(1), default=32)
+    p.add_argument("--lr", type=positive_float, default=1e-4)
+    p.add_argument("--samples", type=count(1), default=32)
+    p.add_argument("--max_forecasts", type=count(1), default=None)
     p.add_argument("--out", type=Path, default=None, help="write the metric table here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ns = p.parse_args(argv)
-    return online(**vars(ns))
+    if ns.out is not None:
+        check_output(ns.out, ns.overwrite)
+    return online(**{k: v for k, v in vars(ns).items() if k not in ("overwrite", "debug")})
 
 
 def main(args: list[str] | None = None) -> int:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+
+from difflab.core.errors import UserError
 
 
 def load_checkpoint(path: str | Path):
@@ -40,6 +43,17 @@ def _fan_panels(table, paths, fut_t, context: int) -> list[dict[str, Any]]:
     ]
 
 
+def _check_context(table, context: int, data: str) -> None:
+    """A series with no observed value in the last ``context`` steps cannot be forecast."""
+    observed = ~np.isnan(np.asarray(table.values[-context:], dtype=float))
+    empty = [name for name, seen in zip(table.names, observed.any(axis=0), strict=True) if not seen]
+    if empty:
+        raise UserError(
+            f"{data}: series {', '.join(map(str, empty[:5]))}{' ...' if len(empty) > 5 else ''} "
+            f"have no observed value in the last {context} steps (--context); nothing to forecast from"
+        )
+
+
 def forecast(
     data: str,
     out: Path,
@@ -65,6 +79,7 @@ def forecast(
     table = read_table(data, format=format, columns=columns, freq=freq)
     context = context or int(data_hp.get("context_length", 96))
     horizon = horizon or int(data_hp.get("prediction_length", 24))
+    _check_context(table, context, data)
     batch, fut_t = future_batch(table, context, horizon, scaling=data_hp.get("scaling", "standard"), freq=freq)
     gen = torch.Generator().manual_seed(seed)
     s = model.forecast(batch, samples, sampler=sampler, steps=steps, generator=gen)
