@@ -64,3 +64,18 @@ def test_online_rule_uses_only_arrived_truth():
     starts = np.arange(100, 200)
     got = available_windows(starts, 24, now=150)
     assert got.max() == 126 and (got + 24 <= 150).all()
+
+
+def test_a_horizon_the_model_does_not_support_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", "smoke_falda", "--trainer.enable_progress_bar", "false"]) == 0
+    ckpt = next(tmp_path.rglob("last.ckpt"))
+    from difflab.timeseries.data import load_builtin
+
+    load_builtin("taylor").to_frame().iloc[:500].to_csv(tmp_path / "d.csv")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(["forecast", "d.csv", "out", "--ckpt", str(ckpt), "--horizon", "7", "--samples", "2", "--steps", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and "--horizon 7" in err[0] and "prediction_length=" in err[0], err
+    assert not (tmp_path / "out").exists()

@@ -43,6 +43,17 @@ def _fan_panels(table, paths, fut_t, context: int) -> list[dict[str, Any]]:
     ]
 
 
+def _check_lengths(model, context: int, horizon: int) -> None:
+    """A model built for fixed window lengths (FALDA's linear backbone) forecasts only those."""
+    for option, value, attr in (("--context", context, "context_length"), ("--horizon", horizon, "prediction_length")):
+        fixed = getattr(model, attr, None)
+        if isinstance(fixed, int) and value != fixed:
+            raise UserError(
+                f"{option} {value}: {type(model).__name__} was trained for {attr}={fixed} and supports only that; "
+                f"pass {option} {fixed} (or leave it out)"
+            )
+
+
 def _check_context(table, context: int, data: str) -> None:
     """A series with no observed value in the last ``context`` steps cannot be forecast."""
     observed = ~np.isnan(np.asarray(table.values[-context:], dtype=float))
@@ -77,8 +88,9 @@ def forecast(
 
     model, data_hp = load_checkpoint(ckpt)
     table = read_table(data, format=format, columns=columns, freq=freq)
-    context = context or int(data_hp.get("context_length", 96))
-    horizon = horizon or int(data_hp.get("prediction_length", 24))
+    context = context or int(getattr(model, "context_length", None) or data_hp.get("context_length", 96))
+    horizon = horizon or int(getattr(model, "prediction_length", None) or data_hp.get("prediction_length", 24))
+    _check_lengths(model, context, horizon)
     _check_context(table, context, data)
     batch, fut_t = future_batch(table, context, horizon, scaling=data_hp.get("scaling", "standard"), freq=freq)
     gen = torch.Generator().manual_seed(seed)
