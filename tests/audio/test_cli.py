@@ -227,3 +227,18 @@ def test_demo_runs_end_to_end(tmp_path, tiny_root, capsys):
     from difflab.audio.inference import load_model
 
     assert type(load_model(tmp_path / "demo" / "storm.ckpt")).__name__ == "StoRM"
+
+
+def test_smoke_config_on_8khz_data_then_enhance(tmp_path, monkeypatch, tiny_root):
+    """The data decides the rate: the smoke config (16 kHz model) fitted on 8 kHz data works at 8 kHz."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIFFLAB_AUDIO_DATA", str(tiny_root.parent))
+    argv = ["fit", "-c", "smoke_storm", "--data.init_args.sample_rate", "8000", "--trainer.enable_progress_bar=false"]
+    main(argv)
+    ckpt = find_last_checkpoint(tmp_path / "outputs" / "audio" / "smoke_storm")
+    assert torch.load(ckpt, weights_only=False)["hyper_parameters"]["sample_rate"] == 8000
+    sf.write(str(tmp_path / "in.wav"), np.random.default_rng(0).standard_normal(4000).astype(np.float32) * 0.1, 8000)
+    assert main(["enhance", "in.wav", "out.wav", "--ckpt", str(ckpt), "--steps", "1"]) == 0
+    assert sf.info(str(tmp_path / "out.wav")).samplerate == 8000

@@ -259,3 +259,16 @@ def test_enhance_file_keeps_rate_channels_and_length(tmp_path):
     assert (info.samplerate, info.channels, info.frames, info.subtype) == (22050, 2, 22050, "PCM_16")
     out, _ = sf.read(str(tmp_path / "out.wav"))
     assert np.corrcoef(out[:, 0], data[:, 0])[0, 1] > 0.99  # resampled there and back (content below 8 kHz)
+
+
+def test_the_data_decides_the_sample_rate():
+    from types import SimpleNamespace
+
+    from difflab.audio.models.base import SpeechEnhancer
+    from difflab.core.errors import UserError
+
+    model = SimpleNamespace(sample_rate=16000, hparams={"sample_rate": 16000})
+    SpeechEnhancer.match_data_rate(model, 8000, fresh=True)  # a model that starts training takes the data's
+    assert model.sample_rate == 8000 and model.hparams["sample_rate"] == 8000
+    with pytest.raises(UserError, match=r"--data.init_args.sample_rate 16000: the model works at 8000 Hz"):
+        SpeechEnhancer.match_data_rate(model, 16000, fresh=False)  # a trained one must match

@@ -39,7 +39,7 @@ class SRDiffusion(DiffusionModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        fresh = stage == "fit" and getattr(self.trainer, "ckpt_path", None) is None
+        fresh = stage == "fit" and getattr(self._trainer, "ckpt_path", None) is None
         self.match_data_scale(getattr(data, "scale", None), fresh)
 
     def match_data_scale(self, scale: int | None, fresh: bool) -> None:
