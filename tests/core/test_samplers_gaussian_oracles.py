@@ -260,8 +260,8 @@ def test_bad_options_raise_with_the_value():
         sample_ddpm(den, x, grid, variance="learned_range")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="-0.5"):
         sample_ddim(den, x, grid, eta=-0.5)
-    with pytest.raises(ValueError, match="3"):
-        sample_dpm_solver(den, x, grid, order=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="4"):
+        sample_dpm_solver(den, x, grid, order=4)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="-1"):
         sample_euler(den, x, grid, s_churn=-1.0)
 
