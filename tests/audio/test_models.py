@@ -267,8 +267,12 @@ def test_the_data_decides_the_sample_rate():
     from difflab.audio.models.base import SpeechEnhancer
     from difflab.core.errors import UserError
 
-    model = SimpleNamespace(sample_rate=16000, hparams={"sample_rate": 16000})
-    SpeechEnhancer.match_data_rate(model, 8000, fresh=True)  # a model that starts training takes the data's
+    model = SimpleNamespace(
+        sample_rate=16000, hparams={"sample_rate": 16000}, DATA_SETTINGS=SpeechEnhancer.DATA_SETTINGS
+    )
+    SpeechEnhancer.take_from_data(
+        model, "sample_rate", 8000, fresh=True
+    )  # a model that starts training takes the data's
     assert model.sample_rate == 8000 and model.hparams["sample_rate"] == 8000
     with pytest.raises(UserError, match=r"--data.init_args.sample_rate 16000: the model works at 8000 Hz"):
-        SpeechEnhancer.match_data_rate(model, 16000, fresh=False)  # a trained one must match
+        SpeechEnhancer.take_from_data(model, "sample_rate", 16000, fresh=False)  # a trained one must match

@@ -146,8 +146,8 @@ def test_the_data_decides_the_scale():
     from difflab.core.errors import UserError
     from difflab.vision.models.base import SRDiffusion
 
-    model = SimpleNamespace(scale=4, hparams={"scale": 4})
-    SRDiffusion.match_data_scale(model, 2, fresh=True)  # a model that starts training takes the data's
+    model = SimpleNamespace(scale=4, hparams={"scale": 4}, DATA_SETTINGS=SRDiffusion.DATA_SETTINGS)
+    SRDiffusion.take_from_data(model, "scale", 2, fresh=True)  # a model that starts training takes the data's
     assert model.scale == 2 and model.hparams["scale"] == 2
     with pytest.raises(UserError, match=r"--data.init_args.scale 4: the model was trained for x2"):
-        SRDiffusion.match_data_scale(model, 4, fresh=False)  # a trained one must match
+        SRDiffusion.take_from_data(model, "scale", 4, fresh=False)  # a trained one must match

@@ -31,26 +31,13 @@ DEMO = Command(
 """The ``demo`` verb: named, not imported, so the command line never depends on the demo."""
 
 
-def non_negative_float(text: str) -> float:
-    """Argument type: a number of at least 0 (``--overlap_seconds``)."""
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{value}: must be at least 0")
-    return value
-
-
 def enhance_command(argv: list[str]) -> int:
     """enhance a wav file or a folder with a trained checkpoint (chunked, any rate / channels)"""
     from pathlib import Path
 
     from difflab.audio import inference
     from difflab.core.samplers.select import SAMPLER_NAMES
-    from difflab.core.verbs import VerbParser, count, existing_path, positive_float
+    from difflab.core.verbs import VerbParser, count, existing_path, non_negative_float, positive_float
 
     text = inference.__doc__.split("\n\nLoading a checkpoint")[0]  # what enhance does, with examples
     p = VerbParser(prog="difflab-audio enhance", description=text)

@@ -4,7 +4,7 @@ is built from, so that all of them parse, validate and write the same way.
 * :class:`VerbParser`: ``argparse`` whose errors are one line, ``<prog>: error: <message>``, exit 2.
 * Argument types that reject bad values while parsing, before anything is loaded:
   :func:`count` (a whole number of at least ``minimum``: steps, samples, episodes, lengths),
-  :func:`positive_float`, :func:`existing_file`, :func:`existing_path`.
+  :func:`positive_float`, :func:`non_negative_float`, :func:`existing_file`, :func:`existing_path`.
 * :func:`check_output`: a file or a non-empty folder is never overwritten without ``--overwrite``.
 
 Errors found later (a file that does not decode, data that does not fit the model) are raised as
@@ -64,6 +64,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """Argument type: a number of at least 0 (an overlap, a noise level)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 0")
+    return value
+
+
 def existing_file(text: str) -> Path:
     """Argument type: a path to an existing file."""
     path = Path(text)
@@ -91,4 +102,12 @@ def check_output(path: str | Path, overwrite: bool, option: str = "--overwrite")
     return path
 
 
-__all__ = ["VerbParser", "check_output", "count", "existing_file", "existing_path", "positive_float"]
+__all__ = [
+    "VerbParser",
+    "check_output",
+    "count",
+    "existing_file",
+    "existing_path",
+    "non_negative_float",
+    "positive_float",
+]

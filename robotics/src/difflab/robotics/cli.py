@@ -19,23 +19,12 @@ import argparse
 from pathlib import Path
 
 from difflab.core.cli import Command, exit_code, run_cli
-from difflab.core.verbs import VerbParser, check_output, count, positive_float
+from difflab.core.verbs import VerbParser, check_output, count, non_negative_float, positive_float
 
 DESCRIPTION = (
     "difflab-robotics: Diffusion Policy on Meta-World (state observations) with RTI-DP warm starts, "
     "ParaDiGMS parallel sampling and a behaviour-cloning baseline."
 )
-
-
-def non_negative_float(text: str) -> float:
-    """Argument type: a number of at least 0 (``--action_noise``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{value}: must be at least 0")
-    return value
 
 
 def episode_limit(text: str) -> int:

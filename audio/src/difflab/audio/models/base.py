@@ -100,6 +100,8 @@ class SpeechEnhancer(DiffusionModule):
             ``x0 - y_hat`` of the demo's predictor).
     """
 
+    DATA_SETTINGS = {"sample_rate": "the model works at {} Hz"}  # the data decides the sample rate
+
     def __init__(
         self,
         network: nn.Module,
@@ -249,30 +251,6 @@ class SpeechEnhancer(DiffusionModule):
         if batch_idx == 0 and self._trainer is not None and not self.trainer.sanity_checking:
             self.log_samples(result.sample, batch, "test" if testing else "val")
         return self._score_batch(batch, wav)
-
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        fresh = stage == "fit" and getattr(self._trainer, "ckpt_path", None) is None
-        self.match_data_rate(getattr(data, "sample_rate", None), fresh)
-
-    def match_data_rate(self, rate: int | None, fresh: bool) -> None:
-        """The data decides the sample rate: a model that starts training takes the data module's
-        rate (stored in its checkpoint); a trained one must match it, else a :class:`UserError`."""
-        if rate is None or int(rate) == self.sample_rate:
-            return
-        if fresh:
-            self.sample_rate = int(rate)
-            self.hparams["sample_rate"] = int(rate)
-            if getattr(self, "_hparams_initial", None) is not None:  # what the loggers record
-                self._hparams_initial["sample_rate"] = int(rate)
-            return
-        from difflab.core.errors import UserError
-
-        raise UserError(
-            f"--data.init_args.sample_rate {rate}: the model works at {self.sample_rate} Hz "
-            f"(--model.init_args.sample_rate); pass --data.init_args.sample_rate {self.sample_rate}"
-        )
 
     def on_validation_end(self) -> None:
         if getattr(self.trainer.state.fn, "value", None) == "validate":  # not the validations inside fit

@@ -41,6 +41,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from difflab.core.errors import UserError
 from difflab.core.lightning.checkpoint import CheckpointError, read_checkpoint, recorded_class, resolve_class
 
 
@@ -90,11 +91,19 @@ def _checkpoint_class(path: Any, base: type) -> type | None:
 class TrainedModule(LightningModule):
     """Base LightningModule of every trained difflab model (see the module docstring).
 
+    ``DATA_SETTINGS`` names hyper-parameters that the data decides (``{"sample_rate": "the model
+    works at {} Hz"}``: the text describes the model's value in an error). In :meth:`setup` a model
+    that starts training takes each from the data module's attribute of the same name (and keeps it
+    in its checkpoint); a trained model whose value differs gets a one-line error naming both
+    values and the options (:meth:`take_from_data`).
+
     Args:
         optimizer: optimiser factory ``params -> Optimizer`` (default ``torch.optim.Adam``, lr 1e-3).
         lr_scheduler: optional scheduler factory ``optimizer -> LRScheduler``.
         lr_interval: step the scheduler every optimiser ``step`` or every ``epoch``.
     """
+
+    DATA_SETTINGS: dict[str, str] = {}
 
     def __init__(
         self,
@@ -136,6 +145,30 @@ class TrainedModule(LightningModule):
     def setup(self, stage: str) -> None:
         if self.noise_seed is None:
             self.noise_seed = int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed()))
+        if self.DATA_SETTINGS and self._trainer is not None:
+            data = getattr(self._trainer, "datamodule", None)
+            fresh = stage == "fit" and getattr(self._trainer, "ckpt_path", None) is None
+            for name in self.DATA_SETTINGS:
+                self.take_from_data(name, getattr(data, name, None), fresh)
+
+    def take_from_data(self, name: str, value: Any, fresh: bool) -> None:
+        """The data decides ``name``: a model that starts training (``fresh``) takes ``value`` (and
+        records it in its hyper-parameters); a trained one must already have it, else a
+        :class:`~difflab.core.errors.UserError` naming both values and the options."""
+        current = getattr(self, name)
+        if value is None or value == current:
+            return
+        if fresh:
+            setattr(self, name, value)
+            self.hparams[name] = value
+            if getattr(self, "_hparams_initial", None) is not None:  # what the loggers record
+                self._hparams_initial[name] = value
+            return
+        described = self.DATA_SETTINGS.get(name, "the model has {}").format(current)
+        raise UserError(
+            f"--data.init_args.{name} {value}: {described} (--model.init_args.{name}); "
+            f"pass --data.init_args.{name} {current}"
+        )
 
     def noise_generator(self, stream: NoiseStream | int, *tags: int) -> torch.Generator:
         """A generator on the module's device seeded by ``(noise seed, stream, *tags, rank)``.

@@ -29,36 +29,13 @@ class SRDiffusion(DiffusionModule):
     border crop; see :class:`difflab.core.lightning.DiffusionModule` for the other arguments."""
 
     scale: int = 4
+    DATA_SETTINGS = {"scale": "the model was trained for x{}"}  # the data decides the SR factor
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # A catch-all signature: ``SRDiffusion.load_from_checkpoint`` then passes every saved
         # hyperparameter on to the subclass named in the checkpoint (Lightning filters the keyword
         # arguments by the signature of the class it is called on unless it takes ``**kwargs``).
         super().__init__(*args, **kwargs)
-
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        fresh = stage == "fit" and getattr(self._trainer, "ckpt_path", None) is None
-        self.match_data_scale(getattr(data, "scale", None), fresh)
-
-    def match_data_scale(self, scale: int | None, fresh: bool) -> None:
-        """The data decides the SR factor: a model that starts training takes the data module's
-        ``scale`` (stored in its checkpoint); a trained one must match it, else a :class:`UserError`."""
-        if scale is None or int(scale) == int(self.scale):
-            return
-        if fresh:
-            self.scale = int(scale)
-            self.hparams["scale"] = int(scale)
-            if getattr(self, "_hparams_initial", None) is not None:  # what the loggers record
-                self._hparams_initial["scale"] = int(scale)
-            return
-        from difflab.core.errors import UserError
-
-        raise UserError(
-            f"--data.init_args.scale {scale}: the model was trained for x{self.scale} "
-            f"(--model.init_args.scale); pass --data.init_args.scale {self.scale}"
-        )
 
     def network_input(self, x_t: Tensor, t: Tensor) -> Tensor:
         """The noisy state as the network sees it (identity here)."""
