@@ -91,6 +91,20 @@ def exact_schedule(scheduler):
     return scheduler
 
 
+def sigma_scheduler_setup(sch, net):
+    """For a scheduler that steps in sigma (Euler, Euler ancestral, LMS): our grid (its sigmas mapped
+    to time), the model callable at the scheduler's fractional timestep of each grid point, and the
+    start state factor ``a(t_0) sigma_max`` of diffusers' initial ``sigma_max z`` in VE coordinates."""
+    sigmas, timesteps = sch.sigmas.double(), sch.timesteps.double()
+    grid = PROCESS.t_from_sigma(sigmas)
+
+    def model(x, t):  # our t -> the scheduler's (fractional) timestep at that grid point
+        k = torch.argmin((grid[:, None] - t[None, :]).abs(), dim=0)
+        return net(x, timesteps[k])
+
+    return grid, model, sch.init_noise_sigma * PROCESS.coefficients(grid[:1])[0]
+
+
 STEPS = [10, 25, 50]
 
 
@@ -266,22 +280,15 @@ def test_euler_ancestral_matches_euler_ancestral_scheduler(ptype, n):
         num_train_timesteps=T, beta_schedule="linear", prediction_type=ptype
     )
     sch.set_timesteps(n)
-    sigmas, timesteps = sch.sigmas.double(), sch.timesteps.double()
     z = x_init()
     x = z * sch.init_noise_sigma
     g = torch.Generator().manual_seed(3)
     for j in sch.timesteps:
         x = sch.step(net(sch.scale_model_input(x, j), j), j, x, generator=g).prev_sample
 
-    grid = PROCESS.t_from_sigma(sigmas)
-
-    def model(x, t):
-        k = torch.argmin((grid[:, None] - t[None, :]).abs(), dim=0)
-        return net(x, timesteps[k])
-
-    a0 = PROCESS.coefficients(grid[:1])[0]
+    grid, model, start = sigma_scheduler_setup(sch, net)
     den = Denoiser(model, PROCESS, PRED[ptype])
-    out = sample_euler_ancestral(den, z * sch.init_noise_sigma * a0, grid, generator=torch.Generator().manual_seed(3))
+    out = sample_euler_ancestral(den, z * start, grid, generator=torch.Generator().manual_seed(3))
     assert out.nfe == n
     torch.testing.assert_close(out.sample, x, rtol=0, atol=1e-5)
 
@@ -455,19 +462,12 @@ def test_lms_matches_the_lms_discrete_scheduler(ptype, n, order):
     net = make_net(ptype)
     sch = diffusers.LMSDiscreteScheduler(num_train_timesteps=T, beta_schedule="linear", prediction_type=ptype)
     sch.set_timesteps(n)
-    sigmas, timesteps = sch.sigmas.double(), sch.timesteps.double()
     z = x_init()
     x = z * sch.init_noise_sigma
     for j in sch.timesteps:
         x = sch.step(net(sch.scale_model_input(x, j), j), j, x, order=order).prev_sample
-    grid = PROCESS.t_from_sigma(sigmas)
-
-    def model(x, t):
-        k = torch.argmin((grid[:, None] - t[None, :]).abs(), dim=0)
-        return net(x, timesteps[k])
-
-    a0 = PROCESS.coefficients(grid[:1])[0]
-    out = sample_lms(Denoiser(model, PROCESS, PRED[ptype]), z * sch.init_noise_sigma * a0, grid, order=order)
+    grid, model, start = sigma_scheduler_setup(sch, net)
+    out = sample_lms(Denoiser(model, PROCESS, PRED[ptype]), z * start, grid, order=order)
     assert out.nfe == n
     torch.testing.assert_close(out.sample, x, rtol=0, atol=1e-5)
 

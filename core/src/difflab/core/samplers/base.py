@@ -132,6 +132,13 @@ class Denoiser:
         return -eps / expand_like(s, x)
 
 
+def require_shared_grid(name: str, grid: Tensor) -> None:
+    """Samplers whose coefficients are computed once per step (LMS, DEIS) take one time per step for
+    the whole batch: a grid of shape ``(N + 1,)``."""
+    if grid.ndim != 1:
+        raise ValueError(f"{name} takes one time per step, a grid of shape (N + 1,); got {tuple(grid.shape)}")
+
+
 def step_time(grid: Tensor, i: int, x: Tensor) -> Tensor:
     """Row ``i`` of the grid as a time tensor for ``x``: shape ``(B,)`` or the per-element shape."""
     t = grid[i]

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from difflab.core.broadcast import expand_like
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, prepare_grid
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, prepare_grid, require_shared_grid
 from difflab.core.samplers.dpm_solver import step_orders
 
 
@@ -70,8 +70,7 @@ def sample_deis(
     """DEIS (logrho) of ``order`` from ``x`` at ``grid[0]`` to ``grid[-1]``; deterministic."""
     if order < 1:
         raise ValueError(f"order must be >= 1, got {order!r}")
-    if grid.ndim != 1:
-        raise ValueError(f"deis takes one time per step, a grid of shape (N + 1,); got {tuple(grid.shape)}")
+    require_shared_grid("deis", grid)
     process, y = denoiser.process, denoiser.y
     nfe0 = denoiser.nfe
     steps = prepare_grid(process, grid, x)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from difflab.core.broadcast import expand_like
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, step_time
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, require_shared_grid, step_time
 
 
 def lms_coefficients(sigmas: list[float], lo: float, hi: float) -> list[float]:
@@ -49,8 +49,7 @@ def sample_lms(
     """LMS of ``order`` from ``x`` at ``grid[0]`` to ``grid[-1]``; deterministic (``generator`` unused)."""
     if order < 1:
         raise ValueError(f"order must be >= 1, got {order!r}")
-    if grid.ndim != 1:
-        raise ValueError(f"lms takes one time per step, a grid of shape (N + 1,); got {tuple(grid.shape)}")
+    require_shared_grid("lms", grid)
     process, y = denoiser.process, denoiser.y
     nfe0 = denoiser.nfe
     sigmas = process.sigma(grid.to(torch.float64)).tolist()
