@@ -32,6 +32,8 @@ $(STAMPS)/venv: $(STAMPS)/system $(PYPROJECTS) constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade 'pip>=25.1'
 	$(PIP) install -q -c constraints.txt -e 'core[lightning,test]' $(foreach p,$(DOMAINS),-e '$(p)[test]') --group dev
+	# test-only oracle: k-diffusion's sampling loops (its own requirements are for training; the loops need torchsde)
+	$(PIP) install -q -c constraints.txt --no-deps k-diffusion torchsde torchdiffeq trampoline
 	@touch $@
 
 install: $(STAMPS)/venv

@@ -483,14 +483,21 @@ def test_deis_matches_the_deis_multistep_scheduler(ptype, n, order):
     sch = diffusers.DEISMultistepScheduler(
         num_train_timesteps=T, beta_schedule="linear", prediction_type=ptype, solver_order=order
     )
-    ref = run_diffusers(sch, net, n, x_init())
+    sch.set_timesteps(n)
+    # its noise levels are float32, and its third-order coefficients are differences of large terms:
+    # hand it the float64 levels of the same chain (the float64 closed form is checked below)
+    ab = PROCESS.alphas_cumprod[1:]
+    sigmas = ((1 - ab) / ab).sqrt()
+    sch.sigmas = torch.cat([sigmas[sch.timesteps], sigmas[:1]])
+    ref = x_init()
+    for j in sch.timesteps:
+        ref = sch.step(net(ref, j), j, ref).prev_sample
     den = Denoiser(ours(net), PROCESS, PRED[ptype])
     grid = grid_from_timesteps(sch.timesteps)
     grid[-1] = 1 / T  # the scheduler ends at timestep 0's noise level (sigma_min), not at 0
     out = sample_deis(den, x_init(), grid, order=order)
     assert out.nfe == n
-    # its third-order coefficients are differences of large terms evaluated in float32 (see below)
-    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5 if order < 3 else 1e-4)
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)
 
 
 def test_deis_third_order_coefficients_are_the_closed_form_integrals():
@@ -510,3 +517,94 @@ def test_deis_third_order_coefficients_are_the_closed_form_integrals():
         ind(t, s2, s0, s1) - ind(s0, s2, s0, s1),
     ]
     assert deis_coefficients([s0, s1, s2], s0, t) == pytest.approx(expected, rel=1e-12)
+
+
+def _final_sigma_min_grid(timesteps: torch.Tensor) -> torch.Tensor:
+    """diffusers' ``final_sigmas_type="sigma_min"``: the last step ends at timestep 0, our t = 1/T."""
+    return torch.cat([(timesteps.double() + 1) / T, torch.tensor([1 / T], dtype=torch.float64)])
+
+
+@pytest.mark.parametrize("ptype", list(PRED))
+@pytest.mark.parametrize("n", STEPS)
+@pytest.mark.parametrize(("order", "solver_type"), [(1, "midpoint"), (2, "midpoint"), (2, "heun"), (3, "midpoint")])
+def test_dpm_solver_noise_prediction_matches_the_dpmsolver_scheduler(ptype, n, order, solver_type):
+    """DPM-Solver on noise predictions (``algorithm_type="dpmsolver"``), which diffusers runs down to
+    its smallest trained noise level only."""
+    net = make_net(ptype)
+    sch = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=T,
+        beta_schedule="linear",
+        prediction_type=ptype,
+        algorithm_type="dpmsolver",
+        solver_order=order,
+        solver_type=solver_type,
+        final_sigmas_type="sigma_min",
+    )
+    ref = run_diffusers(sch, net, n, x_init())
+    den = Denoiser(ours(net), PROCESS, PRED[ptype])
+    grid = _final_sigma_min_grid(sch.timesteps)
+    out = sample_dpm_solver(den, x_init(), grid, order=order, solver_type=solver_type, algorithm="dpmsolver")
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("ptype", list(PRED))
+@pytest.mark.parametrize("n", [10, 25])
+@pytest.mark.parametrize("algorithm", ["dpmsolver++", "dpmsolver"])
+@pytest.mark.parametrize(
+    ("order", "solver_type"), [(1, "midpoint"), (2, "midpoint"), (2, "heun"), (3, "midpoint"), (3, "heun")]
+)
+def test_singlestep_dpm_solver_matches_the_singlestep_scheduler(ptype, n, algorithm, order, solver_type):
+    from difflab.core.samplers import sample_dpm_solver_singlestep
+
+    net = make_net(ptype)
+    final = "zero" if algorithm == "dpmsolver++" else "sigma_min"
+    sch = diffusers.DPMSolverSinglestepScheduler(
+        num_train_timesteps=T,
+        beta_schedule="linear",
+        prediction_type=ptype,
+        algorithm_type=algorithm,
+        solver_order=order,
+        solver_type=solver_type,
+        final_sigmas_type=final,
+        lower_order_final=True,
+    )
+    ref = run_diffusers(sch, net, n, x_init())
+    den = Denoiser(ours(net), PROCESS, PRED[ptype])
+    grid = grid_from_timesteps(sch.timesteps) if final == "zero" else _final_sigma_min_grid(sch.timesteps)
+    out = sample_dpm_solver_singlestep(den, x_init(), grid, order=order, solver_type=solver_type, algorithm=algorithm)
+    assert out.nfe == n
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [10, 25])
+@pytest.mark.parametrize("warmup", ["plms", "prk"])
+def test_pndm_matches_the_pndm_scheduler(n, warmup):
+    """PLMS and F-PNDM on an eps-prediction network (diffusers combines raw outputs before converting
+    them, which differs from combining noise predictions for other prediction types)."""
+    from difflab.core.samplers import sample_pndm
+
+    net = make_net("epsilon")
+    sch = diffusers.PNDMScheduler(
+        num_train_timesteps=T, beta_schedule="linear", skip_prk_steps=warmup == "plms", set_alpha_to_one=True
+    )
+    ref = run_diffusers(sch, net, n, x_init())
+    den = Denoiser(ours(net), PROCESS, "eps")
+    grid = grid_from_timesteps(torch.as_tensor(sch._timesteps[::-1].copy()))
+    out = sample_pndm(den, x_init(), grid, warmup=warmup)
+    assert out.nfe == len(sch.timesteps) == (n + 1 if warmup == "plms" else n + 9)
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-5)
+
+
+def test_singlestep_order_lists_are_the_schedulers():
+    from difflab.core.samplers.dpm_singlestep import singlestep_orders
+
+    for order in (1, 2, 3):
+        for n in range(1, 20):
+            for lof in (True, False):
+                sch = diffusers.DPMSolverSinglestepScheduler(
+                    num_train_timesteps=T, solver_order=order, lower_order_final=lof, final_sigmas_type="sigma_min"
+                )
+                if not lof and n % order:
+                    continue  # diffusers switches lower_order_final on for these
+                assert singlestep_orders(n, order, lof, final_to_zero=False) == sch.get_order_list(n), (order, n, lof)

@@ -9,15 +9,19 @@ name used in every config and command line (``--sampler ddim --steps 10``);
 from difflab.core.samplers.adaptive import sample_adaptive
 from difflab.core.samplers.ancestral import sample_dpmpp_2m_sde, sample_dpmpp_3m_sde, sample_euler_ancestral
 from difflab.core.samplers.base import Denoiser, GridSteps, SampleResult, prepare_grid, time_grid
+from difflab.core.samplers.brownian import BrownianTree
 from difflab.core.samplers.consistency import sample_lcm, sample_tcd
 from difflab.core.samplers.ddim import sample_ddim
 from difflab.core.samplers.ddpm import sample_ddpm
 from difflab.core.samplers.deis import sample_deis
+from difflab.core.samplers.dpm_singlestep import sample_dpm_solver_singlestep
 from difflab.core.samplers.dpm_solver import sample_dpm_solver
+from difflab.core.samplers.dpmpp_sde import sample_dpmpp_2s_ancestral, sample_dpmpp_sde
 from difflab.core.samplers.karras import sample_euler, sample_heun
 from difflab.core.samplers.lms import sample_lms
 from difflab.core.samplers.masked import gidd_self_correct, sample_categorical, sample_gidd, sample_masked
 from difflab.core.samplers.paradigms import sample_paradigms
+from difflab.core.samplers.pndm import sample_pndm
 from difflab.core.samplers.sde import sample_euler_maruyama, sample_predictor_corrector, sample_probability_flow
 from difflab.core.samplers.select import (
     DISCRETE_SAMPLER_NAMES,
@@ -42,6 +46,11 @@ __all__ = [
     "sample_ddpm",
     "sample_ddim",
     "sample_dpm_solver",
+    "sample_dpm_solver_singlestep",
+    "sample_dpmpp_2s_ancestral",
+    "sample_dpmpp_sde",
+    "sample_pndm",
+    "BrownianTree",
     "sample_euler",
     "sample_euler_ancestral",
     "sample_dpmpp_2m_sde",

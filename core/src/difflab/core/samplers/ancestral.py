@@ -31,6 +31,9 @@ and ``c = a_s (1 - e^{-2h}) / 2`` (``solver_type="midpoint"``) or
 ``lower_order_final`` and fewer than 15 steps, the final step are first order (``c = 0``). One NFE per
 step; diffusers' ``DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")`` is the same loop.
 
+``noise`` is ``"white"`` (fresh draws from ``generator``), ``"brownian"`` (increments of one Brownian
+path, :mod:`~difflab.core.samplers.brownian`) or a ``(t, t_next) -> z`` callable.
+
 Shapes: ``x`` (B, ...); ``grid`` (N + 1,) or (N + 1, *t_shape). Elements whose time does not change
 in a step keep their state. ``callback`` gets ``{"step", "t", "x", "x0"}`` after each step.
 """
@@ -43,7 +46,8 @@ import torch
 from torch import Tensor
 
 from difflab.core.broadcast import expand_like
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, noise_like, prepare_grid, step_time
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, prepare_grid, step_time
+from difflab.core.samplers.brownian import NoiseSampler, noise_source
 from difflab.core.samplers.dpm_solver import step_orders, third_order_terms
 
 
@@ -62,6 +66,7 @@ def sample_euler_ancestral(
     *,
     eta: float = 1.0,
     s_noise: float = 1.0,
+    noise: str | NoiseSampler = "white",
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> SampleResult:
@@ -70,6 +75,7 @@ def sample_euler_ancestral(
         raise ValueError(f"eta and s_noise must be >= 0, got eta={eta!r}, s_noise={s_noise!r}")
     process, y = denoiser.process, denoiser.y
     nfe0 = denoiser.nfe
+    draw = noise_source(noise, process, x, grid, generator)
     for i in range(grid.shape[0] - 1):
         t, t_next = step_time(grid, i, x).to(x.dtype), step_time(grid, i + 1, x).to(x.dtype)
         a, b, _ = (expand_like(c, x) for c in process.coefficients(t))
@@ -80,7 +86,7 @@ def sample_euler_ancestral(
         sig_x = expand_like(sig, x)
         xt_next = xt + (expand_like(down, x) - sig_x) * (xt - x0) / sig_x
         if bool((up > 0).any()):
-            xt_next = xt_next + s_noise * expand_like(up, x) * noise_like(process, x, generator)
+            xt_next = xt_next + s_noise * expand_like(up, x) * draw(t, t_next)
         a_n, b_n, _ = (expand_like(c, x) for c in process.coefficients(t_next))
         x_new = a_n * xt_next + b_n * y if process.conditional else a_n * xt_next
         x = torch.where(expand_like(t_next == t, x), x, x_new)
@@ -104,6 +110,7 @@ def sample_dpmpp_2m_sde(
     solver_type: Literal["midpoint", "heun"] = "midpoint",
     lower_order_final: bool = True,
     s_noise: float = 1.0,
+    noise: str | NoiseSampler = "white",
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> SampleResult:
@@ -116,6 +123,7 @@ def sample_dpmpp_2m_sde(
     nfe0 = denoiser.nfe
     steps = prepare_grid(process, grid, x)
     orders = step_orders(len(steps), order, lower_order_final)
+    draw = noise_source(noise, process, x, grid, generator)
     x0s: list[Tensor] = []
     lams: list[Tensor] = []
     for i in range(len(steps)):
@@ -128,7 +136,7 @@ def sample_dpmpp_2m_sde(
         if orders[i] >= 2:
             x_new = x_new + _higher_order(orders[i], solver_type, x0s, lams, a_s, sd_s, decay2, x_new)
         if bool((sd_s > 0).any()):
-            x_new = x_new + s_noise * sd_s * (1 - decay2).clamp_min(0.0).sqrt() * noise_like(process, x, generator)
+            x_new = x_new + s_noise * sd_s * (1 - decay2).clamp_min(0.0).sqrt() * draw(steps.t[i], steps.s[i])
         if process.conditional:
             x_new = x_new + b_s * y
         x = keep_still(steps.still[i], x, x_new)

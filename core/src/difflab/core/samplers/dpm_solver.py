@@ -1,4 +1,5 @@
-r"""DPM-Solver++ (Lu et al. 2022, arXiv:2211.01095): data-prediction solvers of the probability-flow ODE.
+r"""DPM-Solver++ (Lu et al. 2022, arXiv:2211.01095) and DPM-Solver (Lu et al. 2022, arXiv:2206.00927):
+multistep exponential-integrator solvers of the probability-flow ODE.
 
 On ``x' = x - b(t) y = a x0 + s eps`` (so conditional processes are covered) the probability-flow
 ODE is exactly integrable in the half log-SNR ``lambda = log(a / s)`` for a constant ``x0``. With
@@ -15,6 +16,11 @@ ODE is exactly integrable in the half log-SNR ``lambda = log(a / s)`` for a cons
 * order 3 multistep ("3M", Lu et al. 2022, Alg. 2 of arXiv:2206.00927 in data prediction):
   ``x'_s = (s_s / s_t) x'_t + a_s (1 - e^{-h}) m0 + a_s ((e^{-h} - 1) / h + 1) D1
   - a_s ((e^{-h} - 1 + h) / h^2 - 1/2) D2`` with ``D1``, ``D2`` of :func:`third_order_terms`.
+
+``algorithm="dpmsolver"`` is the same family on noise predictions: ``x'_s = (a_s / a_t) x'_t -
+s_s (e^h - 1) D`` with ``D = eps_hat`` at order 1, the second-order term ``- s_s (e^h - 1) D1 / 2``
+(midpoint) or ``- s_s ((e^h - 1) / h - 1) D1`` (heun), and the third ``- s_s ((e^h - 1 - h) / h^2 -
+1/2) D2`` (:func:`exp_coefficients`).
 
 The first step is order 1 and the second at most order 2 (history). A step onto ``s_s = 0``
 (``lambda = inf``) is order 1 and returns ``a_s x0_hat + b_s y``. With ``lower_order_final`` and
@@ -61,6 +67,30 @@ def third_order_terms(x0s: list[Tensor], lams: list[Tensor], h: Tensor) -> tuple
     return d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1), (d1_0 - d1_1) / (r0 + r1)
 
 
+def exp_coefficients(algorithm: str, a_n: Tensor, s_n: Tensor, a_c: Tensor, s_c: Tensor) -> tuple[Tensor, ...]:
+    """``(scale, c0, c1, c2, h)`` of an exponential-integrator step from the current ``(a_c, s_c)`` to the
+    next ``(a_n, s_n)``: ``x'_n = scale x'_c + c0 D0 [+ c0 / 2 D1 | + c1 D1 [+ c2 D2]]`` (module
+    docstring), ``h = lambda_n - lambda_c``. ``dpmsolver++`` takes data predictions (``D0 = x0_hat``),
+    ``dpmsolver`` noise predictions (``D0 = eps_hat``); ``s_n e^h = a_n s_c / a_c`` keeps a step onto
+    ``s_n = 0`` finite."""
+    h = a_n.log() - s_n.log() - (a_c.log() - s_c.log())
+    if algorithm == "dpmsolver++":
+        decay = a_c * s_n / (s_c * a_n)  # e^{-h}, 0 when s_n = 0
+        return s_n / s_c, a_n * (1 - decay), a_n * ((decay - 1) / h + 1), -a_n * ((decay - 1 + h) / h**2 - 0.5), h
+    grow = a_n * s_c / a_c - s_n  # s_n (e^h - 1)
+    return a_n / a_c, -grow, -(grow / h - s_n), -((grow - h * s_n) / h**2 - 0.5 * s_n), h
+
+
+def check_solver_options(order: int, solver_type: str, algorithm: str) -> None:
+    """Reject an order, second-order form or algorithm the DPM-Solvers do not have."""
+    if order not in (1, 2, 3):
+        raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+    if solver_type not in ("midpoint", "heun"):
+        raise ValueError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
+    if algorithm not in ("dpmsolver++", "dpmsolver"):
+        raise ValueError(f"algorithm must be 'dpmsolver++' or 'dpmsolver', got {algorithm!r}")
+
+
 def sample_dpm_solver(
     denoiser: Denoiser,
     x: Tensor,
@@ -68,47 +98,38 @@ def sample_dpm_solver(
     *,
     order: Literal[1, 2, 3] = 2,
     solver_type: Literal["midpoint", "heun"] = "midpoint",
+    algorithm: Literal["dpmsolver++", "dpmsolver"] = "dpmsolver++",
     lower_order_final: bool = True,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> SampleResult:
-    """Run DPM-Solver++ (1, 2M or 3M) from ``x`` at ``grid[0]`` to ``grid[-1]``; deterministic
-    (``generator`` unused). ``solver_type`` is the second-order form (module docstring)."""
-    if order not in (1, 2, 3):
-        raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
-    if solver_type not in ("midpoint", "heun"):
-        raise ValueError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
+    """Run multistep DPM-Solver++ (or DPM-Solver with ``algorithm="dpmsolver"``) of order 1, 2 or 3
+    from ``x`` at ``grid[0]`` to ``grid[-1]``; deterministic (``generator`` unused).
+    ``solver_type`` is the second-order form (module docstring)."""
+    check_solver_options(order, solver_type, algorithm)
     process, y = denoiser.process, denoiser.y
     nfe0 = denoiser.nfe
     steps = prepare_grid(process, grid, x)
     n = len(steps)
     orders = step_orders(n, order, lower_order_final)
-    x0s: list[Tensor] = []
+    ms: list[Tensor] = []
     lams: list[Tensor] = []
     for i in range(n):
         a_s, b_s, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
-        x0, _ = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
+        x0, eps = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
         xs = x - b_t * y if process.conditional else x
-        decay = a_t * sd_s / (sd_t * a_s)  # e^{-h}, 0 when s_s = 0
+        scale, c0, c1, c2, h = exp_coefficients(algorithm, a_s, sd_s, a_t, sd_t)
         lam_t = a_t.log() - sd_t.log()
-        x0s, lams = [x0, *x0s[:2]], [lam_t, *lams[:2]]
-        d = x0
+        m = x0 if algorithm == "dpmsolver++" else eps
+        ms, lams = [m, *ms[:2]], [lam_t, *lams[:2]]
+        x_new = scale * xs + c0 * m
         if orders[i] >= 2:
-            h = a_s.log() - sd_s.log() - lam_t
-            r0 = (lam_t - lams[1]) / h
             second = (sd_s > 0) & (lam_t != lams[1])
-            if solver_type == "midpoint":
-                d = torch.where(second, x0 + (x0 - x0s[1]) / (2 * r0), x0)
-            else:  # heun: the D1 term weighted by a_s ((e^{-h} - 1) / h + 1) instead of a_s (1 - e^{-h}) / 2
-                w = ((decay - 1) / h + 1) / (1 - decay)
-                d = torch.where(second, x0 + w * (x0 - x0s[1]) / r0, x0)
-        x_new = (sd_s / sd_t) * xs + a_s * (1 - decay) * d
+            d1 = (m - ms[1]) * h / (lam_t - lams[1])
+            x_new = torch.where(second, x_new + (0.5 * c0 if solver_type == "midpoint" else c1) * d1, x_new)
         if orders[i] == 3:
-            d1, d2 = third_order_terms(x0s, lams, h)
-            third = second & (lams[1] != lams[2])
-            x3 = (sd_s / sd_t) * xs + a_s * (1 - decay) * x0 + a_s * ((decay - 1) / h + 1) * d1
-            x3 = x3 - a_s * ((decay - 1 + h) / h**2 - 0.5) * d2
-            x_new = torch.where(third, x3, x_new)
+            d1, d2 = third_order_terms(ms, lams, h)
+            x_new = torch.where(second & (lams[1] != lams[2]), scale * xs + c0 * m + c1 * d1 + c2 * d2, x_new)
         if process.conditional:
             x_new = x_new + b_s * y
         x = keep_still(steps.still[i], x, x_new)

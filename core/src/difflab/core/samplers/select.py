@@ -3,28 +3,32 @@
 :func:`run_sampler` maps a :data:`SamplerName` to its function, imported lazily from the module
 that defines it, builds the sampler's default time grid and runs it:
 
-====================  ==========================================================  =========  =======
-name                  function (in ``difflab.core.samplers``)                     grid       ends at
-====================  ==========================================================  =========  =======
-``ddpm``              ``ddpm.sample_ddpm``                                        uniform    0
-``ddim``              ``ddim.sample_ddim``                                        log_snr    0
-``dpm_solver``        ``dpm_solver.sample_dpm_solver``                            log_snr    0
-``euler``             ``karras.sample_euler``                                     karras     0
-``heun``              ``karras.sample_heun``                                      karras     0
-``euler_ancestral``   ``ancestral.sample_euler_ancestral``                        karras     0
-``dpmpp_2m_sde``      ``ancestral.sample_dpmpp_2m_sde``                           log_snr    0
-``dpmpp_3m_sde``      ``ancestral.sample_dpmpp_3m_sde``                           log_snr    0
-``unipc``             ``unipc.sample_unipc``                                      log_snr    0
-``lms``               ``lms.sample_lms``                                          karras     0
-``deis``              ``deis.sample_deis``                                        log_snr    0
-``lcm``               ``consistency.sample_lcm``                                  uniform    0
-``tcd``               ``consistency.sample_tcd``                                  uniform    0
-``probability_flow``  ``sde.sample_probability_flow``                             log_snr    t_min
-``euler_maruyama``    ``sde.sample_euler_maruyama``                               uniform    t_min
-``pc``                ``sde.sample_predictor_corrector``                          uniform    t_min
-``adaptive``          ``adaptive.sample_adaptive``                                endpoints  t_min
-``paradigms``         ``paradigms.sample_paradigms``                              log_snr    0
-====================  ==========================================================  =========  =======
+===========================  ============================================================  =========  =======
+name                         function (in ``difflab.core.samplers``)                       grid       ends at
+===========================  ============================================================  =========  =======
+``ddpm``                     ``ddpm.sample_ddpm``                                          uniform    0
+``ddim``                     ``ddim.sample_ddim``                                          log_snr    0
+``dpm_solver``               ``dpm_solver.sample_dpm_solver``                              log_snr    0
+``dpm_solver_singlestep``    ``dpm_singlestep.sample_dpm_solver_singlestep``               log_snr    0
+``pndm``                     ``pndm.sample_pndm``                                          uniform    0
+``euler``                    ``karras.sample_euler``                                       karras     0
+``heun``                     ``karras.sample_heun``                                        karras     0
+``euler_ancestral``          ``ancestral.sample_euler_ancestral``                          karras     0
+``dpmpp_2s_ancestral``       ``dpmpp_sde.sample_dpmpp_2s_ancestral``                       karras     0
+``dpmpp_sde``                ``dpmpp_sde.sample_dpmpp_sde``                                karras     0
+``dpmpp_2m_sde``             ``ancestral.sample_dpmpp_2m_sde``                             log_snr    0
+``dpmpp_3m_sde``             ``ancestral.sample_dpmpp_3m_sde``                             log_snr    0
+``unipc``                    ``unipc.sample_unipc``                                        log_snr    0
+``lms``                      ``lms.sample_lms``                                            karras     0
+``deis``                     ``deis.sample_deis``                                          log_snr    0
+``lcm``                      ``consistency.sample_lcm``                                    uniform    0
+``tcd``                      ``consistency.sample_tcd``                                    uniform    0
+``probability_flow``         ``sde.sample_probability_flow``                               log_snr    t_min
+``euler_maruyama``           ``sde.sample_euler_maruyama``                                 uniform    t_min
+``pc``                       ``sde.sample_predictor_corrector``                            uniform    t_min
+``adaptive``                 ``adaptive.sample_adaptive``                                  endpoints  t_min
+``paradigms``                ``paradigms.sample_paradigms``                                log_snr    0
+===========================  ============================================================  =========  =======
 
 The deterministic solvers (DDIM, DPM-Solver++, the probability-flow ODE, ParaDiGMS over DDIM)
 default to a grid uniform in log-SNR, as DPM-Solver recommends for continuous-time models: a grid
