@@ -15,6 +15,8 @@ This module parses arguments only; loading and the verbs live in :mod:`difflab.t
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -25,6 +27,19 @@ DESCRIPTION = (
     "difflab-timeseries: probabilistic forecasting with stochastic-process diffusion (GP / OU noise), "
     "a CSDI-style denoiser and a FALDA-style decomposition."
 )
+
+
+def pandas_freq(text: str) -> str:
+    """Argument type: a pandas frequency (``h``, ``30min``, ``D``, ``W-SUN``, ``MS``)."""
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        to_offset(text)
+    except ValueError as err:
+        hint = re.findall(r"Did you mean ([^?'\"]+)\?", str(err))
+        more = f" (for its unit, did you mean {hint[-1]!r}?)" if hint else ""
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pandas frequency{more}") from None
+    return text
 
 
 def forecast_main(argv: list[str]) -> int:
@@ -38,8 +53,10 @@ def forecast_main(argv: list[str]) -> int:
     p.add_argument("--horizon", type=count(1), default=None, help="steps to forecast (default: the model's)")
     p.add_argument("--samples", type=count(1), default=100, help="sample paths")
     p.add_argument("--context", type=count(1), default=None, help="context length (default: the training config's)")
-    p.add_argument("--columns", nargs="*", default=None, help="series to forecast (default: all)")
-    p.add_argument("--freq", default=None, help="pandas frequency (default: inferred)")
+    p.add_argument(
+        "--columns", nargs="+", default=None, help="series to forecast, in the model's order (default: the model's)"
+    )
+    p.add_argument("--freq", type=pandas_freq, default=None, help="pandas frequency (default: inferred)")
     p.add_argument("--format", default="auto", choices=["auto", "wide", "long", "jsonl"])
     p.add_argument("--sampler", default=None, help="core sampler name (default: the model's)")
     p.add_argument("--steps", type=count(1), default=None, help="sampler steps")
@@ -77,6 +94,18 @@ def online_main(argv: list[str]) -> int:
     return online(**{k: v for k, v in vars(ns).items() if k not in ("overwrite", "debug")})
 
 
+LINKS = [
+    ("data.num_series", "model.init_args.network.init_args.num_series"),
+    ("data.series_names", "model.init_args.series_names"),
+    ("data.frequency", "model.init_args.frequency"),
+    ("data.context_length", "model.init_args.context_length"),
+    ("data.prediction_length", "model.init_args.prediction_length"),
+]
+"""What the data decides: the number of series, their names and order, the frequency and the window
+lengths, given by the data module to the model when both are built (and recorded in its checkpoint;
+see :mod:`difflab.timeseries.models.data_settings`)."""
+
+
 def main(args: list[str] | None = None) -> int:
     from difflab.timeseries.data.datamodule import ForecastDataModule
     from difflab.timeseries.models.spd import StochasticProcessDiffusion
@@ -89,6 +118,7 @@ def main(args: list[str] | None = None) -> int:
         extra_commands={"forecast": forecast_main, "demo": DEMO, "online": online_main},
         datamodule_default=ForecastDataModule,
         description=DESCRIPTION,
+        links=LINKS,
     )
     return exit_code(result)
 

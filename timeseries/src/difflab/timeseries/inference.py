@@ -16,13 +16,16 @@ from difflab.core.errors import UserError
 
 
 def load_checkpoint(path: str | Path):
-    """``(model, datamodule hyperparameters)`` from a checkpoint written by ``fit``."""
+    """``(model, datamodule hyperparameters)`` from a checkpoint written by ``fit``, or from a run
+    folder (its newest ``last.ckpt``)."""
     import difflab.timeseries.models.falda  # noqa: F401  (the method classes a checkpoint may name)
     from difflab.core.lightning import load_checkpoint as load
     from difflab.core.lightning import read_checkpoint
+    from difflab.core.lightning.checkpoint import checkpoint_file
     from difflab.timeseries.models.spd import StochasticProcessDiffusion
 
     model = load(path, StochasticProcessDiffusion)
+    path = checkpoint_file(path)
     data_hp = dict(read_checkpoint(path).get("datamodule_hyper_parameters") or {})
     if "init_args" in data_hp:
         data_hp = dict(data_hp["init_args"])
@@ -45,6 +48,8 @@ def _fan_panels(table, paths, fut_t, context: int) -> list[dict[str, Any]]:
 
 def _check_lengths(model, context: int, horizon: int) -> None:
     """A model built for fixed window lengths (FALDA's linear backbone) forecasts only those."""
+    if not getattr(model, "FIXED_LENGTHS", False):
+        return
     for option, value, attr in (("--context", context, "context_length"), ("--horizon", horizon, "prediction_length")):
         fixed = getattr(model, attr, None)
         if isinstance(fixed, int) and value != fixed:
@@ -63,6 +68,46 @@ def _check_context(table, context: int, data: str) -> None:
             f"{data}: series {', '.join(map(str, empty[:5]))}{' ...' if len(empty) > 5 else ''} "
             f"have no observed value in the last {context} steps (--context); nothing to forecast from"
         )
+
+
+def match_series(table, model, data: str, columns_given: bool):
+    """``table`` with the model's series in the model's order.
+
+    Without ``--columns`` the model's series are picked by name (in its order); a model of one series
+    takes a file of one series whatever its name. With ``--columns`` the chosen series are taken in
+    the given order, and only their number must match. Anything else is a one-line error naming both
+    sets of series and ``--columns``.
+    """
+    from difflab.timeseries.models.data_settings import model_settings, series_text
+
+    trained = model_settings(model)
+    names, count = trained["series_names"], trained["num_series"]
+    count = count if count is not None else (len(names) if names else None)
+    if count is None:
+        return table
+    if not columns_given and names and len(names) == count and set(map(str, names)) <= set(map(str, table.names)):
+        by_text = {str(n): n for n in table.names}
+        return table.select([by_text[str(n)] for n in names])
+    if len(table.names) == count and (columns_given or count == 1 or not names):
+        return table
+    what = f"--columns {' '.join(map(str, table.names))}" if columns_given else data
+    raise UserError(
+        f"{what}: {series_text(table.names)}, but the model forecasts {series_text(names, count)}; "
+        f"choose {'one' if count == 1 else count} with --columns (in the model's order)"
+    )
+
+
+def _step_progress(desc: str, total: int):
+    """Progress of sampler steps: a tqdm bar on a terminal, a line every few seconds otherwise."""
+    import sys
+
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit="steps")
+    from difflab.core.progress import LineProgress
+
+    return LineProgress(desc, total, "steps")
 
 
 def forecast(
@@ -85,16 +130,21 @@ def forecast(
     from difflab.timeseries.data.table import read_table
     from difflab.timeseries.evaluate import future_batch, write_quantile_csv
     from difflab.timeseries.figures import save_fan_charts
+    from difflab.timeseries.models.data_settings import check_forecast_frequency
 
     model, data_hp = load_checkpoint(ckpt)
-    table = read_table(data, format=format, columns=columns, freq=freq)
+    table = match_series(read_table(data, format=format, columns=columns, freq=freq), model, data, bool(columns))
+    check_forecast_frequency(getattr(model, "frequency", None), table.freq, freq, data)
     context = context or int(getattr(model, "context_length", None) or data_hp.get("context_length", 96))
     horizon = horizon or int(getattr(model, "prediction_length", None) or data_hp.get("prediction_length", 24))
     _check_lengths(model, context, horizon)
     _check_context(table, context, data)
     batch, fut_t = future_batch(table, context, horizon, scaling=data_hp.get("scaling", "standard"), freq=freq)
     gen = torch.Generator().manual_seed(seed)
-    s = model.forecast(batch, samples, sampler=sampler, steps=steps, generator=gen)
+    n_steps = steps or model.sample_steps
+    bar = _step_progress(f"forecast {Path(data).name}", n_steps * -(-samples // model.sample_chunk))
+    s = model.forecast(batch, samples, sampler=sampler, steps=steps, generator=gen, callback=lambda _: bar.update(1))
+    bar.close()
     paths = model.unscale(s, batch)[:, 0, context:].numpy()  # (S, H, D)
     csv = write_quantile_csv(out / "forecast.csv", fut_t, table.names, paths)
     print(

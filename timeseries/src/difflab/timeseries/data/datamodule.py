@@ -9,11 +9,17 @@ horizon in ``[val_start, test_start)``; test windows their horizon in ``[test_st
 ``eval_stride`` rows (default: the horizon, i.e. non-overlapping rolling forecasts). Context may
 reach back across a split date. The built-in series have fixed split dates
 (:data:`~difflab.timeseries.data.sources.SPLITS`); for a file they default to 70 % / 10 % / 20 % of the
-time range.
+time range, moved earlier where a short file would otherwise leave the validation or the test split
+without a whole horizon.
+
+What the data decides is read from the module and linked into the model by the command line
+(:data:`difflab.timeseries.cli.LINKS`): :attr:`ForecastDataModule.num_series`,
+:attr:`~ForecastDataModule.series_names`, :attr:`~ForecastDataModule.frequency` and the window lengths.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -108,6 +114,22 @@ class ForecastDataModule(SplitDataModule):
         self.table: SeriesTable | None = None
         self.train_set = self.val_set = self.test_set = None
 
+    # ------------------------------------------------------------------ what the data decides
+    @property
+    def num_series(self) -> int:
+        """``D``, the number of series (the columns kept)."""
+        return len(self.load().names)
+
+    @property
+    def series_names(self) -> list[str]:
+        """The names of the ``D`` series, in the order the model sees them."""
+        return [str(name) for name in self.load().names]
+
+    @property
+    def frequency(self) -> str | None:
+        """The series' pandas frequency (given as ``freq`` or inferred; ``None`` for irregular timestamps)."""
+        return self.load().freq
+
     # ------------------------------------------------------------------ loading
     @property
     def seasonality(self) -> int:
@@ -151,10 +173,29 @@ class ForecastDataModule(SplitDataModule):
             s = SPLITS[self.dataset]
             return pd.Timestamp(self.val_start or s.val_start), pd.Timestamp(self.test_start or s.test_start)
         t0, t1 = pd.Timestamp(table.timestamps[0]), pd.Timestamp(table.timestamps[-1])
-        return (
-            pd.Timestamp(self.val_start) if self.val_start else t0 + 0.7 * (t1 - t0),
-            pd.Timestamp(self.test_start) if self.test_start else t0 + 0.8 * (t1 - t0),
-        )
+        val = pd.Timestamp(self.val_start) if self.val_start else t0 + 0.7 * (t1 - t0)
+        test = pd.Timestamp(self.test_start) if self.test_start else t0 + 0.8 * (t1 - t0)
+        return self._fit_short(val, test)
+
+    def _fit_short(self, val: pd.Timestamp, test: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """Split dates of a file moved earlier (only those not given) so that the test and the validation
+        split each hold a whole horizon; a file too short for that and a training window is an error."""
+        table, C, H = self.load(), self.context_length, self.prediction_length
+        ts = table.timestamps
+        n = len(ts)
+        i_test = int(np.searchsorted(ts, np.datetime64(test)))
+        if self.test_start is None:
+            i_test = min(i_test, n - H)
+        i_val = int(np.searchsorted(ts, np.datetime64(val)))
+        if self.val_start is None:
+            i_val = min(i_val, i_test - H)
+        if i_val < C + H:
+            raise DataError(
+                f"{table.source}: {n} rows are too few for a training window, a validation and a test horizon "
+                f"(context + 3 x horizon = {C} + 3 x {H} = {C + 3 * H} rows at least); shorten "
+                "--data.init_args.context_length or --data.init_args.prediction_length, or give a longer series"
+            )
+        return pd.Timestamp(ts[i_val]), pd.Timestamp(ts[i_test]) if i_test < n else test
 
     def _thin(self, starts: np.ndarray) -> np.ndarray:
         if self.max_eval_windows is None or len(starts) <= self.max_eval_windows:
@@ -196,6 +237,13 @@ class ForecastDataModule(SplitDataModule):
             self.train_set = self.windows("train")
             self.val_set = self.windows("val")
             self.test_set = self.windows("test")
+            if len(self.train_set) < self.batch_size:  # a full batch is never dropped to nothing
+                warnings.warn(
+                    f"{self.load().source}: {len(self.train_set)} training windows, fewer than batch_size "
+                    f"{self.batch_size}; training batches hold {len(self.train_set)} windows",
+                    stacklevel=2,
+                )
+                self.batch_size = len(self.train_set)
 
 
 __all__ = ["ForecastDataModule"]

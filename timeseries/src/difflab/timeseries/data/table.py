@@ -36,12 +36,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from difflab.core.errors import UserError
+
 FileFormat = Literal["auto", "wide", "long", "jsonl"]
 _TIME_NAMES = ("date", "timestamp", "time", "datetime", "ds")
 
 
-class DataError(ValueError):
-    """Bad time-series input; the message names the file, column and row."""
+class DataError(UserError, ValueError):
+    """Bad time-series input; the message names the file, column and row (a command line prints it
+    as one line, :class:`~difflab.core.errors.UserError`)."""
 
 
 @dataclass
@@ -140,6 +143,17 @@ def infer_freq(timestamps: np.ndarray) -> str | None:
     except (TypeError, ValueError):
         return None
     return getattr(freq, "freqstr", freq)
+
+
+def same_freq(a: str | None, b: str | None) -> bool:
+    """True when the pandas frequencies ``a`` and ``b`` are one step (``"h"``, ``"60min"`` and ``"1h"``
+    are); ``None`` (irregular or unknown) equals only ``None``."""
+    if a is None or b is None:
+        return a is b
+    try:
+        return pd.tseries.frequencies.to_offset(a) == pd.tseries.frequencies.to_offset(b)
+    except ValueError:
+        return a == b
 
 
 def _parse_times(raw: pd.Series, path: str, column: str, row_offset: int = 2) -> np.ndarray:
@@ -324,4 +338,13 @@ def read_table(
     return table
 
 
-__all__ = ["DataError", "SeriesTable", "infer_freq", "read_wide_csv", "read_long_csv", "read_jsonl", "read_table"]
+__all__ = [
+    "DataError",
+    "SeriesTable",
+    "infer_freq",
+    "same_freq",
+    "read_wide_csv",
+    "read_long_csv",
+    "read_jsonl",
+    "read_table",
+]

@@ -48,11 +48,14 @@ class DecomposedDiffusion(StochasticProcessDiffusion):
 
     Args:
         network: the CSDI-style denoiser.
-        context_length, prediction_length: ``C`` and ``H`` of the windows (must match the data).
+        context_length, prediction_length: ``C`` and ``H`` of the windows (the data decides: the command
+            line links them from the data module; the backbone forecasts only these lengths).
         top_k: frequencies kept in the smooth part of the history.
         backbone_weight: weight of the backbone's mean squared error in the loss.
         (the others as :class:`~difflab.timeseries.models.spd.StochasticProcessDiffusion`)
     """
+
+    FIXED_LENGTHS = True
 
     def __init__(
         self,
@@ -75,6 +78,8 @@ class DecomposedDiffusion(StochasticProcessDiffusion):
         num_samples: int = 100,
         val_samples: int = 16,
         sample_chunk: int = 512,
+        frequency: str | None = None,
+        series_names: list[str] | None = None,
     ) -> None:
         super().__init__(
             network,
@@ -92,6 +97,10 @@ class DecomposedDiffusion(StochasticProcessDiffusion):
             num_samples=num_samples,
             val_samples=val_samples,
             sample_chunk=sample_chunk,
+            context_length=context_length,
+            prediction_length=prediction_length,
+            frequency=frequency,
+            series_names=series_names,
         )
         if context_length < 1 or prediction_length < 1 or top_k < 0:
             raise ValueError(

@@ -34,6 +34,7 @@ times, calendar, loc, scale``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -47,9 +48,17 @@ from difflab.core.processes.gaussian import VPSDE, DiscreteVP
 from difflab.core.samplers.base import Denoiser
 from difflab.core.samplers.select import SamplerName
 from difflab.timeseries.metrics import metric_table
+from difflab.timeseries.models.data_settings import check_test_data, model_settings, recorded_settings
 
 NoiseKind = Literal["white", "gp", "ou"]
 DiffusionKind = Literal["discrete", "continuous"]
+DATA_SOURCES = {
+    "context_length": "context_length",
+    "prediction_length": "prediction_length",
+    "frequency": "frequency",
+    "series_names": "series_names",
+}
+"""The model's data settings and the data-module attributes they come from."""
 
 
 class StochasticProcessDiffusion(DiffusionModule):
@@ -75,7 +84,18 @@ class StochasticProcessDiffusion(DiffusionModule):
         num_samples: sample paths per forecast (test / predict).
         val_samples: sample paths for the validation CRPS (first validation batch; 0 disables it).
         sample_chunk: most windows x samples denoised at once (memory bound).
+        context_length, prediction_length: the window lengths of the training data (the data decides;
+            forecasts default to them, and any other lengths work).
+        frequency: the pandas frequency of the training series (the data decides; other data must have it).
+        series_names: the names of the ``D`` training series, in the network's order (the data decides).
+
+    The command line links the last four, and the network's ``num_series``, from the data module
+    (:mod:`~difflab.timeseries.models.data_settings`); a model built in Python takes them from the
+    data module of its first ``fit`` where they are not given.
     """
+
+    FIXED_LENGTHS = False
+    """True for a model that forecasts only the window lengths it was trained for."""
 
     def __init__(
         self,
@@ -98,6 +118,10 @@ class StochasticProcessDiffusion(DiffusionModule):
         num_samples: int = 100,
         val_samples: int = 16,
         sample_chunk: int = 512,
+        context_length: int | None = None,
+        prediction_length: int | None = None,
+        frequency: str | None = None,
+        series_names: list[str] | None = None,
     ) -> None:
         if noise not in ("white", "gp", "ou"):
             raise ValueError(f"{type(self).__name__}: noise must be white, gp or ou, got {noise!r}")
@@ -142,9 +166,39 @@ class StochasticProcessDiffusion(DiffusionModule):
                 f"{type(self).__name__}: ddpm_variance must be fixed_small or fixed_large, got {ddpm_variance!r}"
             )
         self.ddpm_variance = ddpm_variance
+        self.context_length, self.prediction_length = context_length, prediction_length
+        self.frequency = frequency
+        self.series_names = None if series_names is None else [str(x) for x in series_names]
         self._bound_key: tuple | None = None
         self._bound = None
         self._test_out: list[dict[str, np.ndarray]] = []
+
+    # ------------------------------------------------------------------ what the data decides
+    def setup(self, stage: str) -> None:
+        """Record the data module's settings that the model does not have yet (a model built in Python)."""
+        super().setup(stage)
+        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if data is None:
+            return
+        for name, source in DATA_SOURCES.items():
+            value = getattr(data, source, None)
+            if getattr(self, name) is None and value is not None:
+                setattr(self, name, value)
+                self.hparams[name] = value
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained on other data than the trainer's data module (other series,
+        frequency, or window lengths of a model fixed to them) in one line, before its weights load."""
+        super().on_load_checkpoint(checkpoint)
+        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if data is None:
+            return
+        check_test_data(
+            recorded_settings(checkpoint.get("hyper_parameters") or {}),
+            model_settings(self),
+            getattr(data, "dataset", None),
+            self.FIXED_LENGTHS,
+        )
 
     # ------------------------------------------------------------------ process bound to timestamps
     def process_for(self, times: Tensor):
@@ -215,11 +269,13 @@ class StochasticProcessDiffusion(DiffusionModule):
         sampler: SamplerName | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        callback: Callable[[dict[str, Any]], None] | None = None,
     ) -> Tensor:
         """Sample paths of the whole window in *scaled* units, given cells kept: ``(S, B, L, D)``.
 
         The ``B * S`` windows are sampled ``sample_chunk`` at a time by core's
-        :meth:`~difflab.core.lightning.DiffusionModule.sample`."""
+        :meth:`~difflab.core.lightning.DiffusionModule.sample`; ``callback`` is the sampler's, called
+        after every step of every chunk (``{"step", "t", "x", "x0"}``)."""
         s = num_samples or self.num_samples
         x0 = batch["x0"]
         b = x0.shape[0]
@@ -236,7 +292,9 @@ class StochasticProcessDiffusion(DiffusionModule):
         for lo in range(0, b * s, self.sample_chunk):
             hi = min(lo + self.sample_chunk, b * s)
             part = {k: (v[lo:hi] if isinstance(v, Tensor) and v.shape[:1] == (b * s,) else v) for k, v in rep.items()}
-            res = self.sample(part["given"].shape, batch=part, sampler=name, steps=n, generator=generator)
+            res = self.sample(
+                part["given"].shape, batch=part, sampler=name, steps=n, generator=generator, callback=callback
+            )
             outs.append(res.sample)
         r = torch.cat(outs).reshape(b, s, *x0.shape[1:]).transpose(0, 1)
         r = torch.where(batch["cond_mask"][None] > 0, r0[None], r)
