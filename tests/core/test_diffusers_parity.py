@@ -608,3 +608,41 @@ def test_singlestep_order_lists_are_the_schedulers():
                 if not lof and n % order:
                     continue  # diffusers switches lower_order_final on for these
                 assert singlestep_orders(n, order, lof, final_to_zero=False) == sch.get_order_list(n), (order, n, lof)
+
+
+@pytest.mark.parametrize("n", [10, 25])
+def test_zero_terminal_snr_with_the_final_alpha_bar_clamp_matches_euler(n):
+    """A zero-terminal-SNR chain whose last alpha-bar is clamped to 2^-24 (so sigma(1) is finite), with
+    v prediction, under Euler: diffusers' ``rescale_betas_zero_snr=True``. (On the linear schedule
+    2^-24 lies above alpha-bar of step T - 1, a non-monotone chain that we refuse.)"""
+    with pytest.raises(ValueError, match="terminal_alpha_bar"):
+        DiscreteVP("linear", T, zero_terminal_snr=True, terminal_alpha_bar=2**-24)
+    process = DiscreteVP("scaled_linear", T, 0.00085, 0.012, zero_terminal_snr=True, terminal_alpha_bar=2**-24)
+    sch = diffusers.EulerDiscreteScheduler(
+        num_train_timesteps=T,
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+    )
+    sch.set_timesteps(n)
+    torch.testing.assert_close(process.alphas_cumprod[1:].float(), sch.alphas_cumprod, rtol=1e-5, atol=1e-7)
+    net = make_net("v_prediction")
+    sigmas, timesteps = sch.sigmas.double(), sch.timesteps.double()
+    z = x_init()
+    x = z * sch.init_noise_sigma
+    for j in sch.timesteps:
+        x = sch.step(net(sch.scale_model_input(x, j), j), j, x).prev_sample
+
+    grid = process.t_from_sigma(sigmas)
+    assert grid[0] == 1 and grid[-1] == 0 and torch.isfinite(process.sigma(grid[:1])).all()
+
+    def model(x, t):
+        k = torch.argmin((grid[:, None] - t[None, :]).abs(), dim=0)
+        return net(x, timesteps[k])
+
+    a0 = process.coefficients(grid[:1])[0]
+    out = sample_euler(Denoiser(model, process, "v"), z * sch.init_noise_sigma * a0, grid)
+    # the network's own schedule is the plain linear chain; both sides call it at the same timesteps
+    torch.testing.assert_close(out.sample, x, rtol=0, atol=1e-4)

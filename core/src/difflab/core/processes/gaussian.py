@@ -24,7 +24,13 @@ import torch
 from torch import Tensor
 
 from difflab.core.processes.base import LinearGaussianProcess, whole_step_times
-from difflab.core.schedules import BetaSchedule, alphas_cumprod, cosine_alpha_bar, make_betas
+from difflab.core.schedules import (
+    BetaSchedule,
+    alphas_cumprod,
+    cosine_alpha_bar,
+    make_betas,
+    rescale_zero_terminal_snr,
+)
 
 
 class VPSDE(LinearGaussianProcess):
@@ -194,6 +200,11 @@ class DiscreteVP(LinearGaussianProcess):
             ``sigma(1 / T)`` (as k-diffusion and diffusers). ``False`` treats the chain as a
             continuous-time process (``log alpha_bar`` interpolated) trained at any
             ``t ~ U(t_eps, 1)`` and sampled on the samplers' standard grids.
+        zero_terminal_snr: rescale the betas so that ``alpha_bar_T = 0`` (Lin et al. 2023, Alg. 1,
+            :func:`~difflab.core.schedules.rescale_zero_terminal_snr`).
+        terminal_alpha_bar: replace ``alpha_bar_T`` by this small positive value (diffusers' Euler
+            uses ``2^-24`` with zero terminal SNR), so that ``sigma(1)`` is finite and samplers that
+            step in ``sigma`` (Euler, Karras grids) can start at ``t = 1``.
     """
 
     CHAIN_SAMPLERS = (
@@ -217,8 +228,14 @@ class DiscreteVP(LinearGaussianProcess):
         beta_end: float | None = None,
         betas: Tensor | None = None,
         whole_steps: bool = True,
+        zero_terminal_snr: bool = False,
+        terminal_alpha_bar: float | None = None,
     ) -> None:
         betas = make_betas(schedule, num_steps, beta_start, beta_end) if betas is None else betas.to(torch.float64)
+        if zero_terminal_snr:
+            betas = rescale_zero_terminal_snr(betas)
+        if terminal_alpha_bar is not None and not 0 < terminal_alpha_bar < 1:
+            raise ValueError(f"terminal_alpha_bar must lie in (0, 1), got {terminal_alpha_bar!r}")
         bad = ~torch.isfinite(betas) | (betas <= 0) | (betas > 1)
         bad[:-1] |= betas[:-1] >= 1  # beta = 1 (alpha_bar = 0) only as the last step (zero terminal SNR)
         if bool(bad.any()):
@@ -230,6 +247,16 @@ class DiscreteVP(LinearGaussianProcess):
         self.schedule, self.num_steps, self.whole_steps = schedule, int(betas.numel()), bool(whole_steps)
         self.betas = betas
         ab = alphas_cumprod(betas)
+        if terminal_alpha_bar is not None:
+            if len(ab) > 1 and not terminal_alpha_bar < ab[-2]:
+                raise ValueError(
+                    f"terminal_alpha_bar {terminal_alpha_bar:g} must lie below alpha_bar of step T - 1 "
+                    f"({ab[-2].item():g}) for the noise level to grow with t"
+                )
+            ab[-1] = terminal_alpha_bar
+            betas = betas.clone()
+            betas[-1] = 1 - ab[-1] / ab[-2] if len(ab) > 1 else 1 - ab[-1]
+            self.betas = betas
         self.alphas_cumprod = torch.cat([ab.new_ones(1), ab])  # index k = state after k steps
         self._log_ab = self.alphas_cumprod.log()
 
