@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from difflab.core.progress import progress
 from difflab.timeseries.data.windows import WindowDataset
 from difflab.timeseries.metrics import metric_table
 
@@ -47,7 +48,8 @@ def online_evaluate(
     gen = torch.Generator().manual_seed(seed)
     samples, truths, masks = [], [], []
     starts = test.starts if max_forecasts is None else test.starts[:max_forecasts]
-    for k, now in enumerate(starts):
+    desc = f"online, {finetune_steps} fine-tuning steps per forecast"
+    for k, now in enumerate(progress(starts, desc, unit="forecasts")):
         if opt is not None:
             usable = available_windows(pool, H, int(now))[-finetune_windows:]
             ds = WindowDataset(dm.table, dm.context_length, H, usable, scaling=dm.scaling)
