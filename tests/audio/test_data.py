@@ -130,7 +130,7 @@ def test_voicebank_module_batches(tiny_root):
     assert batch["clean"].shape == batch["noisy"].shape == (2, 8064)
     ev = next(iter(dm.val_dataloader()))
     assert ev["clean"].shape[0] == 2 and ev["length"].max() == ev["clean"].shape[1]
-    with pytest.raises(FileNotFoundError, match="missing split folder"):
+    with pytest.raises(AudioFileError, match="missing split folder"):
         VoiceBankDataModule(str(tiny_root / "nowhere")).setup("fit")
 
 

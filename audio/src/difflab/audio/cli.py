@@ -51,6 +51,12 @@ def enhance_command(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
+    p.add_argument(
+        "--normalize",
+        action="store_true",
+        help="scale an output that would exceed full scale to a peak of -0.1 dBFS (default: keep the level, "
+        "write it clipped and report it)",
+    )
     ns = p.parse_args(argv)
     options = vars(ns)
     options.pop("debug")
@@ -117,7 +123,16 @@ def _check_data_folder(root, overwrite: bool) -> None:
         (root / "README.txt").unlink(missing_ok=True)
 
 
+HARMLESS_WARNINGS = (r"You have overridden `on_after_batch_transfer` in `LightningModule`",)
+"""Lightning's note that the model's batch hook is used with a data module: the models turn waveform
+batches into spectrograms there on purpose (:class:`~difflab.audio.models.base.SpeechEnhancer`)."""
+
+
 def main(args: Sequence[str] | None = None) -> int:
+    import warnings
+
+    for pattern in HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
     from difflab.audio.data.datamodule import DefaultSpeechDataModule, SpeechDataModule
     from difflab.audio.models.base import SpeechEnhancer
     from difflab.audio.models.sgmse import SGMSE

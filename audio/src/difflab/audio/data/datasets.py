@@ -57,6 +57,8 @@ class PairedAudioDataset(Dataset):
         crop_samples: random crops of this many samples (training); ``None`` gives whole files.
         min_seconds: shorter files are rejected with an error naming them.
         cache: keep decoded waveforms in memory.
+        warn_stereo: warn for every multi-channel file mixed down to mono (the data modules warn
+            once for the whole data set instead).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class PairedAudioDataset(Dataset):
         *,
         min_seconds: float = 0.25,
         cache: bool = True,
+        warn_stereo: bool = True,
     ) -> None:
         if not pairs:
             raise AudioFileError("empty dataset: no clean/noisy pairs")
@@ -75,6 +78,7 @@ class PairedAudioDataset(Dataset):
         self.crop_samples = crop_samples
         self.min_seconds = min_seconds
         self.cache = cache
+        self.warn_stereo = warn_stereo
         self._store: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
@@ -84,8 +88,8 @@ class PairedAudioDataset(Dataset):
         if i in self._store:
             return self._store[i]
         cpath, npath = self.pairs[i]
-        clean, _ = load_audio(cpath, self.sample_rate)
-        noisy, _ = load_audio(npath, self.sample_rate)
+        clean, _ = load_audio(cpath, self.sample_rate, warn_stereo=self.warn_stereo)
+        noisy, _ = load_audio(npath, self.sample_rate, warn_stereo=self.warn_stereo)
         if clean.shape[0] != noisy.shape[0]:
             raise AudioFileError(
                 f"{cpath} and {npath}: lengths differ ({clean.shape[0]} vs {noisy.shape[0]} samples at "

@@ -77,6 +77,25 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
+def audio_info(path: str | Path) -> tuple[int, int, int | None]:
+    """``(sample rate, channels, frames)`` of an audio file from its header (frames ``None`` where the
+    format does not say: G.722, always 16 kHz mono), or :class:`AudioFileError` naming the file."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioFileError(f"{path}: no such file")
+    if path.suffix.lower() == ".g722":
+        return 16000, 1, None
+    try:
+        info = sf.info(str(path))
+    except Exception as err:
+        raise AudioFileError(f"{path}: not a readable audio file or corrupt ({type(err).__name__}: {err})") from err
+    if info.frames == 0:
+        raise AudioFileError(f"{path}: the file holds no samples")
+    return int(info.samplerate), int(info.channels), int(info.frames)
+
+
 def load_audio(
     path: str | Path, sample_rate: int | None = None, *, warn_stereo: bool = True
 ) -> tuple[torch.Tensor, int]:
@@ -129,6 +148,7 @@ def list_audio(folder: str | Path) -> list[Path]:
 __all__ = [
     "AUDIO_SUFFIXES",
     "AudioFileError",
+    "audio_info",
     "check_clip",
     "list_audio",
     "load_audio",
