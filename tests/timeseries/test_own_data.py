@@ -175,3 +175,21 @@ def test_readme_own_data_commands(tmp_path, monkeypatch):
         assert main(argv) == 0
     written = list(tmp_path.glob("*/forecast.csv"))
     assert len(written) == 1 and len(forecast_rows(written[0])) == 48 * 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--freq", "2H"], "'2H' is not a pandas frequency"),
+        (["--sampler", "foo"], "--sampler"),
+        (["--columns"], "--columns"),
+    ],
+)
+def test_bad_forecast_arguments_are_one_line_before_anything_loads(extra, needle, tmp_path, capsys):
+    write_wide(tmp_path / "my.csv", daily_frame(rows=10))
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    err = one_line_error(
+        capsys,
+        ["forecast", str(tmp_path / "my.csv"), str(tmp_path / "fc"), "--ckpt", str(tmp_path / "empty.ckpt"), *extra],
+    )
+    assert needle in err and not (tmp_path / "fc").exists(), err
