@@ -6,16 +6,24 @@ Domain verbs:
 
 * ``train-tokenizer``: train a byte-level BPE with [PAD] [MASK] [BOS] [EOS] and save ``tokenizer.json``;
 * ``generate``: sample text from a trained checkpoint (masked diffusion, GIDD or the AR baseline);
+* ``evaluate``: a checkpoint's perplexity (AR) or NELBO bound and its perplexity (MDLM, GIDD) on a text file;
 * ``seq2seq``: translate a JSON-lines file of ``{"src"}`` with a trained DiffuSeq checkpoint;
 * ``make-seq2seq-data``: write the default seq2seq task (KJV case and punctuation restoration) as JSON lines;
 * ``demo``: train briefly on the King James Bible and compare samples across step counts.
 
-This module parses arguments only; loading and the verbs live in :mod:`difflab.text.inference`.
+The data decides the vocabulary: the data module's tokenizer size is linked into the model's
+``vocab_size`` (:data:`LINKS`), so a shipped config trains on any tokenizer.
+
+This module parses arguments only; loading and the verbs live in :mod:`difflab.text.inference` and
+:mod:`difflab.text.evaluate`.
 """
 
 from __future__ import annotations
 
+import argparse
+import codecs
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +34,25 @@ DESCRIPTION = (
     "difflab-text: text diffusion (masked diffusion LM, GIDD, DiffuSeq-style seq2seq) with HF tokenizers, "
     "on the King James Bible and gensim's Wikipedia / news test corpora offline."
 )
+
+
+LINKS = [("data.tokenizer_vocab_size", "model.init_args.vocab_size")]
+"""What the data decides: the vocabulary size is the data module's tokenizer's (every text model has
+``vocab_size``). The special-token ids are taken from the tokenizer when the model is set up
+(:class:`~difflab.text.models.base.TokenizerMixin`); both are kept in the checkpoint."""
+
+HARMLESS_WARNINGS = (r"The dirpath has changed from .* won't be reloaded.*",)
+"""Lightning's note, on ``validate`` / ``test`` from a checkpoint, that it keeps no best-model record
+of an earlier run folder: nothing of the run is lost."""
+
+
+def text_encoding(text: str) -> str:
+    """Argument type: the name of a text encoding Python knows (``utf-8``, ``latin-1``, ``cp1252``)."""
+    try:
+        codecs.lookup(text)
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"{text!r}: unknown text encoding (e.g. utf-8, latin-1, cp1252)") from None
+    return text
 
 
 def train_tokenizer_main(argv: list[str]) -> int:
@@ -41,7 +68,7 @@ def train_tokenizer_main(argv: list[str]) -> int:
     p.add_argument("--corpus", choices=CORPORA, default="kjv", help="default corpus when no files are given")
     p.add_argument("--vocab_size", type=count(5), default=1024, help="BPE size, with the four special tokens")
     p.add_argument("--min_frequency", type=count(1), default=2)
-    p.add_argument("--encoding", default="utf-8", help="text encoding of the files (e.g. latin-1)")
+    p.add_argument("--encoding", type=text_encoding, default="utf-8", help="text encoding of the files (e.g. latin-1)")
     p.add_argument("--out", type=Path, default=Path("tokenizer.json"))
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ns = p.parse_args(argv)
@@ -82,6 +109,27 @@ def generate_main(argv: list[str]) -> int:
     return generate(options.pop("ckpt"), **options)
 
 
+def evaluate_main(argv: list[str]) -> int:
+    """perplexity (AR) or NELBO bound per token and its perplexity (MDLM, GIDD) of a checkpoint on a text file"""
+    from difflab.text.evaluate import evaluate
+
+    p = VerbParser(prog="difflab-text evaluate", description=evaluate_main.__doc__)
+    p.add_argument("file", type=existing_file, help='text file (one document per line) or JSON lines {"text"}')
+    p.add_argument("--ckpt", required=True, help="checkpoint (or run folder) of MaskedDiffusionLM, GIDDLM or AR")
+    p.add_argument("--encoding", type=text_encoding, default="utf-8", help="text encoding of the file (e.g. latin-1)")
+    p.add_argument(
+        "--draws", type=count(1), default=8, help="noise draws of the bound, averaged (diffusion models; AR is exact)"
+    )
+    p.add_argument("--batch_size", type=count(1), default=32, help="blocks per network evaluation")
+    p.add_argument(
+        "--block_size", type=count(3), default=None, help="tokens per block (default: the training data's)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    ns = p.parse_args(argv)
+    options = {k: v for k, v in vars(ns).items() if k != "debug"}
+    return evaluate(options.pop("file"), options.pop("ckpt"), **options)
+
+
 def seq2seq_main(argv: list[str]) -> int:
     """translate the {"src"} lines of a JSON-lines file with a trained seq2seq checkpoint"""
     from difflab.text.inference import translate_file
@@ -95,7 +143,7 @@ def seq2seq_main(argv: list[str]) -> int:
     p.add_argument("--draws", type=count(1), default=1, help="draws per source; > 1: DiffuSeq's MBR decoding")
     p.add_argument("--batch_size", type=count(1), default=64)
     p.add_argument("--truncate", action="store_true", help="cut sources longer than the model's max_src_len")
-    p.add_argument("--encoding", default="utf-8", help="text encoding of the input (e.g. latin-1)")
+    p.add_argument("--encoding", type=text_encoding, default="utf-8", help="text encoding of the input (e.g. latin-1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     ns = p.parse_args(argv)
@@ -138,6 +186,8 @@ def main(args: Sequence[str] | None = None) -> int:
     from difflab.text.data.lm import LMDataModule
     from difflab.text.models.mdlm import MaskedDiffusionLM
 
+    for pattern in HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
     result = run_cli(
         TrainedModule,
         LightningDataModule,
@@ -146,6 +196,7 @@ def main(args: Sequence[str] | None = None) -> int:
         extra_commands={
             "train-tokenizer": train_tokenizer_main,
             "generate": generate_main,
+            "evaluate": evaluate_main,
             "seq2seq": seq2seq_main,
             "make-seq2seq-data": make_seq2seq_data_main,
             "demo": DEMO,
@@ -153,6 +204,7 @@ def main(args: Sequence[str] | None = None) -> int:
         model_default=MaskedDiffusionLM,
         datamodule_default=LMDataModule,
         description=DESCRIPTION,
+        links=LINKS,
     )
     return exit_code(result)
 

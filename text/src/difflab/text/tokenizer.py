@@ -14,7 +14,8 @@ token     role
 :func:`train_bpe` (``difflab-text train-tokenizer``) trains a byte-level BPE (HF ``tokenizers``;
 Sennrich et al. 2016, byte-level as GPT-2) whose first four ids are ``[PAD]=0 [MASK]=1 [BOS]=2
 [EOS]=3``. :class:`TextTokenizer` wraps any ``tokenizers.Tokenizer`` and fails with the file name
-and the missing token when one of the four is absent.
+and the missing token when one of the four is absent. :func:`load_tokenizer` reads a
+``tokenizer.json`` or the tokenizer kept in a difflab-text checkpoint (a ``.ckpt`` file or a run folder).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from difflab.core.errors import UserError
+
 SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[MASK]", "[BOS]", "[EOS]")
+
+
+class TokenizerError(UserError, ValueError):
+    """A tokenizer file that cannot be used; the message names the file first."""
 
 
 def _require_tokenizers():
@@ -51,7 +58,7 @@ class TextTokenizer:
         for tok in SPECIAL_TOKENS:
             i = tokenizer.token_to_id(tok)
             if i is None:
-                raise ValueError(
+                raise TokenizerError(
                     f"{source}: tokenizer has no {tok} token (difflab.text needs {', '.join(SPECIAL_TOKENS)}); "
                     "train one with `difflab-text train-tokenizer` or add the token to the tokenizer"
                 )
@@ -66,11 +73,11 @@ class TextTokenizer:
         tk = _require_tokenizers()
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such tokenizer file")
+            raise TokenizerError(f"{path}: no such tokenizer file")
         try:
             tok = tk.Tokenizer.from_file(str(path))
         except Exception as err:  # tokenizers raises a plain Exception on malformed JSON
-            raise ValueError(f"{path}: not a valid tokenizer.json ({err})") from err
+            raise TokenizerError(f"{path}: not a valid tokenizer.json ({err})") from err
         return cls(tok, str(path))
 
     @classmethod
@@ -119,8 +126,28 @@ class TextTokenizer:
     def decode_batch(self, rows, stop_at_eos: bool = False) -> list[str]:
         return [self.decode(r, stop_at_eos) for r in rows]
 
+    def same_as(self, other: TextTokenizer) -> bool:
+        """Whether ``other`` maps every text to the same ids (the same serialised tokenizer)."""
+        return self.to_str() == other.to_str()
+
     def __repr__(self) -> str:
         return f"TextTokenizer(source={self.source!r}, vocab_size={self.vocab_size})"
+
+
+def load_tokenizer(path: str | Path) -> TextTokenizer:
+    """The tokenizer of a ``tokenizer.json``, or the one kept in a difflab-text checkpoint (a ``.ckpt``
+    file, or a run folder: its newest ``last.ckpt``), so a model's own tokenizer can be given to a data
+    module without a separate file. Failures are :class:`TokenizerError` naming the path."""
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".ckpt":
+        from difflab.core.lightning.checkpoint import checkpoint_file, read_checkpoint
+
+        checkpoint = read_checkpoint(checkpoint_file(path), expected="a tokenizer.json or a difflab-text checkpoint")
+        text = checkpoint.get("difflab_tokenizer")
+        if not text:
+            raise TokenizerError(f"{path}: the checkpoint carries no tokenizer (expected one written by difflab-text)")
+        return TextTokenizer.from_str(text, f"{path} (the checkpoint's tokenizer)")
+    return TextTokenizer.from_file(path)
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2) -> TextTokenizer:
@@ -148,4 +175,4 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int =
     return TextTokenizer(tok, "<trained BPE>")
 
 
-__all__ = ["SPECIAL_TOKENS", "TextTokenizer", "train_bpe"]
+__all__ = ["SPECIAL_TOKENS", "TextTokenizer", "TokenizerError", "load_tokenizer", "train_bpe"]

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from difflab.core.lightning.data import SplitDataModule
 from difflab.text.data.corpora import Corpus, corpus_documents
 from difflab.text.data.text import Document, Packing, TextDataError, pack_blocks, read_documents
-from difflab.text.tokenizer import TextTokenizer, train_bpe
+from difflab.text.tokenizer import TextTokenizer, load_tokenizer, train_bpe
 
 
 class BlockDataset(Dataset):
@@ -57,14 +57,16 @@ class LMDataModule(SplitDataModule):
     :mod:`difflab.text.data.corpora`).
 
     Tokenizer: ``tokenizer`` is the path of a ``tokenizer.json`` (from ``difflab-text
-    train-tokenizer`` or any HF tokenizers file with [PAD] [MASK] [BOS] [EOS]); None trains a
-    byte-level BPE of ``vocab_size`` on the training documents (deterministic, a few seconds).
+    train-tokenizer`` or any HF tokenizers file with [PAD] [MASK] [BOS] [EOS]) or of a difflab-text
+    checkpoint or run folder (its tokenizer); None trains a byte-level BPE of ``vocab_size`` on the
+    training documents (deterministic, a few seconds). The tokenizer decides the model's vocabulary:
+    the command line links :attr:`tokenizer_vocab_size` into ``--model.init_args.vocab_size``.
 
     Args:
         corpus: default corpus used when ``train_files`` is None.
         train_files: training text files.
         val_files: held-out text files.
-        tokenizer: path of a tokenizer.json, or None.
+        tokenizer: path of a tokenizer.json or of a difflab-text checkpoint, or None.
         vocab_size: BPE size when the tokenizer is trained here.
         block_size: tokens per block including [BOS] and [EOS].
         packing: ``wrap`` (concatenate and cut, MDLM) or ``pad`` (one document per block).
@@ -99,7 +101,7 @@ class LMDataModule(SplitDataModule):
             raise ValueError(f"LMDataModule: val_fraction must be in (0, 1), got {val_fraction}")
         if batch_size < 1:
             raise ValueError(f"LMDataModule: batch_size must be >= 1, got {batch_size}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["vocab_size"])  # the model records the tokenizer's own size
         self.corpus, self.train_files, self.val_files = corpus, train_files, val_files
         self.tokenizer_path, self.vocab_size = tokenizer, vocab_size
         self.block_size, self.packing, self.truncate = block_size, packing, truncate
@@ -128,7 +130,7 @@ class LMDataModule(SplitDataModule):
 
     def build_tokenizer(self, train_docs: list[Document]) -> TextTokenizer:
         if self.tokenizer_path is not None:
-            return TextTokenizer.from_file(self.tokenizer_path)
+            return load_tokenizer(self.tokenizer_path)
         if self.train_files is None and self.corpus is not None:
             key = (self.corpus, self.vocab_size, self.max_documents or 0, self.seed, self.val_fraction)
             return TextTokenizer.from_str(_corpus_tokenizer(*key), f"BPE-{self.vocab_size} trained on {self.corpus}")
@@ -156,6 +158,13 @@ class LMDataModule(SplitDataModule):
         self.tokenizer = self.build_tokenizer(self.train_documents)
         self.train_set = BlockDataset(*self.blocks(self.train_documents))
         self.val_set = BlockDataset(*self.blocks(self.val_documents))
+
+    @property
+    def tokenizer_vocab_size(self) -> int:
+        """The size of the tokenizer's vocabulary (the data is read and the tokenizer built on first use)."""
+        self.setup()
+        assert self.tokenizer is not None
+        return self.tokenizer.vocab_size
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")

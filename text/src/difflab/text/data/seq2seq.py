@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 
 from difflab.core.lightning.data import SplitDataModule
 from difflab.text.data.text import Document, pad_sequences, read_pairs
-from difflab.text.tokenizer import TextTokenizer, train_bpe
+from difflab.text.tokenizer import TextTokenizer, load_tokenizer, train_bpe
 
 Task = Literal["kjv_restore"]
 TASKS: tuple[str, ...] = ("kjv_restore",)
@@ -138,13 +138,15 @@ class Seq2SeqDataModule(SplitDataModule):
     fails naming the file and line). Without files the default ``task`` is built (see the module
     docstring); its pairs longer than the blocks are left out (``max_train_pairs`` caps the training set).
 
-    Tokenizer: ``tokenizer`` (a tokenizer.json with [PAD] [MASK] [BOS] [EOS]) or, if None, a byte-level
-    BPE of ``vocab_size`` trained on the training sources and targets.
+    Tokenizer: ``tokenizer`` (a tokenizer.json with [PAD] [MASK] [BOS] [EOS], or a difflab-text
+    checkpoint or run folder: its tokenizer) or, if None, a byte-level BPE of ``vocab_size`` trained on
+    the training sources and targets. The command line links :attr:`tokenizer_vocab_size` into
+    ``--model.init_args.vocab_size``.
 
     Args:
         task: default task when ``train_files`` is None.
         train_files, val_files, test_files: JSON-lines files.
-        tokenizer: path of a tokenizer.json, or None.
+        tokenizer: path of a tokenizer.json or of a difflab-text checkpoint, or None.
         vocab_size: BPE size when the tokenizer is trained here.
         src_len: source block length (tokens + [EOS]).
         trg_len: target block length (tokens + [EOS], then [PAD]).
@@ -179,7 +181,7 @@ class Seq2SeqDataModule(SplitDataModule):
             raise ValueError("Seq2SeqDataModule: give train_files or a default task")
         if batch_size < 1:
             raise ValueError(f"Seq2SeqDataModule: batch_size must be >= 1, got {batch_size}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["vocab_size"])  # the model records the tokenizer's own size
         self.task, self.train_files, self.val_files, self.test_files = task, train_files, val_files, test_files
         self.tokenizer_path, self.vocab_size = tokenizer, vocab_size
         self.src_len, self.trg_len, self.truncate = src_len, trg_len, truncate
@@ -235,7 +237,7 @@ class Seq2SeqDataModule(SplitDataModule):
         if self.max_train_pairs is not None:
             pairs["train"] = pairs["train"][: self.max_train_pairs]
         if self.tokenizer_path is not None:
-            self.tokenizer = TextTokenizer.from_file(self.tokenizer_path)
+            self.tokenizer = load_tokenizer(self.tokenizer_path)
         elif not self.train_files:
             key = (self.task, self.vocab_size, self.seed, self.val_size, self.test_size, self.max_train_pairs or 0)
             self.tokenizer = TextTokenizer.from_str(_task_tokenizer(*key), f"BPE-{self.vocab_size} on {self.task}")
@@ -247,6 +249,13 @@ class Seq2SeqDataModule(SplitDataModule):
         self.train_set = self._dataset(pairs["train"])
         self.val_set = self._dataset(pairs["val"])
         self.test_set = self._dataset(pairs["test"]) if "test" in pairs else None
+
+    @property
+    def tokenizer_vocab_size(self) -> int:
+        """The size of the tokenizer's vocabulary (the data is read and the tokenizer built on first use)."""
+        self.setup()
+        assert self.tokenizer is not None
+        return self.tokenizer.vocab_size
 
     def references(self, split: str = "test") -> tuple[list[str], list[str]]:
         """``(sources, targets)`` texts of a split (after setup)."""

@@ -17,12 +17,15 @@ from torch import Tensor
 
 from difflab.core.lightning import TrainedModule, eval_mode
 from difflab.text.metrics import ar_nll
-from difflab.text.models.base import TokenizerMixin
+from difflab.text.models.base import HeldOutNLL, TokenizerMixin
 from difflab.text.networks.transformer import ARTransformer
 
 
-class ARLanguageModel(TokenizerMixin, TrainedModule):
+class ARLanguageModel(HeldOutNLL, TokenizerMixin, TrainedModule):
     """Causal transformer LM of the same size as the denoiser.
+
+    Validation and test report the exact NLL per token of the held-out blocks over the epoch,
+    ``nll`` (tokens after [BOS]), and the perplexity ``ppl = exp(nll)``.
 
     Args:
         vocab_size: V.
@@ -47,6 +50,8 @@ class ARLanguageModel(TokenizerMixin, TrainedModule):
         self.save_init_hyperparameters()
         self.network = ARTransformer(vocab_size, max_len, dim, depth, heads, dropout)
         self.vocab_size, self.bos_id, self.mask_id = vocab_size, bos_id, None
+
+    SPECIAL_IDS = ("bos_id",)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)
@@ -84,12 +89,18 @@ class ARLanguageModel(TokenizerMixin, TrainedModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         loss = self.loss(batch)
         self.log("val/loss", loss, prog_bar=True, batch_size=batch["x0"].shape[0])
+        self._add_held_out(batch, batch_idx, "val")
         return loss
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         loss = self.loss(batch)
         self.log("test/loss", loss, batch_size=batch["x0"].shape[0])
+        self._add_held_out(batch, batch_idx, "test")
         return loss
+
+    def held_out_nll(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> tuple[float, int]:
+        """The exact ``(summed NLL, count)`` of the batch's tokens after [BOS] (no noise)."""
+        return self.exact_nll(batch["x0"], batch.get("attention_mask"))
 
     def exact_nll(self, x0: Tensor, attention_mask: Tensor | None = None) -> tuple[float, int]:
         """``(summed NLL of tokens 1..L-1, count)`` under the model (eval mode)."""

@@ -9,7 +9,7 @@ unmasked tokens are not copied: the model can revise them.
 Objective: GIDD's ELBO (Thm. 3.6), per token ``w_t(z_t, x)[KL(q_t(.|x) || q_t(.|x_hat)) + r - log r
 - 1]`` (:func:`difflab.core.discrete_losses.gidd_elbo`), with ``weighting="dynamic"`` (GIDD's
 default training weights) or ``"elbo"``; times ``t_i = (i/B + U) mod 1`` mapped into ``[1e-4, 1 -
-1e-4]``. :meth:`GIDDLM.elbo_nll` always evaluates the unweighted bound.
+1e-4]``. :meth:`GIDDLM.elbo_nll` (and ``nll_bound`` in validation) always evaluates the unweighted bound.
 
 Sampling: core's ``gidd`` sampler (:func:`difflab.core.samplers.masked.sample_gidd`) on the process's
 grid ``linspace(1 - eps, eps, N + 1)``, then
@@ -45,7 +45,7 @@ class GIDDLM(MaskedDiffusionLM):
         sample_steps: default sampler steps.
         self_correction_steps: default self-correction iterations after sampling (0: off; GIDD: 128).
         min_p: drop tokens below ``min_p * max`` while sampling (0: off).
-        num_val_samples, optimizer, lr_scheduler: as :class:`MaskedDiffusionLM`.
+        num_val_samples, val_draws, optimizer, lr_scheduler: as :class:`MaskedDiffusionLM`.
     """
 
     def __init__(
@@ -65,6 +65,7 @@ class GIDDLM(MaskedDiffusionLM):
         self_correction_steps: int = 0,
         min_p: float = 0.0,
         num_val_samples: int = 0,
+        val_draws: int = 4,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -86,6 +87,7 @@ class GIDDLM(MaskedDiffusionLM):
             sample_steps=sample_steps,
             cache=False,
             num_val_samples=num_val_samples,
+            val_draws=val_draws,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
         )
@@ -104,22 +106,19 @@ class GIDDLM(MaskedDiffusionLM):
         logits = self.network_forward(x_t, t, batch)
         return gidd_elbo(logits, x0, x_t, t, self.process, am, weighting=self.weighting).to(logits.dtype)
 
-    @torch.no_grad()
-    def elbo_nll(
-        self, x0: Tensor, attention_mask: Tensor | None = None, n_times: int = 8, generator=None
-    ) -> tuple[float, int]:
-        """``(summed negative ELBO over tokens 1..L-1, count)``, [BOS] given, ``n_times`` stratified times."""
-        am = torch.ones_like(x0) if attention_mask is None else attention_mask
-        total = 0.0
-        for k in range(n_times):
-            u = (torch.rand(x0.shape[0], generator=generator, dtype=torch.float64) + k) / n_times
-            t = (GIDD_EPS + (1 - 2 * GIDD_EPS) * u).to(device=x0.device, dtype=torch.float32)
-            x_t = self.corrupt(x0, t, generator)
-            x_t[:, 0] = x0[:, 0]
-            logits = self.network(x_t, t, am)
-            per = gidd_elbo(logits, x0, x_t, t, self.process, am, weighting="elbo", reduction="none")
-            total += float(per[:, 1:].sum())
-        return total / n_times, int(am[:, 1:].sum())
+    def special_ids_changed(self) -> None:
+        self.process = GIDD(self.vocab_size, self.mask_id, self.p_u, self.gamma)
+
+    def bound_time(self, u: Tensor) -> Tensor:
+        """The time of the bound at ``u`` in [0, 1): ``eps + (1 - 2 eps) u`` (GIDD's range)."""
+        return GIDD_EPS + (1 - 2 * GIDD_EPS) * u
+
+    def bound_terms(self, x0: Tensor, am: Tensor, t: Tensor, generator) -> Tensor:
+        """Unweighted negative-ELBO terms (B, L) at times ``t`` (B,), [BOS] given."""
+        x_t = self.corrupt(x0, t, generator)
+        x_t[:, 0] = x0[:, 0]
+        logits = self.network(x_t, t, am)
+        return gidd_elbo(logits, x0, x_t, t, self.process, am, weighting="elbo", reduction="none")
 
     @torch.no_grad()
     def generate(

@@ -40,14 +40,18 @@ from difflab.core.processes.discrete import MaskedDiffusion, SpindleMaskedDiffus
 from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.select import DiscreteSamplerName, run_discrete_sampler
 from difflab.text.metrics import distinct_n, repetition_rate
-from difflab.text.models.base import TokenizerMixin
+from difflab.text.models.base import HeldOutNLL, TokenizerMixin
 from difflab.text.networks.transformer import DiffusionTransformer
 
 Schedule = Literal["log_linear", "linear", "cosine", "spindle"]
 
 
-class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
+class MaskedDiffusionLM(HeldOutNLL, TokenizerMixin, DiffusionModule):
     """MDLM on a small bidirectional transformer.
+
+    Validation and test report, besides the one-draw training objective ``loss``, the NELBO per
+    token of the held-out blocks, ``nll_bound`` (tokens after [BOS], ``val_draws`` stratified times
+    per block; :meth:`elbo_nll`), and its perplexity bound ``ppl_bound = exp(nll_bound)`` over the epoch.
 
     Args:
         vocab_size: V, at least the tokenizer's size.
@@ -63,6 +67,7 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
         sample_steps: default sampler steps.
         cache: reuse ``p(x0 | x_t)`` while no token changes (MDLM's ``ddpm_cache``).
         num_val_samples: samples drawn at each validation for distinct-n / repetition.
+        val_draws: stratified noise draws per held-out block for ``nll_bound`` / ``ppl_bound``.
         optimizer, lr_scheduler: optimiser factories (default AdamW lr 3e-4 in the configs).
     """
 
@@ -84,9 +89,12 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
         sample_steps: int = 64,
         cache: bool = True,
         num_val_samples: int = 0,
+        val_draws: int = 4,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
+        if val_draws < 1:
+            raise ValueError(f"val_draws must be >= 1, got {val_draws}")
         if schedule not in ("log_linear", "linear", "cosine", "spindle"):
             raise ValueError(f"schedule must be 'log_linear', 'linear', 'cosine' or 'spindle', got {schedule!r}")
         network = DiffusionTransformer(vocab_size, max_len, dim, depth, heads, time_conditioning, dropout=dropout)
@@ -103,10 +111,19 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
         )
         self.vocab_size, self.mask_id, self.bos_id = vocab_size, mask_id, bos_id
         self.schedule, self.eps, self.spindle_lambda, self.cache = schedule, eps, spindle_lambda, cache
+        self.val_draws = val_draws
         # training-set token counts (the spindle's word weights); saved with the checkpoint
         self.register_buffer("token_frequencies", torch.zeros(vocab_size, dtype=torch.float64))
 
+    SPECIAL_IDS = ("mask_id", "bos_id")
+    NLL_NAMES = ("nll_bound", "ppl_bound")
+
     # ------------------------------------------------------------------ process / tokenizer
+    def special_ids_changed(self) -> None:
+        base = "log_linear" if self.schedule == "spindle" else self.schedule
+        self.process = MaskedDiffusion(self.vocab_size, self.mask_id, base, self.eps)
+        self._build_spindle()
+
     def _build_spindle(self) -> None:
         if self.schedule == "spindle" and float(self.token_frequencies.sum()) > 0:
             self.process = SpindleMaskedDiffusion(
@@ -159,29 +176,46 @@ class MaskedDiffusionLM(TokenizerMixin, DiffusionModule):
         logits = self.network_forward(x_t, t, batch)
         return masked_diffusion_loss(logits, x0, x_t, t, self.process, am)
 
+    def bound_time(self, u: Tensor) -> Tensor:
+        """The time of the bound at ``u`` in [0, 1): ``eps + (1 - eps) u``."""
+        return self.eps + (1 - self.eps) * u
+
+    def bound_terms(self, x0: Tensor, am: Tensor, t: Tensor, generator) -> Tensor:
+        """NELBO terms (B, L) of blocks ``x0`` at times ``t`` (B,), [BOS] given (its term is 0)."""
+        keep = torch.zeros_like(x0, dtype=torch.bool)
+        keep[:, 0] = True
+        x_t = torch.where(keep, x0, self.corrupt(x0, t, generator, am))
+        logits = self.network(x_t, t, am)
+        return masked_diffusion_loss(logits, x0, x_t, t, self.process, am, reduction="none")
+
+    @torch.no_grad()
+    def nelbo_sum(self, x0: Tensor, attention_mask: Tensor | None, u: Tensor, generator=None) -> Tensor:
+        """Summed NELBO (nats) of tokens 1..L-1 of each block ``x0`` (B, L) at the times of ``u`` (B,)
+        in [0, 1) (:meth:`bound_time`), shape (B,); one noise draw per block."""
+        am = torch.ones_like(x0) if attention_mask is None else attention_mask
+        t = self.bound_time(u.double()).to(device=x0.device, dtype=torch.float32)
+        per = self.bound_terms(x0, am, t, generator)
+        return per[:, 1:].double().sum(1)
+
     @torch.no_grad()
     def elbo_nll(
         self, x0: Tensor, attention_mask: Tensor | None = None, n_times: int = 8, generator=None
     ) -> tuple[float, int]:
         """``(summed NELBO over tokens 1..L-1, token count)`` of blocks ``x0`` (B, L), [BOS] given.
 
-        ``n_times`` stratified times per block; exp(sum / count) bounds the perplexity from above.
+        ``n_times`` stratified times per block (``u = (U_k + k) / n_times``); exp(sum / count) bounds
+        the perplexity from above.
         """
         am = torch.ones_like(x0) if attention_mask is None else attention_mask
-        keep = torch.zeros_like(x0, dtype=torch.bool)
-        keep[:, 0] = True
+        device = generator.device if generator is not None else x0.device
         total = 0.0
         for k in range(n_times):
-            u = (torch.rand(x0.shape[0], generator=generator, dtype=torch.float64) + k) / n_times
-            t = (self.eps + (1 - self.eps) * u).to(device=x0.device, dtype=torch.float32)
-            x_t = torch.where(keep, x0, self.corrupt(x0, t, generator, am))
-            logits = self.network(x_t, t, am)
-            per = masked_diffusion_loss(logits, x0, x_t, t, self.process, am, reduction="none")
-            total += float(per[:, 1:].sum())
+            u = (torch.rand(x0.shape[0], generator=generator, dtype=torch.float64, device=device) + k) / n_times
+            total += float(self.nelbo_sum(x0, am, u.to(x0.device), generator).sum())
         return total / n_times, int(am[:, 1:].sum())
 
-    def validation_metrics(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor | float]:
-        return {}
+    def held_out_nll(self, batch: dict[str, Any], generator: torch.Generator) -> tuple[float, int]:
+        return self.elbo_nll(batch["x0"], batch.get("attention_mask"), self.val_draws, generator)
 
     # ------------------------------------------------------------------ sampling
     def model_fn(self):
