@@ -54,7 +54,11 @@ def denoise_main(argv: list[str]) -> int:
     from difflab.pointcloud.inference import denoise_files
 
     p = VerbParser(prog="difflab-pointcloud denoise", description=denoise_main.__doc__)
-    p.add_argument("input", type=existing_path, help="a point file (.ply/.pcd/.xyz) or a folder of them")
+    p.add_argument(
+        "input",
+        type=existing_path,
+        help="a point file (.ply/.pcd/.xyz/.npy, or the vertices of .off/.obj) or a folder of them",
+    )
     p.add_argument("out", type=Path, help="output file (for one input file) or folder")
     p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) written by fit")
     p.add_argument("--repeat", type=count(1), default=1, help="apply the filter this many times")
@@ -84,6 +88,10 @@ def make_pairs_main(argv: list[str]) -> int:
     return write_pairs(options.pop("out"), options.pop("ckpt"), **options)
 
 
+LINKS = [("data.patch_size", "model.init_args.patch_size")]
+"""What the data decides: the filters' patch size (points per patch), given by the filtering data
+module to the model when both are built (and recorded in its checkpoint)."""
+
 DEMO = Command(
     "difflab.pointcloud.demo:main",
     "train briefly, sample with 1 and many steps, denoise noisy shapes and real scans, print the metric table",
@@ -108,6 +116,7 @@ def main(args: list[str] | None = None) -> int:
             "demo": DEMO,
         },
         description=DESCRIPTION,
+        links=LINKS,
     )
     return exit_code(result)
 

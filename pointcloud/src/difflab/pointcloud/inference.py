@@ -84,18 +84,18 @@ def denoise_targets(source: Path, out: Path, overwrite: bool = False) -> tuple[l
 
     ``out`` is the output file for one input when it has a point suffix, otherwise a folder."""
     from difflab.core.verbs import check_output
-    from difflab.pointcloud.io import POINT_FORMATS
+    from difflab.pointcloud.io import CLOUD_FORMATS, WRITE_FORMATS
 
     if source.is_dir():
-        files = sorted(f for f in source.iterdir() if f.suffix.lower() in POINT_FORMATS and f.is_file())
+        files = sorted(f for f in source.iterdir() if f.suffix.lower() in CLOUD_FORMATS and f.is_file())
         if not files:
-            raise UserError(f"{source}: no point files ({', '.join(POINT_FORMATS)})")
+            raise UserError(f"{source}: no point files ({', '.join(CLOUD_FORMATS)})")
         if out.is_file():
             raise UserError(f"{out}: is a file; the output of a folder of clouds is a folder")
         targets = [out / (f.stem + ".ply") for f in files]
     else:
         files = [source]
-        targets = [out if out.suffix.lower() in (".ply", ".pcd", ".xyz") else out / (source.stem + ".ply")]
+        targets = [out if out.suffix.lower() in WRITE_FORMATS else out / (source.stem + ".ply")]
     if len(set(targets)) < len(targets):
         raise UserError(f"{source}: two clouds share a name (their outputs would replace each other)")
     for t in targets:
@@ -107,7 +107,8 @@ def denoise_targets(source: Path, out: Path, overwrite: bool = False) -> tuple[l
 def denoise_files(source: Path, out: Path, ckpt: str | Path, *, repeat: int = 1, overwrite: bool = False) -> int:
     """Filter one cloud or a folder of clouds; writes the filtered ``.ply`` and a before/after render.
 
-    Every input is read (and must hold at least a patch of points) before anything is written."""
+    Every input is read (and must hold at least a patch of points) before anything is written; a big
+    cloud shows progress over its patches."""
     from difflab.core.progress import note, progress
     from difflab.pointcloud.figures import render_grid
     from difflab.pointcloud.io import read_points, write_points
@@ -119,9 +120,14 @@ def denoise_files(source: Path, out: Path, ckpt: str | Path, *, repeat: int = 1,
     patch = int(getattr(model, "patch_size", 1))
     for f, noisy in zip(files, clouds):
         if len(noisy) < patch:
-            raise UserError(f"{f}: {len(noisy)} points, fewer than the model's patch of {patch} points")
-    for f, o, noisy in progress(list(zip(files, outs, clouds)), desc="denoise", unit="cloud"):
-        clean = model.denoise(noisy, repeat=repeat)
+            raise UserError(
+                f"{f}: {len(noisy)} points, fewer than the model's patch of {patch} points (it was trained with "
+                f"--data.init_args.patch_size {patch}); give a cloud of at least {patch} points or a model "
+                f"trained with --data.init_args.patch_size {len(noisy)} or less"
+            )
+    pairs = list(zip(files, outs, clouds))
+    for f, o, noisy in progress(pairs, desc="denoise", unit="cloud") if len(pairs) > 1 else pairs:
+        clean = model.denoise(noisy, repeat=repeat, desc=f"denoise {f.name}")
         write_points(o, clean)
         note(f"artifact: {o} | {f.name} filtered ({len(clean)} points)")
         png = render_grid([noisy, clean], o.with_suffix(".png"), titles=["input", "filtered"], ncols=2)

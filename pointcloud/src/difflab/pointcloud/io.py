@@ -7,7 +7,13 @@ format, unreadable file, empty point set, non-finite coordinates, a mesh without
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +21,12 @@ import numpy as np
 
 from difflab.core.errors import UserError
 
-POINT_FORMATS = (".ply", ".pcd", ".xyz", ".xyzn", ".xyzrgb", ".pts", ".pwn")
+POINT_FORMATS = (".ply", ".pcd", ".xyz", ".xyzn", ".xyzrgb", ".pts", ".pwn", ".npy")
+CLOUD_FORMATS = (*POINT_FORMATS, ".off", ".obj")
+"""What :func:`read_points` reads: point files, and the vertices of ``.off`` / ``.obj`` meshes."""
 MESH_FORMATS = (".obj", ".off", ".ply", ".stl")
+WRITE_FORMATS = (".ply", ".pcd", ".xyz", ".npy")
+"""What :func:`write_points` writes."""
 
 
 class PointCloudError(UserError, ValueError):
@@ -79,39 +89,99 @@ def _read_xyz_text(path: Path) -> np.ndarray:
 
 
 def read_points(path: str | Path) -> np.ndarray:
-    """Read a point set (``.ply``, ``.pcd``, ``.xyz``/``.xyzn``/``.pts``/``.pwn`` text, or the vertices of an
-    ``.off``/``.obj`` file) as a float32 ``(N, 3)`` array."""
+    """Read a point set (``.ply``, ``.pcd``, ``.npy`` (an ``(N, 3+)`` array), ``.xyz``/``.xyzn``/``.pts``/``.pwn``
+    text, or the vertices of an ``.off``/``.obj`` file) as a float32 ``(N, 3)`` array.
+
+    A file that does not read, holds no point or has a non-finite coordinate is a :class:`PointCloudError`
+    naming it."""
     path = Path(path)
     if not path.is_file():
         raise PointCloudError(f"{path}: no such file")
     ext = path.suffix.lower()
     if ext in (".xyz", ".xyzn", ".xyzrgb", ".pts", ".pwn", ".txt"):
         return check_points(_read_xyz_text(path), str(path))
+    if ext == ".npy":
+        return check_points(_read_npy(path), str(path))
     if ext in (".off", ".obj", ".stl"):
-        mesh = _o3d().io.read_triangle_mesh(str(path))
+        with native_messages() as said:
+            mesh = _o3d().io.read_triangle_mesh(str(path))
         pts = np.asarray(mesh.vertices)
         if len(pts) == 0 and ext == ".off":
             pts = _read_off_vertices(path)
-        return check_points(pts, str(path))
+        return check_points(_read_or_say(pts, path, said), str(path))
     if ext in (".ply", ".pcd"):
-        pc = _o3d().io.read_point_cloud(str(path))
-        return check_points(np.asarray(pc.points), str(path))
-    raise PointCloudError(
-        f"{path}: unknown point-cloud format {ext!r} (known: {', '.join(POINT_FORMATS + ('.off', '.obj'))})"
-    )
+        if ext == ".ply" and not path.read_bytes()[:4].startswith(b"ply"):
+            raise PointCloudError(f"{path}: not a PLY file (it does not start with 'ply')")
+        with native_messages() as said:
+            pc = _o3d().io.read_point_cloud(str(path))
+        return check_points(_read_or_say(np.asarray(pc.points), path, said), str(path))
+    raise PointCloudError(f"{path}: unknown point-cloud format {ext!r} (known: {', '.join(CLOUD_FORMATS)})")
+
+
+def _read_or_say(points: np.ndarray, path: Path, said: list[str]) -> np.ndarray:
+    """``points``, or an error naming the file when the reader found none or reported an error (a
+    truncated PLY file reads as points of uninitialised memory, with only RPly's message to tell)."""
+    if said:
+        raise PointCloudError(f"{path}: not a readable file ({'; '.join(said[:2])})")
+    if len(points) == 0:
+        raise PointCloudError(f"{path}: no points (an empty or unreadable file)")
+    return points
+
+
+@contextlib.contextmanager
+def native_messages() -> Iterator[list[str]]:
+    """Collect what native code (Open3D's file readers, RPly) prints on the process's standard error
+    while the block runs, instead of letting it through: the list receives its non-empty lines."""
+    said: list[str] = []
+    fd = 2  # the descriptor native code writes to, whatever sys.stderr is in Python
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            said += [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in text.splitlines() if ln.strip()]
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """An ``(N, 3+)`` numeric array saved by ``numpy.save`` (the first three columns are x, y, z)."""
+    with path.open("rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise PointCloudError(f"{path}: not a .npy file (no NumPy header; save points with numpy.save)")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise PointCloudError(f"{path}: not a readable .npy array ({err})") from None
+    if not np.issubdtype(data.dtype, np.number):
+        raise PointCloudError(f"{path}: expected a numeric array of points, got dtype {data.dtype}")
+    if data.ndim != 2 or data.shape[1] < 3:
+        raise PointCloudError(f"{path}: expected an array of shape (N, 3) (x y z [...]), got {data.shape}")
+    if data.shape[0] == 0:
+        raise PointCloudError(f"{path}: empty point set (0 points)")
+    return data[:, :3]
 
 
 def _read_off_vertices(path: Path) -> np.ndarray:
+    """The vertices of an OFF file, read as text (for the files Open3D does not read)."""
     lines = [ln.split("#")[0].strip() for ln in path.read_text(errors="replace").splitlines()]
     lines = [ln for ln in lines if ln]
     if not lines or not lines[0].upper().endswith("OFF"):
         raise PointCloudError(f"{path}: not an OFF file (first line {lines[0][:20] if lines else ''!r})")
     head = lines[0][3:].split() if len(lines[0]) > 3 and lines[0][:3].upper() == "OFF" else []
     rest = lines[1:]
-    if not head:
-        head, rest = rest[0].split(), rest[1:]
-    nv = int(head[0])
-    return np.array([[float(v) for v in ln.split()[:3]] for ln in rest[:nv]])
+    try:
+        if not head:
+            head, rest = rest[0].split(), rest[1:]
+        nv = int(head[0])
+        return np.array([[float(v) for v in ln.split()[:3]] for ln in rest[:nv]]).reshape(-1, 3)
+    except (IndexError, ValueError) as err:
+        raise PointCloudError(f"{path}: not a readable OFF file ({err})") from None
 
 
 def read_mesh(path: str | Path) -> Mesh:
@@ -122,10 +192,12 @@ def read_mesh(path: str | Path) -> Mesh:
     ext = path.suffix.lower()
     if ext not in MESH_FORMATS:
         raise PointCloudError(f"{path}: unknown mesh format {ext!r} (known: {', '.join(MESH_FORMATS)})")
-    m = _o3d().io.read_triangle_mesh(str(path))
+    with native_messages() as said:
+        m = _o3d().io.read_triangle_mesh(str(path))
     v, f = np.asarray(m.vertices, dtype=np.float64), np.asarray(m.triangles, dtype=np.int64)
     if len(v) == 0:
-        raise PointCloudError(f"{path}: mesh has no vertices (unreadable or empty file)")
+        why = f": {said[0]}" if said else ""
+        raise PointCloudError(f"{path}: mesh has no vertices (an empty or unreadable file{why})")
     if len(f) == 0:
         raise PointCloudError(f"{path}: mesh has no faces ({len(v)} vertices): a point set, not a mesh")
     if not np.isfinite(v).all():
@@ -134,17 +206,17 @@ def read_mesh(path: str | Path) -> Mesh:
 
 
 def write_points(path: str | Path, points: np.ndarray, normals: np.ndarray | None = None) -> Path:
-    """Write points (and optional normals) as ``.ply``, ``.pcd`` or ``.xyz`` (by the suffix)."""
+    """Write points (and optional normals) as ``.ply``, ``.pcd``, ``.xyz`` or ``.npy`` (by the suffix)."""
     path = Path(path)
     pts = check_points(points, str(path))
     ext = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if ext == ".xyz":
-        cols = pts if normals is None else np.concatenate([pts, normals], 1)
-        np.savetxt(path, cols, fmt="%.6f")
+    if ext in (".xyz", ".npy"):
+        cols = pts if normals is None else np.concatenate([pts, np.asarray(normals, dtype=np.float32)], 1)
+        np.savetxt(path, cols, fmt="%.6f") if ext == ".xyz" else np.save(path, cols)
         return path
     if ext not in (".ply", ".pcd"):
-        raise PointCloudError(f"{path}: cannot write format {ext!r} (use .ply, .pcd or .xyz)")
+        raise PointCloudError(f"{path}: cannot write format {ext!r} (use {', '.join(WRITE_FORMATS)})")
     o3d = _o3d()
     pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts.astype(np.float64)))
     if normals is not None:

@@ -18,6 +18,9 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
+PROGRESS_BATCHES = 8
+"""Clouds that take more calls of the filter than this show progress over their patches."""
+
 
 def farthest_point_sample(x: Tensor | np.ndarray, m: int, start: int = 0) -> Tensor:
     """Indices ``(m,)`` of ``m`` farthest-point-sampled points of ``x`` (N, 3), in increasing order.
@@ -26,8 +29,9 @@ def farthest_point_sample(x: Tensor | np.ndarray, m: int, start: int = 0) -> Ten
     the visiting order); each point's index travels through the selection in its normal's first
     component, exact in float64.
     """
-    import open3d as o3d
+    from difflab.pointcloud.io import _o3d
 
+    o3d = _o3d()  # Open3D with its messages below errors silenced
     pts = np.asarray(x, dtype=np.float64)
     m = min(m, len(pts))
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
@@ -92,6 +96,7 @@ def filter_cloud(
     patch_size: int = 256,
     coverage: float = 3.0,
     batch: int = 32,
+    desc: str | None = None,
 ) -> np.ndarray:
     """Filter a whole cloud patch by patch.
 
@@ -101,6 +106,8 @@ def filter_cloud(
         patch_size: points per patch ``P``.
         coverage: seeds = ceil(coverage N / P) (each point lies in about ``coverage`` patches).
         batch: patches per call of ``filter_fn``.
+        desc: a name to show progress under (a bar on a terminal, a line every few seconds without
+            one) when the cloud takes more than ``PROGRESS_BATCHES`` calls of ``filter_fn``.
 
     Returns:
         the filtered cloud (N, 3), each point from the patch with the nearest seed.
@@ -109,8 +116,13 @@ def filter_cloud(
     seeds, nb, dist = group_patches(x.numpy(), patch_size, coverage)
     centres, nb_t = x[torch.from_numpy(seeds)], torch.from_numpy(nb)
     filtered = []
+    starts = range(0, len(seeds), batch)
+    if desc is not None and len(starts) > PROGRESS_BATCHES:
+        from difflab.core.progress import progress
+
+        starts = progress(starts, desc, unit="batch")
     with torch.no_grad():
-        for s in range(0, len(seeds), batch):
+        for s in starts:
             patch, r = normalise_patch(x[nb_t[s : s + batch]], centres[s : s + batch])
             y = filter_fn(patch)
             filtered.append(y * r[:, None, None] + centres[s : s + batch, None])

@@ -16,11 +16,16 @@ same patches.
 
 Default meshes: Debian libcgal-demo (:data:`~difflab.pointcloud.data.sources.CGAL_TRAIN_MESHES` for
 training, :data:`~difflab.pointcloud.data.sources.CGAL_TEST_MESHES` held out); or a ShapeNet / ModelNet
-mesh folder.
+mesh folder; or one's own clean clouds (``pointfolder``: a folder of point files of any size, each
+with at least ``patch_size`` points, see :func:`point_folder_clouds`).
+
+The data decides the patch size: the command line links ``patch_size`` into the filter, whose
+checkpoint records it (:data:`difflab.pointcloud.cli.LINKS`).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -28,8 +33,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from difflab.core.errors import UserError
 from difflab.core.lightning import SplitDataModule
-from difflab.pointcloud.io import Mesh, normalize_mesh, read_mesh, sample_mesh
+from difflab.pointcloud.io import (
+    CLOUD_FORMATS,
+    Mesh,
+    PointCloudError,
+    normalize_mesh,
+    normalize_unit_sphere,
+    read_mesh,
+    read_points,
+    sample_mesh,
+)
 from difflab.pointcloud.patches import normalise_patch
 
 
@@ -46,6 +61,54 @@ def load_meshes(source: str, names: list[str] | None, root: str | None, split: s
         return [normalize_mesh(m) for m in sources.readable_pybullet_meshes(count, start)[0]]
     paths, _, _ = mesh_folder_items(root, split, names)
     return [normalize_mesh(read_mesh(p)) for p in paths]
+
+
+def point_folder_files(root: str | Path, split: str, num_val: int | None = None) -> list[Path]:
+    """The clean clouds of ``split`` (``train`` or ``test``) in a folder of point files (``CLOUD_FORMATS``).
+
+    ``root/train`` and ``root/test`` (or ``root/val``) when they exist; otherwise the files of ``root``
+    with the last ``num_val`` (default: a fifth, at least one) held out for validation and testing.
+    A folder of one cloud validates on patches of that cloud (a warning says so)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PointCloudError(f"{root}: no such folder (--data.init_args.root)")
+    held = next((root / d for d in ("test", "val") if (root / d).is_dir()), None)
+    folder = (root / "train" if split == "train" else held) if (root / "train").is_dir() and held else root
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in CLOUD_FORMATS and p.is_file())
+    if not files:
+        raise PointCloudError(f"{folder}: no point files ({', '.join(CLOUD_FORMATS)}) (--data.init_args.root)")
+    if folder != root:
+        return files
+    if len(files) == 1:
+        if split != "train":
+            warnings.warn(
+                f"{root}: one cloud, so the validation patches come from the training cloud "
+                "(put held-out clouds in root/test and training clouds in root/train)",
+                stacklevel=2,
+            )
+        return files
+    nv = min(len(files) - 1, num_val or max(1, len(files) // 5))
+    return files[:-nv] if split == "train" else files[-nv:]
+
+
+def point_folder_clouds(files: list[Path], num_points: int, patch_size: int, seed: int = 0) -> list[np.ndarray]:
+    """Each file's cloud normalised to the unit sphere, randomly thinned to ``num_points`` when it has
+    more (never padded); a cloud with fewer than ``patch_size`` points is a :class:`PointCloudError`."""
+    clouds = []
+    for i, path in enumerate(files):
+        pts = read_points(path)
+        if len(pts) < patch_size:
+            raise PointCloudError(
+                f"{path}: {len(pts)} points, fewer than a patch of --data.init_args.patch_size {patch_size}; "
+                f"pass --data.init_args.patch_size {len(pts)} or less, or leave this cloud out"
+            )
+        if len(pts) > num_points:
+            pts = pts[np.sort(np.random.default_rng([seed, i]).choice(len(pts), num_points, replace=False))]
+        try:
+            clouds.append(normalize_unit_sphere(pts)[0])
+        except PointCloudError as err:
+            raise PointCloudError(f"{path}: {err}") from None
+    return clouds
 
 
 class NoisyPatchDataset(Dataset):
@@ -74,7 +137,9 @@ class NoisyPatchDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, i]).generate_state(1)[0]))
         c = self.clouds[int(torch.randint(len(self.clouds), (1,), generator=g))]
-        p = min(self.patch_size, len(c))
+        p = self.patch_size
+        if len(c) < p:
+            raise PointCloudError(f"a cloud of {len(c)} points is smaller than a patch of {p} points")
         s = int(torch.randint(len(c), (1,), generator=g))
         lo, hi = self.noise_range
         sigma = lo + (hi - lo) * float(torch.rand((), generator=g))
@@ -93,19 +158,20 @@ class FilterDataModule(SplitDataModule):
     """Noisy / clean patches from meshes (module docstring).
 
     Args:
-        source: ``cgal`` (offline default: Debian libcgal-demo meshes), ``pybullet`` or ``meshfolder``.
+        source: ``cgal`` (offline default: Debian libcgal-demo meshes), ``pybullet``, ``meshfolder`` or
+            ``pointfolder`` (one's own clean clouds: :func:`point_folder_files`).
         meshes: mesh names (``cgal``) or categories (``meshfolder``); default: the built-in split.
         val_meshes: held-out mesh names (``cgal``).
-        root: mesh folder for ``meshfolder``.
-        num_points: clean points sampled per mesh.
-        patch_size: points per patch.
+        root: mesh folder for ``meshfolder``, folder of clean clouds for ``pointfolder``.
+        num_points: clean points sampled per mesh (``pointfolder``: at most this many per cloud).
+        patch_size: points per patch (the filter takes it from here).
         noise_range: noise std range, fraction of the bounding-sphere radius.
         patches_per_epoch, val_patches: dataset lengths.
     """
 
     def __init__(
         self,
-        source: Literal["cgal", "pybullet", "meshfolder"] = "cgal",
+        source: Literal["cgal", "pybullet", "meshfolder", "pointfolder"] = "cgal",
         meshes: list[str] | None = None,
         val_meshes: list[str] | None = None,
         root: str | None = None,
@@ -119,8 +185,15 @@ class FilterDataModule(SplitDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if source not in ("cgal", "pybullet", "meshfolder"):
+        if source not in ("cgal", "pybullet", "meshfolder", "pointfolder"):
             raise ValueError(f"FilterDataModule: unknown source {source!r}")
+        if source in ("meshfolder", "pointfolder") and root is None:
+            raise UserError(f"--data.init_args.source {source}: needs the folder, --data.init_args.root")
+        if patch_size < 2 or num_points < patch_size:
+            raise UserError(
+                f"--data.init_args.patch_size {patch_size}: must be at least 2 and at most "
+                f"--data.init_args.num_points {num_points}"
+            )
         if not 0 < noise_range[0] <= noise_range[1]:
             raise ValueError(f"FilterDataModule: noise_range must satisfy 0 < min <= max, got {noise_range}")
         self.save_hyperparameters()
@@ -130,6 +203,11 @@ class FilterDataModule(SplitDataModule):
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
 
     def clouds(self, split: str) -> tuple[list[Mesh], list[np.ndarray]]:
+        """The clean clouds of ``split`` (``train`` or ``test``) and the meshes they were sampled from
+        (none for ``pointfolder``)."""
+        if self.source == "pointfolder":
+            files = point_folder_files(self.root, split)
+            return [], point_folder_clouds(files, self.num_points, self.patch_size, self.seed + (split == "train"))
         names = self.meshes if split == "train" else self.val_meshes
         meshes = load_meshes(self.source, names, self.root, split if split == "train" else "test")
         clouds = [

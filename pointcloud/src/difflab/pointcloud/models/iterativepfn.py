@@ -26,6 +26,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from difflab.core.errors import UserError
 from difflab.core.lightning import NoiseStream, TrainedModule, eval_mode
 from difflab.pointcloud.metrics import chamfer_distance
 from difflab.pointcloud.networks.filter_net import DisplacementNet
@@ -34,20 +35,41 @@ from difflab.pointcloud.patches import filter_cloud
 
 
 class PointFilter(TrainedModule):
-    """Base of the filtering methods: ``filter_patches`` maps normalised noisy patches to filtered ones."""
+    """Base of the filtering methods: ``filter_patches`` maps normalised noisy patches to filtered ones.
+
+    The data decides ``patch_size`` (the command line links it from the data module; the checkpoint
+    records it): a checkpoint of another patch size is refused in one line by :meth:`on_load_checkpoint`
+    when ``test``, ``validate``, ``predict`` or a resumed ``fit`` reads it with a data module."""
 
     patch_size: int = 256
 
     def filter_patches(self, patches: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def denoise(self, points: np.ndarray, repeat: int = 1, coverage: float = 3.0, batch: int = 32) -> np.ndarray:
-        """Filter a whole cloud (N, 3) (any scale), ``repeat`` times in a row."""
+    def denoise(
+        self, points: np.ndarray, repeat: int = 1, coverage: float = 3.0, batch: int = 32, desc: str | None = None
+    ) -> np.ndarray:
+        """Filter a whole cloud (N, 3) (any scale), ``repeat`` times in a row (``desc``: show progress
+        over the patches of a big cloud under this name)."""
         with eval_mode(self):
             out = np.asarray(points, dtype=np.float32)
-            for _ in range(repeat):
-                out = filter_cloud(out, self.filter_patches, self.patch_size, coverage, batch)
+            for i in range(repeat):
+                name = desc if desc is None or repeat == 1 else f"{desc} (pass {i + 1}/{repeat})"
+                out = filter_cloud(out, self.filter_patches, self.patch_size, coverage, batch, desc=name)
             return out
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint trained on patches of another size than the data module's."""
+        super().on_load_checkpoint(checkpoint)
+        trained = (checkpoint.get("hyper_parameters") or {}).get("patch_size")
+        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        given = getattr(data, "patch_size", None)
+        if trained is None or given is None or int(trained) == int(given):
+            return
+        raise UserError(
+            f"--data.init_args.patch_size {given}: the checkpoint's filter was trained on patches of {trained} "
+            f"points; pass --data.init_args.patch_size {trained}"
+        )
 
     def _eval(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         out = self.filter_patches(batch["y"])
@@ -87,7 +109,7 @@ class IterativePFN(PointFilter):
     k, width, layers: size of each :class:`DisplacementNet`.
     decay: ``sigma_i = sigma_{i-1} / decay`` of the adaptive targets (4).
     adaptive_targets: False trains every module towards the clean patch (ablation).
-    patch_size: points per patch when filtering whole clouds.
+    patch_size: points per patch when filtering whole clouds (the command line takes it from the data).
     optimizer, lr_scheduler: factories.
     """
 

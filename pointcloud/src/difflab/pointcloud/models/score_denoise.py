@@ -49,7 +49,7 @@ class ScoreDenoiser(PointFilter):
     k, width, layers: size of the score network.
     num_neighbours: clean points averaged for the target (4).
     steps, step_size, step_decay: the ascent schedule (30, 0.2, 0.95).
-    patch_size: points per patch when filtering whole clouds.
+    patch_size: points per patch when filtering whole clouds (the command line takes it from the data).
     """
 
     def __init__(
