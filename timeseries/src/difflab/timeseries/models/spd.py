@@ -185,6 +185,8 @@ class StochasticProcessDiffusion(DiffusionModule):
             if getattr(self, name) is None and value is not None:
                 setattr(self, name, value)
                 self.hparams[name] = value
+                if getattr(self, "_hparams_initial", None) is not None:  # what the loggers record
+                    self._hparams_initial[name] = value
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint trained on other data than the trainer's data module (other series,
