@@ -18,6 +18,7 @@ from difflab.vision.data import (
     read_image,
 )
 from difflab.vision.data.degradations import gaussian_kernel, sinc_kernel
+from difflab.vision.data.io import ImageDataError
 
 
 def save_png(path, array: np.ndarray, mode: str | None = None) -> None:
@@ -175,7 +176,7 @@ def test_paired_mismatch_and_missing(tmp_path):
     gt_dir, lq_dir = _div2k(tmp_path, gt_size=(48, 64), lq_size=(10, 16))
     with pytest.raises(ValueError, match=r"0001.png is 48x64 but LQ .*0001x4.png is 10x16"):
         PairedFolderDataset(gt_dir, lq_dir, 4, "{}x4")[0]
-    with pytest.raises(FileNotFoundError, match=r"no LQ image named 0001"):
+    with pytest.raises(ImageDataError, match=r"no LQ image named 0001"):
         PairedFolderDataset(gt_dir, lq_dir, 4, "{}")
 
 

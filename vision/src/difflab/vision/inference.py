@@ -13,7 +13,7 @@ import torch
 
 from difflab.core.errors import UserError
 from difflab.vision.data.degradations import bicubic_upsample
-from difflab.vision.upscale import model_sr_fn, upscale_tiled
+from difflab.vision.upscale import model_sr_fn, tile_count, upscale_tiled
 
 
 def load_model(ckpt: str | Path, device: str = "cpu"):
@@ -48,21 +48,7 @@ def upscale_targets(source: Path, output: Path, overwrite: bool = False) -> tupl
         check_output(dst, overwrite)
     if len(set(targets)) < len(targets):
         raise UserError(f"{source}: two images share a name (their outputs would replace each other)")
-    for f in files:
-        check_image_header(f)
     return files, targets
-
-
-def check_image_header(path: Path) -> None:
-    """A :class:`UserError` naming ``path`` when its header is not an image Pillow can open (cheap:
-    the pixels are decoded later, one image at a time)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.size  # noqa: B018  (the header is parsed here)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise UserError(f"{path}: cannot read as an image ({err})") from None
 
 
 def check_scale(model, scale: int | None, ckpt: str | Path) -> int:
@@ -86,7 +72,7 @@ def upscale_image(fn, src: Path, dst: Path, scale: int, *, tile: int, overlap: i
     if img.alpha is not None:
         a = torch.from_numpy(img.alpha)[None, None].double()
         alpha = bicubic_upsample(a, scale)[0, 0].clamp(0, 1).numpy()
-    write_image(dst, rgb, alpha)
+    write_image(dst, rgb, alpha, grey=img.grey)
     return img, rgb
 
 
@@ -107,21 +93,51 @@ def upscale_files(
 ) -> int:
     """Upscale an image or a folder of images into ``output`` (a file for one image, or a folder).
 
-    Inputs and outputs are checked before the model is loaded; ``scale`` must be the model's."""
-    from difflab.core.progress import note, progress
+    Inputs (their headers) and outputs are checked before the model is loaded; ``scale`` must be the
+    model's. Progress counts tiles over all images (a bar on a terminal, a line every few seconds
+    without one)."""
+    from difflab.core.progress import note
+    from difflab.vision.data.io import image_size
 
     if not 0 <= overlap < tile:
         raise UserError(f"--overlap {overlap}: must lie in [0, --tile {tile})")
     files, targets = upscale_targets(Path(source), Path(output), overwrite)
+    sizes = [image_size(f) for f in files]
     model = load_model(ckpt, device)
     scale = check_scale(model, scale, ckpt)
-    fn = model_sr_fn(model, scale, steps=steps, sampler=sampler, seed=seed)
-    for src, dst in progress(list(zip(files, targets)), desc="upscale", unit="image"):
+    ticks = TileTicks(sum(tile_count(h, w, tile, overlap) for h, w in sizes))
+    sr = model_sr_fn(model, scale, steps=steps, sampler=sampler, seed=seed)
+
+    def fn(tiles, index):
+        out = sr(tiles, index)
+        ticks(tiles.shape[0])
+        return out
+
+    for src, dst in zip(files, targets):
         img, rgb = upscale_image(fn, src, dst, scale, tile=tile, overlap=overlap, tile_batch=tile_batch)
         if img.note:
             note(f"{src}: {img.note}")
         note(f"{src} ({img.rgb.shape[1]}x{img.rgb.shape[0]}) -> {dst} ({rgb.shape[1]}x{rgb.shape[0]})")
+    ticks.close()
     return 0
 
 
-__all__ = ["check_scale", "load_model", "upscale_files", "upscale_image", "upscale_targets"]
+class TileTicks:
+    """A core progress display (:func:`difflab.core.progress.progress`) advanced by tiles done."""
+
+    def __init__(self, total: int, desc: str = "upscale", unit: str = "tiles") -> None:
+        from difflab.core.progress import progress
+
+        self._steps = progress(range(total), desc=desc, unit=unit)
+        next(self._steps, None)  # the display starts at 0 done
+
+    def __call__(self, n: int = 1) -> None:
+        for _ in range(n):
+            next(self._steps, None)
+
+    def close(self) -> None:
+        for _ in self._steps:
+            pass
+
+
+__all__ = ["TileTicks", "check_scale", "load_model", "upscale_files", "upscale_image", "upscale_targets"]

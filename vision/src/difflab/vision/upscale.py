@@ -34,6 +34,12 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
+def tile_count(h: int, w: int, tile: int, overlap: int) -> int:
+    """Tiles :func:`upscale_tiled` cuts an ``h x w`` LR image into."""
+    th, tw = min(tile, h), min(tile, w)
+    return len(tile_starts(h, th, min(overlap, th - 1))) * len(tile_starts(w, tw, min(overlap, tw - 1)))
+
+
 def _ramp(n: int, ramp: int, low: bool, high: bool) -> Tensor:
     w = torch.ones(n, dtype=torch.float64)
     r = min(ramp, n)
@@ -108,4 +114,4 @@ def model_sr_fn(model, scale: int, *, steps: int | None = None, sampler: str | N
     return fn
 
 
-__all__ = ["upscale_tiled", "tile_starts", "model_sr_fn"]
+__all__ = ["upscale_tiled", "tile_count", "tile_starts", "model_sr_fn"]

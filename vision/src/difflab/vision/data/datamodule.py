@@ -7,6 +7,13 @@ Sources:
 * ``hr_folder``: folders of HR images (``train_gt``, ``val_gt``), degraded on the fly.
 * ``paired``: BasicSR-style GT / LQ folders (``train_gt`` + ``train_lq``, ``val_gt`` + ``val_lq``,
   ``filename_tmpl``), e.g. DIV2K HR with its ``LR_bicubic/X4`` folder.
+
+What the data decides: the SR factor ``scale`` goes to the model when training starts (a trained
+model must match it); the training crop ``patch_size`` and the evaluation crop ``eval_size`` are
+rounded down to a multiple of the scale and to the smallest image (:mod:`.sizes`, with a note);
+whole evaluation images of several sizes are evaluated one at a time. Every image is RGB to the
+networks: greyscale is replicated to three channels and an alpha channel is left out
+(:func:`~difflab.vision.data.io.read_image`).
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from torch.utils.data import Dataset
 
 from difflab.core.lightning.data import SplitDataModule
 from difflab.vision.data.datasets import Degradation, DegradedImageDataset, PairedFolderDataset, folder_sources
-from difflab.vision.data.io import to_rgb_array
+from difflab.vision.data.io import ImageDataError, list_images, to_rgb_array
 from difflab.vision.data.photos import HELDOUT_PHOTOS, TRAIN_PHOTOS
+from difflab.vision.data.sizes import eval_batch_size_for, fit_crop, sizes_of
 
 
 def _photo_sources(table):
@@ -32,12 +40,13 @@ class SRDataModule(SplitDataModule):
         source: ``photos``, ``hr_folder`` or ``paired`` (see the module docstring).
         scale: SR factor.
         degradation: on-the-fly degradation for ``photos`` / ``hr_folder``: ``bicubic`` or ``realesrgan``.
-        patch_size: HR training crop size (multiple of ``scale``).
+        patch_size: HR training crop size (rounded down to a multiple of ``scale`` and to the
+            smallest training image, with a note).
         batch_size: training batch size.
         eval_batch_size: validation / test / predict batch size.
         samples_per_epoch: training crops per epoch.
-        eval_size: centred HR crop of validation images (None: whole images; ``photos`` need a crop
-            or the held-out images of different sizes cannot be batched, so use ``eval_batch_size: 1``).
+        eval_size: centred HR crop of validation images (rounded as ``patch_size``; None: whole
+            images, evaluated one at a time when their sizes differ).
         mod_crop: crop whole evaluation HR images to a multiple of ``scale`` instead of an error.
         train_gt, val_gt: HR folders (``hr_folder``, ``paired``).
         train_lq, val_lq: LR folders (``paired``).
@@ -69,9 +78,15 @@ class SRDataModule(SplitDataModule):
         if source not in ("photos", "hr_folder", "paired"):
             raise ValueError(f"SRDataModule: source must be 'photos', 'hr_folder' or 'paired', got {source!r}")
         if source in ("hr_folder", "paired") and (train_gt is None or val_gt is None):
-            raise ValueError(f"SRDataModule: source={source!r} needs train_gt and val_gt folders")
+            raise ImageDataError(
+                f"--data.init_args.source {source}: needs train_gt and val_gt folders "
+                "(--data.init_args.train_gt, --data.init_args.val_gt)"
+            )
         if source == "paired" and (train_lq is None or val_lq is None):
-            raise ValueError("SRDataModule: source='paired' needs train_lq and val_lq folders")
+            raise ImageDataError(
+                "--data.init_args.source paired: needs train_lq and val_lq folders "
+                "(--data.init_args.train_lq, --data.init_args.val_lq)"
+            )
         self.save_hyperparameters()
         self.source, self.scale, self.degradation = source, scale, degradation
         self.patch_size, self.batch_size, self.eval_batch_size = patch_size, batch_size, eval_batch_size
@@ -85,6 +100,8 @@ class SRDataModule(SplitDataModule):
         if self.val_set is not None:
             return
         if self.source == "paired":
+            self.patch_size = fit_crop(_PATCH, self.patch_size, sizes_of(list_images(self.train_gt)), self.scale)
+            self.eval_batch_size = eval_batch_size_for(self.eval_batch_size, sizes_of(list_images(self.val_gt)), _EVAL)
             self.train_set = PairedFolderDataset(
                 self.train_gt, self.train_lq, self.scale, self.filename_tmpl, patch_size=self.patch_size, train=True
             )
@@ -92,8 +109,15 @@ class SRDataModule(SplitDataModule):
             return
         if self.source == "photos":
             train_src, val_src = _photo_sources(TRAIN_PHOTOS), _photo_sources(HELDOUT_PHOTOS)
+            train_sizes, val_sizes = [], [(name, *load().shape[:2]) for name, load in val_src]
         else:
             train_src, val_src = folder_sources(self.train_gt), folder_sources(self.val_gt)
+            train_sizes, val_sizes = sizes_of([n for n, _ in train_src]), sizes_of([n for n, _ in val_src])
+        self.patch_size = fit_crop(_PATCH, self.patch_size, train_sizes, self.scale)
+        if self.eval_size is not None:
+            self.eval_size = fit_crop("--data.init_args.eval_size", self.eval_size, val_sizes, self.scale)
+        else:
+            self.eval_batch_size = eval_batch_size_for(self.eval_batch_size, val_sizes, _EVAL)
         common = dict(scale=self.scale, degradation=self.degradation, seed=self.seed)
         self.train_set = DegradedImageDataset(
             train_src, patch_size=self.patch_size, train=True, samples_per_epoch=self.samples_per_epoch, **common
@@ -101,6 +125,9 @@ class SRDataModule(SplitDataModule):
         self.val_set = DegradedImageDataset(
             val_src, train=False, eval_size=self.eval_size, mod_crop=self.mod_crop, **common
         )
+
+
+_PATCH, _EVAL = "--data.init_args.patch_size", "--data.init_args.eval_batch_size"
 
 
 __all__ = ["SRDataModule"]

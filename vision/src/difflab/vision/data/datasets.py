@@ -34,7 +34,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from difflab.vision.data.degradations import RealESRGANDegradation, bicubic_downsample, bicubic_upsample
-from difflab.vision.data.io import list_images, read_image
+from difflab.vision.data.io import ImageDataError, list_images, read_image
 
 Degradation = Literal["bicubic", "realesrgan"]
 ImageSource = tuple[str, Callable[[], np.ndarray]]  # (name, loader -> (H, W, 3) float32 in [0, 1])
@@ -136,7 +136,7 @@ class DegradedImageDataset(Dataset):
             p = self.patch_size
             h, w = hr.shape[-2:]
             if h < p or w < p:
-                raise ValueError(f"{name}: image is {h}x{w}, smaller than the crop size {p}x{p}")
+                raise ImageDataError(f"{name}: image is {h}x{w}, smaller than the crop size {p}x{p}")
             seed, flip, rot = _random_draws()
             rng = np.random.default_rng(seed)
             top, left = int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
@@ -148,18 +148,27 @@ class DegradedImageDataset(Dataset):
             if self.eval_size is not None:
                 e = self.eval_size
                 if h < e or w < e:
-                    raise ValueError(f"{name}: image is {h}x{w}, smaller than the evaluation crop {e}x{e}")
+                    raise ImageDataError(f"{name}: image is {h}x{w}, smaller than the evaluation crop {e}x{e}")
                 top, left = (h - e) // 2, (w - e) // 2
                 hr = hr[:, top : top + e, left : left + e]
             elif h % self.scale or w % self.scale:
                 if not self.mod_crop:
-                    raise ValueError(
-                        f"{name}: size {h}x{w} is not divisible by the scale {self.scale} (set mod_crop to crop it)"
+                    raise ImageDataError(
+                        f"{name}: size {h}x{w} is not divisible by the scale {self.scale} "
+                        "(pass --data.init_args.mod_crop true to crop it)"
                     )
                 hr = hr[:, : h - h % self.scale, : w - w % self.scale]
             rng = np.random.default_rng([self.seed, index])
         lr = self.degrade(hr, rng, name)
         return make_item(hr, lr, self.scale, i)
+
+
+def _scale_hint(H: int, W: int, h: int, w: int, scale: int) -> str:
+    """``"; pass --data.init_args.scale N"`` when the GT is another whole factor of the LQ."""
+    for n in range(1, 17):
+        if n != scale and 0 <= H - h * n < n and 0 <= W - w * n < n:
+            return f" (the pair is x{n}: pass --data.init_args.scale {n})"
+    return " (--data.init_args.scale)"
 
 
 def folder_sources(folder: str | Path) -> list[ImageSource]:
@@ -204,7 +213,7 @@ class PairedFolderDataset(Dataset):
         for g in self.gt_paths:
             stem = filename_tmpl.format(g.stem)
             if stem not in lq_by_stem:
-                raise FileNotFoundError(f"{g}: no LQ image named {stem}.* in {lq_dir}")
+                raise ImageDataError(f"{g}: no LQ image named {stem}.* in {lq_dir} (--data.init_args.filename_tmpl)")
             self.lq_paths.append(lq_by_stem[stem])
         self.names = [str(p) for p in self.gt_paths]
         self.scale, self.patch_size, self.train = scale, patch_size, train
@@ -219,9 +228,9 @@ class PairedFolderDataset(Dataset):
         s = self.scale
         (H, W), (h, w) = gt.shape[-2:], lq.shape[-2:]
         if not (0 <= H - h * s < s and 0 <= W - w * s < s):
-            raise ValueError(
+            raise ImageDataError(
                 f"GT {self.gt_paths[i]} is {H}x{W} but LQ {self.lq_paths[i]} is {h}x{w}: "
-                f"expected GT = LQ x {s} = {h * s}x{w * s}"
+                f"expected GT = LQ x {s} = {h * s}x{w * s}{_scale_hint(H, W, h, w, s)}"
             )
         return gt[:, : h * s, : w * s], lq
 
@@ -233,7 +242,7 @@ class PairedFolderDataset(Dataset):
             p, q = self.patch_size, self.patch_size // s
             h, w = lq.shape[-2:]
             if h < q or w < q:
-                raise ValueError(
+                raise ImageDataError(
                     f"{self.lq_paths[index]}: LQ image is {h}x{w}, smaller than the LQ crop {q}x{q} "
                     f"(patch {p} / scale {s})"
                 )

@@ -2,8 +2,9 @@
 
 :func:`read_image` returns float32 RGB in [0, 1], shape ``(H, W, 3)``, plus the alpha channel
 ``(H, W)`` when the file has one. Greyscale files are replicated to three channels; palette and
-16-bit files are converted. What was done is reported in :attr:`LoadedImage.note` so that commands
-can say so. Unreadable files raise :class:`ImageReadError` naming the file.
+16-bit files are converted (:func:`write_image` writes a greyscale file's result grey again). What
+was done is reported in :attr:`LoadedImage.note` so that commands can say so. Unreadable files
+raise :class:`ImageReadError` naming the file.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ class ImageReadError(UserError, ValueError):
     line prints it in one line)."""
 
 
+class ImageDataError(UserError, ValueError):
+    """Images that do not fit what the data module or the model needs (too small for the scale,
+    a GT / LQ pair of other sizes, a missing folder or partner); the message names the file(s), the
+    sizes and the option to change (a user error: the command line prints it in one line)."""
+
+
 @dataclass
 class LoadedImage:
     """An image as float32 arrays.
@@ -31,11 +38,13 @@ class LoadedImage:
         rgb: ``(H, W, 3)`` float32 in [0, 1].
         alpha: ``(H, W)`` float32 in [0, 1], or None when the file has no alpha channel.
         note: what conversion was applied ("" when the file was plain 8-bit RGB).
+        grey: the file was greyscale (its three RGB channels are equal); ``upscale`` writes it grey.
     """
 
     rgb: np.ndarray
     alpha: np.ndarray | None = None
     note: str = ""
+    grey: bool = False
 
 
 def to_rgb_array(array: np.ndarray, name: str = "<array>") -> LoadedImage:
@@ -62,10 +71,11 @@ def to_rgb_array(array: np.ndarray, name: str = "<array>") -> LoadedImage:
         alpha = a[..., -1].copy()
         a = a[..., :-1]
         note = "alpha channel kept aside and upscaled separately"
-    if a.shape[2] == 1:
+    grey = a.shape[2] == 1
+    if grey:
         a = np.repeat(a, 3, axis=2)
-        note = "greyscale converted to RGB" + (f"; {note}" if note else "")
-    return LoadedImage(np.ascontiguousarray(a, dtype=np.float32), alpha, note)
+        note = "greyscale, processed as RGB" + (f"; {note}" if note else "")
+    return LoadedImage(np.ascontiguousarray(a, dtype=np.float32), alpha, note, grey)
 
 
 def read_image(path: str | Path) -> LoadedImage:
@@ -97,33 +107,49 @@ def read_image(path: str | Path) -> LoadedImage:
     return loaded
 
 
-def write_image(path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None) -> None:
-    """Write ``rgb`` ``(H, W, 3)`` in [0, 1] (and optional ``alpha`` ``(H, W)``) as 8-bit PNG/JPEG."""
+def write_image(path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None, grey: bool = False) -> None:
+    """Write ``rgb`` ``(H, W, 3)`` in [0, 1] (and optional ``alpha`` ``(H, W)``) as 8-bit PNG/JPEG;
+    ``grey`` writes the luma (ITU-R 601, Pillow's ``convert("L")``) as a greyscale image."""
     from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    image = Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
+    if grey:
+        image = image.convert("L")
     if alpha is not None:
-        a = np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)[..., None]
-        Image.fromarray(np.concatenate([out, a], axis=2), "RGBA").save(path)
-    else:
-        Image.fromarray(out, "RGB").save(path)
+        image.putalpha(Image.fromarray(np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8), "L"))
+    image.save(path)
 
 
 def list_images(folder: str | Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted; an error if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder")
+        raise ImageDataError(f"{folder}: no such folder")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise FileNotFoundError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        raise ImageDataError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
     return files
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image from its header (the pixels are not decoded), or
+    :class:`ImageReadError` naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageReadError(f"{path}: cannot read as an image ({err})") from None
+    return height, width
+
+
 __all__ = [
+    "ImageDataError",
     "ImageReadError",
+    "image_size",
     "LoadedImage",
     "read_image",
     "write_image",
