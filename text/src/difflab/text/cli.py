@@ -88,7 +88,10 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument("--ckpt", required=True, help="checkpoint (or run folder) of MaskedDiffusionLM, GIDDLM or AR")
     p.add_argument("--num", type=count(1), default=8)
     p.add_argument(
-        "--length", type=count(2), default=64, help="tokens per sample including [BOS] (at most the model's max_len)"
+        "--length",
+        type=count(2),
+        default=None,
+        help="tokens per sample including [BOS] (default: the training blocks'; at most the model's max_len)",
     )
     p.add_argument("--steps", type=count(1), default=64)
     p.add_argument("--prefix", default=None, help="prompt text kept fixed after [BOS]")
@@ -121,9 +124,7 @@ def evaluate_main(argv: list[str]) -> int:
         "--draws", type=count(1), default=8, help="noise draws of the bound, averaged (diffusion models; AR is exact)"
     )
     p.add_argument("--batch_size", type=count(1), default=32, help="blocks per network evaluation")
-    p.add_argument(
-        "--block_size", type=count(3), default=None, help="tokens per block (default: the training data's)"
-    )
+    p.add_argument("--block_size", type=count(3), default=None, help="tokens per block (default: the training data's)")
     p.add_argument("--seed", type=int, default=0)
     ns = p.parse_args(argv)
     options = {k: v for k, v in vars(ns).items() if k != "debug"}

@@ -70,7 +70,7 @@ def evaluation_blocks(docs: list[Document], tok, block_size: int) -> tuple[Tenso
     """``(blocks (M, block_size), attention mask, number of short blocks)`` of the documents (see the module doc)."""
     inner = block_size - 2
     stream: list[int] = []
-    for d, ids in zip(docs, tok.encode_batch([d.text for d in docs]), strict=True):
+    for ids in tok.encode_batch([d.text for d in docs]):
         stream += [*ids, tok.eos_id]
     rows, masks = [], []
     for start in range(0, len(stream), inner):

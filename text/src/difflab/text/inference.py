@@ -13,6 +13,7 @@ Checkpoints are read by core's one loader (:func:`difflab.core.lightning.load_ch
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -35,12 +36,43 @@ def load_text_model(path: str | Path, map_location: str = "cpu", expected_base: 
     return model
 
 
+class _StepProgress:
+    """The sampler's steps as progress (difflab.core.progress: a bar on a terminal, a line every few
+    seconds otherwise); called by the sampler after each step."""
+
+    def __init__(self, desc: str, total: int) -> None:
+        if sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="steps")
+        else:
+            from difflab.core.progress import LineProgress
+
+            self.bar = LineProgress(desc, total, "steps")
+
+    def __call__(self, state: dict) -> None:
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def _sample(model, kind: str, num: int, length: int, steps: int, prefix, generator, self_correction_steps: int):
-    """``(token ids (num, length), NFE)`` with the sampler ``kind``."""
+    """``(token ids (num, length), NFE)`` with the sampler ``kind`` (diffusion samplers show progress per step)."""
     from difflab.text.models import GIDDLM, ARLanguageModel
 
     if kind == "auto":
         kind = "ar" if isinstance(model, ARLanguageModel) else "gidd" if isinstance(model, GIDDLM) else "masked"
+    bar = _StepProgress(f"generate ({kind})", steps) if kind != "ar" else None
+    result = _run_sampler(model, kind, num, length, steps, prefix, generator, self_correction_steps, bar)
+    if bar is not None:  # closed (its last line printed) only when sampling ran: an error stays one line
+        bar.close()
+    return result
+
+
+def _run_sampler(model, kind, num, length, steps, prefix, generator, self_correction_steps, callback):
+    from difflab.text.models import GIDDLM, ARLanguageModel
+
     if kind == "ar":
         if not isinstance(model, ARLanguageModel):
             raise UserError(f"--sampler ar needs an ARLanguageModel checkpoint, got {type(model).__name__}")
@@ -55,17 +87,21 @@ def _sample(model, kind: str, num: int, length: int, steps: int, prefix, generat
             prefix=prefix,
             generator=generator,
             self_correction_steps=self_correction_steps if kind == "gidd_sc" else 0,
+            callback=callback,
         )
         return r.sample, r.nfe
     if isinstance(model, (ARLanguageModel, GIDDLM)):
         raise UserError(f"--sampler {kind} needs a MaskedDiffusionLM checkpoint, got {type(model).__name__}")
-    r = model.generate(num, length, steps=steps, prefix=prefix, generator=generator, cache=kind == "masked")
+    r = model.generate(
+        num, length, steps=steps, prefix=prefix, generator=generator, cache=kind == "masked", callback=callback
+    )
     return r.sample, r.nfe
 
 
 def _prompt_ids(model, prefix: str | None, length: int) -> torch.Tensor | None:
     """The token ids of ``prefix`` after checking ``length`` against the model and the prompt."""
     max_len = int(model.network.max_len)
+    length = length or int(model.data_block_size or max_len)
     if length > max_len:
         raise UserError(f"--length {length}: the model was trained for blocks of at most {max_len} tokens")
     if not prefix:
@@ -83,7 +119,7 @@ def generate(
     ckpt: str | Path,
     *,
     num: int = 8,
-    length: int = 64,
+    length: int | None = None,
     steps: int = 64,
     prefix: str | None = None,
     sampler: str = "auto",
@@ -91,11 +127,13 @@ def generate(
     seed: int = 0,
     out: Path | None = None,
 ) -> int:
-    """Print ``num`` samples of ``length`` tokens (and write them to ``out`` as JSON lines ``{"text"}``)."""
+    """Print ``num`` samples of ``length`` tokens (default: the training blocks' length) and write them to
+    ``out`` as JSON lines ``{"text"}``."""
     model = load_text_model(ckpt)
     tok = model.tokenizer
     g = torch.Generator().manual_seed(seed)
     ids = _prompt_ids(model, prefix, length)
+    length = length or int(model.data_block_size or model.network.max_len)
     samples, nfe = _sample(model, sampler, num, length, steps, ids, g, self_correction_steps)
     texts = tok.decode_batch(samples.tolist())
     for i, t in enumerate(texts):

@@ -134,7 +134,9 @@ class LMDataModule(SplitDataModule):
         if self.train_files is None and self.corpus is not None:
             key = (self.corpus, self.vocab_size, self.max_documents or 0, self.seed, self.val_fraction)
             return TextTokenizer.from_str(_corpus_tokenizer(*key), f"BPE-{self.vocab_size} trained on {self.corpus}")
-        return train_bpe((d.text for d in train_docs), self.vocab_size)
+        tok = train_bpe((d.text for d in train_docs), self.vocab_size)
+        tok.source = f"BPE-{self.vocab_size} trained on {', '.join(self.train_files or [])}"
+        return tok
 
     def blocks(self, docs: list[Document]) -> tuple[Tensor, Tensor]:
         tok = self.tokenizer

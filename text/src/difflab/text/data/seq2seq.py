@@ -243,6 +243,7 @@ class Seq2SeqDataModule(SplitDataModule):
             self.tokenizer = TextTokenizer.from_str(_task_tokenizer(*key), f"BPE-{self.vocab_size} on {self.task}")
         else:
             self.tokenizer = train_bpe([d.text for s_t in pairs["train"] for d in s_t], self.vocab_size)
+            self.tokenizer.source = f"BPE-{self.vocab_size} trained on {', '.join(self.train_files)}"
         if not self.train_files:  # the default task: leave out what does not fit the blocks
             pairs = {k: self._fits(v) for k, v in pairs.items()}
         self.pairs = pairs
