@@ -187,13 +187,6 @@ class FilterDataModule(SplitDataModule):
         super().__init__()
         if source not in ("cgal", "pybullet", "meshfolder", "pointfolder"):
             raise ValueError(f"FilterDataModule: unknown source {source!r}")
-        if source in ("meshfolder", "pointfolder") and root is None:
-            raise UserError(f"--data.init_args.source {source}: needs the folder, --data.init_args.root")
-        if patch_size < 2 or num_points < patch_size:
-            raise UserError(
-                f"--data.init_args.patch_size {patch_size}: must be at least 2 and at most "
-                f"--data.init_args.num_points {num_points}"
-            )
         if not 0 < noise_range[0] <= noise_range[1]:
             raise ValueError(f"FilterDataModule: noise_range must satisfy 0 < min <= max, got {noise_range}")
         self.save_hyperparameters()
@@ -216,9 +209,21 @@ class FilterDataModule(SplitDataModule):
         ]
         return meshes, clouds
 
+    def check_settings(self) -> None:
+        """One-line errors for settings that cannot work (checked when the data is set up: an error
+        raised while the command line builds the module would not be one line)."""
+        if self.source in ("meshfolder", "pointfolder") and self.root is None:
+            raise UserError(f"--data.init_args.source {self.source}: needs the folder, --data.init_args.root")
+        if self.patch_size < 2 or self.num_points < self.patch_size:
+            raise UserError(
+                f"--data.init_args.patch_size {self.patch_size}: must be at least 2 and at most "
+                f"--data.init_args.num_points {self.num_points}"
+            )
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
+        self.check_settings()
         _, train = self.clouds("train")
         self.val_meshes_, val = self.clouds("test")
         self.train_set = NoisyPatchDataset(train, self.patches_per_epoch, self.patch_size, self.noise_range, self.seed)
