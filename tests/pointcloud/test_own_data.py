@@ -175,3 +175,45 @@ def test_readme_own_data_commands(tmp_path, monkeypatch, capsys):
         argv = [a.replace("iterativepfn_cgal", "smoke_iterativepfn") for a in argv[1:]]
         assert main(argv) == 0
     assert sorted(p.name for p in (tmp_path / "filtered").iterdir()) == ["ring.ply", "ring.png", "scan.ply", "scan.png"]
+
+
+def write_mesh_folder(root: Path) -> Path:
+    """A ModelNet-style folder of two categories (tetrahedra and octahedra, two meshes per split)."""
+    from difflab.pointcloud.io import Mesh, write_mesh
+
+    tetra = Mesh(
+        np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float),
+        np.array([[0, 1, 2], [0, 3, 1], [0, 2, 3], [1, 3, 2]]),
+    )
+    octa_v = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
+    octa_f = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
+    for cat, mesh in (("tetra", tetra), ("octa", Mesh(octa_v, octa_f))):
+        for split in ("train", "test"):
+            for i in range(2):
+                write_mesh(root / cat / split / f"{cat}_{i}.off", Mesh(mesh.vertices * (1 + 0.2 * i), mesh.triangles))
+    return root
+
+
+def test_the_categories_decide_the_classes_of_a_conditional_generator(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    root = write_mesh_folder(tmp_path / "shapes")
+    fit = [
+        "fit",
+        "--config",
+        "smoke_ddpm",
+        "--data.init_args.source",
+        "meshfolder",
+        "--data.init_args.root",
+        str(root),
+        *quiet(),
+    ]
+    option = "--model.init_args.network.init_args.num_classes"
+    err = one_line_error(capsys, [*fit, option, "3"])
+    assert f"{option} 3" in err and "2 categories ['octa', 'tetra']" in err and f"{option} 2" in err
+    with pytest.warns(UserWarning, match="the data has 2 categories"):
+        assert main(fit) == 0
+    assert main([*fit, option, "2"]) == 0
+    run = tmp_path / "outputs/pointcloud/smoke_ddpm"
+    assert main(["sample", "--ckpt", str(run), "--num", "2", "--points", "32", "--label", "1", "samples"]) == 0
+    err = one_line_error(capsys, ["sample", "--ckpt", str(run), "--num", "2", "--label", "2", "more"])
+    assert "--label 2" in err and "2 classes" in err

@@ -21,12 +21,14 @@ Sampling integrates :math:`dx/dt = v_\theta(x, t)` from ``t = 1`` to 0 with core
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
+from difflab.core.errors import UserError
 from difflab.core.lightning import DiffusionModule
 from difflab.core.processes import FlowMatching
 from difflab.core.samplers.base import SampleResult
@@ -46,6 +48,11 @@ class PointCloudDiffusion(DiffusionModule):
     def __init__(self, network: PointSetDenoiser, *args: Any, init_from: str | None = None, **kwargs: Any) -> None:
         super().__init__(network, *args, **kwargs)
         self.init_from = init_from
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        check_classes(int(getattr(self.network, "num_classes", 0) or 0), data)
 
     def on_fit_start(self) -> None:
         # the previous stage's weights, unless this run resumes from its own checkpoint
@@ -78,6 +85,28 @@ class PointCloudDiffusion(DiffusionModule):
     def sample_metrics(self, samples: Tensor, batch: dict[str, Any]) -> dict[str, Tensor | float]:
         ref = batch["x0"][: len(samples)]
         return {"sample_cd": chamfer_distance(samples, ref[: len(samples)]).mean()}
+
+
+def check_classes(network_classes: int, data: Any) -> None:
+    """The data decides the classes of a class-conditional network: a network built for another number
+    of classes than the data module's categories is a one-line :class:`UserError` naming both; an
+    unconditional network on data of several categories is warned about once (its labels are unused)."""
+    given = getattr(data, "num_classes", None)
+    if given is None or given == network_classes:
+        return
+    names = list(getattr(data, "class_names", []) or [])
+    option = "--model.init_args.network.init_args.num_classes"
+    if network_classes == 0:
+        warnings.warn(
+            f"the data has {given} categories {names}; the network is unconditional, so their labels are "
+            f"not used (pass {option} {given} for class-conditional generation)",
+            stacklevel=2,
+        )
+        return
+    what = f"{given} categories {names}" if given else "no categories (one class)"
+    raise UserError(
+        f"{option} {network_classes}: the data has {what} (--data.init_args.categories); pass {option} {given}"
+    )
 
 
 class PointStraightFlow(PointCloudDiffusion):
