@@ -214,6 +214,8 @@ def test_the_categories_decide_the_classes_of_a_conditional_generator(tmp_path, 
         assert main(fit) == 0
     assert main([*fit, option, "2"]) == 0
     run = tmp_path / "outputs/pointcloud/smoke_ddpm"
+    capsys.readouterr()
     assert main(["sample", "--ckpt", str(run), "--num", "2", "--points", "32", "--label", "1", "samples"]) == 0
+    assert "sample 2 clouds: 2/2 steps" in capsys.readouterr().err  # progress per sampler step
     err = one_line_error(capsys, ["sample", "--ckpt", str(run), "--num", "2", "--label", "2", "more"])
     assert "--label 2" in err and "2 classes" in err

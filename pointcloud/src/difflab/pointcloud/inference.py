@@ -24,6 +24,20 @@ def load_model(ckpt: str | Path, expected_base: type | tuple[type, ...] | None =
     return load_checkpoint(ckpt, expected_base or (PointCloudDiffusion, PointFilter))
 
 
+def step_progress(desc: str, total: int):
+    """Progress of sampler steps (``update(n)``, ``close()``): a tqdm bar on a terminal, a line every
+    few seconds otherwise."""
+    import sys
+
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit="steps")
+    from difflab.core.progress import LineProgress
+
+    return LineProgress(desc, total, "steps")
+
+
 def check_label(model, label: int | None, option: str = "--label") -> None:
     """A :class:`UserError` when ``label`` is given but the model is unconditional or has fewer classes."""
     classes = int(getattr(model.network, "num_classes", 0) or 0)
@@ -62,7 +76,11 @@ def sample_clouds(
     check_label(model, label)
     g = torch.Generator().manual_seed(seed)
     labels = None if label is None else torch.full((num,), label, dtype=torch.long)
-    res = model.generate(num, points, steps=steps, sampler=sampler, label=labels, generator=g)
+    bar = step_progress(f"sample {num} clouds", steps or int(model.sample_steps))
+    res = model.generate(
+        num, points, steps=steps, sampler=sampler, label=labels, generator=g, callback=lambda _: bar.update(1)
+    )
+    bar.close()
     clouds = res.sample.numpy()
     for i, c in enumerate(clouds):
         write_points(out / f"sample_{i:03d}.ply", c)
@@ -161,11 +179,23 @@ def write_pairs(
         raise UserError(f"--num_classes {num_classes}: the model knows {known} classes ({hint})")
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(num_classes, (num,), generator=g) if num_classes > 0 else None
-    pairs = make_pairs(model, num, points, steps, labels=labels, generator=g)
+    bar = step_progress(f"make-pairs {num}", steps * -(-num // 32))
+    pairs = make_pairs(
+        model, num, points, steps, batch=32, labels=labels, generator=g, callback=lambda _: bar.update(1)
+    )
+    bar.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(pairs, out)
     print(f"artifact: {out} | {num} (noise, sample) pairs from {steps} Euler steps")
     return 0
 
 
-__all__ = ["check_label", "denoise_files", "denoise_targets", "load_model", "sample_clouds", "write_pairs"]
+__all__ = [
+    "check_label",
+    "denoise_files",
+    "denoise_targets",
+    "load_model",
+    "sample_clouds",
+    "step_progress",
+    "write_pairs",
+]

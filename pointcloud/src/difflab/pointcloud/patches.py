@@ -120,7 +120,7 @@ def filter_cloud(
     if desc is not None and len(starts) > PROGRESS_BATCHES:
         from difflab.core.progress import progress
 
-        starts = progress(starts, desc, unit="batch")
+        starts = progress(starts, desc, unit="batches")
     with torch.no_grad():
         for s in starts:
             patch, r = normalise_patch(x[nb_t[s : s + batch]], centres[s : s + batch])

@@ -169,11 +169,14 @@ class PointStraightFlow(PointCloudDiffusion):
         return chamfer_loss(x0_hat, x0)
 
 
-def euler_sample(model: PointCloudDiffusion, noise: Tensor, steps: int, label: Tensor | None = None) -> Tensor:
+def euler_sample(
+    model: PointCloudDiffusion, noise: Tensor, steps: int, label: Tensor | None = None, callback=None
+) -> Tensor:
     """Deterministic Euler integration of the learned flow from ``noise`` (t = 1) to t = 0 (core DDIM, eta 0,
-    uniform grid, which is Euler for this process)."""
+    uniform grid, which is Euler for this process); ``callback``: the sampler's per-step callback."""
     batch = {"label": label} if label is not None else None
-    return model.sample(batch=batch, x_init=noise, sampler="ddim", steps=steps, grid_kind="uniform", eta=0.0).sample
+    opts = {"grid_kind": "uniform", "eta": 0.0, "callback": callback}
+    return model.sample(batch=batch, x_init=noise, sampler="ddim", steps=steps, **opts).sample
 
 
 def make_pairs(
@@ -184,9 +187,11 @@ def make_pairs(
     batch: int = 32,
     labels: Tensor | None = None,
     generator: torch.Generator | None = None,
+    callback=None,
 ) -> dict[str, Tensor]:
     """``{"noise", "sample"[, "label"]}``: ``num`` reflow pairs from ``steps`` Euler steps of ``model``
-    (core :func:`~difflab.core.processes.flow.reflow_pairs`)."""
+    (core :func:`~difflab.core.processes.flow.reflow_pairs`), ``batch`` at a time; ``callback``: the
+    sampler's per-step callback."""
     from difflab.core.processes.flow import reflow_pairs
 
     noise_all, samples = [], []
@@ -194,7 +199,7 @@ def make_pairs(
         nb = min(batch, num - s)
         noise = torch.randn(nb, num_points, 3, generator=generator)
         lab = None if labels is None else labels[s : s + nb]
-        z, x = reflow_pairs(lambda z, lab=lab: euler_sample(model, z, steps, lab), noise)
+        z, x = reflow_pairs(lambda z, lab=lab: euler_sample(model, z, steps, lab, callback), noise)
         noise_all.append(z)
         samples.append(x)
     out = {"noise": torch.cat(noise_all), "sample": torch.cat(samples)}
