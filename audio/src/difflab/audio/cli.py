@@ -123,13 +123,9 @@ def _check_data_folder(root, overwrite: bool) -> None:
         (root / "README.txt").unlink(missing_ok=True)
 
 
-HARMLESS_WARNINGS = (
-    r"You have overridden `on_after_batch_transfer` in `LightningModule`",
-    r"The dirpath has changed from .* won't be reloaded",
-)
+HARMLESS_WARNINGS = (r"You have overridden `on_after_batch_transfer` in `LightningModule`",)
 """Lightning's note that the model's batch hook is used with a data module (the models turn waveform
-batches into spectrograms there on purpose, :class:`~difflab.audio.models.base.SpeechEnhancer`), and
-its note that ``test`` / ``validate`` of a checkpoint run in a new folder (nothing is lost)."""
+batches into spectrograms there on purpose, :class:`~difflab.audio.models.base.SpeechEnhancer`)."""
 
 
 def main(args: Sequence[str] | None = None) -> int:

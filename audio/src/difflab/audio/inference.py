@@ -171,23 +171,6 @@ def resampled_length(frames: int, rate: int, new_rate: int) -> int:
     return math.ceil(frames * (new_rate // g) / (rate // g))
 
 
-class ChunkTicks:
-    """A core progress display (:func:`difflab.core.progress.progress`) advanced one chunk per call."""
-
-    def __init__(self, total: int, desc: str = "enhancing", unit: str = "chunks") -> None:
-        from difflab.core.progress import progress
-
-        self._steps = progress(range(total), desc=desc, unit=unit)
-        next(self._steps, None)  # the display starts at 0 done
-
-    def __call__(self) -> None:
-        next(self._steps, None)
-
-    def close(self) -> None:
-        for _ in self._steps:
-            pass
-
-
 def count_chunks(files: list[Path], infos: list[tuple[int, int, int | None]], rate: int, chunking) -> int:
     """Chunks :func:`enhance_file` enhances for ``files`` (headers ``infos``) with a model at ``rate``."""
     total = 0
@@ -247,14 +230,14 @@ def enhance_files(
     The inputs (their headers) and outputs are checked before the model is loaded; a recording at
     another rate than the model's is noted once per rate; outputs beyond full scale are written
     clipped and reported (per file, and how many files in all), or scaled below it with ``normalize``."""
-    from difflab.core.progress import note
+    from difflab.core.progress import StepProgress, note
 
     files, targets = enhance_targets(Path(source), Path(output), overwrite)
     infos = [audio_info(f) for f in files]
     model = load_model(ckpt, device)
     gen = torch.Generator(device=device).manual_seed(seed)
     chunking = (chunk_seconds, overlap_seconds)
-    ticks = ChunkTicks(count_chunks(files, infos, model.sample_rate, chunking))
+    ticks = StepProgress("enhancing", count_chunks(files, infos, model.sample_rate, chunking), "chunks")
     noted: set[int] = set()
     results = []
     for src, dst, (rate, _, _) in zip(files, targets, infos):
@@ -279,7 +262,6 @@ def enhance_files(
 
 
 __all__ = [
-    "ChunkTicks",
     "Written",
     "chunk_starts",
     "count_chunks",

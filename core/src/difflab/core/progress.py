@@ -3,6 +3,7 @@
 On a terminal :func:`progress` is a ``tqdm`` bar (the one progress library of difflab); without one
 (a log file, a pipe, a batch job) it prints one line every ``every`` seconds (default 5, or
 ``DIFFLAB_PROGRESS_SECONDS``): ``<desc>: 12/40 files (30%), 8.1 s elapsed, about 19 s left``.
+:class:`StepProgress` is the same display advanced by hand (sampler steps, chunks, tiles).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def progress_line(desc: str, done: int, total: int | None, unit: str, elapsed: f
     """One line of progress: ``desc: done/total unit (pct), elapsed, about ... left``."""
     if total:
         left = elapsed / done * (total - done) if done else float("nan")
-        eta = f", about {left:.0f} s left" if done else ""
+        eta = f", about {left:.0f} s left" if 0 < done < total else ""
         return f"{desc}: {done}/{total} {unit} ({100 * done / total:.0f}%), {elapsed:.1f} s elapsed{eta}"
     return f"{desc}: {done} {unit}, {elapsed:.1f} s elapsed"
 
@@ -77,6 +78,29 @@ def progress(
     bar.close()
 
 
+class StepProgress:
+    """Progress advanced by hand: ``update(n)`` after each piece of work, ``close()`` at the end; a
+    tqdm bar on a terminal, :class:`LineProgress` otherwise. Called with any arguments (a sampler's
+    ``callback(state)``) it counts one step."""
+
+    def __init__(self, desc: str, total: int | None, unit: str = "steps", every: float | None = None) -> None:
+        if sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit)
+        else:
+            self.bar = LineProgress(desc, total, unit, every)
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def __call__(self, *_: object) -> None:
+        self.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def note(text: str) -> None:
     """Print a message without breaking a progress bar (``tqdm.write`` on a terminal)."""
     if sys.stderr.isatty():
@@ -87,4 +111,4 @@ def note(text: str) -> None:
         print(text, flush=True)
 
 
-__all__ = ["LineProgress", "interval_seconds", "note", "progress", "progress_line"]
+__all__ = ["LineProgress", "StepProgress", "interval_seconds", "note", "progress", "progress_line"]

@@ -1,8 +1,11 @@
 """Third-party messages that say nothing to a difflab user, filtered once for every command line.
 
 Lightning's advertising tips, its note that TensorBoard is not installed (difflab logs to CSV by
-default), a deprecation inside Lightning's own code, and its advice on ``log_every_n_steps`` for
-short epochs are dropped; every other warning is shown, once per place (Python's default).
+default), a deprecation inside Lightning's own code, its advice on ``log_every_n_steps`` for short
+epochs, its note that ``validate`` / ``test`` of a checkpoint in a new run folder does not take over
+the old folder's best-model records (nothing is lost), and its note that the EMA callback's state is
+not restored outside ``fit`` (the checkpoint's weights are the averaged ones) are dropped; every other
+warning is shown, once per place (Python's default).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ HARMLESS_WARNINGS = (
     r".*`tensorboardX` has been removed as a dependency.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
     r"The number of training batches \(\d+\) is smaller than the logging interval.*",
+    r"The dirpath has changed from .* won't be reloaded.*",
+    r"You're using the WeightAveraging callback, but loading a checkpoint outside the 'fit' stage.*",
 )
 """Message patterns of warnings that are known to be harmless here."""
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from difflab.core.errors import UserError
+from difflab.core.progress import StepProgress
 
 
 def load_model(ckpt: str | Path, expected_base: type | tuple[type, ...] | None = None):
@@ -22,20 +23,6 @@ def load_model(ckpt: str | Path, expected_base: type | tuple[type, ...] | None =
     from difflab.pointcloud.models import PointCloudDiffusion, PointFilter
 
     return load_checkpoint(ckpt, expected_base or (PointCloudDiffusion, PointFilter))
-
-
-def step_progress(desc: str, total: int):
-    """Progress of sampler steps (``update(n)``, ``close()``): a tqdm bar on a terminal, a line every
-    few seconds otherwise."""
-    import sys
-
-    if sys.stderr.isatty():
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, unit="steps")
-    from difflab.core.progress import LineProgress
-
-    return LineProgress(desc, total, "steps")
 
 
 def check_label(model, label: int | None, option: str = "--label") -> None:
@@ -76,10 +63,8 @@ def sample_clouds(
     check_label(model, label)
     g = torch.Generator().manual_seed(seed)
     labels = None if label is None else torch.full((num,), label, dtype=torch.long)
-    bar = step_progress(f"sample {num} clouds", steps or int(model.sample_steps))
-    res = model.generate(
-        num, points, steps=steps, sampler=sampler, label=labels, generator=g, callback=lambda _: bar.update(1)
-    )
+    bar = StepProgress(f"sample {num} clouds", steps or int(model.sample_steps))
+    res = model.generate(num, points, steps=steps, sampler=sampler, label=labels, generator=g, callback=bar)
     bar.close()
     clouds = res.sample.numpy()
     for i, c in enumerate(clouds):
@@ -179,10 +164,8 @@ def write_pairs(
         raise UserError(f"--num_classes {num_classes}: the model knows {known} classes ({hint})")
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(num_classes, (num,), generator=g) if num_classes > 0 else None
-    bar = step_progress(f"make-pairs {num}", steps * -(-num // 32))
-    pairs = make_pairs(
-        model, num, points, steps, batch=32, labels=labels, generator=g, callback=lambda _: bar.update(1)
-    )
+    bar = StepProgress(f"make-pairs {num}", steps * -(-num // 32))
+    pairs = make_pairs(model, num, points, steps, batch=32, labels=labels, generator=g, callback=bar)
     bar.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(pairs, out)
@@ -196,6 +179,5 @@ __all__ = [
     "denoise_targets",
     "load_model",
     "sample_clouds",
-    "step_progress",
     "write_pairs",
 ]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import codecs
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,10 +39,6 @@ LINKS = [("data.tokenizer_vocab_size", "model.init_args.vocab_size")]
 """What the data decides: the vocabulary size is the data module's tokenizer's (every text model has
 ``vocab_size``). The special-token ids are taken from the tokenizer when the model is set up
 (:class:`~difflab.text.models.base.TokenizerMixin`); both are kept in the checkpoint."""
-
-HARMLESS_WARNINGS = (r"The dirpath has changed from .* won't be reloaded.*",)
-"""Lightning's note, on ``validate`` / ``test`` from a checkpoint, that it keeps no best-model record
-of an earlier run folder: nothing of the run is lost."""
 
 
 def text_encoding(text: str) -> str:
@@ -187,8 +182,6 @@ def main(args: Sequence[str] | None = None) -> int:
     from difflab.text.data.lm import LMDataModule
     from difflab.text.models.mdlm import MaskedDiffusionLM
 
-    for pattern in HARMLESS_WARNINGS:
-        warnings.filterwarnings("ignore", message=pattern)
     result = run_cli(
         TrainedModule,
         LightningDataModule,

@@ -13,12 +13,12 @@ Checkpoints are read by core's one loader (:func:`difflab.core.lightning.load_ch
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import torch
 
 from difflab.core.errors import UserError
+from difflab.core.progress import StepProgress
 
 GENERATE_SAMPLERS = ("auto", "masked", "masked_nocache", "gidd", "gidd_sc", "ar")
 """``generate --sampler``: masked (cached ancestral), masked_nocache, gidd, gidd_sc (self-correction), ar."""
@@ -36,34 +36,13 @@ def load_text_model(path: str | Path, map_location: str = "cpu", expected_base: 
     return model
 
 
-class _StepProgress:
-    """The sampler's steps as progress (difflab.core.progress: a bar on a terminal, a line every few
-    seconds otherwise); called by the sampler after each step."""
-
-    def __init__(self, desc: str, total: int) -> None:
-        if sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit="steps")
-        else:
-            from difflab.core.progress import LineProgress
-
-            self.bar = LineProgress(desc, total, "steps")
-
-    def __call__(self, state: dict) -> None:
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def _sample(model, kind: str, num: int, length: int, steps: int, prefix, generator, self_correction_steps: int):
     """``(token ids (num, length), NFE)`` with the sampler ``kind`` (diffusion samplers show progress per step)."""
     from difflab.text.models import GIDDLM, ARLanguageModel
 
     if kind == "auto":
         kind = "ar" if isinstance(model, ARLanguageModel) else "gidd" if isinstance(model, GIDDLM) else "masked"
-    bar = _StepProgress(f"generate ({kind})", steps) if kind != "ar" else None
+    bar = StepProgress(f"generate ({kind})", steps) if kind != "ar" else None
     result = _run_sampler(model, kind, num, length, steps, prefix, generator, self_correction_steps, bar)
     if bar is not None:  # closed (its last line printed) only when sampling ran: an error stays one line
         bar.close()

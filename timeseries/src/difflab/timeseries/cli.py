@@ -109,19 +109,11 @@ lengths, given by the data module to the model when both are built (and recorded
 see :mod:`difflab.timeseries.models.data_settings`)."""
 
 
-HARMLESS_WARNINGS = (r"The dirpath has changed from .* won't be reloaded",)
-"""Lightning's note, when ``test`` or ``validate`` reads the checkpoint of an earlier run, that the
-checkpoint callback of the new run folder does not take over the old one's best-model records."""
-
-
 def main(args: list[str] | None = None) -> int:
-    import warnings
 
     from difflab.timeseries.data.datamodule import ForecastDataModule
     from difflab.timeseries.models.spd import StochasticProcessDiffusion
 
-    for pattern in HARMLESS_WARNINGS:
-        warnings.filterwarnings("ignore", message=pattern)
     result = run_cli(
         StochasticProcessDiffusion,
         ForecastDataModule,

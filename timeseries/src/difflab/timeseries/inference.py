@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from difflab.core.errors import UserError
+from difflab.core.progress import StepProgress
 
 
 def load_checkpoint(path: str | Path):
@@ -97,19 +98,6 @@ def match_series(table, model, data: str, columns_given: bool):
     )
 
 
-def _step_progress(desc: str, total: int):
-    """Progress of sampler steps: a tqdm bar on a terminal, a line every few seconds otherwise."""
-    import sys
-
-    if sys.stderr.isatty():
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, unit="steps")
-    from difflab.core.progress import LineProgress
-
-    return LineProgress(desc, total, "steps")
-
-
 def forecast(
     data: str,
     out: Path,
@@ -142,8 +130,8 @@ def forecast(
     batch, fut_t = future_batch(table, context, horizon, scaling=data_hp.get("scaling", "standard"), freq=freq)
     gen = torch.Generator().manual_seed(seed)
     n_steps = steps or model.sample_steps
-    bar = _step_progress(f"forecast {Path(data).name}", n_steps * -(-samples // model.sample_chunk))
-    s = model.forecast(batch, samples, sampler=sampler, steps=steps, generator=gen, callback=lambda _: bar.update(1))
+    bar = StepProgress(f"forecast {Path(data).name}", n_steps * -(-samples // model.sample_chunk))
+    s = model.forecast(batch, samples, sampler=sampler, steps=steps, generator=gen, callback=bar)
     bar.close()
     paths = model.unscale(s, batch)[:, 0, context:].numpy()  # (S, H, D)
     csv = write_quantile_csv(out / "forecast.csv", fut_t, table.names, paths)

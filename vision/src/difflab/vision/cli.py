@@ -62,15 +62,8 @@ def upscale_command(argv: list[str]) -> int:
     return upscale_files(options.pop("input"), options.pop("output"), options.pop("ckpt"), **options)
 
 
-HARMLESS_WARNINGS = (r"The dirpath has changed from .* won't be reloaded",)
-"""Lightning's note that ``validate`` / ``test`` of a checkpoint run in a new folder (nothing is lost)."""
-
-
 def main(args: Sequence[str] | None = None) -> int:
-    import warnings
 
-    for pattern in HARMLESS_WARNINGS:
-        warnings.filterwarnings("ignore", message=pattern)
     from difflab.vision.data.datamodule import SRDataModule
     from difflab.vision.models.base import SRDiffusion
     from difflab.vision.models.resshift import ResShiftSR

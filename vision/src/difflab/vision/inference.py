@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from difflab.core.errors import UserError
+from difflab.core.progress import StepProgress
 from difflab.vision.data.degradations import bicubic_upsample
 from difflab.vision.upscale import model_sr_fn, tile_count, upscale_tiled
 
@@ -105,12 +106,12 @@ def upscale_files(
     sizes = [image_size(f) for f in files]
     model = load_model(ckpt, device)
     scale = check_scale(model, scale, ckpt)
-    ticks = TileTicks(sum(tile_count(h, w, tile, overlap) for h, w in sizes))
+    ticks = StepProgress("upscale", sum(tile_count(h, w, tile, overlap) for h, w in sizes), "tiles")
     sr = model_sr_fn(model, scale, steps=steps, sampler=sampler, seed=seed)
 
     def fn(tiles, index):
         out = sr(tiles, index)
-        ticks(tiles.shape[0])
+        ticks.update(tiles.shape[0])
         return out
 
     for src, dst in zip(files, targets):
@@ -122,22 +123,4 @@ def upscale_files(
     return 0
 
 
-class TileTicks:
-    """A core progress display (:func:`difflab.core.progress.progress`) advanced by tiles done."""
-
-    def __init__(self, total: int, desc: str = "upscale", unit: str = "tiles") -> None:
-        from difflab.core.progress import progress
-
-        self._steps = progress(range(total), desc=desc, unit=unit)
-        next(self._steps, None)  # the display starts at 0 done
-
-    def __call__(self, n: int = 1) -> None:
-        for _ in range(n):
-            next(self._steps, None)
-
-    def close(self) -> None:
-        for _ in self._steps:
-            pass
-
-
-__all__ = ["TileTicks", "check_scale", "load_model", "upscale_files", "upscale_image", "upscale_targets"]
+__all__ = ["check_scale", "load_model", "upscale_files", "upscale_image", "upscale_targets"]
