@@ -13,7 +13,7 @@ import torch
 from difflab.core.cli import main
 from difflab.core.errors import UserError
 from difflab.core.lightning.checkpoint import find_last_checkpoint
-from difflab.core.progress import LineProgress, progress
+from difflab.core.progress import LineProgress, StepProgress, progress
 from difflab.core.verbs import VerbParser, check_output, count, existing_file
 
 QUIET = ["--trainer.enable_progress_bar", "false"]
@@ -141,6 +141,18 @@ def test_progress_without_a_terminal_is_a_line_every_interval():
     lines = stream.getvalue().splitlines()
     assert len(lines) == 5 and lines[-1].startswith("enhance: 4/4 files (100%)")
     assert list(progress(range(3), "x", every=3600)) == [0, 1, 2]
+    assert "left" not in lines[-1] and "left" in lines[1]  # no "about 0 s left" once finished
+
+
+def test_step_progress_counts_updates_and_sampler_callbacks(capsys):
+    bar = StepProgress("sample", 6, "steps", every=0.0)
+    bar.update(3)
+    bar({"step": 3})  # a sampler's callback(state) counts one step
+    bar.update(2)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1].startswith("sample: 6/6 steps (100%)")
+    assert lines[1].startswith("sample: 4/6 steps (67%)")
 
 
 def test_count_is_an_argparse_type():
