@@ -42,7 +42,9 @@ def test_module_method_equals_core_function_on_a_tiny_module():
     torch.manual_seed(0)
     module = DiffusionModule(ToyMLP(dim=3, hidden=16, depth=2, embed_dim=8).double(), VPSDE())
     x = torch.randn(4, 3, dtype=torch.float64)
-    ours = module.log_likelihood({"x0": x}, steps=6, divergence="exact")
+    calls = []
+    ours = module.log_likelihood({"x0": x}, steps=6, divergence="exact", callback=calls.append)
+    assert [c["step"] for c in calls] == list(range(6))
     den = Denoiser(module.network, module.process, "eps")
     direct = log_likelihood(den, x, steps=6, t_start=module.t_eps, divergence_method="exact")
     torch.testing.assert_close(ours, direct)

@@ -83,6 +83,7 @@ def log_likelihood(
     probes: int = 1,
     prior_log_prob: Callable[[Tensor, Tensor], Tensor] | None = None,
     generator: torch.Generator | None = None,
+    callback: Callable[[dict], None] | None = None,
 ) -> Tensor:
     """``log p_{t_start}(x)`` per example ``(B,)`` under the model's probability-flow ODE (module docstring).
 
@@ -94,6 +95,7 @@ def log_likelihood(
         divergence_method: ``exact`` or ``hutchinson`` (``probes`` Rademacher probes per evaluation).
         prior_log_prob: ``(x_T, T) -> log p_T(x_T)`` per example; the process's Gaussian prior if None.
         generator: randomness of the Hutchinson probes.
+        callback: called after every RK4 step with ``{"step", "t", "x"}`` (progress).
     """
     process = denoiser.process
     t0 = float(t_start) if t_start is not None else (float(process.t_min) or 1e-5)
@@ -114,6 +116,8 @@ def log_likelihood(
         k4, d4 = rhs(x + h * k3, t + h)
         x = x + h * (k1 + 2 * k2 + 2 * k3 + k4) / 6
         total = total + h * (d1 + 2 * d2 + 2 * d3 + d4) / 6
+        if callback is not None:
+            callback({"step": i, "t": t + h, "x": x})
     t_final = torch.full((x.shape[0],), t1, dtype=x.dtype, device=x.device)
     prior = (prior_log_prob or (lambda z, tt: gaussian_prior_log_prob(denoiser, z, tt)))(x, t_final)
     return prior + total

@@ -326,6 +326,7 @@ class DiffusionModule(TrainedModule):
         t_start: float | None = None,
         prior_log_prob=None,
         generator: torch.Generator | None = None,
+        callback=None,
     ) -> Tensor:
         r"""``log p(x0)`` per example ``(B,)`` in nats under the model's probability-flow ODE
         (:func:`difflab.core.likelihood.log_likelihood`): ``x0 = batch["x0"]`` ``(B, *D)`` is taken as
@@ -348,6 +349,8 @@ class DiffusionModule(TrainedModule):
                 ``1 / T`` of a DDPM chain, where the marginal is the data slightly blurred).
             prior_log_prob: ``(x_T, T) -> (B,)``; default the process's Gaussian prior at ``t_max``.
             generator: randomness of the probes.
+            callback: called after every RK4 step (``{"step", "t", "x"}``), e.g. a
+                :class:`~difflab.core.progress.StepProgress`.
 
         A discrete chain (``DiscreteVP``) runs the PF-ODE of its own continuous-time interpolation
         (``log alpha_bar`` linear between steps: a piecewise-constant ``beta(t)``); a network trained at
@@ -378,6 +381,7 @@ class DiffusionModule(TrainedModule):
                     probes=probes,
                     prior_log_prob=prior_log_prob,
                     generator=generator,
+                    callback=callback,
                 )
         finally:
             for p in params:
