@@ -91,3 +91,13 @@ def test_discrete_token_process_is_refused_in_one_line():
     )
     with pytest.raises(ValueError, match="discrete token process"):
         module.log_likelihood({"x0": torch.zeros(2, 3, dtype=torch.long)})
+
+
+def test_works_inside_inference_mode_as_in_lightning_test():
+    torch.manual_seed(2)
+    module = DiffusionModule(ToyMLP(dim=2, hidden=16, depth=2, embed_dim=8).double(), VPSDE())
+    x = torch.randn(3, 2, dtype=torch.float64)
+    expected = module.log_likelihood({"x0": x}, steps=3, divergence="exact")
+    with torch.inference_mode():
+        got = module.log_likelihood({"x0": x.clone()}, steps=3, divergence="exact")
+    torch.testing.assert_close(got, expected)

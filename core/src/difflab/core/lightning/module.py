@@ -337,7 +337,8 @@ class DiffusionModule(TrainedModule):
 
         with the network conditioned on ``batch`` (:meth:`make_denoiser`, the process condition
         :meth:`process_condition`), in eval mode, with the parameters frozen (gradients w.r.t. the
-        input only) and without ``clip_x0`` (clipping is not part of the ODE).
+        input only) and without ``clip_x0`` (clipping is not part of the ODE). Works inside
+        Lightning's ``test`` (inference mode is lifted for the call).
 
         Args:
             batch: a batch with ``x0`` (and whatever :meth:`make_denoiser` needs).
@@ -364,12 +365,14 @@ class DiffusionModule(TrainedModule):
             )
         if steps < 1 or probes < 1:
             raise ValueError(f"log_likelihood: steps and probes must be >= 1, got {steps}, {probes}")
-        y = self.process_condition(batch)
         params = [p for p in self.parameters() if p.requires_grad]
         try:
             for p in params:  # gradients w.r.t. the input only: no graph kept for the weights
                 p.requires_grad_(False)
-            with eval_mode(self), torch.no_grad():
+            # Lightning's test / predict loops run in inference mode, where no input can take a gradient
+            with torch.inference_mode(False), eval_mode(self), torch.no_grad():
+                batch = {k: v.clone() if isinstance(v, Tensor) and v.is_inference() else v for k, v in batch.items()}
+                y = self.process_condition(batch)
                 denoiser = self.make_denoiser(batch, y)
                 denoiser.clip_x0 = None
                 return log_likelihood(
