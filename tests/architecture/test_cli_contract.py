@@ -25,6 +25,9 @@ BAD_COUNTS = [
     ("text", "seq2seq {inp}.jsonl {out} --ckpt {ckpt} --draws 0", "--draws"),
     ("text", "seq2seq {inp}.jsonl {out} --ckpt {ckpt} --batch_size -1", "--batch_size"),
     ("text", "train-tokenizer {inp}.txt --vocab_size 0 --out {out}", "--vocab_size"),
+    ("text", "evaluate {inp}.txt --ckpt {ckpt} --draws 0", "--draws"),
+    ("text", "evaluate {inp}.txt --ckpt {ckpt} --batch_size 0", "--batch_size"),
+    ("text", "evaluate {inp}.txt --ckpt {ckpt} --block_size 2", "--block_size"),
     ("video", "detect {inp}.npy --ckpt {ckpt} --steps 0 --out {out}", "--steps"),
     ("video", "make-dataset {out} --n_train 0", "--n_train"),
     ("pointcloud", "sample {out} --ckpt {ckpt} --num 0", "--num"),
@@ -40,11 +43,24 @@ BAD_COUNTS = [
     ("robotics", "eval --ckpt {ckpt} --steps 0 --out {out}", "--steps"),
 ]
 
+BAD_VALUES = [
+    ("audio", "enhance {inp}.wav {out} --ckpt {ckpt} --chunk_seconds 0", "--chunk_seconds"),
+    ("audio", "enhance {inp}.wav {out}.mp3 --ckpt {ckpt}", ".mp3"),
+    ("vision", "upscale {inp}.png {out} --ckpt {ckpt} --tile 8 --overlap 8", "--overlap"),
+    ("text", "evaluate {inp}.txt --ckpt {ckpt} --encoding nonsense", "--encoding"),
+    ("timeseries", "forecast {inp}.csv {out} --ckpt {ckpt} --freq 2H", "--freq"),
+    ("timeseries", "forecast {inp}.csv {out} --ckpt {ckpt} --sampler foo", "--sampler"),
+    ("timeseries", "forecast {inp}.csv {out} --ckpt {ckpt} --columns", "--columns"),
+]
+"""Values of the right type that the verb cannot use: an option's value out of range, an output format
+it cannot write, an encoding or frequency that does not exist, an unknown sampler, an empty list."""
+
 MISSING_INPUTS = [
     ("audio", "enhance {missing}.wav {out} --ckpt {ckpt}"),
     ("vision", "upscale {missing}.png {out} --ckpt {ckpt}"),
     ("text", "seq2seq {missing}.jsonl {out} --ckpt {ckpt}"),
     ("text", "train-tokenizer {missing}.txt --out {out}"),
+    ("text", "evaluate {missing}.txt --ckpt {ckpt}"),
     ("video", "detect {missing}.npy --ckpt {ckpt} --out {out}"),
     ("pointcloud", "denoise {missing}.ply {out} --ckpt {ckpt}"),
     ("timeseries", "forecast {missing}.csv {out} --ckpt {ckpt}"),
@@ -77,6 +93,18 @@ def test_a_count_below_one_is_one_line_naming_the_option(pkg, template, option, 
     code, err = _run(pkg, template.format(**paths).split(), capsys)
     assert code == 2
     assert len(err) == 1 and err[0].startswith(f"difflab-{pkg} ") and "error: " in err[0], err
+    assert option in err[0], err
+    assert {p for p in tmp_path.rglob("*")} == before, "an argument error must write nothing"
+
+
+@pytest.mark.parametrize(
+    ("pkg", "template", "option"), BAD_VALUES, ids=[f"{p}:{t.split()[0]}:{o}" for p, t, o in BAD_VALUES]
+)
+def test_a_value_the_verb_cannot_use_is_one_line_naming_it(pkg, template, option, tmp_path, capsys):
+    paths, before = _setup(tmp_path)
+    code, err = _run(pkg, template.format(**paths).split(), capsys)
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith(f"difflab-{pkg}") and "error: " in err[0], err
     assert option in err[0], err
     assert {p for p in tmp_path.rglob("*")} == before, "an argument error must write nothing"
 

@@ -200,6 +200,12 @@ def _jsonl(folder: Path) -> Path:
     return path
 
 
+def _txt(folder: Path) -> Path:
+    path = folder / "held_out.txt"
+    path.write_text("in the beginning was the word\nand the word was short\n")
+    return path
+
+
 def _xyz(folder: Path) -> Path:
     path = folder / "noisy.xyz"
     np.savetxt(path, np.random.default_rng(0).normal(size=(300, 3)))
@@ -271,6 +277,7 @@ RECIPES: dict[str, Recipe] = {
         checkpoint_verbs={
             "generate": lambda d: ["generate"],
             "seq2seq": lambda d: ["seq2seq", str(_jsonl(d)), str(d / "out.jsonl")],
+            "evaluate": lambda d: ["evaluate", str(_txt(d))],
         },
     ),
     "video": Recipe(
