@@ -26,21 +26,10 @@ DEMO_NETWORK = {"channels": 8, "channel_mults": [1, 2, 2], "num_res_blocks": 1, 
 DEMO_CROP = 31 * 128  # 32 STFT frames (0.25 s): short crops keep CPU training fast
 METHOD_CONFIGS = {"predictive": "predictive_denoise", "sgmse": "sgmse_denoise", "storm": "storm_denoise"}
 LABELS = {"predictive": "predictive baseline", "sgmse": "SGMSE+", "storm": "StoRM"}
-# What learns in CPU minutes (measured, see audio/README.md): Adam 2e-3, batch 4, gradient clip 1, and
-# for every model an EMA of the weights (0.99: with SGMSE+'s 0.999 the average would still be
-# two thirds the initial network after 400 steps). Without EMA an 800-step SGMSE+ collapsed as the
-# sampler steps grew. Both diffusion models use the residual preconditioning (``x0_residual``), whose
-# untrained output is the process's condition itself (the noisy y for SGMSE+, the predictor's estimate
-# for StoRM); sigma_data is the measured std of that residual (0.072 for x0 - y, 0.045 for x0 - y_hat).
-# With the plain EDM preconditioning (x0_precond) SGMSE+ beat the input's SI-SDR but not reliably its
-# PESQ. The predictive baseline predicts the correction (``residual``: output y + D(y), so the untrained
-# network is the identity) and averages its weights (EMA 0.99): a direct output without EMA scored 4.73 to
-# 9.56 dB over network seeds (below the input's 6.21 for some), the residual output alone 4.75 to 9.51, both
-# together 8.58 to 10.12 dB over seeds 0-4. StoRM starts from the trained predictive baseline and keeps
-# it frozen (the reference's "regen-freeze-denoiser" mode: joint training at this budget degraded the
-# predictor from 8.1 to 5.6 dB) for 200 steps: after 400 its regeneration fell below the input on one of
-# three (direct-output) predictors. At 200 steps on the residual predictor it beats the input on every seed
-# but adds nothing over its predictor (SI-SDR -0.7 dB, PESQ -0.01, ESTOI -0.016 on average, seeds 0-4).
+# What learns in CPU minutes on two cores: Adam 2e-3, batch 4, gradient clip 1 and an EMA of the
+# weights (0.99) for every model; the diffusion models use the residual preconditioning (sigma_data is
+# the measured std of the residual); the predictive baseline predicts the correction; StoRM trains on
+# its frozen predictor. The measurements behind each choice: audio/README.md, "What learns in CPU minutes".
 TRAINING: dict = {
     "lr": 2e-3,
     "batch_size": 4,

@@ -42,6 +42,9 @@ from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.select import SamplerName
 
 SQRT_HALF = 0.5**0.5
+PC_SNR = 0.5
+"""SGMSE+'s Langevin corrector signal-to-noise ratio, the default of the ``pc`` sampler in audio."""
+
 PREDICTIONS = ("eps", "x0", "x0_precond", "x0_residual")
 
 
@@ -73,7 +76,7 @@ class SpeechEnhancer(DiffusionModule):
         theta, sigma_min, sigma_max, t_eps: the OUVE SDE (SGMSE+: 1.5, 0.05, 0.5, 0.03).
         sampler: core sampler name (``pc`` = reverse diffusion + annealed Langevin corrector).
         sample_steps: sampler steps ``N``.
-        sampler_options: options of the default sampler (``snr`` 0.5 for ``pc``).
+        sampler_options: options of the default sampler (``pc`` gets ``snr`` :data:`PC_SNR` unless given).
         n_fft, hop_length, spec_alpha, spec_beta: the STFT and its amplitude compression.
         sample_rate: the model's rate (the data module must match).
         val_enhance_batches: validation batches enhanced and scored per epoch (test: all).
@@ -85,11 +88,8 @@ class SpeechEnhancer(DiffusionModule):
             or ``x0_precond``: the clean spectrogram with EDM's preconditioning (Karras et al. 2022)
             ``x0_hat = c_skip (x_t - b y)/a + c_out net`` at the VE noise level ``sigma = s/a``,
             ``c_skip = sd^2/(sigma^2+sd^2)``, ``c_out = sigma sd/sqrt(sigma^2+sd^2)``, loss weight
-            ``1/c_out^2`` (so the regression target of ``net`` has unit scale). Without the skip a
-            briefly trained ``x0`` network cannot reproduce the near-clean input at small ``t``
-            and the last sampler steps (the corrector most of all) pull the sample towards that
-            worse estimate, so quality falls as the step count grows; the skip makes the small-``t``
-            estimate the input itself.
+            ``1/c_out^2`` (so the regression target of ``net`` has unit scale; the skip makes the
+            small-``t`` estimate the input itself).
             ``x0_residual``: the same preconditioning applied to the residual ``x0 - y`` around the
             process's condition ``y`` (the noisy spectrogram for SGMSE+, the predictor's estimate for
             StoRM): ``x0_hat = y + c_skip ((x_t - b y)/a - y) + c_out net``, so that a zero network
@@ -130,7 +130,7 @@ class SpeechEnhancer(DiffusionModule):
         if not sigma_data > 0:
             raise ValueError(f"{type(self).__name__}: sigma_data must be > 0, got {sigma_data}")
         if sampler_options is None:
-            sampler_options = {"snr": 0.5, "corrector": "ald"} if sampler == "pc" else {}
+            sampler_options = {"corrector": "ald"} if sampler == "pc" else {}
         super().__init__(
             network,
             complex_ouve(theta, sigma_min, sigma_max, t_eps),
@@ -184,10 +184,10 @@ class SpeechEnhancer(DiffusionModule):
 
     # ------------------------------------------------------------------ enhancement
     def sampler_kwargs(self, name: SamplerName, options: dict[str, Any]) -> dict[str, Any]:
-        """The module's sampler options, with SGMSE+'s ``snr = 0.5`` for ``pc`` unless given."""
+        """The module's sampler options, with :data:`PC_SNR` (SGMSE+'s corrector ``snr``) for ``pc`` unless given."""
         opts = super().sampler_kwargs(name, options)
         if name == "pc" and "snr" not in opts:
-            opts["snr"] = 0.5
+            opts["snr"] = PC_SNR
         return opts
 
     def enhance_spec(
