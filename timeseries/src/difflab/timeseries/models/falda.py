@@ -80,6 +80,7 @@ class DecomposedDiffusion(StochasticProcessDiffusion):
         sample_chunk: int = 512,
         frequency: str | None = None,
         series_names: list[str] | None = None,
+        test_nll_steps: int = 0,
     ) -> None:
         super().__init__(
             network,
@@ -101,6 +102,7 @@ class DecomposedDiffusion(StochasticProcessDiffusion):
             prediction_length=prediction_length,
             frequency=frequency,
             series_names=series_names,
+            test_nll_steps=test_nll_steps,
         )
         if context_length < 1 or prediction_length < 1 or top_k < 0:
             raise ValueError(

@@ -25,6 +25,14 @@ coloured noise ``eps = L z``; the loss is the mean squared error over the *targe
 (``target_mask``: observed horizon values, or hidden values for imputation),
 ``sum((eps_hat - eps)^2 m) / sum(m)``. Sampling generates the whole window and keeps the given cells.
 
+Likelihood (:meth:`StochasticProcessDiffusion.forecast_log_likelihood`): the log-density of the
+generated cells of a window given its given cells, through the probability-flow ODE of the
+conditional model. Only the generated cells move (the network never sees the noisy given cells), so
+the ODE lives on them; with coloured noise its velocity is
+``f(t) x + g(t)^2 eps_hat / (2 s(t))`` (``Sigma_GG`` times the score of the cells ``G``) and its prior
+at ``t = 1`` is ``N(0, s(1)^2 Sigma_GG)`` per series (white noise: ``Sigma = I``). The ``test`` stage
+logs it per forecast value when ``test_nll_steps > 0``.
+
 Subclasses may subtract a deterministic mean first (:meth:`mean_component`,
 :class:`~difflab.timeseries.models.falda.DecomposedDiffusion`).
 
@@ -34,6 +42,7 @@ times, calendar, loc, scale``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -42,6 +51,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from difflab.core.broadcast import expand_like
 from difflab.core.lightning import DiffusionModule, NoiseStream
 from difflab.core.processes.correlated import CorrelatedNoise
 from difflab.core.processes.gaussian import VPSDE, DiscreteVP
@@ -59,6 +69,49 @@ DATA_SOURCES = {
     "series_names": "series_names",
 }
 """The model's data settings and the data-module attributes they come from."""
+
+
+class FixedCells:
+    """A process whose cells outside ``mask`` (the given values of a window) stay where they are: its
+    probability-flow velocity is ``mask`` times the process's; everything else is the process's."""
+
+    def __init__(self, process, mask: Tensor) -> None:
+        self.process, self.mask = process, mask
+
+    def reverse_drift(self, x: Tensor, t: Tensor, score: Tensor, y: Tensor | None = None, **kwargs: Any) -> Tensor:
+        return self.process.reverse_drift(x, t, score, y, **kwargs) * self.mask
+
+    def __getattr__(self, name: str) -> Any:
+        if "process" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["process"], name)
+
+
+def masked_prior_log_prob(process, x: Tensor, t: Tensor, mask: Tensor) -> Tensor:
+    r"""``log N(x_G; 0, s(t)^2 Sigma_GG)`` per window ``(B,)``: the prior of the cells ``G`` where
+    ``mask`` ``(B, L, D)`` is 1, for every series ``d`` with the time covariance ``Sigma`` of a
+    :class:`~difflab.core.processes.correlated.CorrelatedNoise` bound to the window's times (the
+    identity for white noise). ``Sigma_GG`` of each series is written as the ``(L, L)`` matrix
+    ``M Sigma M + (I - M)``, ``M = diag(mask[:, :, d])``, which has the same determinant and inverse
+    on ``G``."""
+    b, n, d = x.shape
+    _, _, s = process.coefficients_like(t, x)
+    m = mask.to(torch.float64).transpose(1, 2)  # (B, D, L)
+    z = (x.to(torch.float64) / s.to(torch.float64)).transpose(1, 2) * m  # (B, D, L)
+    count = m.sum((1, 2))
+    log_s = (torch.log(s.to(torch.float64)).expand_as(x).transpose(1, 2) * m).sum((1, 2))
+    if not hasattr(process, "covariance"):
+        quad, logdet = (z**2).sum((1, 2)), torch.zeros_like(count)
+    else:
+        sigma = process.covariance().to(x.device)  # (L, L) or (B, L, L)
+        sigma = sigma.expand(b, n, n)[:, None] * m[..., :, None] * m[..., None, :]
+        sigma = sigma + torch.diag_embed(1 - m)  # (B, D, L, L)
+        chol = torch.linalg.cholesky(sigma)
+        w = torch.linalg.solve_triangular(chol, z[..., None], upper=False)[..., 0]
+        quad = (w**2).sum((1, 2))
+        logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum((1, 2))
+    out = -0.5 * quad - log_s - 0.5 * logdet - 0.5 * count * np.log(2 * np.pi)
+    return out.to(x.dtype)
 
 
 class StochasticProcessDiffusion(DiffusionModule):
@@ -88,6 +141,10 @@ class StochasticProcessDiffusion(DiffusionModule):
             forecasts default to them, and any other lengths work).
         frequency: the pandas frequency of the training series (the data decides; other data must have it).
         series_names: the names of the ``D`` training series, in the network's order (the data decides).
+        test_nll_steps: RK4 steps of the PF-ODE likelihood logged by ``test`` as ``test/nll`` (nats per
+            forecast value, data units) and ``test/nll_scaled`` (per-window scaled units); 0: not
+            computed. Cost per test batch: ``4 * test_nll_steps`` network evaluations and backward
+            passes (one Hutchinson probe).
 
     The command line links the last four, and the network's ``num_series``, from the data module
     (:mod:`~difflab.timeseries.models.data_settings`); a model built in Python takes them from the
@@ -122,7 +179,10 @@ class StochasticProcessDiffusion(DiffusionModule):
         prediction_length: int | None = None,
         frequency: str | None = None,
         series_names: list[str] | None = None,
+        test_nll_steps: int = 0,
     ) -> None:
+        if test_nll_steps < 0:
+            raise ValueError(f"{type(self).__name__}: test_nll_steps must be >= 0, got {test_nll_steps}")
         if noise not in ("white", "gp", "ou"):
             raise ValueError(f"{type(self).__name__}: noise must be white, gp or ou, got {noise!r}")
         if diffusion not in ("discrete", "continuous"):
@@ -172,6 +232,7 @@ class StochasticProcessDiffusion(DiffusionModule):
         self._bound_key: tuple | None = None
         self._bound = None
         self._test_out: list[dict[str, np.ndarray]] = []
+        self.test_nll_steps = test_nll_steps
 
     # ------------------------------------------------------------------ what the data decides
     def setup(self, stage: str) -> None:
@@ -245,15 +306,58 @@ class StochasticProcessDiffusion(DiffusionModule):
     # ------------------------------------------------------------------ forecasting
     def make_denoiser(self, batch: dict[str, Any] | None = None, y: Tensor | None = None) -> Denoiser:
         """The network on a forecast batch (its ``given`` values ``(B, L, D)`` are the condition)
-        for the process bound to the batch's ``times``."""
+        for the process bound to the batch's ``times``; with a ``moving`` mask ``(B, L, D)`` in the
+        batch, only those cells move (:class:`FixedCells`, for the likelihood)."""
         if batch is None or "given" not in batch or "times" not in batch:
             raise ValueError(f"{type(self).__name__} samples a batch with 'given' values and 'times'")
+        process = self.process_for(batch["times"])
         return Denoiser(
             lambda x_t, t: self.call_network(x_t, t, batch, batch["given"]),
-            self.process_for(batch["times"]),
+            process if "moving" not in batch else FixedCells(process, batch["moving"]),
             self.prediction,
             clip_x0=self.clip_x0,
         )
+
+    def forecast_log_likelihood(
+        self,
+        batch: dict[str, Tensor],
+        *,
+        steps: int = 32,
+        divergence: Literal["exact", "hutchinson"] = "hutchinson",
+        probes: int = 1,
+        generator: torch.Generator | None = None,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        r"""``(log p, log p scaled, n)`` per window ``(B,)``: the log-density in nats of the window's
+        generated cells ``G`` (``cond_mask = 0``: the horizon of a forecast) given its given cells, in
+        data units and in the window's scaled units, and the number of cells ``n = |G|``.
+
+        The PF-ODE of :meth:`~difflab.core.lightning.DiffusionModule.log_likelihood` moves the cells
+        ``G`` only (module docstring) from ``t_eps`` to 1, with the prior
+        :func:`masked_prior_log_prob`. A decomposition's mean depends on the given cells only, so it
+        shifts without changing the density; data units add ``-sum_G log scale``.
+        ``log p`` is NaN for a window with a missing value among ``G`` (it would have to be
+        marginalised out).
+        """
+        x0, cm = batch["x0"], batch["cond_mask"]
+        mean = self.mean_component(batch)
+        r0 = x0 if mean is None else x0 - mean
+        moving = (1 - cm).to(r0.dtype)
+        process = self.process_for(batch["times"])
+        part = {**batch, "x0": r0, "given": r0, "moving": moving}
+        log_p = self.log_likelihood(
+            part,
+            steps=steps,
+            divergence=divergence,
+            probes=probes,
+            prior_log_prob=lambda z, t: masked_prior_log_prob(process, z, t, moving),
+            generator=generator,
+            callback=callback,
+        )
+        missing = ((moving > 0) & (batch["target_mask"] <= 0)).flatten(1).any(1)
+        log_p = torch.where(missing, torch.full_like(log_p, float("nan")), log_p)
+        log_scale = (moving * expand_like(batch["scale"], x0).log()).flatten(1).sum(1)
+        return log_p - log_scale, log_p, moving.flatten(1).sum(1)
 
     def sampler_kwargs(self, name: SamplerName, options: dict[str, Any]) -> dict[str, Any]:
         """The module's sampler options; ``ddpm`` draws fresh noise of variance ``ddpm_variance``."""
@@ -336,6 +440,10 @@ class StochasticProcessDiffusion(DiffusionModule):
         self.log("test/loss", loss, batch_size=batch["x0"].shape[0])
         samples = self.forecast(batch, generator=self.noise_generator(NoiseStream.SAMPLE, batch_idx))
         self._test_out.append(self._score(samples, batch))
+        if self.test_nll_steps > 0:
+            g = self.noise_generator(NoiseStream.TEST, batch_idx, 1)
+            log_p, log_p_scaled, n = self.forecast_log_likelihood(batch, steps=self.test_nll_steps, generator=g)
+            self._test_out[-1]["nll"] = torch.stack([-log_p, -log_p_scaled, n]).cpu().numpy()
         return loss
 
     def on_test_epoch_end(self) -> None:
@@ -346,7 +454,23 @@ class StochasticProcessDiffusion(DiffusionModule):
         m = np.concatenate([o["mask"] for o in self._test_out], axis=0)
         for key, value in metric_table(s, y, m).items():
             self.log(f"test/{key}", value)
+        if self.test_nll_steps > 0:
+            self._log_test_nll(np.concatenate([o["nll"] for o in self._test_out], axis=1))
         self.test_results = {"samples": s, "target": y, "mask": m}
+
+    def _log_test_nll(self, nll: np.ndarray) -> None:
+        """``test/nll`` and ``test/nll_scaled``: nats per forecast value over the windows without a
+        missing value in their horizon (a warning counts the others)."""
+        ok = np.isfinite(nll[0])
+        if not ok.all():
+            warnings.warn(
+                f"test/nll: {int((~ok).sum())} of {ok.size} windows have missing horizon values and are left out",
+                stacklevel=2,
+            )
+        if ok.any():
+            n = nll[2, ok].sum()
+            self.log("test/nll", float(nll[0, ok].sum() / n))
+            self.log("test/nll_scaled", float(nll[1, ok].sum() / n))
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """Sample paths in data units ``(S, B, L, D)``."""
