@@ -16,7 +16,13 @@ the times stratified over the whole file, ``t_i = eps + (1 - eps) ((U + i / M) m
 ``draws`` independent draws are averaged and their spread gives the standard error of the mean.
 The result is the bound per token and ``exp`` of it, an upper bound on the perplexity.
 
-DiffuSeq (seq2seq in embedding space) is not evaluated here: it is scored by BLEU with ``seq2seq``.
+DiffuSeq (seq2seq in embedding space) is refused, in one line, and scored by BLEU with ``seq2seq``.
+Its probability-flow ODE would give a density of the target's *continuous embeddings* given the
+source, not a likelihood of its tokens: the number moves with the scale and dimension of the learned
+embeddings (shrinking them raises it without changing a single generated token), so it could not sit
+beside the perplexities and bounds above. A token bound would add the rounding term and the
+dequantisation ``q(x | w) = N(E(w), s_1^2 I)`` (Diffusion-LM's ELBO), and the self-conditioned
+sampler (each step reads the previous estimate) is not one ODE in ``(x, t)``; neither is built.
 """
 
 from __future__ import annotations
@@ -146,8 +152,9 @@ def evaluate(
     model = load_text_model(ckpt)
     if not isinstance(model, (MaskedDiffusionLM, GIDDLM, ARLanguageModel)):
         raise UserError(
-            f"{ckpt}: a {type(model).__name__} checkpoint (seq2seq) has no language-model likelihood here; "
-            "score it with `difflab-text seq2seq` (BLEU)"
+            f"{ckpt}: a {type(model).__name__} checkpoint (seq2seq in continuous embeddings) has no token "
+            "likelihood: its probability-flow density is over learned embedding vectors, whose scale sets the "
+            "number, so it is not comparable to a perplexity; score it with `difflab-text seq2seq` (BLEU)"
         )
     size = _block_size(model, block_size)
     result = evaluate_model(
