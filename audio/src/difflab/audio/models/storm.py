@@ -27,13 +27,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from difflab.audio.models.base import SpeechEnhancer, tile
 from difflab.core.lightning import eval_mode
 from difflab.core.samplers.base import SampleResult
-from difflab.core.samplers.select import SamplerName
 
 
 class StoRM(SpeechEnhancer):
@@ -58,27 +56,10 @@ class StoRM(SpeechEnhancer):
         predictor: nn.Module,
         supervised_weight: float = 0.5,
         training_mode: Literal["joint", "frozen_predictor"] = "joint",
-        theta: float = 1.5,
-        sigma_min: float = 0.05,
-        sigma_max: float = 0.5,
-        t_eps: float = 0.03,
-        sampler: SamplerName = "pc",
         sample_steps: int = 10,
-        sampler_options: dict[str, Any] | None = None,
-        n_fft: int = 510,
-        hop_length: int = 128,
-        spec_alpha: float = 0.5,
-        spec_beta: float = 0.15,
-        sample_rate: int = 16000,
-        val_enhance_batches: int = 4,
-        val_metrics: list[str] | None = None,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        lr_interval: Literal["step", "epoch"] = "step",
-        prediction: Literal["eps", "x0", "x0_precond", "x0_residual"] = "eps",
-        sigma_data: float = 0.1,
         predictor_init: str | None = None,
         predictor_residual: bool = False,
+        **kwargs: Any,
     ) -> None:
         if not 0 <= supervised_weight < 1:
             raise ValueError(f"StoRM: supervised_weight must lie in [0, 1), got {supervised_weight}")
@@ -86,28 +67,7 @@ class StoRM(SpeechEnhancer):
             raise ValueError(f"StoRM: training_mode must be 'joint' or 'frozen_predictor', got {training_mode!r}")
         with warnings.catch_warnings():  # the predictor module is saved in the state dict, not the hparams
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
-            super().__init__(
-                network,
-                theta,
-                sigma_min,
-                sigma_max,
-                t_eps,
-                sampler,
-                sample_steps,
-                sampler_options,
-                n_fft,
-                hop_length,
-                spec_alpha,
-                spec_beta,
-                sample_rate,
-                val_enhance_batches,
-                val_metrics,
-                optimizer,
-                lr_scheduler,
-                lr_interval,
-                prediction,
-                sigma_data,
-            )
+            super().__init__(network, sample_steps=sample_steps, **kwargs)
         for store in (
             self._hparams,
             getattr(self, "_hparams_initial", {}),
