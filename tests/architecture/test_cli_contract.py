@@ -34,10 +34,14 @@ BAD_COUNTS = [
     ("pointcloud", "sample {out} --ckpt {ckpt} --points -5", "--points"),
     ("pointcloud", "denoise {inp}.ply {out} --ckpt {ckpt} --repeat 0", "--repeat"),
     ("pointcloud", "make-pairs {out} --ckpt {ckpt} --steps 0", "--steps"),
+    ("pointcloud", "nll {inp}.ply --ckpt {ckpt} --steps 0", "--steps"),
+    ("pointcloud", "nll {inp}.ply --ckpt {ckpt} --probes 0", "--probes"),
     ("timeseries", "forecast {inp}.csv {out} --ckpt {ckpt} --horizon 0", "--horizon"),
     ("timeseries", "forecast {inp}.csv {out} --ckpt {ckpt} --horizon -5", "--horizon"),
     ("timeseries", "forecast {inp}.csv {out} --ckpt {ckpt} --samples 0", "--samples"),
     ("timeseries", "online --ckpt {ckpt} --samples 0 --out {out}", "--samples"),
+    ("timeseries", "nll --ckpt {ckpt} --steps 0", "--steps"),
+    ("timeseries", "nll --ckpt {ckpt} --probes -1", "--probes"),
     ("robotics", "collect {out} --episodes 0", "--episodes"),
     ("robotics", "eval --ckpt {ckpt} --episodes -5 --out {out}", "--episodes"),
     ("robotics", "eval --ckpt {ckpt} --steps 0 --out {out}", "--steps"),
@@ -63,6 +67,7 @@ MISSING_INPUTS = [
     ("text", "evaluate {missing}.txt --ckpt {ckpt}"),
     ("video", "detect {missing}.npy --ckpt {ckpt} --out {out}"),
     ("pointcloud", "denoise {missing}.ply {out} --ckpt {ckpt}"),
+    ("pointcloud", "nll {missing}.ply --ckpt {ckpt}"),
     ("timeseries", "forecast {missing}.csv {out} --ckpt {ckpt}"),
 ]
 

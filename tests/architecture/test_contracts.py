@@ -296,6 +296,7 @@ RECIPES: dict[str, Recipe] = {
             "sample": lambda d: ["sample", str(d / "out")],
             "denoise": lambda d: ["denoise", str(_xyz(d)), str(d / "den.ply")],
             "make-pairs": lambda d: ["make-pairs", str(d / "pairs.pt")],
+            "nll": lambda d: ["nll", str(_xyz(d))],
         },
     ),
     "timeseries": Recipe(
@@ -306,6 +307,7 @@ RECIPES: dict[str, Recipe] = {
         checkpoint_verbs={
             "forecast": lambda d: ["forecast", str(_csv(d)), str(d / "fc")],
             "online": lambda d: ["online"],
+            "nll": lambda d: ["nll"],
         },
         imports=("difflab.timeseries.models.falda",),
     ),
