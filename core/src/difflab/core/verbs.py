@@ -14,6 +14,7 @@ Errors found later (a file that does not decode, data that does not fit the mode
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,12 +24,15 @@ from difflab.core.errors import UserError
 
 
 class VerbParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` for a domain verb: the description keeps its line breaks, an error
+    """``argparse.ArgumentParser`` for a domain verb: the description keeps its line breaks (a
+    docstring's indentation removed), an error
     is one line on stderr (``<prog>: error: <message>``) with exit status 2, and ``--debug`` (show
     tracebacks of user errors) is accepted by every verb."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        if kwargs.get("description"):
+            kwargs["description"] = inspect.cleandoc(kwargs["description"])
         super().__init__(*args, **kwargs)
         self.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
