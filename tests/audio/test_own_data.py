@@ -2,8 +2,6 @@
 than the training crop and multi-channel files are handled, the README's commands run as written,
 and the command line refuses what would give a silent wrong result."""
 
-import re
-import shlex
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,8 @@ import soundfile as sf
 
 from difflab.audio.cli import main
 from difflab.core.lightning.checkpoint import find_last_checkpoint
+from difflab.core.testing import readme_commands as own_data_commands
+from difflab.core.testing import user_error_line
 
 README = Path(__file__).resolve().parents[2] / "audio" / "README.md"
 RATE = 8000  # the smoke configs' model is 16 kHz by default
@@ -40,12 +40,7 @@ def quiet() -> list[str]:
 
 
 def one_line_error(capsys, argv: list[str]) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("difflab-audio")]
-    assert stop.value.code == 2 and len(err) == 1, err
-    return err[0]
+    return user_error_line(main, capsys, argv, keep=lambda line: line.startswith("difflab-audio"))
 
 
 def test_smoke_config_trains_at_the_rate_of_the_data_and_enhances(tmp_path, monkeypatch, capsys):
@@ -95,9 +90,7 @@ def test_the_default_data_is_never_written_into_a_folder_of_other_files(tmp_path
 
 
 def readme_commands() -> list[list[str]]:
-    block = README.read_text().split("<!-- own-data -->", 1)[1]
-    body = re.search(r"```bash\n(.*?)```", block, re.S).group(1)
-    return [shlex.split(line) for line in body.strip().splitlines()]
+    return own_data_commands(README)
 
 
 def test_readme_own_data_commands(tmp_path, monkeypatch):

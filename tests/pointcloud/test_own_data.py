@@ -4,13 +4,14 @@ and denoise in one line), bad files are one-line errors naming them, a big cloud
 and the README's commands run as written."""
 
 import re
-import shlex
 from pathlib import Path
 
 import lightning.pytorch  # noqa: F401  (its log handlers bind to the session's stderr, not one test's capture)
 import numpy as np
 import pytest
 
+from difflab.core.testing import readme_commands as own_data_commands
+from difflab.core.testing import user_error_line
 from difflab.pointcloud.cli import main
 
 README = Path(__file__).resolve().parents[2] / "pointcloud" / "README.md"
@@ -60,13 +61,7 @@ def quiet() -> list[str]:
 
 
 def one_line_error(capsys, argv: list[str]) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and err and err[-1].startswith("difflab-pointcloud: error: "), err
-    assert not any("Traceback" in line for line in err), "\n".join(err)
-    return err[-1]
+    return user_error_line(main, capsys, argv, keep=lambda line: line.startswith("difflab-pointcloud: error: "))
 
 
 @pytest.mark.parametrize("config", ["smoke_iterativepfn", "smoke_score"])
@@ -158,9 +153,7 @@ def test_a_big_cloud_shows_progress_over_its_patches(monkeypatch, capsys):
 
 
 def readme_commands() -> list[list[str]]:
-    block = README.read_text().split("<!-- own-data -->", 1)[1]
-    body = re.search(r"```bash\n(.*?)```", block, re.S).group(1)
-    return [shlex.split(line) for line in body.strip().splitlines()]
+    return own_data_commands(README)
 
 
 def test_readme_own_data_commands(tmp_path, monkeypatch, capsys):

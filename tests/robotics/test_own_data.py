@@ -3,12 +3,12 @@ another is recorded, and evaluated, on the demonstrations' task; the README's co
 written; collect and eval refuse what would lose data or give a silent wrong result."""
 
 import contextlib
-import re
-import shlex
 from pathlib import Path
 
 import pytest
 
+from difflab.core.testing import readme_commands as own_data_commands
+from difflab.core.testing import user_error_line
 from difflab.robotics.cli import main
 
 README = Path(__file__).resolve().parents[2] / "robotics" / "README.md"
@@ -26,14 +26,10 @@ def collect(path: Path, episodes: int = 3) -> None:
 
 
 def one_line_error(capsys, argv: list[str], progress_before: bool = False) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    if progress_before:  # progress lines of work done before the error
-        err = [line for line in err if " episodes (" not in line]
-    assert stop.value.code == 2 and len(err) == 1, err
-    return err[0]
+    """The error line; with ``progress_before``, progress lines of work done before the error are left out."""
+    return user_error_line(
+        main, capsys, argv, keep=(lambda line: " episodes (" not in line) if progress_before else None
+    )
 
 
 def test_smoke_config_trains_on_demonstrations_of_another_task(tmp_path, monkeypatch, capsys):
@@ -101,9 +97,7 @@ def test_bad_arguments_are_one_line(argv, needle, tmp_path, capsys):
 
 
 def readme_commands() -> list[list[str]]:
-    block = README.read_text().split("<!-- own-data -->", 1)[1]
-    body = re.search(r"```bash\n(.*?)```", block, re.S).group(1)
-    return [shlex.split(line) for line in body.strip().splitlines()]
+    return own_data_commands(README)
 
 
 def test_readme_own_data_commands(tmp_path, monkeypatch, capsys):

@@ -4,12 +4,13 @@ refused on data of another tokenizer; evaluate's bound is the NELBO averaged ove
 the README's commands for one's own corpus run as written."""
 
 import re
-import shlex
 from pathlib import Path
 
 import pytest
 import torch
 
+from difflab.core.testing import readme_commands as own_data_commands
+from difflab.core.testing import user_error_line
 from difflab.text.cli import main
 
 README = Path(__file__).resolve().parents[2] / "text" / "README.md"
@@ -24,12 +25,7 @@ def corpus(path: Path, lines: int = 300, offset: int = 0, encoding: str = "utf-8
 
 
 def one_line_error(capsys, argv: list[str]) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and len(err) == 1, err
-    return err[0]
+    return user_error_line(main, capsys, argv)
 
 
 def quiet() -> list[str]:
@@ -148,9 +144,7 @@ def test_evaluate_bound_is_the_elbo_of_the_model(small_tokenizer):
 
 
 def readme_commands() -> list[list[str]]:
-    block = README.read_text().split("<!-- own-data -->", 1)[1]
-    body = re.search(r"```bash\n(.*?)```", block, re.S).group(1)
-    return [shlex.split(line) for line in body.strip().splitlines()]
+    return own_data_commands(README)
 
 
 def test_readme_own_data_commands(tmp_path, monkeypatch, capsys):

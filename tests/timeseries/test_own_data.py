@@ -2,14 +2,14 @@
 and the window lengths (no model overrides), the README's commands run as written, and data that
 does not fit a trained model is a one-line error naming both values and the option."""
 
-import re
-import shlex
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from difflab.core.testing import readme_commands as own_data_commands
+from difflab.core.testing import user_error_line
 from difflab.timeseries.cli import main
 
 README = Path(__file__).resolve().parents[2] / "timeseries" / "README.md"
@@ -44,12 +44,7 @@ def quiet() -> list[str]:
 
 
 def one_line_error(capsys, argv: list[str]) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and len(err) == 1, err
-    return err[0]
+    return user_error_line(main, capsys, argv)
 
 
 @pytest.fixture(scope="module")
@@ -156,9 +151,7 @@ def test_the_smallest_file_holds_a_window_in_every_split(tmp_path):
 
 
 def readme_commands() -> list[list[str]]:
-    block = README.read_text().split("<!-- own-data -->", 1)[1]
-    body = re.search(r"```bash\n(.*?)```", block, re.S).group(1)
-    return [shlex.split(line) for line in body.strip().splitlines()]
+    return own_data_commands(README)
 
 
 def test_readme_own_data_commands(tmp_path, monkeypatch):

@@ -3,13 +3,12 @@ overrides), the README's commands run as written, and the command line refuses w
 silent wrong result (a test split without ground truth, a checkpoint of other classes)."""
 
 import json
-import re
-import shlex
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from difflab.core.testing import readme_commands as own_data_commands
 from difflab.video.cli import main
 
 README = Path(__file__).resolve().parents[2] / "video" / "README.md"
@@ -119,9 +118,7 @@ def test_a_checkpoint_of_other_classes_is_refused(tmp_path, monkeypatch, capsys)
 
 
 def readme_commands() -> list[list[str]]:
-    block = README.read_text().split("<!-- own-data -->", 1)[1]
-    body = re.search(r"```bash\n(.*?)```", block, re.S).group(1)
-    return [shlex.split(line) for line in body.strip().splitlines()]
+    return own_data_commands(README)
 
 
 def test_readme_own_data_commands(tmp_path, monkeypatch):

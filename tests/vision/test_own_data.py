@@ -2,14 +2,13 @@
 the smoke config unchanged (the data decides the factor and the crops), ``upscale`` then writes the
 right size and colour mode and refuses another factor, and the README's commands run as written."""
 
-import re
-import shlex
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
+from difflab.core.testing import readme_commands as own_data_commands
+from difflab.core.testing import user_error_line
 from difflab.vision.cli import main
 
 README = Path(__file__).resolve().parents[2] / "vision" / "README.md"
@@ -44,12 +43,7 @@ def data_args(root: str = "my") -> list[str]:
 
 
 def one_line_error(capsys, argv: list[str]) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("difflab-vision")]
-    assert stop.value.code == 2 and len(err) == 1, err
-    return err[0]
+    return user_error_line(main, capsys, argv, keep=lambda line: line.startswith("difflab-vision"))
 
 
 def test_smoke_config_trains_on_images_of_another_scale_and_size_then_upscales(tmp_path, monkeypatch, capsys):
@@ -95,9 +89,7 @@ def test_a_paired_folder_of_another_factor_names_it(tmp_path, monkeypatch, capsy
 
 
 def readme_commands() -> list[list[str]]:
-    block = README.read_text().split("<!-- own-data -->", 1)[1]
-    body = re.search(r"```bash\n(.*?)```", block, re.S).group(1)
-    return [shlex.split(line) for line in body.strip().splitlines()]
+    return own_data_commands(README)
 
 
 def test_readme_own_data_commands(tmp_path, monkeypatch):

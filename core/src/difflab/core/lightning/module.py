@@ -60,6 +60,7 @@ restores both.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -365,6 +366,8 @@ class DiffusionModule(TrainedModule):
             )
         if steps < 1 or probes < 1:
             raise ValueError(f"log_likelihood: steps and probes must be >= 1, got {steps}, {probes}")
+        if prior_log_prob is None:
+            self._warn_if_prior_keeps_data()
         params = [p for p in self.parameters() if p.requires_grad]
         try:
             for p in params:  # gradients w.r.t. the input only: no graph kept for the weights
@@ -389,6 +392,20 @@ class DiffusionModule(TrainedModule):
         finally:
             for p in params:
                 p.requires_grad_(True)
+
+    def _warn_if_prior_keeps_data(self, tolerance: float = 0.1) -> None:
+        """Warn when the data's share ``a(t_max)`` of the end state is above ``tolerance``: the default
+        prior ``N(b y, s^2 I)`` leaves it out, so the likelihood is then only approximate (a short
+        DDPM chain: 100 linear-beta steps keep ``a(T)^2 = 0.37``)."""
+        t_end = torch.full((1,), float(self.process.t_max), dtype=torch.float64)
+        a_end = float(self.process.coefficients(t_end)[0].abs().max())
+        if a_end > tolerance:
+            warnings.warn(
+                f"log_likelihood: the process keeps a(t_max) = {a_end:.3g} of the data at its end, which the "
+                "Gaussian prior leaves out: the log-likelihood is approximate (more diffusion steps or a "
+                "larger noise level at t_max make the prior exact)",
+                stacklevel=3,
+            )
 
     def sample_for_validation(self, batch: dict[str, Any], generator: torch.Generator) -> SampleResult:
         """Samples scored once per validation epoch: ``num_val_samples`` draws, conditioned on ``batch``
