@@ -42,9 +42,8 @@ class SR3(SRDiffusion):
         num_train_steps: ``T`` of the chain.
         target: ``residual`` (``residual_scale * (x0 - y)``) or ``image`` (``x0``).
         residual_scale: multiplier of the residual target.
-        prediction: network parameterisation: ``x0`` (default), ``eps`` (SR3's choice) or ``v``. After
-            300 CPU training steps (x2, small U-Net) ``eps`` and ``v`` models still leave visible
-            noise (held-out PSNR-Y 17.1 and 30.5 dB with DDIM-10, bicubic 35.4) while ``x0`` reaches 35.5.
+        prediction: network parameterisation: ``x0`` (default; why: the README's *Notes*), ``eps``
+            (SR3's choice) or ``v``.
         optimizer, lr_scheduler, lr_interval: optimisation.
         sampler: core sampler name (``ddim``, ``dpm_solver``, ``ddpm``, ...).
         sample_steps: sampler steps.
