@@ -295,8 +295,11 @@ def test_euler_ancestral_matches_euler_ancestral_scheduler(ptype, n):
 
 @pytest.mark.parametrize("ptype", list(PRED))
 @pytest.mark.parametrize("n", STEPS)
-@pytest.mark.parametrize(("solver_type", "order"), [("midpoint", 2), ("heun", 2), ("midpoint", 3)])
+@pytest.mark.parametrize(("solver_type", "order"), [("midpoint", 2), ("heun", 2)])
 def test_dpmpp_2m_sde_matches_the_sde_dpmsolver_pp_scheduler(ptype, n, solver_type, order):
+    """Order 2. Order 3 is checked against k-diffusion (test_kdiffusion_parity): diffusers' third-order
+    ``sde-dpmsolver++`` update weights its second difference by ``(1 - e^{-2h} - 2h)/(2h)^2 - 1/2``, which
+    tends to -1 as the step shrinks, so it does not converge as the steps grow."""
     net = make_net(ptype)
     sch = diffusers.DPMSolverMultistepScheduler(
         num_train_timesteps=T,

@@ -23,6 +23,7 @@ from difflab.core.samplers import (
     Denoiser,
     sample_dpmpp_2m_sde,
     sample_dpmpp_2s_ancestral,
+    sample_dpmpp_3m_sde,
     sample_dpmpp_sde,
     sample_euler_ancestral,
 )
@@ -125,5 +126,18 @@ def test_dpmpp_2m_sde_with_a_noise_callable_matches_kdiffusion(solver_type):
     a0 = PROCESS.coefficients(grid[:1])[0]
     out = sample_dpmpp_2m_sde(
         den, z * sigmas[0] * a0, grid, solver_type=solver_type, lower_order_final=False, noise=Noise(5)
+    )
+    torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [10, 25])
+def test_dpmpp_3m_sde_matches_kdiffusion(n):
+    kd = load_kdiffusion_sampling()
+    grid, sigmas, z = setup(n)
+    den = Denoiser(make_net(), PROCESS, "eps")
+    ref = kd.sample_dpmpp_3m_sde(k_model(den), z * sigmas[0], sigmas, noise_sampler=Noise(6), disable=True)
+    a0 = PROCESS.coefficients(grid[:1])[0]
+    out = sample_dpmpp_3m_sde(
+        den, z * sigmas[0] * a0, grid, solver_type="heun", lower_order_final=False, noise=Noise(6)
     )
     torch.testing.assert_close(out.sample, ref, rtol=0, atol=1e-6)

@@ -26,10 +26,12 @@ step in half log-SNR ``lambda = log(a / s)`` from ``t`` to ``s < t``:
 with ``D_0 = x0_hat(t)``, ``D_1 = (D_0 - x0_hat(t_prev)) / r_0``, ``r_0 = (lambda_t - lambda_prev) / h``
 and ``c = a_s (1 - e^{-2h}) / 2`` (``solver_type="midpoint"``) or
 ``c = a_s ((1 - e^{-2h}) / (-2h) + 1)`` (``"heun"``). The 3M SDE (``order=3``) replaces ``c D_1`` by
-``a_s ((1 - e^{-2h}) / (-2h) + 1) D1' + a_s ((1 - e^{-2h} - 2h) / (2h)^2 - 1/2) D2`` with ``D1'``,
-``D2`` of :func:`~difflab.core.samplers.dpm_solver.third_order_terms`. The first step, a step onto ``s_s = 0`` and, with
-``lower_order_final`` and fewer than 15 steps, the final step are first order (``c = 0``). One NFE per
-step; diffusers' ``DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")`` is the same loop.
+``a_s ((1 - e^{-2h}) / (-2h) + 1) D1' + a_s ((1 - e^{-2h} - 2h) / (2h)^2 + 1/2) D2`` with ``D1'``,
+``D2`` of :func:`~difflab.core.samplers.dpm_solver.third_order_terms` (the ``D2`` weight is ``h/3 + O(h^2)``,
+k-diffusion's ``-phi_3``). The first step, a step onto ``s_s = 0`` and, with ``lower_order_final`` and
+fewer than 15 steps, the final step are first order (``c = 0``). One NFE per step; diffusers'
+``DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")`` is the same loop at order 2 (at order 3
+it weights ``D2`` by ``... - 1/2``, which tends to -1 as ``h -> 0`` and does not converge).
 
 ``noise`` is ``"white"`` (fresh draws from ``generator``), ``"brownian"`` (increments of one Brownian
 path, :mod:`~difflab.core.samplers.brownian`) or a ``(t, t_next) -> z`` callable.
@@ -155,7 +157,9 @@ def _higher_order(
     extra = torch.where(second, _second_order_coefficient(solver_type, a_s, decay2, h) * d1, torch.zeros_like(like))
     if order == 3:
         t1, t2 = third_order_terms(x0s, lams, h)
-        term = a_s * ((1 - decay2) / (-2 * h) + 1) * t1 + a_s * ((1 - decay2 - 2 * h) / (2 * h) ** 2 - 0.5) * t2
+        # phi_3 = (1 - e^{-2h} - 2h) / (2h)^2 + 1/2 = 2h/6 + O(h^2): k-diffusion's -phi_3 of its 3M SDE
+        # (diffusers' sde-dpmsolver++ order 3 writes - 1/2, a coefficient that tends to -1, not 0, as h -> 0)
+        term = a_s * ((1 - decay2) / (-2 * h) + 1) * t1 + a_s * ((1 - decay2 - 2 * h) / (2 * h) ** 2 + 0.5) * t2
         extra = torch.where(second & (lams[1] != lams[2]), term, extra)
     return extra
 
