@@ -1,0 +1,44 @@
+"""Sampling-time accelerators and corrections that wrap a trained denoiser, one module per method.
+
+* :mod:`~difflab.core.accelerate.step_skipping`: AdaptiveDiffusion's training-free skipping of network
+  calls by the third-order latent difference (:class:`AdaptiveSkipDenoiser`, :func:`sample_skipping`).
+* :mod:`~difflab.core.accelerate.calibration`: score calibration by the mean noise prediction
+  (Pang et al. 2023: :func:`estimate_eps_mean`, :class:`CalibratedDenoiser`).
+* :mod:`~difflab.core.accelerate.quantization`: PTQ4DM int8 post-training quantization with a
+  time-step-aware calibration set (:func:`collect_calibration_inputs`, :func:`quantize_denoiser`).
+* :mod:`~difflab.core.accelerate.noise_unconditional`: the noise-unconditional option
+  (:class:`NoiseUnconditional`) and the Bayes-optimal noise-unconditional model of a Gaussian mixture.
+
+Every wrapper is a :class:`~difflab.core.samplers.base.Denoiser` or a network, so any core sampler
+runs on it unchanged. The modules import torch only (``torch.ao`` where quantizing).
+"""
+
+from difflab.core.accelerate.calibration import CalibratedDenoiser, CalibratedModel, EpsMeanTable, estimate_eps_mean
+from difflab.core.accelerate.noise_unconditional import (
+    NoiseUnconditional,
+    noise_level_posterior,
+    noise_unconditional_oracle,
+)
+from difflab.core.accelerate.quantization import (
+    QuantizedNetwork,
+    collect_calibration_inputs,
+    model_size_bytes,
+    quantize_denoiser,
+)
+from difflab.core.accelerate.step_skipping import AdaptiveSkipDenoiser, sample_skipping
+
+__all__ = [
+    "AdaptiveSkipDenoiser",
+    "CalibratedDenoiser",
+    "CalibratedModel",
+    "EpsMeanTable",
+    "NoiseUnconditional",
+    "QuantizedNetwork",
+    "collect_calibration_inputs",
+    "estimate_eps_mean",
+    "model_size_bytes",
+    "noise_level_posterior",
+    "noise_unconditional_oracle",
+    "quantize_denoiser",
+    "sample_skipping",
+]
