@@ -38,9 +38,26 @@ from difflab.core.processes.base import LinearGaussianProcess
 from difflab.core.samplers.base import Callback, Denoiser, SampleResult, noise_like, step_time
 
 
-def _to_process(process: LinearGaussianProcess, xt: Tensor, t: Tensor, y: Tensor | None) -> Tensor:
-    """``x = a(t) x~ + b(t) y`` from VE-scaled coordinates."""
-    a, b, _ = (expand_like(c, xt) for c in process.coefficients(t))
+class _RowCoefficients:
+    """``(t, a, b, sigma)`` of every grid row, evaluated once in one call over the whole grid (in
+    float64, then cast to ``x``'s dtype); ``a`` and ``b`` shaped to multiply ``x``, ``t`` and ``sigma``
+    as the row's time."""
+
+    def __init__(self, process: LinearGaussianProcess, grid: Tensor, x: Tensor) -> None:
+        g = grid.to(device=x.device, dtype=torch.float64)
+        a, b, s = process.coefficients(g)
+        parts = [c.to(x.dtype) for c in (g, a, b, s / a)]
+        self.rows = []
+        for i in range(g.shape[0]):
+            t, a_i, b_i, sig = (step_time(c, i, x) for c in parts)
+            self.rows.append((t, expand_like(a_i, x), expand_like(b_i, x), sig))
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.rows[i]
+
+
+def _mix(process: LinearGaussianProcess, xt: Tensor, a: Tensor, b: Tensor, y: Tensor | None) -> Tensor:
+    """``x = a x~ + b y`` from VE-scaled coordinates (``a``, ``b`` shaped like ``xt``)."""
     return a * xt + b * y if process.conditional else a * xt
 
 
@@ -68,27 +85,27 @@ def _sample_karras(
             f"{type(process).__name__} has an infinite noise level sigma = s/a at t = {grid[0].max().item():g}: "
             "Euler/Heun integrate in sigma, so start the grid below the prior (for flow matching, t_start < 1)"
         )
+    rows = _RowCoefficients(process, grid, x)
     for i in range(n):
-        t, t_next = step_time(grid, i, x).to(x.dtype), step_time(grid, i + 1, x).to(x.dtype)
-        a, b, _ = (expand_like(c, x) for c in process.coefficients(t))
+        (t, a, b, sig), (t_next, a_next, b_next, sig_next) = rows[i], rows[i + 1]
         xt = (x - b * y if process.conditional else x) / a
-        sig, sig_next = process.sigma(t), process.sigma(t_next)
-        t_hat, sig_hat = t, sig
+        t_hat, sig_hat, a_hat, b_hat = t, sig, a, b
         if gamma > 0:
             churn = (sig >= s_tmin) & (sig <= s_tmax)
             sig_hat = torch.where(churn, torch.minimum(sig * (1 + gamma), sigma_top), sig)
             t_hat = torch.where(churn & (sig_hat > sig), process.t_from_sigma(sig_hat), t)
+            a_hat, b_hat, _ = (expand_like(c, x) for c in process.coefficients(t_hat))
             extra = expand_like((sig_hat**2 - sig**2).clamp_min(0.0).sqrt(), x)
             xt = xt + s_noise * extra * noise_like(process, x, generator)
-        x0, _ = denoiser(_to_process(process, xt, t_hat, y), t_hat)
+        x0, _ = denoiser(_mix(process, xt, a_hat, b_hat, y), t_hat)
         sig_hat_x, sig_next_x = expand_like(sig_hat, x), expand_like(sig_next, x)
         d = (xt - x0) / sig_hat_x
         xt_next = xt + (sig_next_x - sig_hat_x) * d
         if heun and bool((sig_next > 0).any()):
-            x0_2, _ = denoiser(_to_process(process, xt_next, t_next, y), t_next)
+            x0_2, _ = denoiser(_mix(process, xt_next, a_next, b_next, y), t_next)
             d2 = (xt_next - x0_2) / sig_next_x
             xt_next = torch.where(sig_next_x > 0, xt + (sig_next_x - sig_hat_x) * (d + d2) / 2, xt_next)
-        x = torch.where(expand_like(t_next == t, x), x, _to_process(process, xt_next, t_next, y))
+        x = torch.where(expand_like(t_next == t, x), x, _mix(process, xt_next, a_next, b_next, y))
         if callback is not None:
             callback({"step": i, "t": t_next, "x": x, "x0": x0})
     return SampleResult(x, denoiser.nfe - nfe0)
