@@ -381,7 +381,8 @@ def video_score(ctx: dict[str, Any], sampler: str, steps: int, seed: int) -> tup
     decode = model.network.decode
     model.network.decode = lambda *a, **k: calls.append(1) or decode(*a, **k)
     try:
-        _, maps, *_ = evaluate(model, ctx["data"], seed=seed, steps=steps, selective_conditioning=False)
+        options = dict(steps=steps, selective_conditioning=False, sampler=sampler)
+        _, maps, *_ = evaluate(model, ctx["data"], seed=seed, **options)
     finally:
         del model.network.decode
     batches = math.ceil(len(ctx["data"].test_set) / ctx["data"].batch_size)
@@ -434,9 +435,6 @@ DOMAINS: dict[str, Domain] = {
         True,
         video_prepare,
         video_score,
-        only=("ddim",),
-        only_reason="DiffTAD samples with its own DDIM loop (proposal renewal and the ensemble of every step's "
-        "detections in DDIM's step hook); its detector takes no sampler name",
     ),
     "text": Domain(
         "text",

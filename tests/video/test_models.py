@@ -79,6 +79,19 @@ def test_difftad_loss_backward_and_sampling_paths():
     assert torch.isfinite(dl) and len(det.detect(batch)["v1"]) > 0
 
 
+@pytest.mark.parametrize(("sampler", "calls_per_step"), [("dpm_solver", 1), ("euler", 1), ("heun", 2)])
+def test_difftad_samples_with_any_core_sampler(sampler, calls_per_step):
+    """Another core sampler moves the proposals over the same grid; the detections of every network call
+    (each sampler step's, then the final decode) are ensembled."""
+    torch.manual_seed(0)
+    diff, _ = small_models(12, 3, ["a", "b", "c"], d_model=32)
+    steps = 3
+    raw = diff.raw_detections(fake_batch(), torch.Generator().manual_seed(0), steps=steps, sampler=sampler)
+    calls = raw[0][0].shape[0] // 30
+    assert calls == (steps - 1) * calls_per_step + 1
+    assert torch.isfinite(raw[0][0]).all() and raw[0][1].shape == (30 * calls, 3)
+
+
 def test_selective_conditioning_keeps_settled_proposals_noise_free(monkeypatch):
     """With every proposal agreeing with its previous estimate and scoring high, the next state is a_s x0_hat."""
     torch.manual_seed(0)

@@ -5,7 +5,7 @@ shipped configs (``--config difftad_mocap``), and the domain verbs:
 
 * ``make-dataset OUT``: compose the pybullet_data mocap clips into untrimmed videos, written as an
   ActivityNet/ActionFormer annotation JSON plus one ``.npy`` feature file per video;
-* ``detect FEATURES.npy|DIR --ckpt CKPT [--steps 4]``: ActivityNet results JSON;
+* ``detect FEATURES.npy|DIR --ckpt CKPT [--steps 4] [--sampler NAME]``: ActivityNet results JSON;
 * ``demo``: train briefly on the default data, detect on held-out videos, print mAP, draw timelines.
 
 This module parses arguments only; loading and the verbs live in :mod:`difflab.video.inference`.
@@ -68,7 +68,16 @@ def detect_main(argv: list[str]) -> int:
     p = VerbParser(prog="difflab-video detect", description=detect_main.__doc__)
     p.add_argument("features", type=existing_path, help="a (T, C) .npy feature file or a folder of them")
     p.add_argument("--ckpt", required=True, help="checkpoint written by fit, its run folder, or 'last'")
-    p.add_argument("--steps", type=count(1), default=None, help="DDIM steps (DiffTAD; default: the model's)")
+    from difflab.core.samplers.select import SAMPLER_NAMES
+
+    p.add_argument("--steps", type=count(1), default=None, help="sampler steps (DiffTAD; default: the model's)")
+    p.add_argument(
+        "--sampler",
+        choices=SAMPLER_NAMES,
+        default=None,
+        metavar="NAME",
+        help="core sampler (DiffTAD; default: the model's, ddim; only ddim renews proposals)",
+    )
     p.add_argument(
         "--selective",
         action=argparse.BooleanOptionalAction,

@@ -72,6 +72,7 @@ def detect_files(
     fps: float | None = None,
     steps: int | None = None,
     selective: bool | None = None,
+    sampler: str | None = None,
     batch_size: int = 8,
     seed: int = 0,
 ) -> dict[str, list[dict]]:
@@ -87,7 +88,7 @@ def detect_files(
         batch = collate_videos(items[i : i + batch_size])
         options = {}
         if hasattr(model, "eval_proposals"):
-            options = {"steps": steps, "selective_conditioning": selective}
+            options = {"steps": steps, "selective_conditioning": selective, "sampler": sampler}
         results.update(model.detect(batch, generator=gen, **options))
     return results
 
@@ -113,6 +114,7 @@ def detect(
     out: Path = Path("detections.json"),
     steps: int | None = None,
     selective: bool | None = None,
+    sampler: str | None = None,
     fps: float | None = None,
     seed: int = 0,
 ) -> int:
@@ -121,7 +123,7 @@ def detect(
 
     files = feature_files(features)
     model, info = load_detector(ckpt)
-    results = detect_files(model, files, info, fps=fps, steps=steps, selective=selective, seed=seed)
+    results = detect_files(model, files, info, fps=fps, steps=steps, selective=selective, sampler=sampler, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results_json(results), indent=1))
     n = sum(len(v) for v in results.values())

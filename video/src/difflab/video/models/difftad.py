@@ -44,6 +44,7 @@ from difflab.core.processes import DiscreteVP
 from difflab.core.processes.base import LinearGaussianProcess
 from difflab.core.samplers.base import Denoiser, step_time
 from difflab.core.samplers.ddim import sample_ddim
+from difflab.core.samplers.select import SamplerName, run_sampler
 from difflab.video.matching import set_loss
 from difflab.video.models.common import TADMixin
 from difflab.video.networks.detr_tad import DetrTADNet
@@ -60,8 +61,10 @@ class DiffTAD(TADMixin, DiffusionModule):
         signal_scale: DiffusionDet's scale of ``x0`` (2.0).
         process: the forward process (default: ``DiscreteVP("cosine", 1000, whole_steps=False)``,
             trained at continuous times).
-        sample_steps: default DDIM steps.
+        sample_steps: default sampler steps.
         eta: DDIM eta (DiffusionDet: 1.0).
+        sampler: ``ddim`` (DiffusionDet's, with proposal renewal and selective conditioning) or any
+            other core sampler by name (the same grid and ensemble, without renewal).
         renewal_threshold: score below which a proposal is renewed (0 disables).
         selective_conditioning: enable cross-step selective conditioning by default.
         selective_iou, selective_score: its agreement and score thresholds.
@@ -82,6 +85,7 @@ class DiffTAD(TADMixin, DiffusionModule):
         process: LinearGaussianProcess | None = None,
         sample_steps: int = 4,
         eta: float = 1.0,
+        sampler: SamplerName = "ddim",
         renewal_threshold: float = 0.1,
         selective_conditioning: bool = False,
         selective_iou: float = 0.8,
@@ -109,7 +113,7 @@ class DiffTAD(TADMixin, DiffusionModule):
             prediction="x0",
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
-            sampler="ddim",
+            sampler=sampler,
             sample_steps=sample_steps,
         )
         self.num_proposals, self.eval_proposals = num_proposals, eval_proposals or num_proposals
@@ -168,15 +172,20 @@ class DiffTAD(TADMixin, DiffusionModule):
         selective_conditioning: bool | None = None,
         num_proposals: int | None = None,
         eta: float | None = None,
+        sampler: SamplerName | None = None,
     ) -> list[tuple[Tensor, Tensor]]:
-        """DDIM with proposal renewal (and optionally cross-step selective conditioning); per video
-        ``(segments (P, 2), probs (P, K))`` ensembled over steps.
+        """DDIM with proposal renewal (and optionally cross-step selective conditioning), or another core
+        sampler; per video ``(segments (P, 2), probs (P, K))`` ensembled over every network call.
 
-        Core's :func:`~difflab.core.samplers.ddim.sample_ddim` moves the proposals over the first
-        ``steps - 1`` steps of the uniform grid ``t_max -> 0`` (renewal and selective conditioning in
-        its ``step_hook``); the last grid point before 0 is decoded once more for the final detections.
+        The sampler moves the proposals over the first ``steps - 1`` steps of the uniform grid
+        ``t_max -> 0``; the last grid point before 0 is decoded once more for the final detections.
+        With ``ddim`` (DiffusionDet), renewal and selective conditioning run in core's
+        :func:`~difflab.core.samplers.ddim.sample_ddim` ``step_hook``; other samplers
+        (:func:`~difflab.core.samplers.select.run_sampler`, ``sampler`` by name) have no step hook, so
+        they run without renewal.
         """
         steps = int(steps or self.sample_steps)
+        name = sampler or self.sampler_name
         selective = self.selective_conditioning if selective_conditioning is None else selective_conditioning
         eta = self.eta if eta is None else float(eta)
         n = int(num_proposals or self.eval_proposals)
@@ -206,7 +215,11 @@ class DiffTAD(TADMixin, DiffusionModule):
 
         if steps > 1:
             den = Denoiser(decode, self.process, "x0")
-            x = sample_ddim(den, x, grid[:-1], eta=eta, generator=generator, step_hook=renew).sample
+            if name == "ddim":
+                x = sample_ddim(den, x, grid[:-1], eta=eta, generator=generator, step_hook=renew).sample
+            else:
+                options = self.sampler_kwargs(name, {})
+                x = run_sampler(name, den, x, steps=steps - 1, grid=grid[:-1], generator=generator, **options).sample
         decode(x, step_time(grid, steps - 1, x).to(x.dtype))
         used = collected if self.ensemble else collected[-1:]
         segs = torch.cat([s for s, _ in used], 1)
