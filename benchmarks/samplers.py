@@ -31,9 +31,8 @@ Run ``python benchmarks/samplers.py`` (``--quick`` for fewer samples, step count
 3. An error-versus-NFE plot (log-log, one line per sampler, 2-D and D = 256 panels) written to
    ``OUT/samplers_nfe.png``.
 
-k-diffusion's package imports much more than its sampling module needs, so :func:`load_kdiffusion`
-loads ``k_diffusion/sampling.py`` alone with the one helper it uses (as tests/core/test_kdiffusion_parity.py
-does).
+k-diffusion's package imports much more than its sampling module needs, so its ``sampling.py`` is
+loaded alone (:func:`difflab.core.testing.kdiffusion_sampling`, shared with the parity tests).
 """
 
 from __future__ import annotations
@@ -48,9 +47,7 @@ import math
 import platform
 import pstats
 import statistics
-import sys
 import time
-import types
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -322,26 +319,10 @@ OUR_OPTIONS: dict[str, dict] = {
 
 
 def load_kdiffusion():
-    """k-diffusion's ``sampling`` module loaded on its own (with a stub ``utils.append_dims``), or None
-    if k-diffusion or torchsde is not installed."""
-    if "k_diffusion.sampling" in sys.modules:
-        return sys.modules["k_diffusion.sampling"]
-    try:
-        importlib.import_module("torchsde")
-        root = importlib.metadata.distribution("k-diffusion").locate_file("k_diffusion")
-    except (ImportError, importlib.metadata.PackageNotFoundError):
-        return None
-    package = types.ModuleType("k_diffusion")
-    package.__path__ = [str(root)]
-    utils = types.ModuleType("k_diffusion.utils")
-    utils.append_dims = lambda x, n: x[(...,) + (None,) * (n - x.ndim)]
-    package.utils = utils
-    sys.modules.update({"k_diffusion": package, "k_diffusion.utils": utils})
-    spec = importlib.util.spec_from_file_location("k_diffusion.sampling", root / "sampling.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """k-diffusion's ``sampling`` module (:func:`difflab.core.testing.kdiffusion_sampling`), or None."""
+    from difflab.core.testing import kdiffusion_sampling
+
+    return kdiffusion_sampling()
 
 
 @dataclass

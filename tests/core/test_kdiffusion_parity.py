@@ -10,11 +10,6 @@ module needs, so the test loads ``k_diffusion/sampling.py`` alone, with the one 
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-import sys
-import types
-
 import pytest
 import torch
 
@@ -28,29 +23,16 @@ from difflab.core.samplers import (
     sample_euler_ancestral,
 )
 from difflab.core.samplers.registry import standard_grid
+from difflab.core.testing import kdiffusion_sampling
 
 SHAPE = (3, 2, 6)
 PROCESS = VPSDE()
 
 
 def load_kdiffusion_sampling():
-    pytest.importorskip("torchsde")
-    try:
-        root = importlib.metadata.distribution("k-diffusion").locate_file("k_diffusion")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("k-diffusion is not installed")
-    if "k_diffusion.sampling" in sys.modules:
-        return sys.modules["k_diffusion.sampling"]
-    package = types.ModuleType("k_diffusion")
-    package.__path__ = [str(root)]
-    utils = types.ModuleType("k_diffusion.utils")
-    utils.append_dims = lambda x, n: x[(...,) + (None,) * (n - x.ndim)]
-    package.utils = utils
-    sys.modules.update({"k_diffusion": package, "k_diffusion.utils": utils})
-    spec = importlib.util.spec_from_file_location("k_diffusion.sampling", root / "sampling.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = kdiffusion_sampling()
+    if module is None:
+        pytest.skip("k-diffusion (or torchsde) is not installed")
     return module
 
 

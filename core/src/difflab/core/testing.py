@@ -4,14 +4,21 @@
   line on stderr (``difflab-<pkg>: error: <what>: <problem>``), never a traceback.
 * :func:`readme_commands`: the shell commands of a README's fenced ``bash`` block after a marker
   comment, split as a shell would, so that a test can run what the README tells a user to paste.
+* :func:`kdiffusion_sampling`: k-diffusion's ``sampling`` module, the oracle of the samplers' parity tests
+  and benchmark, loaded on its own (the package's ``__init__`` imports far more than the samplers need).
 
 pytest is imported only when :func:`user_error_line` runs (it is a test dependency, not a core one).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import importlib.util
 import re
 import shlex
+import sys
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,4 +60,28 @@ def readme_commands(readme: Path, marker: str = "<!-- own-data -->") -> list[lis
     return [shlex.split(line) for line in found.group(1).strip().splitlines()]
 
 
-__all__ = ["readme_commands", "user_error_line"]
+def kdiffusion_sampling() -> types.ModuleType | None:
+    """``k_diffusion.sampling`` loaded alone with a stub of the one utility it uses (``append_dims``), or
+    None when k-diffusion or torchsde (its Brownian-tree dependency) is not installed. k-diffusion is a
+    test-only dependency, installed without its own dependencies."""
+    if "k_diffusion.sampling" in sys.modules:
+        return sys.modules["k_diffusion.sampling"]
+    try:
+        importlib.import_module("torchsde")
+        root = importlib.metadata.distribution("k-diffusion").locate_file("k_diffusion")
+    except (ImportError, importlib.metadata.PackageNotFoundError):
+        return None
+    package = types.ModuleType("k_diffusion")
+    package.__path__ = [str(root)]
+    utils = types.ModuleType("k_diffusion.utils")
+    utils.append_dims = lambda x, n: x[(...,) + (None,) * (n - x.ndim)]
+    package.utils = utils
+    sys.modules.update({"k_diffusion": package, "k_diffusion.utils": utils})
+    spec = importlib.util.spec_from_file_location("k_diffusion.sampling", root / "sampling.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+__all__ = ["kdiffusion_sampling", "readme_commands", "user_error_line"]
