@@ -48,16 +48,6 @@ def mixture(dtype: torch.dtype) -> GaussianMixture:
     return GaussianMixture(means, torch.tensor([0.25, 0.2, 0.15]), torch.tensor([0.5, 0.3, 0.2])).to(dtype)
 
 
-def mixture_error(gm: GaussianMixture, samples: torch.Tensor) -> float:
-    w, m, c = gm.mode_statistics(samples)
-    sd = torch.diagonal(c, dim1=-2, dim2=-1).mean(-1).sqrt()
-    return max(
-        float((w - gm.weights).abs().max()),
-        float((m - gm.means).norm(dim=-1).max()),
-        float((sd / gm.stds - 1).abs().max()),
-    )
-
-
 def timed(run: Callable[[], SampleResult]) -> tuple[SampleResult, float, float]:
     w0, c0 = time.perf_counter(), time.process_time()
     with torch.no_grad():
@@ -70,7 +60,7 @@ def row(method, setting, res, wall, cpu, gm, ref, n) -> dict:
         "method": method,
         "setting": setting,
         "calls": res.nfe,
-        "error": mixture_error(gm, res.sample),
+        "error": gm.mode_error(res.sample),
         "moved": float((res.sample - ref).norm(dim=-1).mean()) if ref is not None else 0.0,
         "wall_us": 1e6 * wall / n,
         "cpu_us": 1e6 * cpu / n,

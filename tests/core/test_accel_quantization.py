@@ -28,16 +28,6 @@ def mixture() -> GaussianMixture:
     return GaussianMixture(means, torch.tensor([0.25, 0.2, 0.15], dtype=F32), torch.tensor([0.5, 0.3, 0.2], dtype=F32))
 
 
-def mixture_error(gm: GaussianMixture, samples: torch.Tensor) -> float:
-    w, m, c = gm.mode_statistics(samples)
-    sd = torch.diagonal(c, dim1=-2, dim2=-1).mean(-1).sqrt()
-    return max(
-        float((w - gm.weights).abs().max()),
-        float((m - gm.means).norm(dim=-1).max()),
-        float((sd / gm.stds - 1).abs().max()),
-    )
-
-
 def fitted_mlp(gm: GaussianMixture, proc: VPSDE, steps: int = 1500) -> torch.nn.Module:
     from difflab.core.lightning.toy import ToyMLP
 
@@ -98,7 +88,7 @@ def test_int8_network_stays_close_to_fp32():
     assert q64.dtype == torch.float64
     rms, top = float((out - ref).pow(2).mean().sqrt()), float((out - ref).abs().max())
     scale = float(ref.pow(2).mean().sqrt())
-    e_fp, e_q = mixture_error(gm, fs), mixture_error(gm, qs)
+    e_fp, e_q = gm.mode_error(fs), gm.mode_error(qs)
     moved = float((qs - fs).norm(dim=-1).mean())
     ratio = model_size_bytes(qnet) / model_size_bytes(net)
     print(

@@ -282,6 +282,18 @@ class GaussianMixture:
         r = self.distance_to_nearest_mode(samples)
         return abs(float((r**2).mean().sqrt()) - 1.0)
 
+    def mode_error(self, samples: Tensor) -> float:
+        """``max(|weight error|, |mean error|, |std ratio - 1|)`` over the components, from the
+        nearest-mode statistics of ``samples`` (:meth:`mode_statistics`; std: the root mean diagonal
+        variance); 0 for exact samples up to sampling noise."""
+        w, m, c = self.mode_statistics(samples)
+        sd = torch.diagonal(c, dim1=-2, dim2=-1).mean(-1).sqrt()
+        return max(
+            float((w - self.weights.to(w.dtype)).abs().max()),
+            float((m - self.means.to(m.dtype)).norm(dim=-1).max()),
+            float((sd / self.stds.to(sd.dtype) - 1).abs().max()),
+        )
+
     def __repr__(self) -> str:
         return f"GaussianMixture(K={self.num_components}, D={self.dim})"
 

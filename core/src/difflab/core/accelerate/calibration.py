@@ -175,11 +175,7 @@ class CalibratedDenoiser(Denoiser):
             CalibratedModel(denoiser.model, denoiser.process, table, denoiser.prediction, y=denoiser.y),
             denoiser.process,
             denoiser.prediction,
-            y=denoiser.y,
-            clip_x0=denoiser.clip_x0,
-            threshold=denoiser.threshold,
-            threshold_max=denoiser.threshold_max,
-            rederive_eps=denoiser.rederive_eps,
+            **denoiser.settings(),
         )
         self.table = table
 

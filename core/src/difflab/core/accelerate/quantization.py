@@ -90,16 +90,7 @@ def collect_calibration_inputs(
             calls.append((xx.detach().clone(), tt.expand(xx.shape[0]).detach().clone()))
         return model(xx, tt)
 
-    rec = Denoiser(
-        recording,
-        denoiser.process,
-        denoiser.prediction,
-        y=denoiser.y,
-        clip_x0=denoiser.clip_x0,
-        threshold=denoiser.threshold,
-        threshold_max=denoiser.threshold_max,
-        rederive_eps=denoiser.rederive_eps,
-    )
+    rec = Denoiser(recording, denoiser.process, denoiser.prediction, **denoiser.settings())
     sampler(rec, x, grid, generator=generator, **options)
     if not calls:
         raise ValueError("the sampler made no network call with one time per example: nothing to calibrate on")

@@ -86,11 +86,7 @@ class AdaptiveSkipDenoiser(Denoiser):
             denoiser.model,
             denoiser.process,
             denoiser.prediction,
-            y=denoiser.y,
-            clip_x0=denoiser.clip_x0,
-            threshold=denoiser.threshold,
-            threshold_max=denoiser.threshold_max,
-            rederive_eps=denoiser.rederive_eps,
+            **denoiser.settings(),
         )
         self.skip_threshold = float(skip_threshold)
         self.max_skips = int(max_skips)

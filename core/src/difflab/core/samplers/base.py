@@ -97,6 +97,18 @@ class Denoiser:
         self.rederive_eps = rederive_eps
         self.nfe = 0
 
+    def settings(self) -> dict[str, Any]:
+        """The keyword settings (condition ``y``, clipping, thresholding), to build a :class:`Denoiser`
+        of another model that treats its outputs the same way (``Denoiser(m, process, prediction,
+        **den.settings())``)."""
+        return dict(
+            y=self.y,
+            clip_x0=self.clip_x0,
+            threshold=self.threshold,
+            threshold_max=self.threshold_max,
+            rederive_eps=self.rederive_eps,
+        )
+
     def raw(self, x: Tensor, t: Tensor) -> Tensor:
         """One network evaluation, counted.
 
