@@ -5,7 +5,7 @@ shipped configs (``--config diffusion_policy_reach``), and the domain verbs:
 
 * ``collect --env push-v3 --episodes 100 OUT.zarr``: expert demonstrations in the zarr replay-buffer
   layout (``--action_noise``, ``--seed``; episode seeds recorded in ``meta/episode_seeds``);
-* ``eval --ckpt CKPT --env push-v3 --episodes 50 --sampler ddim|ddpm|dpm_solver|rti|paradigms``:
+* ``eval --ckpt CKPT --env push-v3 --episodes 50 --sampler ddim|ddpm|dpm_solver|rti|paradigms|stream``:
   rollouts over the fixed seed list ``seed0, seed0 + 1, ...``: success rate, mean return, latency
   and NFE per control step (a BC checkpoint ignores ``--sampler``);
 * ``demo``: collect, train briefly, evaluate full sampling, DDIM, RTI-DP and BC, write a figure.

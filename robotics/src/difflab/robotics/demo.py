@@ -29,8 +29,12 @@ def train_policies(
     rti_steps: list[int] | None = None,
     bc: bool = True,
     seed: int = 0,
+    noise_levels: str = "shared",
 ) -> dict[str, Any]:
     """Collect demos and train a small diffusion policy (and the BC baseline) with ``train_briefly``.
+
+    ``noise_levels`` (``shared``, ``per_token``, ``tedi``) is the diffusion policy's training mode; the
+    per-token modes build the U-Net with ``per_token_time=True`` (for ``--sampler stream``).
 
     Returns ``{"data": DemoDataModule, "dp": DiffusionPolicy, "bc": BCPolicy | None,
     "seconds": {"collect", "dp", "bc"}}``.
@@ -48,7 +52,8 @@ def train_policies(
     cond_dim = data.n_obs_steps * buf.obs_dim
     opt = partial(torch.optim.AdamW, lr=lr, betas=(0.95, 0.999), weight_decay=1e-6)
     torch.manual_seed(seed)
-    net = ConditionalUnet1D(buf.action_dim, cond_dim, down_dims=down_dims, step_embed_dim=32)
+    per_token = noise_levels != "shared"
+    net = ConditionalUnet1D(buf.action_dim, cond_dim, down_dims=down_dims, step_embed_dim=32, per_token_time=per_token)
     dp = DiffusionPolicy(
         net,
         obs_dim=buf.obs_dim,
@@ -56,6 +61,7 @@ def train_policies(
         optimizer=opt,
         rti_steps=rti_steps or [3, 2, 1],
         discrete_action_dims=[3] if buf.action_dim == 4 else [],
+        noise_levels=noise_levels,  # type: ignore[arg-type]
     )
     seconds["dp"] = train_briefly(dp, data, max_steps=max_steps, seed=seed, ema_decay=ema_decay)
     model_bc = None

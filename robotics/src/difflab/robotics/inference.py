@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
-EVAL_SAMPLERS = ("ddim", "ddpm", "dpm_solver", "rti", "paradigms")
-"""Samplers ``eval`` accepts (``rti``: RTI-DP warm starts; ``paradigms``: ParaDiGMS over DDPM)."""
+EVAL_SAMPLERS = ("ddim", "ddpm", "dpm_solver", "rti", "paradigms", "stream")
+"""Samplers ``eval`` accepts (``rti``: RTI-DP warm starts; ``paradigms``: ParaDiGMS over DDPM; ``stream``:
+the rolling buffer of a policy trained with per-token noise levels, 1 NFE per control step)."""
 
 
 def load_policy(path: str | Path):
@@ -52,12 +53,15 @@ def evaluation_task(model, env: str | None, allow_other_env: bool = False) -> st
 def make_controller(
     model, sampler: str, steps: int | None = None, rti_steps: list[int] | None = None, seed: int = 0, **opts
 ):
-    """The controller for ``sampler`` (``rti`` -> RTI-DP; a BC model ignores the sampler)."""
+    """The controller for ``sampler`` (``rti`` -> RTI-DP, ``stream`` -> the streaming buffer; a BC model
+    ignores the sampler)."""
     from difflab.robotics.models import BCPolicy
-    from difflab.robotics.policy import ChunkController, RTIController
+    from difflab.robotics.policy import ChunkController, RTIController, StreamController
 
     if isinstance(model, BCPolicy):
         return ChunkController(model, seed=seed)
+    if sampler == "stream":
+        return StreamController(model, seed=seed)
     if sampler == "rti":
         return RTIController(model, rti_steps=rti_steps, seed=seed)
     if sampler in ("ddpm", "paradigms"):

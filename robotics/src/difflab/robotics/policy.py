@@ -25,6 +25,14 @@ errors of that size (the paper's contractivity condition). We measure ``rms(delt
 demonstration states (two full samples ``execute`` steps apart) and take the smallest ``k`` with
 ``s_k >= rms(delta)``.
 
+Streaming (TEDi Policy, Høeg & Tingelstad 2024; Diffusion Forcing). :class:`StreamController` keeps
+a buffer of the ``L = Tp - To + 1`` future actions at increasing noise levels across the control
+steps of an episode (core's :mod:`difflab.core.samplers.stream`). The first call of an episode
+fills it (``ladder``: ``n - 1`` NFE); every call then denoises the whole buffer by one step under
+the current observation (1 NFE), executes the ``m = stream_chunk`` actions that became clean and
+appends fresh noise, so with ``m = 1`` the policy replans at every step for one network evaluation.
+The executed discrete (gripper) action is binarised as in RTI-DP.
+
 :func:`evaluate` rolls a controller out over a fixed list of seeds and reports success rate, mean
 return, latency per control step (ms; the controller's wall time averaged over every environment
 step), the mean latency of the steps that ran the network (ms per inference call) and NFE per
@@ -179,6 +187,46 @@ class RTIController(ChunkController):
         return self.queue.popleft()
 
 
+class StreamController(ChunkController):
+    """Streaming denoising: one step of the rolling action buffer per control step (1 NFE).
+
+    Args:
+        model: a :class:`~difflab.robotics.models.DiffusionPolicy` trained with per-token noise levels.
+        seed: sampling-noise seed (re-seeded at every :meth:`reset`).
+    """
+
+    def __init__(self, model: Any, seed: int = 0) -> None:
+        super().__init__(model, sampler="stream", steps=1, n_action_steps=model.stream_chunk, seed=seed)
+        model._require_stream()
+        wide = model.action_normalizer.wide_dims()
+        self.discrete = [d for d in model.discrete_action_dims if bool(wide[d])]
+        self.state = None
+        self.start_nfe = 0
+
+    def reset(self, seed: int = 0) -> None:
+        super().reset(seed)
+        self.state = None
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        window = self._obs_window(obs)
+        if not self.queue:
+            nfe = 0
+            if self.state is None:
+                self.state, nfe = self.model.stream_start(window, generator=self.generator)
+                self.start_nfe += nfe
+            out = self.model.stream_step(window, self.state, generator=self.generator)
+            self.state = out.state
+            self.nfe += nfe + out.nfe
+            self.rounds += nfe + out.nfe
+            self.calls += 1
+            nchunk = out.emitted
+            if self.discrete:
+                nchunk = nchunk.clone()
+                nchunk[..., self.discrete] = torch.where(nchunk[..., self.discrete] > 0, 1.0, -1.0)
+            self.queue.extend(self.model.action_normalizer.unnormalize(nchunk)[0].numpy())
+        return self.queue.popleft()
+
+
 @dataclass
 class EvalResult:
     """Rollouts of one controller over a seed list."""
@@ -327,6 +375,7 @@ def demo_shift_error(model: Any, buffer: Any, *, execute: int = 1) -> float:
 __all__ = [
     "ChunkController",
     "RTIController",
+    "StreamController",
     "EvalResult",
     "evaluate",
     "rti_shift_error",

@@ -18,6 +18,26 @@ steps (``DiscreteVP.default_grid``): ``steps`` integer steps spread uniformly ("
 ``T..0``, so DDPM with 100 steps is the full chain and DDIM-10 visits ``k = 100, 90, ..., 10, 0``.
 Receding-horizon execution, RTI-DP and the evaluation loop are in :mod:`difflab.robotics.policy`.
 
+Per-token noise levels (``noise_levels``; Diffusion Forcing, Chen et al. 2024; TEDi Policy, Høeg &
+Tingelstad 2024). The chunk's first ``To - 1`` positions are the past (already executed) actions;
+the ``L = Tp - To + 1`` others are the future, the streaming buffer. With ``shared`` (default, the
+reference) one ``k`` noises the whole chunk. Otherwise every future action ``l`` has its own level
+``k_l`` (the network gets ``t`` of shape ``(B, Tp)``), and the past positions are given to the
+network as ``x = 0`` at ``t = 1`` (no information) and left out of the loss:
+
+* ``per_token`` (Diffusion Forcing): ``k_l ~ U{1..T}`` independently;
+* ``tedi`` (TEDi Policy's mix): per example, with probability ``tedi_constant`` (0.2) one level
+  ``k ~ U{1..T}`` for all future actions, otherwise the buffer's ladder shifted by a random
+  offset, ``k_l = floor(T (c_l + 1) / n) - j`` with ``c_l = floor(l / m)`` the rung of action ``l``
+  (``m = stream_chunk`` actions per rung, ``n = L / m`` rungs) and ``j ~ U{0..floor(T/n) - 1}``
+  (the paper's "chunk-wise" scheme: 0.8 chunk-wise, 0.2 constant). The paper draws the regime
+  once per batch; here it is drawn per example (the same mixture, less variance per batch).
+
+Streaming (:meth:`DiffusionPolicy.stream_start`, :meth:`DiffusionPolicy.stream_step`): core's
+:mod:`difflab.core.samplers.stream` over the ``L`` future actions on TEDi's ladder
+(:func:`~difflab.core.samplers.stream.chain_ladder_grid`, ``n`` rungs); one network evaluation per
+call emits ``m`` clean actions. The controller is :class:`difflab.robotics.policy.StreamController`.
+
 EMA: add Lightning's ``EMAWeightAveraging`` callback (the shipped configs do); the checkpoint then
 holds the averaged weights, which evaluation uses.
 """
@@ -32,10 +52,14 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from difflab.core.errors import UserError
+from difflab.core.lightning.base import eval_mode
 from difflab.core.lightning.module import DiffusionModule
 from difflab.core.processes import DiscreteVP
-from difflab.core.samplers.base import SampleResult
+from difflab.core.samplers.base import Denoiser, SampleResult
 from difflab.core.samplers.select import SamplerName
+from difflab.core.samplers.stream import StreamInit, StreamOutput, StreamState, chain_ladder_grid
+from difflab.core.samplers.stream import stream_start as core_stream_start
+from difflab.core.samplers.stream import stream_step as core_stream_step
 from difflab.robotics.data.windows import MinMaxNormalizer
 
 
@@ -157,6 +181,9 @@ class PolicyIOMixin:
         return nobs, None if act is None else self.action_normalizer.normalize(act)
 
 
+NoiseLevels = Literal["shared", "per_token", "tedi"]
+
+
 class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
     """Args:
     network: the denoiser ``network(x (B, Tp, Da), t (B,), cond (B, To*Do))``, usually
@@ -175,6 +202,16 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
     discrete_action_dims: action dimensions that are binary (Meta-World's gripper effort is 3).
     discrete_factor: RTI-DP "clip" handling: a discrete dimension of the stored guess is set to
         ``+-1 / discrete_factor`` (normalised) before the next warm start.
+    noise_levels: ``shared`` (one level per chunk), ``per_token`` (Diffusion Forcing) or ``tedi``
+        (see the module docstring); the per-token modes need a network built with
+        ``per_token_time=True``.
+    tedi_constant: share of examples with one constant level in the ``tedi`` mix (0.2).
+    stream_chunk: actions per rung of the streaming buffer ``m`` (emitted per call); must divide
+        ``Tp - To + 1``. 1: one action per control step and NFE.
+    stream_eta: 0 for DDIM steps in the stream, 1 for DDPM steps.
+    stream_init: how a stream is filled at the start of an episode: ``ladder`` (``n - 1`` NFE of the
+        same per-token chain) or ``renoise`` (TEDi's: the full shared chain of ``n`` steps, then noised
+        to the ladder).
     """
 
     def __init__(
@@ -198,6 +235,11 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
         rti_execute: int = 1,
         discrete_action_dims: list[int] | None = None,
         discrete_factor: float = 2.0,
+        noise_levels: NoiseLevels = "shared",
+        tedi_constant: float = 0.2,
+        stream_chunk: int = 1,
+        stream_eta: float = 0.0,
+        stream_init: StreamInit = "ladder",
     ) -> None:
         process = DiscreteVP(schedule, num_train_steps)
         super().__init__(
@@ -210,6 +252,7 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
             sample_steps=sample_steps,
             sampler_options=sampler_options,
             clip_x0=clip_x0,
+            time_dims=1 if noise_levels == "shared" else 2,
         )
         self._init_io(obs_dim, action_dim, horizon, n_obs_steps, n_action_steps)
         self.num_train_steps = int(num_train_steps)
@@ -230,6 +273,34 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
         if discrete_factor <= 0:
             raise ValueError(f"discrete_factor must be > 0, got {discrete_factor}")
         self.discrete_factor = float(discrete_factor)
+        self._init_noise_levels(network, noise_levels, tedi_constant, stream_chunk, stream_eta, stream_init)
+
+    def _init_noise_levels(
+        self, network: nn.Module, noise_levels: str, constant: float, chunk: int, eta: float, init: str
+    ) -> None:
+        if noise_levels not in ("shared", "per_token", "tedi"):
+            raise ValueError(f"noise_levels must be 'shared', 'per_token' or 'tedi', got {noise_levels!r}")
+        if noise_levels != "shared" and not getattr(network, "per_token_time", False):
+            raise ValueError(
+                f"noise_levels={noise_levels!r} needs a network that takes one time per action step "
+                "(ConditionalUnet1D(per_token_time=True))"
+            )
+        if not 0 <= constant <= 1:
+            raise ValueError(f"tedi_constant must lie in [0, 1], got {constant}")
+        future = self.horizon - self.n_obs_steps + 1
+        if chunk < 1 or future % chunk or future // chunk > self.num_train_steps:
+            raise ValueError(f"stream_chunk must divide Tp - To + 1 = {future} into at most T levels, got {chunk}")
+        if init not in ("ladder", "renoise"):
+            raise ValueError(f"stream_init must be 'ladder' or 'renoise', got {init!r}")
+        if not eta >= 0:
+            raise ValueError(f"stream_eta must be >= 0, got {eta}")
+        self.noise_levels, self.tedi_constant = noise_levels, float(constant)
+        self.stream_chunk, self.stream_eta, self.stream_init = int(chunk), float(eta), init
+
+    @property
+    def n_past(self) -> int:
+        """Positions of the chunk before the current step (``To - 1``)."""
+        return self.n_obs_steps - 1
 
     # ------------------------------------------------------------------ training
     def setup(self, stage: str) -> None:
@@ -245,11 +316,50 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
         obs = batch.get("obs") if isinstance(batch, dict) else None
         return int(obs.shape[0]) if isinstance(obs, Tensor) else DiffusionModule._batch_size(batch)
 
+    def sample_time(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Training times: ``(B,)`` for ``shared``, else ``(B, Tp)`` per the module docstring (past positions at 1)."""
+        if self.noise_levels == "shared":
+            return super().sample_time(x0, generator)
+        B, T, p = x0.shape[0], self.num_train_steps, self.n_past
+        k = torch.randint(1, T + 1, (B, self.horizon), generator=generator, device=x0.device)
+        if self.noise_levels == "tedi":
+            n = (self.horizon - p) // self.stream_chunk
+            rung = torch.arange(self.horizon - p, device=x0.device) // self.stream_chunk
+            j = torch.randint(0, max(T // n, 1), (B, 1), generator=generator, device=x0.device)
+            ladder = torch.floor(T * (rung + 1) / n).long() - j
+            const = torch.randint(1, T + 1, (B, 1), generator=generator, device=x0.device)
+            use_const = torch.rand(B, 1, generator=generator, device=x0.device) < self.tedi_constant
+            k[:, p:] = torch.where(use_const, const, ladder)
+        k[:, :p] = T
+        return k.to(x0.dtype) / T
+
+    def loss_weight(self, t: Tensor) -> Tensor | None:
+        """0 on the past positions of the per-token modes (rescaled so the mean weight is 1), else None."""
+        if self.noise_levels == "shared" or t.ndim < 2 or not self.n_past:
+            return None
+        w = torch.full_like(t, self.horizon / (self.horizon - self.n_past))
+        w[:, : self.n_past] = 0
+        return w
+
     def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
         cond = None if batch is None else batch.get("cond")
         if cond is not None and cond.shape[0] != x_t.shape[0]:  # ParaDiGMS evaluates window * B states at once
             cond = cond.repeat(x_t.shape[0] // cond.shape[0], 1)
+        if self.noise_levels != "shared":
+            x_t, t = self._blank_past(x_t, t)
         return self.network(x_t, t, cond)
+
+    def _blank_past(self, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-token modes: ``t`` as ``(B, Tp)``, the past positions set to ``x = 0`` at ``t = 1``."""
+        B = x_t.shape[0]
+        t = t.to(x_t.dtype)
+        t = t.reshape(B, 1).expand(B, self.horizon) if t.ndim <= 1 else t.expand(B, self.horizon)
+        if not self.n_past:
+            return x_t, t
+        x_t, t = x_t.clone(), t.clone()
+        x_t[:, : self.n_past] = 0
+        t[:, : self.n_past] = self.process.t_max
+        return x_t, t
 
     # ------------------------------------------------------------------ sampling
     def sampler_kwargs(self, name: SamplerName, options: dict[str, Any]) -> dict[str, Any]:
@@ -292,6 +402,57 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
             generator=generator,
             **options,
         )
+
+    # ------------------------------------------------------------------ streaming
+    def stream_grid(self) -> Tensor:
+        """The ladder ``(n + 1,)`` of the streaming buffer: TEDi's rungs on the ``T``-step chain."""
+        return chain_ladder_grid(self.num_train_steps, (self.horizon - self.n_past) // self.stream_chunk)
+
+    def stream_denoiser(self, cond: Tensor) -> Denoiser:
+        """The network on the buffer ``(B, L, Da)`` of future actions with times ``(B, L)``: the past
+        positions are put in front (blank, see :meth:`_blank_past`) and cut from the output."""
+        p = self.n_past
+
+        def model(x: Tensor, t: Tensor) -> Tensor:
+            pad = x.new_zeros(x.shape[0], p, x.shape[2])
+            tt = torch.cat([t.new_full((x.shape[0], p), self.process.t_max), t.expand(x.shape[0], -1)], dim=1)
+            return self.network_forward(torch.cat([pad, x], dim=1), tt, {"cond": cond})[:, p:]
+
+        return Denoiser(model, self.process, self.prediction, clip_x0=self.clip_x0)
+
+    def _require_stream(self) -> None:
+        if self.noise_levels == "shared":
+            raise PolicyDataError(
+                "streaming: the policy was trained with noise_levels='shared' (one noise level per chunk); "
+                "train it with --model.init_args.noise_levels tedi (or per_token) to sample it as a stream"
+            )
+
+    @torch.no_grad()
+    def stream_start(self, obs: Tensor, *, generator: torch.Generator | None = None) -> tuple[StreamState, int]:
+        """Fill a streaming buffer for raw observations ``obs (B, To, Do)``: ``(state, nfe)``."""
+        self._require_stream()
+        cond, _ = self.normalize_batch({"obs": obs})
+        shape = (obs.shape[0], self.horizon - self.n_past, self.action_dim)
+        x = self.process.prior_sample(shape, generator=generator, device=self.device, dtype=self.dtype)
+        with eval_mode(self):
+            return core_stream_start(
+                self.stream_denoiser(cond),
+                x,
+                self.stream_grid(),
+                chunk=self.stream_chunk,
+                eta=self.stream_eta,
+                init=self.stream_init,
+                generator=generator,
+            )
+
+    @torch.no_grad()
+    def stream_step(self, obs: Tensor, state: StreamState, *, generator: torch.Generator | None = None) -> StreamOutput:
+        """One streaming step conditioned on ``obs (B, To, Do)``; ``emitted`` holds ``stream_chunk``
+        clean normalised actions ``(B, m, Da)``, the first one for the current control step."""
+        self._require_stream()
+        cond, _ = self.normalize_batch({"obs": obs})
+        with eval_mode(self):
+            return core_stream_step(self.stream_denoiser(cond), state, eta=self.stream_eta, generator=generator)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """Raw action chunks ``(B, Tp, Da)`` for the observations of ``batch``."""
