@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from difflab.core.cli import builtin_configs
+from difflab.core.testing import user_error_line
 from difflab.pointcloud.cli import main
 
 CONFIGS = builtin_configs("pointcloud")
@@ -87,12 +88,7 @@ def test_sample_and_denoise_verbs(trained, tmp_path, monkeypatch, capsys):
 
 def _error(argv: list[str], capsys) -> str:
     """The one-line error of ``main(argv)`` (exit status 2)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith("difflab-pointcloud"), lines
-    return lines[0]
+    return user_error_line(main, capsys, argv, keep=lambda line: line.startswith("difflab-pointcloud"))
 
 
 def test_verbs_refuse_bad_inputs_and_existing_outputs(trained, tmp_path, monkeypatch, capsys):

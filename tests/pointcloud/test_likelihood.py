@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from difflab.core.testing import user_error_line
 from difflab.pointcloud.cli import main
 from difflab.pointcloud.likelihood import cloud_log_likelihood
 from difflab.pointcloud.models import PointDDPM
@@ -108,12 +109,8 @@ def test_nll_verb_prints_and_writes_the_table(ddpm_ckpt, tmp_path, capsys, monke
 
 
 def _error(argv: list[str], capsys) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith("difflab-pointcloud"), lines
-    return lines[0]
+    """The one-line error of ``main(argv)`` (exit status 2)."""
+    return user_error_line(main, capsys, argv, keep=lambda line: line.startswith("difflab-pointcloud"))
 
 
 def test_nll_verb_refuses_bad_inputs_in_one_line(ddpm_ckpt, tmp_path, capsys):

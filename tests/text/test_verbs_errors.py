@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from difflab.core.testing import user_error_line
 from difflab.text.cli import main
 from difflab.text.data.text import TextDataError, read_documents
 
@@ -18,12 +19,8 @@ def _corpus(path: Path, lines: int = 400, encoding: str = "utf-8", extra: str = 
 
 
 def _error(argv: list[str], capsys) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and len(err) == 1, err
-    return err[0]
+    """The one-line error of ``main(argv)`` (exit status 2)."""
+    return user_error_line(main, capsys, argv)
 
 
 def test_a_latin1_file_names_file_line_and_encoding(tmp_path, capsys):
