@@ -8,7 +8,11 @@ the same fixed seed list (10000, 10001, ...) in one process:
 * RTI-DP (full DDPM on the first call, then the shifted previous chunk denoised over a short
   step list, executing one action per call), for several step lists;
 * ParaDiGMS over the DDPM-100 chain (window 20, tolerance 0.1): NFE and sequential rounds;
-* BC (one MLP call per chunk).
+* BC (one MLP call per chunk);
+* streaming (TEDi Policy): a second diffusion policy of the same size and training steps trained
+  with TEDi's per-token noise levels (``noise_levels="tedi"``), sampled as a stream (one denoising
+  step of the rolling 15-action buffer per control step, 1 NFE; the buffer is filled at the start
+  of each episode), and, on the same network, DDIM-10 (``--no_stream`` leaves this group out).
 
 It prints success rate, mean return, latency per control step, the longest call, NFE and rounds per
 control step, latency ratios to DDPM-100, and the warm-start error behind the choice of RTI-DP's
@@ -33,6 +37,7 @@ from difflab.robotics.metrics import format_table, wilson_interval
 from difflab.robotics.policy import (
     ChunkController,
     RTIController,
+    StreamController,
     demo_shift_error,
     evaluate,
     rti_shift_error,
@@ -53,6 +58,8 @@ def main() -> None:
     p.add_argument("--figure", type=Path, default=None)
     p.add_argument("--quick", action="store_true", help="short run: 400 training steps, 6 episodes")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no_stream", action="store_true", help="leave out the TEDi-trained streaming policy")
+    p.add_argument("--no_full_chain", action="store_true", help="leave out DDPM-100 and ParaDiGMS (the slow rows)")
     ns = p.parse_args()
     if ns.quick:
         ns.max_steps, ns.eval_episodes = 400, 6
@@ -73,17 +80,21 @@ def main() -> None:
     )
     env = MetaWorldEnv(ns.env, max_steps=ns.episode_steps)
     seeds = list(range(10_000, 10_000 + ns.eval_episodes))
-    ctrls = {
-        "DDPM-100": ChunkController(dp, "ddpm", 100, seed=ns.seed),
-        "DDIM-10": ChunkController(dp, "ddim", 10, seed=ns.seed),
-    }
+    ctrls = {} if ns.no_full_chain else {"DDPM-100": ChunkController(dp, "ddpm", 100, seed=ns.seed)}
+    ctrls["DDIM-10"] = ChunkController(dp, "ddim", 10, seed=ns.seed)
     for lst in ns.rti.split(";"):
         steps = [int(k) for k in lst.split(",")]
         ctrls[f"RTI-DP {steps}"] = RTIController(dp, rti_steps=steps, seed=ns.seed)
-    ctrls[f"ParaDiGMS DDPM-100 (w{ns.window})"] = ChunkController(
-        dp, "paradigms", 100, seed=ns.seed, window=ns.window, tolerance=ns.tolerance
-    )
+    if not ns.no_full_chain:
+        ctrls[f"ParaDiGMS DDPM-100 (w{ns.window})"] = ChunkController(
+            dp, "paradigms", 100, seed=ns.seed, window=ns.window, tolerance=ns.tolerance
+        )
     ctrls["BC"] = ChunkController(bc, seed=ns.seed)
+    if not ns.no_stream:
+        tedi = train_policies(ns.env, ns.episodes, ns.max_steps, bc=False, seed=ns.seed, noise_levels="tedi")
+        print(f"trained the TEDi-level policy in {tedi['seconds']['dp']:.0f} s")
+        ctrls["TEDi-trained: stream (1 NFE/step)"] = StreamController(tedi["dp"], seed=ns.seed)
+        ctrls["TEDi-trained: DDIM-10"] = ChunkController(tedi["dp"], "ddim", 10, seed=ns.seed)
     rows, results = {}, []
     for name, ctrl in ctrls.items():
         res = evaluate(ctrl, env, seeds, name=name)
@@ -96,14 +107,15 @@ def main() -> None:
         f"{ns.max_steps} training steps, {torch.get_num_threads()} thread\n"
     )
     print(format_table(rows))
-    ref = rows["DDPM-100"]["latency_ms"]
+    ref_name = "DDPM-100" if "DDPM-100" in rows else "DDIM-10"
+    ref = rows[ref_name]["latency_ms"]
     ci_rows = []
     for name, s in rows.items():
         k = round(s["success_rate"] * s["episodes"])
         lo, hi = wilson_interval(k, int(s["episodes"]))
         ci_rows.append([name, f"{lo:.2f}-{hi:.2f}", s["latency_ms"] / ref])
     print()
-    print(markdown_table(ci_rows, ["sampler", "success 95% CI", "latency / DDPM-100"], ".3f", align="llr"))
+    print(markdown_table(ci_rows, ["sampler", "success 95% CI", f"latency / {ref_name}"], ".3f", align="llr"))
     if ns.figure is not None:
         keep = [r for r in results if r.name in ("DDPM-100", "DDIM-10", f"RTI-DP {dp.rti_steps}", "BC")]
         fig = plot_rollouts(keep, ns.figure, title=f"{ns.env}: end-effector paths (top view), star = goal")

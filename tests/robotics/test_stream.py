@@ -123,3 +123,28 @@ def test_a_shared_level_policy_refuses_to_stream():
     dp = _policy("shared")
     with pytest.raises(UserError, match="noise_levels tedi"):
         StreamController(dp)
+
+
+def test_fit_tedi_then_eval_stream_on_the_command_line(tmp_path, monkeypatch, capsys):
+    from difflab.robotics.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["collect", "--env", "reach-v3", "--episodes", "2", "demos.zarr"]) == 0
+    fit = ["fit", "--config", "smoke_diffusion_policy", "--trainer.enable_progress_bar", "false"]
+    fit += ["--data.init_args.path", "demos.zarr"]
+    assert main(fit) == 0  # shared levels
+    tedi = ["--model.init_args.noise_levels", "tedi", "--model.init_args.network.init_args.per_token_time", "true"]
+    tedi += ["--trainer.default_root_dir", "outputs/robotics/smoke_tedi"]
+    assert main([*fit, *tedi]) == 0
+    ckpt = "outputs/robotics/smoke_tedi/lightning_logs/version_0/checkpoints/last.ckpt"
+    assert main(["eval", "--ckpt", ckpt, "--episodes", "1", "--max_steps", "10", "--sampler", "stream", "ddim"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| stream |"))
+    assert row.split("|")[-3].strip() == "2.40"  # NFE/step over 10 steps: (14 fill + 10) / 10
+    shared = "outputs/robotics/smoke_diffusion_policy/lightning_logs/version_0/checkpoints/last.ckpt"
+    with pytest.raises(SystemExit) as err:
+        main(["eval", "--ckpt", shared, "--episodes", "1", "--max_steps", "5", "--sampler", "stream"])
+    assert err.value.code == 2
+    msg = capsys.readouterr().err.strip()
+    assert msg.startswith("difflab-robotics: error: --sampler stream:") and "noise_levels='shared'" in msg
+    assert len(msg.splitlines()) == 1

@@ -423,7 +423,7 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
     def _require_stream(self) -> None:
         if self.noise_levels == "shared":
             raise PolicyDataError(
-                "streaming: the policy was trained with noise_levels='shared' (one noise level per chunk); "
+                "--sampler stream: the policy was trained with noise_levels='shared' (one noise level per chunk); "
                 "train it with --model.init_args.noise_levels tedi (or per_token) to sample it as a stream"
             )
 
