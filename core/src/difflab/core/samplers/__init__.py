@@ -12,6 +12,7 @@ from difflab.core.samplers.base import Denoiser, GridSteps, SampleResult, prepar
 from difflab.core.samplers.brownian import BrownianTree
 from difflab.core.samplers.consistency import sample_lcm, sample_tcd
 from difflab.core.samplers.ddim import sample_ddim
+from difflab.core.samplers.ddpd import sample_ddpd
 from difflab.core.samplers.ddpm import sample_ddpm
 from difflab.core.samplers.deis import sample_deis
 from difflab.core.samplers.dpm_singlestep import sample_dpm_solver_singlestep
@@ -70,6 +71,7 @@ __all__ = [
     "truncated_grid",
     "sample_masked",
     "sample_gidd",
+    "sample_ddpd",
     "gidd_self_correct",
     "sample_categorical",
     "SAMPLER_NAMES",

@@ -48,6 +48,7 @@ SAMPLERS: dict[str, tuple[str, str, str, bool]] = {
 DISCRETE_SAMPLERS: dict[str, tuple[str, str]] = {
     "masked": ("difflab.core.samplers.masked", "sample_masked"),
     "gidd": ("difflab.core.samplers.masked", "sample_gidd"),
+    "ddpd": ("difflab.core.samplers.ddpd", "sample_ddpd"),
 }
 
 GridKind = Literal[
