@@ -4,6 +4,8 @@
   schedule, 1/t-weighted cross-entropy, cached ancestral sampler, prefix / infilling), with
   DiffusionBERT's spindle schedule as an option;
 * :class:`~difflab.text.models.GIDDLM` — GIDD (mask + uniform noise) with the self-correction sampler;
+* :class:`~difflab.text.models.DDPDLM` — DDPD (uniform noise, a planner head that picks the positions to
+  denoise and a denoiser head that fills them; core's ``ddpd`` sampler);
 * :class:`~difflab.text.models.ARLanguageModel` — the autoregressive baseline of the same size,
   also the scorer of generative perplexity;
 * data: :class:`~difflab.text.data.LMDataModule` (plain text / JSON lines, packed blocks; offline
@@ -13,8 +15,7 @@
 * :mod:`difflab.text.metrics` — ELBO / exact / generative perplexity, distinct-n, repetition, BLEU,
   ROUGE-L.
 
-Not built yet: the DiffuSeq-style continuous seq2seq model (``difflab-text seq2seq`` says so) and
-DDPD's planner.
+Not built yet: a likelihood bound for DDPD (``evaluate`` refuses it in one line).
 """
 
 __version__ = "0.1.0"

@@ -4,7 +4,9 @@ Checkpoints are read by core's one loader (:func:`difflab.core.lightning.load_ch
 ``weights_only=True``); the tokenizer travels inside the checkpoint. The command line in
 :mod:`difflab.text.cli` only parses arguments.
 
-* ``generate``: sample text with a masked diffusion LM, GIDD or the AR baseline;
+* ``generate``: sample text with a masked diffusion LM, GIDD, DDPD or the AR baseline (``--sampler
+  ddpd`` also runs DDPD's sampler on an MDLM checkpoint, whose planner is exact: a position is noise
+  iff it is [MASK]);
 * ``seq2seq IN.jsonl OUT.jsonl``: read ``{"src": ...}`` per line (other keys are kept; a ``trg`` key
   is the reference for BLEU / ROUGE-L), generate the target with a :class:`~difflab.text.models.DiffuSeq`
   checkpoint and write ``{"src", "hyp"[, "trg"]}`` lines.
@@ -20,16 +22,17 @@ import torch
 from difflab.core.errors import UserError
 from difflab.core.progress import StepProgress
 
-GENERATE_SAMPLERS = ("auto", "masked", "masked_nocache", "gidd", "gidd_sc", "ar")
-"""``generate --sampler``: masked (cached ancestral), masked_nocache, gidd, gidd_sc (self-correction), ar."""
+GENERATE_SAMPLERS = ("auto", "masked", "masked_nocache", "gidd", "gidd_sc", "ddpd", "ar")
+"""``generate --sampler``: masked (cached ancestral), masked_nocache, gidd, gidd_sc (self-correction),
+ddpd (planned denoising: DDPD checkpoints, or MDLM with its exact [MASK] planner), ar."""
 
 
 def load_text_model(path: str | Path, map_location: str = "cpu", expected_base: type | tuple[type, ...] | None = None):
     """The model of a difflab.text checkpoint (any text method, or ``expected_base``) with its tokenizer."""
     from difflab.core.lightning import CheckpointError, load_checkpoint
-    from difflab.text.models import GIDDLM, ARLanguageModel, DiffuSeq, MaskedDiffusionLM
+    from difflab.text.models import DDPDLM, GIDDLM, ARLanguageModel, DiffuSeq, MaskedDiffusionLM
 
-    base = expected_base or (MaskedDiffusionLM, GIDDLM, ARLanguageModel, DiffuSeq)
+    base = expected_base or (MaskedDiffusionLM, GIDDLM, DDPDLM, ARLanguageModel, DiffuSeq)
     model = load_checkpoint(path, base, map_location=map_location)
     if getattr(model, "tokenizer", None) is None:
         raise CheckpointError(f"{path}: the checkpoint carries no tokenizer (expected one written by difflab-text fit)")
@@ -38,10 +41,11 @@ def load_text_model(path: str | Path, map_location: str = "cpu", expected_base: 
 
 def _sample(model, kind: str, num: int, length: int, steps: int, prefix, generator, self_correction_steps: int):
     """``(token ids (num, length), NFE)`` with the sampler ``kind`` (diffusion samplers show progress per step)."""
-    from difflab.text.models import GIDDLM, ARLanguageModel
+    from difflab.text.models import DDPDLM, GIDDLM, ARLanguageModel
 
     if kind == "auto":
-        kind = "ar" if isinstance(model, ARLanguageModel) else "gidd" if isinstance(model, GIDDLM) else "masked"
+        kinds = ((ARLanguageModel, "ar"), (GIDDLM, "gidd"), (DDPDLM, "ddpd"))
+        kind = next((k for cls, k in kinds if isinstance(model, cls)), "masked")
     bar = StepProgress(f"generate ({kind})", steps) if kind != "ar" else None
     result = _run_sampler(model, kind, num, length, steps, prefix, generator, self_correction_steps, bar)
     if bar is not None:  # closed (its last line printed) only when sampling ran: an error stays one line
@@ -49,9 +53,29 @@ def _sample(model, kind: str, num: int, length: int, steps: int, prefix, generat
     return result
 
 
-def _run_sampler(model, kind, num, length, steps, prefix, generator, self_correction_steps, callback):
-    from difflab.text.models import GIDDLM, ARLanguageModel
+def _run_ddpd(model, num, length, steps, prefix, generator, callback):
+    """DDPD's sampler: a DDPD checkpoint's own planner, or an MDLM's exact [MASK] planner."""
+    from difflab.text.models import DDPDLM, GIDDLM, MaskedDiffusionLM
 
+    if isinstance(model, DDPDLM):
+        r = model.generate(num, length, steps=steps, prefix=prefix, generator=generator, callback=callback)
+        return r.sample, r.nfe
+    if not isinstance(model, MaskedDiffusionLM) or isinstance(model, GIDDLM):
+        raise UserError(
+            f"--sampler ddpd needs a DDPDLM or MaskedDiffusionLM checkpoint, got {type(model).__name__} "
+            "(GIDD's mixed noise has no exact planner and no planner head)"
+        )
+    x, keep = model.start_tokens(num, length, prefix, None, None)
+    with torch.no_grad():
+        r = model.run_discrete(x, keep, steps, generator, callback, sampler="ddpd")
+    return r.sample, r.nfe
+
+
+def _run_sampler(model, kind, num, length, steps, prefix, generator, self_correction_steps, callback):
+    from difflab.text.models import DDPDLM, GIDDLM, ARLanguageModel
+
+    if kind == "ddpd":
+        return _run_ddpd(model, num, length, steps, prefix, generator, callback)
     if kind == "ar":
         if not isinstance(model, ARLanguageModel):
             raise UserError(f"--sampler ar needs an ARLanguageModel checkpoint, got {type(model).__name__}")
@@ -69,7 +93,7 @@ def _run_sampler(model, kind, num, length, steps, prefix, generator, self_correc
             callback=callback,
         )
         return r.sample, r.nfe
-    if isinstance(model, (ARLanguageModel, GIDDLM)):
+    if isinstance(model, (ARLanguageModel, GIDDLM, DDPDLM)):
         raise UserError(f"--sampler {kind} needs a MaskedDiffusionLM checkpoint, got {type(model).__name__}")
     r = model.generate(
         num, length, steps=steps, prefix=prefix, generator=generator, cache=kind == "masked", callback=callback

@@ -244,12 +244,21 @@ class MaskedDiffusionLM(HeldOutNLL, TokenizerMixin, DiffusionModule):
         return x, keep_mask
 
     def run_discrete(
-        self, x: Tensor, keep_mask: Tensor, steps: int | None, generator, callback, **options: Any
+        self,
+        x: Tensor,
+        keep_mask: Tensor,
+        steps: int | None,
+        generator,
+        callback,
+        *,
+        sampler: DiscreteSamplerName | None = None,
+        **options: Any,
     ) -> SampleResult:
-        """The module's discrete sampler (by name) from ``x`` on the process's default grid, in eval mode."""
+        """The module's discrete sampler (by name; ``sampler`` picks another of core's) from ``x`` on the
+        process's default grid, in eval mode."""
         with eval_mode(self):
             return run_discrete_sampler(
-                self.sampler_name,
+                sampler or self.sampler_name,
                 self.model_fn(),
                 self.process,
                 x,
