@@ -1,32 +1,48 @@
-"""DiffuSeq and ``evaluate``: its probability-flow density would be over learned continuous embeddings,
-not tokens, so ``evaluate`` refuses it in one line that says why and points at ``seq2seq`` (BLEU)."""
+"""DiffuSeq and ``evaluate``: no longer refused; its pairs are scored by the token bound through the
+probability-flow ODE (:mod:`difflab.text.likelihood`), in the same one-line format as MDLM's bound.
+The math and the command line are tested in ``test_diffuseq_likelihood.py``."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
 
-import pytest
+import torch
 
-from difflab.text.cli import main
+from difflab.text.data.text import Document
+from difflab.text.evaluate import evaluate_seq2seq, seq2seq_targets
+from difflab.text.models import DiffuSeq
 
-
-def user_error_line(argv: list[str], capsys) -> str:
-    """The one line on stderr of a user error (exit status 2)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith("difflab-text: error: "), lines
-    return lines[0]
+PAIRS = [("in the beginning god created", "In the beginning God created"), ("and the earth", "And the earth.")]
 
 
-def test_evaluate_refuses_diffuseq_in_one_line_with_the_reason(tmp_path, capsys):
-    args = ["fit", "--config", "smoke_diffuseq", f"--trainer.default_root_dir={tmp_path}"]
-    args += ["--trainer.enable_progress_bar=false", "--trainer.max_steps=1", "--data.init_args.max_train_pairs=400"]
-    assert main(args) == 0
-    ckpt = sorted(Path(tmp_path).rglob("*.ckpt"))[-1]
-    text = tmp_path / "held_out.txt"
-    text.write_text("In the beginning God created the heaven and the earth.\n")
-    err = user_error_line(["evaluate", "--ckpt", str(ckpt), str(text)], capsys)
-    assert "DiffuSeq checkpoint" in err and "no token likelihood" in err and "embedding" in err
-    assert "difflab-text seq2seq" in err
+def _model(tok) -> DiffuSeq:
+    torch.manual_seed(0)
+    m = DiffuSeq(tok.vocab_size, 4, dim=16, enc_depth=1, dec_depth=1, heads=2, max_src_len=24, max_trg_len=20,
+                 num_steps=50)  # fmt: skip
+    m.attach_tokenizer(tok)
+    return m
+
+
+def _docs():
+    return [(Document(s, "f.jsonl", i + 1), Document(t, "f.jsonl", i + 1)) for i, (s, t) in enumerate(PAIRS)]
+
+
+def test_seq2seq_targets_count_the_text_and_its_eos(small_tokenizer):
+    m = _model(small_tokenizer)
+    data = seq2seq_targets(m, _docs(), 20)
+    lengths = [len(ids) + 1 for ids in small_tokenizer.encode_batch([t for _, t in PAIRS])]
+    assert data["x0"].shape == (2, 20) and data["tokens"].tolist() == lengths
+    for row, n in zip(data["x0"], lengths, strict=True):
+        assert int(row[n - 1]) == small_tokenizer.eos_id and (row[n:] == small_tokenizer.pad_id).all()
+
+
+def test_evaluate_scores_diffuseq_pairs_in_the_bound_format(small_tokenizer):
+    m = _model(small_tokenizer)
+    ev = evaluate_seq2seq(m, _docs(), draws=3, batch_size=1, trg_len=20, steps=2, probes=1, seed=0, desc="t")
+    assert not ev.exact and ev.seq2seq and ev.draws == 3 and ev.blocks == 2 and ev.block_size == 20
+    assert math.isfinite(ev.nll) and ev.nll > 0 and ev.stderr > 0
+    line = ev.line("f.jsonl")
+    assert line.startswith("DiffuSeq: perplexity <= ") and "NELBO bound" in line and "mean of 3 draws" in line
+    assert line.endswith(f"{ev.tokens} target tokens of f.jsonl in 2 pairs (targets of 20)")
+    again = evaluate_seq2seq(m, _docs(), draws=3, batch_size=2, trg_len=20, steps=2, probes=1, seed=0, desc="t")
+    assert again.tokens == ev.tokens and math.isfinite(again.nll)

@@ -6,7 +6,8 @@ Domain verbs:
 
 * ``train-tokenizer``: train a byte-level BPE with [PAD] [MASK] [BOS] [EOS] and save ``tokenizer.json``;
 * ``generate``: sample text from a trained checkpoint (masked diffusion, GIDD or the AR baseline);
-* ``evaluate``: a checkpoint's perplexity (AR) or NELBO bound and its perplexity (MDLM, GIDD) on a text file;
+* ``evaluate``: a checkpoint's perplexity (AR) or NELBO bound and its perplexity (MDLM, GIDD) on a text file,
+  or DiffuSeq's token bound on a JSON-lines file of ``{"src", "trg"}`` pairs;
 * ``seq2seq``: translate a JSON-lines file of ``{"src"}`` with a trained DiffuSeq checkpoint;
 * ``make-seq2seq-data``: write the default seq2seq task (KJV case and punctuation restoration) as JSON lines;
 * ``demo``: train briefly on the King James Bible and compare samples across step counts.
@@ -108,19 +109,39 @@ def generate_main(argv: list[str]) -> int:
 
 
 def evaluate_main(argv: list[str]) -> int:
-    """perplexity (AR) or NELBO bound per token and its perplexity (MDLM, GIDD) of a checkpoint on a text file"""
+    """perplexity (AR) or NELBO bound per token and its perplexity (MDLM, GIDD) of a checkpoint on a text file;
+    DiffuSeq: the token bound through its probability-flow ODE on JSON lines {"src", "trg"}"""
     from difflab.text.evaluate import evaluate
 
     p = VerbParser(prog="difflab-text evaluate", description=evaluate_main.__doc__)
-    p.add_argument("file", type=existing_file, help='text file (one document per line) or JSON lines {"text"}')
-    p.add_argument("--ckpt", required=True, help="checkpoint (or run folder) of MaskedDiffusionLM, GIDDLM or AR")
+    p.add_argument(
+        "file",
+        type=existing_file,
+        help='text file (one document per line) or JSON lines {"text"}; for DiffuSeq JSON lines {"src", "trg"}',
+    )
+    p.add_argument(
+        "--ckpt", required=True, help="checkpoint (or run folder) of MaskedDiffusionLM, GIDDLM, AR or DiffuSeq"
+    )
     p.add_argument("--encoding", type=text_encoding, default="utf-8", help="text encoding of the file (e.g. latin-1)")
     p.add_argument(
         "--draws", type=count(1), default=8, help="noise draws of the bound, averaged (diffusion models; AR is exact)"
     )
     p.add_argument("--batch_size", type=count(1), default=32, help="blocks per network evaluation")
-    p.add_argument("--block_size", type=count(3), default=None, help="tokens per block (default: the training data's)")
+    p.add_argument(
+        "--block_size",
+        type=count(3),
+        default=None,
+        help="tokens per block (DiffuSeq: per padded target) (default: the training data's)",
+    )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--steps",
+        type=count(1),
+        default=16,
+        help="DiffuSeq: RK4 steps of the probability-flow ODE; per batch and draw the cost is 4 * steps decoder "
+        "evaluations with one backward pass per probe (64 at the defaults)",
+    )
+    p.add_argument("--probes", type=count(1), default=1, help="DiffuSeq: Hutchinson probes of the divergence")
     ns = p.parse_args(argv)
     options = {k: v for k, v in vars(ns).items() if k != "debug"}
     return evaluate(options.pop("file"), options.pop("ckpt"), **options)

@@ -16,17 +16,22 @@ the times stratified over the whole file, ``t_i = eps + (1 - eps) ((U + i / M) m
 ``draws`` independent draws are averaged and their spread gives the standard error of the mean.
 The result is the bound per token and ``exp`` of it, an upper bound on the perplexity.
 
-DiffuSeq (seq2seq in embedding space) is refused, in one line, and scored by BLEU with ``seq2seq``.
-Its probability-flow ODE would give a density of the target's *continuous embeddings* given the
-source, not a likelihood of its tokens: the number moves with the scale and dimension of the learned
-embeddings (shrinking them raises it without changing a single generated token), so it could not sit
-beside the perplexities and bounds above. A token bound would add the rounding term and the
-dequantisation ``q(x | w) = N(E(w), s_1^2 I)`` (Diffusion-LM's ELBO), and the self-conditioned
-sampler (each step reads the previous estimate) is not one ODE in ``(x, t)``; neither is built.
+DiffuSeq (seq2seq in embedding space) is scored on a JSON-lines file of ``{"src", "trg"}`` pairs
+(the ``seq2seq`` verb's format; a plain-text file is a one-line error, as are pairs given to a
+language model). A probability-flow density of the target's continuous embeddings alone is no token
+likelihood (shrinking the embeddings raises it without changing a token); the number reported is the
+variational-dequantisation bound of :mod:`difflab.text.likelihood`,
+``-log P(w | src) <= E_q[-log p_theta(x | src) - log p(w | x) + log q(x | w)]`` with
+``q(x | w) = N(E(w), s_1^2 I)``, on every target padded to the training data's target length
+(``--block_size`` overrides it), per target token (the text's tokens and its [EOS]; the [PAD] tail's
+cost is included in the numerator). Each of ``draws`` draws takes one ``x ~ q`` per target and one
+set of Hutchinson probes; ``steps`` RK4 steps (16) with ``probes`` probes (1) cost ``4 steps``
+decoder evaluations with a backward pass each, per batch and draw.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +41,15 @@ from torch import Tensor
 
 from difflab.core.errors import UserError
 from difflab.core.progress import progress
-from difflab.text.data.text import Document, read_documents
+from difflab.text.data.text import Document, read_documents, read_lines, read_pairs
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """A model's score on a file: ``nll`` nats per token (the bound for diffusion models), its
     standard error over ``draws`` (0 for the exact AR value, NaN for one draw), ``tokens`` scored
-    in ``blocks`` blocks of ``block_size`` (the last ``short`` of them shorter)."""
+    in ``blocks`` blocks of ``block_size`` (the last ``short`` of them shorter); with ``seq2seq``
+    the blocks are the targets of ``blocks`` pairs, padded to ``block_size`` positions."""
 
     method: str
     exact: bool
@@ -54,6 +60,7 @@ class Evaluation:
     blocks: int
     block_size: int
     short: int
+    seq2seq: bool = False
 
     @property
     def perplexity(self) -> float:
@@ -61,6 +68,8 @@ class Evaluation:
 
     def line(self, source: str) -> str:
         where = f"{self.tokens} tokens of {source} in {self.blocks} blocks of {self.block_size}"
+        if self.seq2seq:
+            where = f"{self.tokens} target tokens of {source} in {self.blocks} pairs (targets of {self.block_size})"
         if self.short:
             where += " (the last one shorter)"
         if self.exact:
@@ -134,6 +143,63 @@ def _block_size(model, block_size: int | None) -> int:
     return block_size
 
 
+def _target_length(model, block_size: int | None) -> int:
+    max_len = int(model.network.max_trg_len)
+    if block_size is None:
+        return int(model.data_trg_len or max_len)
+    if block_size > max_len:
+        raise UserError(f"--block_size {block_size}: the model was trained for targets of at most {max_len} tokens")
+    return block_size
+
+
+def seq2seq_targets(model, pairs: list[tuple[Document, Document]], trg_len: int) -> dict[str, Tensor]:
+    """The pairs as a batch dict ``{"x0" (N, trg_len), "src", "src_mask" (N, Ls), "tokens" (N,)}``:
+    targets ``trg [EOS] [PAD]...`` as in training, ``tokens`` the text's tokens and its [EOS]."""
+    from difflab.text.data.seq2seq import encode_pairs
+
+    src, src_mask, trg = encode_pairs(
+        model.tokenizer, [p[0] for p in pairs], [p[1] for p in pairs], int(model.network.max_src_len), trg_len
+    )
+    assert trg is not None
+    tokens = (trg == model.tokenizer.eos_id).long().argmax(1) + 1
+    return {"x0": trg, "src": src, "src_mask": src_mask, "tokens": tokens}
+
+
+def evaluate_seq2seq(
+    model, pairs, *, draws: int, batch_size: int, trg_len: int, steps: int, probes: int, seed: int, desc: str
+) -> Evaluation:
+    """The :class:`Evaluation` of a DiffuSeq on ``(src, trg)`` pairs: the mean over ``draws`` of the
+    token bound (:meth:`~difflab.text.models.DiffuSeq.token_nll_bound`) summed over the targets,
+    per target token, and its standard error over the draws."""
+    data = seq2seq_targets(model, pairs, trg_len)
+    n, tokens = data["x0"].shape[0], int(data["tokens"].sum())
+    g = torch.Generator().manual_seed(seed)
+    totals = torch.zeros(draws, dtype=torch.float64)
+    work = ((k, i) for k in range(draws) for i in range(0, n, batch_size))
+    for k, i in progress(work, desc, total=draws * math.ceil(n / batch_size), unit="batches"):
+        batch = {key: data[key][i : i + batch_size].to(model.device) for key in ("x0", "src", "src_mask")}
+        bound = model.token_nll_bound(batch, steps=steps, probes=probes, generator=g)
+        totals[k] += float(bound.total.double().sum())
+    per_token = totals / tokens
+    stderr = float(per_token.std() / math.sqrt(draws)) if draws > 1 else math.nan
+    return Evaluation(
+        type(model).__name__, False, float(per_token.mean()), stderr, draws, tokens, n, trg_len, 0, seq2seq=True
+    )
+
+
+def _read_scored(file: Path, encoding: str) -> list:
+    """The file's documents, or its ``(src, trg)`` pairs when it is JSON lines whose first object has ``"src"``."""
+    if file.suffix.lower() in (".jsonl", ".json"):
+        first = next((raw for _, raw in read_lines(file, encoding) if raw.strip()), "")
+        try:
+            obj = json.loads(first)
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and "src" in obj:
+            return read_pairs(file, encoding)
+    return read_documents(file, encoding)
+
+
 def evaluate(
     file: Path,
     ckpt: str | Path,
@@ -143,18 +209,42 @@ def evaluate(
     batch_size: int = 32,
     block_size: int | None = None,
     seed: int = 0,
+    steps: int = 16,
+    probes: int = 1,
 ) -> int:
-    """Print the perplexity (AR) or the NELBO bound and its perplexity (MDLM, GIDD) of ``ckpt`` on ``file``."""
+    """Print the perplexity (AR) or the NELBO bound and its perplexity (MDLM, GIDD, and DiffuSeq on
+    ``{"src", "trg"}`` pairs with ``steps`` RK4 steps and ``probes`` Hutchinson probes) of ``ckpt`` on ``file``."""
     from difflab.text.inference import load_text_model
-    from difflab.text.models import GIDDLM, ARLanguageModel, MaskedDiffusionLM
+    from difflab.text.models import GIDDLM, ARLanguageModel, DiffuSeq, MaskedDiffusionLM
 
-    docs = read_documents(file, encoding)  # decoding errors first, before the model is loaded
+    docs = _read_scored(file, encoding)  # decoding errors first, before the model is loaded
     model = load_text_model(ckpt)
+    pairs = isinstance(docs[0], tuple)
+    if isinstance(model, DiffuSeq):
+        if not pairs:
+            raise UserError(
+                f"{file}: text documents, but a DiffuSeq checkpoint is scored on source / target pairs: give "
+                'JSON lines {"src": ..., "trg": ...} (the format of `difflab-text seq2seq`)'
+            )
+        result = evaluate_seq2seq(
+            model,
+            docs,
+            draws=draws,
+            batch_size=batch_size,
+            trg_len=_target_length(model, block_size),
+            steps=steps,
+            probes=probes,
+            seed=seed,
+            desc=f"evaluate {file.name}",
+        )
+        print(result.line(str(file)))
+        return 0
     if not isinstance(model, (MaskedDiffusionLM, GIDDLM, ARLanguageModel)):
+        raise UserError(f"{ckpt}: a {type(model).__name__} checkpoint, which evaluate does not score")
+    if pairs:
         raise UserError(
-            f"{ckpt}: a {type(model).__name__} checkpoint (seq2seq in continuous embeddings) has no token "
-            "likelihood: its probability-flow density is over learned embedding vectors, whose scale sets the "
-            "number, so it is not comparable to a perplexity; score it with `difflab-text seq2seq` (BLEU)"
+            f'{file}: source / target pairs {{"src", "trg"}}, but a {type(model).__name__} checkpoint is scored '
+            'on text: give a plain-text file (one document per line) or JSON lines {"text": ...}'
         )
     size = _block_size(model, block_size)
     result = evaluate_model(
@@ -164,4 +254,4 @@ def evaluate(
     return 0
 
 
-__all__ = ["Evaluation", "evaluate", "evaluate_model", "evaluation_blocks"]
+__all__ = ["Evaluation", "evaluate", "evaluate_model", "evaluate_seq2seq", "evaluation_blocks", "seq2seq_targets"]

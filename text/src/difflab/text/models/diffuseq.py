@@ -34,6 +34,11 @@ b``); the text ends at the first ``[EOS]``. :meth:`DiffuSeq.translate_texts` add
 minimum-Bayes-risk decoding: several draws per source, keeping the one with the highest mean
 sentence BLEU against the others (:func:`difflab.text.metrics.mbr_select`).
 
+Likelihood: :meth:`DiffuSeq.token_nll_bound` is an upper bound on ``-log P(w | src)`` of the target
+tokens (variational dequantisation with ``q(x | w) = N(E(w), s_1^2 I)``: the PF-ODE NLL of ``x``
+with the self-conditioning input zero, plus the rounding term, plus ``log q``; see
+:mod:`difflab.text.likelihood`), which ``difflab-text evaluate`` reports per target token.
+
 Copy path (``copy_attention``, off by default): the denoiser may also point at source tokens and
 copy their embeddings into ``x0_hat`` (see :mod:`difflab.text.networks.seq2seq`); the diffusion,
 objective and sampling are unchanged.
@@ -44,7 +49,7 @@ Batch: ``x0`` (B, Lt) target ids, ``src`` (B, Ls), ``src_mask`` (B, Ls) (see
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -55,6 +60,7 @@ from difflab.core.lightning import DiffusionModule, NoiseStream, eval_mode
 from difflab.core.processes.gaussian import DiscreteVP
 from difflab.core.samplers.base import Denoiser, SampleResult
 from difflab.core.samplers.select import SamplerName
+from difflab.text.likelihood import BoundTerms, diffuseq_bound
 from difflab.text.metrics import corpus_bleu, mbr_select
 from difflab.text.models.base import TokenizerMixin
 from difflab.text.networks.seq2seq import EncoderDecoderDenoiser
@@ -134,18 +140,29 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
 
     SPECIAL_IDS = ("eos_id", "pad_id")
 
+    data_trg_len: int | None = None
+    """The training data's target length (``Seq2SeqDataModule.trg_len``), kept in the checkpoint."""
+
     # ------------------------------------------------------------------ tokenizer / checkpoint
     def setup(self, stage: str) -> None:
         super().setup(stage)
         self._setup_tokenizer()
+        trainer = getattr(self, "_trainer", None)
+        trg_len = getattr(getattr(trainer, "datamodule", None), "trg_len", None)
+        if isinstance(trg_len, int):
+            self.data_trg_len = trg_len
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         self._save_tokenizer(checkpoint)
+        checkpoint.setdefault("difflab_text", {})["trg_len"] = self.data_trg_len
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         self._load_tokenizer(checkpoint)
+        trg_len = (checkpoint.get("difflab_text") or {}).get("trg_len")
+        if trg_len is not None:
+            self.data_trg_len = int(trg_len)
 
     # ------------------------------------------------------------------ loss
     def network_forward(self, x_t: Tensor, t: Tensor, batch: dict[str, Any] | None = None) -> Tensor:
@@ -188,17 +205,38 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
     def validation_metrics(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor | float]:
         return {}
 
+    def token_nll_bound(
+        self,
+        batch: dict[str, Any],
+        *,
+        steps: int = 16,
+        probes: int = 1,
+        divergence: Literal["exact", "hutchinson"] = "hutchinson",
+        generator: torch.Generator | None = None,
+        callback=None,
+    ) -> BoundTerms:
+        """One draw of the upper bound on ``-log P(w | src)`` per example (B,), nats: the PF-ODE NLL of
+        the dequantised target embeddings plus the rounding term plus ``log q(x | w)``
+        (:mod:`difflab.text.likelihood`). Cost: ``4 * steps`` decoder evaluations, each with one
+        backward pass per probe."""
+        return diffuseq_bound(
+            self, batch, steps=steps, probes=probes, divergence=divergence, generator=generator, callback=callback
+        )
+
     # ------------------------------------------------------------------ sampling
     def make_denoiser(self, batch: dict[str, Any] | None = None, y: Tensor | None = None) -> Denoiser:
         """The decoder on ``batch``'s source (``src`` (B, Ls), ``src_mask``), encoded once; with
-        self-conditioning each call reads the previous call's estimate, and with ``batch["clamp"]``
-        (default: the module's ``clamp``) ``x0_hat`` is replaced by its nearest embedding."""
+        self-conditioning each call reads the previous call's estimate (``batch["self_condition"] =
+        False``: the input stays zero, a function of ``(x, t)`` only, as the PF-ODE likelihood needs),
+        and with ``batch["clamp"]`` (default: the module's ``clamp``) ``x0_hat`` is replaced by its
+        nearest embedding."""
         if batch is None or "src" not in batch:
             raise ValueError("DiffuSeq samples from a batch holding the source ids 'src'")
         net: EncoderDecoderDenoiser = self.network  # type: ignore[assignment]
         src, src_mask = batch["src"], batch.get("src_mask")
         memory = net.encode(src, src_mask)
         clamp = batch.get("clamp", self.clamp)
+        self_cond = self.self_condition and batch.get("self_condition", True)
         state: dict[str, Tensor | None] = {"prev": None}
 
         def model(x_t: Tensor, t: Tensor) -> Tensor:
@@ -207,7 +245,7 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
                     f"the sampler evaluates {x_t.shape[0]} targets for {src.shape[0]} sources at once "
                     "(parallel samplers such as paradigms are not supported by DiffuSeq's self-conditioning)"
                 )
-            out = net.decode(x_t, t, memory, src_mask, state["prev"] if self.self_condition else None, src)
+            out = net.decode(x_t, t, memory, src_mask, state["prev"] if self_cond else None, src)
             state["prev"] = out
             return net.embed(net.nearest(out)) if clamp else out
 
