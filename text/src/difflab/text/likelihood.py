@@ -20,8 +20,9 @@ with ``sigma_0 = s(1 / T)``, DiffuSeq's own embedding-to-``x_start`` noise (trai
 process's noise at the time the ODE starts from. One draw of ``eps ~ N(0, I)`` gives, per example:
 
 * ``density = -log p_theta(E(w) + sigma_0 eps | src)``: the PF-ODE NLL of the ``Lt d`` target
-  coordinates, the source clean (:meth:`difflab.core.lightning.DiffusionModule.log_likelihood`: RK4
-  from ``t_1`` to 1, Hutchinson's divergence, the Gaussian prior ``N(0, s(1)^2 I)``). The network is
+  coordinates, the source clean (:func:`pf_ode_log_density`: core's RK4 step of
+  :func:`difflab.core.likelihood.log_likelihood` on the grid of :func:`ode_grid` from ``t_1`` to 1,
+  Hutchinson's divergence, the Gaussian prior ``N(0, s(1)^2 I)``). The network is
   evaluated with its **self-conditioning input zero**, as in the ``1 - self_cond_prob`` share of
   training steps (half by default) that run no first pass, and **without clamping**: neither the
   self-conditioned sampler (each call reads the previous estimate) nor the clamped one (zero Jacobian)
@@ -47,7 +48,9 @@ on ``-log P(text | src)``.
 Accuracy. Per draw, ``rounding`` and ``dequantisation`` are exact and Hutchinson's estimate is
 unbiased (the ODE trajectory does not depend on the probes), so the mean over draws estimates the
 bound without bias up to RK4's discretisation error, which is deterministic and of either sign: with
-few steps the number is an estimate of the bound, not a guaranteed one.
+few steps the number is an estimate of the bound, not a guaranteed one. Measured on an exact Gaussian
+oracle (``T = 200``, tests): 16 steps of :func:`ode_grid` are within 0.02 nats per coordinate of the
+closed form, 16 uniform steps off by up to 0.1 (they cross the steep first and last steps of the chain).
 
 Cost per batch and draw: the encoder once, ``4 * steps`` decoder evaluations with one backward pass
 per Hutchinson probe each (64 at the defaults of 16 steps and 1 probe).
