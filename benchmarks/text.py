@@ -1,10 +1,14 @@
-"""difflab-text benchmark: sampling speed and quality of masked diffusion, GIDD and AR, side by side.
+"""difflab-text benchmark: sampling speed and quality of masked diffusion, GIDD, DDPD and AR, side by side.
 
-Trains the three models of the same size briefly on the KJV (32-token blocks, BPE-1024), then for
+Trains the models of the same size briefly on the KJV (32-token blocks, BPE-1024), then for
 each sampler draws the same number of blocks and reports tokens per second, NFE, generative
-perplexity under the AR model and distinct-2, with the ratio of tokens/s to AR decoding.
+perplexity under the AR model, distinct-2 and the samples' token entropy, with the ratio of
+tokens/s to AR decoding. Row groups (``--groups``): ``mdlm`` (ancestral sampling, with and without
+caching), ``gidd`` (with and without self-correction), ``ddpd`` (DDPD against MDLM's ancestral
+sampler at equal NFE: MDLM ancestral, MDLM's network in DDPD's order with its exact [MASK]
+planner, and the DDPD model, uniform noise with a planner head, adaptive schedule).
 
-    python benchmarks/text.py [--train_steps 800] [--num 32]
+    python benchmarks/text.py [--train_steps 800] [--num 32] [--groups mdlm gidd ddpd]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ def main() -> None:
     p.add_argument("--train_steps", type=int, default=800, help="training steps of each diffusion model (AR: half)")
     p.add_argument("--num", type=int, default=32, help="blocks per sampler")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--groups", nargs="+", choices=("mdlm", "gidd", "ddpd"), default=["mdlm", "gidd", "ddpd"])
     ns = p.parse_args()
     import logging
     import warnings
@@ -33,19 +38,23 @@ def main() -> None:
 
     from difflab.core.lightning.train import train_briefly
     from difflab.text.data.lm import LMDataModule
-    from difflab.text.metrics import distinct_n, generative_perplexity
-    from difflab.text.models import GIDDLM, ARLanguageModel, MaskedDiffusionLM
+    from difflab.text.metrics import distinct_n, generative_perplexity, sample_entropy
+    from difflab.text.models import DDPDLM, GIDDLM, ARLanguageModel, MaskedDiffusionLM
 
     block = 32
     dm = LMDataModule(corpus="kjv", vocab_size=1024, block_size=block, batch_size=32, seed=ns.seed)
     dm.setup()
     size = dict(vocab_size=1024, max_len=block, dim=64, depth=2, heads=4)
     models = {}
+    wanted = {"ar", "mdlm"} | ({"gidd"} & set(ns.groups)) | ({"ddpd"} & set(ns.groups))
     for name, cls, steps, lr in (
         ("ar", ARLanguageModel, ns.train_steps // 2, 2e-3),
         ("mdlm", MaskedDiffusionLM, ns.train_steps, 1e-3),
         ("gidd", partial(GIDDLM, p_u=0.1), ns.train_steps, 1e-3),
+        ("ddpd", DDPDLM, ns.train_steps, 1e-3),
     ):
+        if name not in wanted:
+            continue
         L.seed_everything(ns.seed, verbose=False)
         m = cls(**size, optimizer=partial(torch.optim.AdamW, lr=lr))
         train_briefly(m, dm, max_steps=steps, seed=ns.seed, gradient_clip_val=1.0)
@@ -59,27 +68,21 @@ def main() -> None:
         return x, nfe, time.perf_counter() - t0
 
     cases = [("AR decoding", lambda g: (models["ar"].generate(ns.num, block, generator=g), block - 1))]
-    for steps in (16, 64, 256):
-        for cache in (False, True):
-
-            def f(g, steps=steps, cache=cache):
-                r = models["mdlm"].generate(ns.num, block, steps=steps, cache=cache, generator=g)
-                return r.sample, r.nfe
-
-            cases.append((f"MDLM {steps} steps{' cached' if cache else ''}", f))
-    for sc in (0, 32):
-
-        def f(g, sc=sc):
-            r = models["gidd"].generate(ns.num, block, steps=64, generator=g, self_correction_steps=sc)
-            return r.sample, r.nfe
-
-        cases.append((f"GIDD 64 steps{' + self-corr. ' + str(sc) if sc else ''}", f))
+    if "mdlm" in ns.groups:
+        cases += mdlm_cases(models["mdlm"], ns.num, block)
+    if "gidd" in ns.groups:
+        cases += gidd_cases(models["gidd"], ns.num, block)
+    if "ddpd" in ns.groups:
+        cases += ddpd_cases(models["mdlm"], models["ddpd"], ns.num, block)
 
     rows = []
     for name, fn in cases:
         x, nfe, sec = run(fn)
         toks = ns.num * (block - 1)
-        rows.append((name, nfe, sec, toks / sec, generative_perplexity(scorer, x), distinct_n(x[:, 1:].tolist(), 2)))
+        seqs = x[:, 1:].tolist()
+        rows.append(
+            (name, nfe, sec, toks / sec, generative_perplexity(scorer, x), distinct_n(seqs, 2), sample_entropy(seqs))
+        )
     ar_tps = rows[0][3]
     real = generative_perplexity(scorer, dm.val_set.blocks[: ns.num])
     params = sum(p.numel() for p in models["mdlm"].parameters()) / 1e6
@@ -87,9 +90,64 @@ def main() -> None:
         f"\n{ns.num} blocks x {block} tokens, KJV BPE-1024, models {params:.2f} M params, "
         f"{torch.get_num_threads()} threads; real held-out text gen-PPL {real:.1f}"
     )
-    cells = [[name, nfe, sec, tps, f"{tps / ar_tps:.2f}x", gp, d2] for name, nfe, sec, tps, gp, d2 in rows]
-    head = ["sampler", "NFE", "seconds", "tokens/s", "tokens/s vs AR", "gen-PPL", "distinct-2"]
-    print(markdown_table(cells, head, ["", "", ".2f", ".0f", "", ".1f", ".3f"]))
+    real_seqs = dm.val_set.blocks[: ns.num, 1:].tolist()
+    print(f"real held-out text: distinct-2 {distinct_n(real_seqs, 2):.3f}, entropy {sample_entropy(real_seqs):.2f}")
+    cells = [[name, nfe, sec, tps, f"{tps / ar_tps:.2f}x", gp, d2, h] for name, nfe, sec, tps, gp, d2, h in rows]
+    head = ["sampler", "NFE", "seconds", "tokens/s", "tokens/s vs AR", "gen-PPL", "distinct-2", "entropy"]
+    print(markdown_table(cells, head, ["", "", ".2f", ".0f", "", ".1f", ".3f", ".2f"]))
+
+
+def mdlm_cases(mdlm, num: int, block: int) -> list:
+    """MDLM's ancestral sampler at 16, 64 and 256 steps, with and without caching."""
+    cases = []
+    for steps in (16, 64, 256):
+        for cache in (False, True):
+
+            def f(g, steps=steps, cache=cache):
+                r = mdlm.generate(num, block, steps=steps, cache=cache, generator=g)
+                return r.sample, r.nfe
+
+            cases.append((f"MDLM {steps} steps{' cached' if cache else ''}", f))
+    return cases
+
+
+def gidd_cases(gidd, num: int, block: int) -> list:
+    """GIDD's sampler at 64 steps, with and without 32 self-correction steps."""
+    cases = []
+    for sc in (0, 32):
+
+        def f(g, sc=sc):
+            r = gidd.generate(num, block, steps=64, generator=g, self_correction_steps=sc)
+            return r.sample, r.nfe
+
+        cases.append((f"GIDD 64 steps{' + self-corr. ' + str(sc) if sc else ''}", f))
+    return cases
+
+
+def ddpd_cases(mdlm, ddpd, num: int, block: int) -> list:
+    """At 16 and 64 NFE: MDLM ancestral (no cache), MDLM in DDPD's order (exact [MASK] planner), DDPD."""
+    cases = []
+    for steps in (16, 64):
+
+        def ancestral(g, steps=steps):
+            r = mdlm.generate(num, block, steps=steps, cache=False, generator=g)
+            return r.sample, r.nfe
+
+        def planned_mdlm(g, steps=steps):
+            x, keep = mdlm.start_tokens(num, block, None, None, None)
+            r = mdlm.run_discrete(x, keep, steps, g, None, sampler="ddpd")
+            return r.sample, r.nfe
+
+        def planned(g, steps=steps):
+            r = ddpd.generate(num, block, steps=steps, generator=g)
+            return r.sample, r.nfe
+
+        cases += [
+            (f"MDLM {steps} steps, ancestral", ancestral),
+            (f"MDLM {steps} steps, DDPD order (exact planner)", planned_mdlm),
+            (f"DDPD {steps} steps (uniform noise, planner head)", planned),
+        ]
+    return cases
 
 
 if __name__ == "__main__":

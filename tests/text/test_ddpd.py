@@ -91,3 +91,12 @@ def test_ddpd_sampler_on_an_mdlm_checkpoint(tmp_path, capsys):
     argv = ["generate", "--ckpt", str(run), "--num", "2", "--length", "16", "--steps", "4", "--sampler", "ddpd"]
     assert main(argv) == 0
     assert "nfe: 4" in capsys.readouterr().out
+
+
+def test_sample_entropy_is_the_mean_entropy_of_each_samples_tokens():
+    import math
+
+    from difflab.text.metrics import sample_entropy
+
+    assert math.isclose(sample_entropy([[1, 1, 2, 2], [5, 5, 5, 5]]), math.log(2) / 2)
+    assert math.isclose(sample_entropy([[1, 2, 3, 4]]), math.log(4))
