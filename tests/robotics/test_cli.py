@@ -25,7 +25,7 @@ def test_collect_fit_eval(tmp_path, monkeypatch, capsys):
         assert main(fit) == 0
     ckpt = tmp_path / "outputs/robotics/smoke_diffusion_policy/lightning_logs/version_0/checkpoints/last.ckpt"
     ev = ["eval", "--ckpt", str(ckpt), "--episodes", "1", "--max_steps", "10", "--out", "ev"]
-    assert main([*ev, "--sampler", "ddim", "rti", "paradigms", "--steps", "4", "--rti_steps", "2", "1"]) == 0
+    assert main([*ev, "--sampler", "ddim", "rti", "paradigms", "unipc", "--steps", "4", "--rti_steps", "2", "1"]) == 0
     out = capsys.readouterr().out
     assert "| rti |" in out and "| paradigms |" in out and "artifact: ev/rollouts.png" in out
     assert (tmp_path / "ev/rollouts.png").stat().st_size > 1000

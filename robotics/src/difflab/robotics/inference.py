@@ -10,8 +10,10 @@ from pathlib import Path
 
 import torch
 
-EVAL_SAMPLERS = ("ddim", "ddpm", "dpm_solver", "rti", "paradigms", "stream")
-"""Samplers ``eval`` accepts (``rti``: RTI-DP warm starts; ``paradigms``: ParaDiGMS over DDPM; ``stream``:
+from difflab.core.samplers.select import SAMPLER_NAMES
+
+EVAL_SAMPLERS = (*SAMPLER_NAMES, "rti", "stream")
+"""Samplers ``eval`` accepts: every core sampler by name, ``rti`` (RTI-DP warm starts) and ``stream`` (
 the rolling buffer of a policy trained with per-token noise levels, 1 NFE per control step)."""
 
 

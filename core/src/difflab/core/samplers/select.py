@@ -58,6 +58,7 @@ name        function                         for
 ==========  ===============================  ==========================================
 ``masked``  ``masked.sample_masked``         absorbing processes (MDLM, with caching)
 ``gidd``    ``masked.sample_gidd``           GIDD / uniform / masked (self-correction)
+``ddpd``    ``ddpd.sample_ddpd``             planned denoising (DDPD: a planner picks positions)
 ==========  ===============================  ==========================================
 
 :data:`SamplerName` and :data:`DiscreteSamplerName` are the ``Literal`` types of the registries'
