@@ -55,6 +55,7 @@ BAD_VALUES = [
     ("pointcloud", "sample {out} --ckpt {ckpt} --sampler foo", "--sampler"),
     ("video", "detect {inp}.npy --ckpt {ckpt} --sampler foo --out {out}", "--sampler"),
     ("robotics", "eval --ckpt {ckpt} --sampler foo --out {out}", "--sampler"),
+    ("text", "seq2seq {inp}.jsonl {out} --ckpt {ckpt} --sampler foo", "--sampler"),
     ("text", "evaluate {inp}.txt --ckpt {ckpt} --encoding nonsense", "--encoding"),
     ("timeseries", "forecast {inp}.csv {out} --ckpt {ckpt} --freq 2H", "--freq"),
     ("timeseries", "forecast {inp}.csv {out} --ckpt {ckpt} --sampler foo", "--sampler"),
