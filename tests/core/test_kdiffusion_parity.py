@@ -113,10 +113,13 @@ def test_dpmpp_2m_sde_with_a_noise_callable_matches_kdiffusion(solver_type):
 
 
 @pytest.mark.parametrize("n", [10, 25])
-def test_dpmpp_3m_sde_matches_kdiffusion(n):
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_dpmpp_3m_sde_matches_kdiffusion(n, prediction):
+    """Both sides read the same denoiser's x0 (of an eps or a v network); the warm-up's second-order
+    step is k-diffusion's ``phi_2`` form, our ``solver_type="heun"``."""
     kd = load_kdiffusion_sampling()
     grid, sigmas, z = setup(n)
-    den = Denoiser(make_net(), PROCESS, "eps")
+    den = Denoiser(make_net(), PROCESS, prediction)
     ref = kd.sample_dpmpp_3m_sde(k_model(den), z * sigmas[0], sigmas, noise_sampler=Noise(6), disable=True)
     a0 = PROCESS.coefficients(grid[:1])[0]
     out = sample_dpmpp_3m_sde(
