@@ -141,7 +141,12 @@ def test_sampler_names_are_the_registries_keys():
     )
 
     assert get_args(SamplerName) == SAMPLER_NAMES == tuple(_SAMPLERS)
-    assert get_args(DiscreteSamplerName) == DISCRETE_SAMPLER_NAMES == tuple(_DISCRETE_SAMPLERS) == ("masked", "gidd", "ddpd")
+    assert (
+        get_args(DiscreteSamplerName)
+        == DISCRETE_SAMPLER_NAMES
+        == tuple(_DISCRETE_SAMPLERS)
+        == ("masked", "gidd", "ddpd")
+    )
 
 
 @pytest.mark.parametrize("name", ["masked", "gidd"])
