@@ -36,15 +36,14 @@ def enhance_command(argv: list[str]) -> int:
     from pathlib import Path
 
     from difflab.audio import inference
-    from difflab.core.samplers.select import SAMPLER_NAMES
-    from difflab.core.verbs import VerbParser, count, existing_path, non_negative_float, positive_float
+    from difflab.core.verbs import VerbParser, count, existing_path, non_negative_float, positive_float, sampler_option
 
     text = inference.__doc__.split("\n\nLoading a checkpoint")[0]  # what enhance does, with examples
     p = VerbParser(prog="difflab-audio enhance", description=text)
     p.add_argument("input", type=existing_path, help="an audio file or a folder of audio files")
     p.add_argument("output", type=Path, help="output wav (for one file) or folder")
     p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) of fit or demo")
-    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=None, help="sampler (default: the model's, pc)")
+    sampler_option(p, "the model's, pc")
     p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
     p.add_argument("--chunk_seconds", type=positive_float, default=10.0)
     p.add_argument("--overlap_seconds", type=non_negative_float, default=1.0)

@@ -41,6 +41,21 @@ class VerbParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def sampler_option(parser: argparse.ArgumentParser, default: str = "the model's") -> None:
+    """``--sampler NAME``: a core sampler by name (:data:`~difflab.core.samplers.select.SAMPLER_NAMES`),
+    checked while parsing, so an unknown name is one line naming the option; ``default`` says what
+    is used without it."""
+    from difflab.core.samplers.select import SAMPLER_NAMES
+
+    parser.add_argument(
+        "--sampler",
+        default=None,
+        choices=SAMPLER_NAMES,
+        metavar="NAME",
+        help=f"core sampler (default: {default}): {', '.join(SAMPLER_NAMES)}",
+    )
+
+
 def count(minimum: int = 1) -> Callable[[str], int]:
     """Argument type: a whole number of at least ``minimum`` (``--steps``, ``--samples``, ``--horizon``)."""
 
@@ -114,4 +129,5 @@ __all__ = [
     "existing_path",
     "non_negative_float",
     "positive_float",
+    "sampler_option",
 ]

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 from difflab.core.cli import Command, exit_code, run_cli
-from difflab.core.samplers.select import SAMPLER_NAMES
 
 DESCRIPTION = (
     "difflab-pointcloud: point-cloud generation (Point Straight Flow: flow -> reflow -> one-step distillation; "
@@ -29,7 +28,7 @@ DESCRIPTION = (
 
 def sample_main(argv: list[str]) -> int:
     """generate clouds with a trained flow / DDPM: OUT_DIR/sample_NNN.ply and OUT_DIR/samples.png"""
-    from difflab.core.verbs import VerbParser, count, existing_path
+    from difflab.core.verbs import VerbParser, count, existing_path, sampler_option
     from difflab.pointcloud.inference import sample_clouds
 
     p = VerbParser(prog="difflab-pointcloud sample", description=sample_main.__doc__)
@@ -37,13 +36,7 @@ def sample_main(argv: list[str]) -> int:
     p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) written by fit")
     p.add_argument("--num", type=count(1), default=16, help="clouds to generate")
     p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's; 1 after distill)")
-    p.add_argument(
-        "--sampler",
-        default=None,
-        choices=SAMPLER_NAMES,
-        metavar="NAME",
-        help="core sampler name (default: the model's)",
-    )
+    sampler_option(p, "the model's")
     p.add_argument("--points", type=count(1), default=512, help="points per cloud")
     p.add_argument("--label", type=count(0), default=None, help="class index for class-conditional models")
     p.add_argument("--seed", type=int, default=0)

@@ -28,8 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from difflab.core.cli import Command
-from difflab.core.samplers.select import SAMPLER_NAMES
-from difflab.core.verbs import VerbParser, check_output, count, existing_file
+from difflab.core.verbs import VerbParser, check_output, count, existing_file, sampler_option
 
 DESCRIPTION = (
     "difflab-text: text diffusion (masked diffusion LM, GIDD, DiffuSeq-style seq2seq) with HF tokenizers, "
@@ -156,13 +155,7 @@ def seq2seq_main(argv: list[str]) -> int:
     p.add_argument("input", type=existing_file, help='JSON lines with a "src" key (and optionally "trg")')
     p.add_argument("output", type=Path, help='JSON lines {"src", "hyp"[, "trg"]} written here')
     p.add_argument("--ckpt", required=True, help="checkpoint of a DiffuSeq model")
-    p.add_argument(
-        "--sampler",
-        default=None,
-        choices=SAMPLER_NAMES,
-        metavar="NAME",
-        help="core sampler name (default: the model's, ddpm)",
-    )
+    sampler_option(p, "the model's, ddpm")
     p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
     p.add_argument("--draws", type=count(1), default=1, help="draws per source; > 1: DiffuSeq's MBR decoding")
     p.add_argument("--batch_size", type=count(1), default=64)

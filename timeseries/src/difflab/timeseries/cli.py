@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from difflab.core.cli import Command, exit_code, run_cli
-from difflab.core.verbs import VerbParser, check_output, count, existing_path, positive_float
+from difflab.core.verbs import VerbParser, check_output, count, existing_path, positive_float, sampler_option
 
 DESCRIPTION = (
     "difflab-timeseries: probabilistic forecasting with stochastic-process diffusion (GP / OU noise), "
@@ -45,7 +45,6 @@ def pandas_freq(text: str) -> str:
 
 def forecast_main(argv: list[str]) -> int:
     """forecast past the end of a series: CSV of quantiles per step and a fan-chart PNG"""
-    from difflab.core.samplers.select import SAMPLER_NAMES
     from difflab.timeseries.inference import forecast
 
     p = VerbParser(prog="difflab-timeseries forecast", description=forecast_main.__doc__)
@@ -60,9 +59,7 @@ def forecast_main(argv: list[str]) -> int:
     )
     p.add_argument("--freq", type=pandas_freq, default=None, help="pandas frequency (default: inferred)")
     p.add_argument("--format", default="auto", choices=["auto", "wide", "long", "jsonl"])
-    p.add_argument(
-        "--sampler", default=None, choices=SAMPLER_NAMES, metavar="NAME", help="core sampler (default: the model's)"
-    )
+    sampler_option(p, "the model's")
     p.add_argument("--steps", type=count(1), default=None, help="sampler steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty output folder")

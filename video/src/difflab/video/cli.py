@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from difflab.core.cli import Command, exit_code, run_cli
-from difflab.core.verbs import VerbParser, check_output, count, existing_path, positive_float
+from difflab.core.verbs import VerbParser, check_output, count, existing_path, positive_float, sampler_option
 
 DESCRIPTION = (
     "difflab-video: temporal action detection by proposal denoising diffusion (DiffTAD) and its "
@@ -68,16 +68,8 @@ def detect_main(argv: list[str]) -> int:
     p = VerbParser(prog="difflab-video detect", description=detect_main.__doc__)
     p.add_argument("features", type=existing_path, help="a (T, C) .npy feature file or a folder of them")
     p.add_argument("--ckpt", required=True, help="checkpoint written by fit, its run folder, or 'last'")
-    from difflab.core.samplers.select import SAMPLER_NAMES
-
     p.add_argument("--steps", type=count(1), default=None, help="sampler steps (DiffTAD; default: the model's)")
-    p.add_argument(
-        "--sampler",
-        choices=SAMPLER_NAMES,
-        default=None,
-        metavar="NAME",
-        help="core sampler (DiffTAD; default: the model's, ddim; only ddim renews proposals)",
-    )
+    sampler_option(p, "the model's, ddim, the only one that renews DiffTAD's proposals")
     p.add_argument(
         "--selective",
         action=argparse.BooleanOptionalAction,

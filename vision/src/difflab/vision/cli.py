@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from difflab.core.cli import Command, exit_code, run_cli
-from difflab.core.samplers.select import SAMPLER_NAMES
 
 DESCRIPTION = (
     "difflab-vision: diffusion image super-resolution (ResShift, SR3, InvSR-style start, "
@@ -34,7 +33,7 @@ def upscale_command(argv: list[str]) -> int:
     """upscale an image or a folder with a trained model (overlapping tiles, any size)"""
     from pathlib import Path
 
-    from difflab.core.verbs import VerbParser, count, existing_path
+    from difflab.core.verbs import VerbParser, count, existing_path, sampler_option
 
     p = VerbParser(prog="difflab-vision upscale", description=upscale_command.__doc__)
     p.add_argument("input", type=existing_path, help="an image file or a folder of images")
@@ -42,13 +41,7 @@ def upscale_command(argv: list[str]) -> int:
     p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) from fit / demo")
     p.add_argument("--scale", type=count(1), default=None, help="SR factor; must be the model's (default: the model's)")
     p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
-    p.add_argument(
-        "--sampler",
-        default=None,
-        choices=SAMPLER_NAMES,
-        metavar="NAME",
-        help="core sampler name (default: the model's)",
-    )
+    sampler_option(p, "the model's")
     p.add_argument("--tile", type=count(1), default=64, help="tile size in LR pixels")
     p.add_argument("--overlap", type=count(0), default=16, help="tile overlap in LR pixels (smaller than --tile)")
     p.add_argument("--tile_batch", type=count(1), default=4, help="tiles per network batch")
