@@ -84,6 +84,8 @@ def log_likelihood(
     prior_log_prob: Callable[[Tensor, Tensor], Tensor] | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[dict], None] | None = None,
+    grid: Tensor | None = None,
+    inset: float = 0.0,
 ) -> Tensor:
     """``log p_{t_start}(x)`` per example ``(B,)`` under the model's probability-flow ODE (module docstring).
 
@@ -96,11 +98,24 @@ def log_likelihood(
         prior_log_prob: ``(x_T, T) -> log p_T(x_T)`` per example; the process's Gaussian prior if None.
         generator: randomness of the Hutchinson probes.
         callback: called after every RK4 step with ``{"step", "t", "x"}`` (progress).
+        grid: increasing times ``(N + 1,)`` of the RK4 steps, from the data's time to the prior's
+            (then ``steps``, ``t_start`` and ``t_end`` are not used): a non-uniform grid for a
+            schedule that is steep somewhere.
+        inset: the first and last stage of a step are evaluated this far inside the step at an inner
+            grid point, so that a process whose coefficients are piecewise in ``t`` (a discrete chain's
+            interpolation, which takes the next piece's slope at a knot) is read on the piece the step
+            integrates when the grid points are its knots.
     """
     process = denoiser.process
-    t0 = float(t_start) if t_start is not None else (float(process.t_min) or 1e-5)
-    t1 = float(t_end) if t_end is not None else float(process.t_max)
-    grid = torch.linspace(t0, t1, steps + 1, dtype=torch.float64)
+    if grid is None:
+        t0 = float(t_start) if t_start is not None else (float(process.t_min) or 1e-5)
+        t1 = float(t_end) if t_end is not None else float(process.t_max)
+        grid = torch.linspace(t0, t1, steps + 1, dtype=torch.float64)
+    else:
+        grid = grid.detach().to(dtype=torch.float64, device="cpu")
+        if grid.ndim != 1 or grid.shape[0] < 2 or not bool((grid[1:] > grid[:-1]).all()):
+            raise ValueError(f"log_likelihood: grid must be increasing times (N + 1,), got {tuple(grid.shape)}")
+        steps, t1 = grid.shape[0] - 1, float(grid[-1])
     x = x.detach()
     total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
 
@@ -110,10 +125,11 @@ def log_likelihood(
 
     for i in range(steps):
         t, h = float(grid[i]), float(grid[i + 1] - grid[i])
-        k1, d1 = rhs(x, t)
+        lo, hi = (inset if i > 0 else 0.0), (inset if i + 1 < steps else 0.0)
+        k1, d1 = rhs(x, t + lo)
         k2, d2 = rhs(x + 0.5 * h * k1, t + 0.5 * h)
         k3, d3 = rhs(x + 0.5 * h * k2, t + 0.5 * h)
-        k4, d4 = rhs(x + h * k3, t + h)
+        k4, d4 = rhs(x + h * k3, t + h - hi)
         x = x + h * (k1 + 2 * k2 + 2 * k3 + k4) / 6
         total = total + h * (d1 + 2 * d2 + 2 * d3 + d4) / 6
         if callback is not None:

@@ -67,9 +67,6 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from difflab.core.lightning import eval_mode
-from difflab.core.likelihood import gaussian_prior_log_prob, log_likelihood
-
 
 @dataclass(frozen=True)
 class BoundTerms:
@@ -155,49 +152,18 @@ def pf_ode_log_density(
     callback: Callable[[dict], None] | None = None,
     inset: float = 1e-6,
 ) -> Tensor:
-    r"""``log p_{grid[0]}(x)`` per example (B,) of ``x = batch["x0"]`` under ``model``'s PF-ODE on ``grid``.
-
-    Core's RK4 step (:func:`difflab.core.likelihood.log_likelihood`, one step per interval of ``grid``)
-    carries ``x`` and the divergence integral to ``grid[-1] = 1``, where the process's Gaussian prior
-    is added. The inner grid points are moved ``inset`` into each interval, so that an RK4 stage at a
-    step's end reads the slope of the chain's step it integrates, not of the next one (core's
-    piecewise-linear ``log alpha_bar`` takes the right-hand slope at a whole step; the last step's
-    is about ten times the one before it); the skipped ``2 inset`` around each point moves ``x`` by
-    ``O(inset |v|)``. The denoiser is ``model.make_denoiser(batch)`` (its source encoded once), in eval mode,
-    with the parameters frozen (gradients w.r.t. ``x`` only) and without ``clip_x0``.
+    r"""``log p_{grid[0]}(x)`` per example (B,) of ``x = batch["x0"]`` under ``model``'s PF-ODE on ``grid``:
+    :meth:`~difflab.core.lightning.DiffusionModule.log_likelihood` with this grid (RK4, one step per
+    interval, to ``grid[-1] = 1`` where the process's Gaussian prior is added). The stages at inner grid
+    points are read ``inset`` inside their step, so that a stage at a step's end reads the slope of the
+    chain's step it integrates, not of the next one (core's piecewise-linear ``log alpha_bar`` takes the
+    right-hand slope at a whole step; the last step's is about ten times the one before it). The
+    denoiser is ``model.make_denoiser(batch)`` (its source encoded once), in eval mode, with the
+    parameters frozen (gradients w.r.t. ``x`` only) and without ``clip_x0``.
     """
-    params = [p for p in model.parameters() if p.requires_grad]
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        with torch.inference_mode(False), eval_mode(model), torch.no_grad():
-            batch = {k: v.clone() if isinstance(v, Tensor) and v.is_inference() else v for k, v in batch.items()}
-            denoiser = model.make_denoiser(batch)
-            denoiser.clip_x0 = None
-            x = batch["x0"]
-            total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-            for i in range(len(grid) - 1):
-                seen: dict = {}
-                total = total + log_likelihood(
-                    denoiser,
-                    x,
-                    steps=1,
-                    t_start=float(grid[i]) + (inset if i > 0 else 0.0),
-                    t_end=float(grid[i + 1]) - (inset if i + 2 < len(grid) else 0.0),
-                    divergence_method=divergence,
-                    probes=probes,
-                    prior_log_prob=lambda z, _t: torch.zeros(z.shape[0], dtype=z.dtype, device=z.device),
-                    generator=generator,
-                    callback=seen.update,
-                )
-                x = seen["x"]
-                if callback is not None:
-                    callback({"step": i, "t": float(grid[i + 1]), "x": x})
-            t_end = torch.full((x.shape[0],), float(grid[-1]), dtype=x.dtype, device=x.device)
-            return total + gaussian_prior_log_prob(denoiser, x, t_end)
-    finally:
-        for p in params:
-            p.requires_grad_(True)
+    return model.log_likelihood(
+        batch, grid=grid, inset=inset, divergence=divergence, probes=probes, generator=generator, callback=callback
+    )
 
 
 def diffuseq_bound(

@@ -328,6 +328,8 @@ class DiffusionModule(TrainedModule):
         prior_log_prob=None,
         generator: torch.Generator | None = None,
         callback=None,
+        grid: Tensor | None = None,
+        inset: float = 0.0,
     ) -> Tensor:
         r"""``log p(x0)`` per example ``(B,)`` in nats under the model's probability-flow ODE
         (:func:`difflab.core.likelihood.log_likelihood`): ``x0 = batch["x0"]`` ``(B, *D)`` is taken as
@@ -353,6 +355,9 @@ class DiffusionModule(TrainedModule):
             generator: randomness of the probes.
             callback: called after every RK4 step (``{"step", "t", "x"}``), e.g. a
                 :class:`~difflab.core.progress.StepProgress`.
+            grid, inset: an explicit increasing time grid of the RK4 steps (then ``steps`` and
+                ``t_start`` are not used) and the inset of its stages at inner grid points
+                (:func:`difflab.core.likelihood.log_likelihood`).
 
         A discrete chain (``DiscreteVP``) runs the PF-ODE of its own continuous-time interpolation
         (``log alpha_bar`` linear between steps: a piecewise-constant ``beta(t)``); a network trained at
@@ -388,6 +393,8 @@ class DiffusionModule(TrainedModule):
                     prior_log_prob=prior_log_prob,
                     generator=generator,
                     callback=callback,
+                    grid=grid,
+                    inset=inset,
                 )
         finally:
             for p in params:
