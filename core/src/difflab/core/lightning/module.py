@@ -61,6 +61,8 @@ restores both.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import torch
@@ -84,6 +86,22 @@ from difflab.core.samplers.select import (
 )
 
 _TRAIN, _VAL, _TEST, _PREDICT, _SAMPLE = NoiseStream
+
+
+@contextmanager
+def frozen_parameters(module: nn.Module) -> Iterator[None]:
+    """The module's trainable parameters with ``requires_grad`` off for the block (gradients w.r.t. the
+    input only, no graph kept for the weights), restored afterwards."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 DENOISER_OPTIONS = ("threshold", "threshold_max", "rederive_eps")
 
 
@@ -373,32 +391,24 @@ class DiffusionModule(TrainedModule):
             raise ValueError(f"log_likelihood: steps and probes must be >= 1, got {steps}, {probes}")
         if prior_log_prob is None:
             self._warn_if_prior_keeps_data()
-        params = [p for p in self.parameters() if p.requires_grad]
-        try:
-            for p in params:  # gradients w.r.t. the input only: no graph kept for the weights
-                p.requires_grad_(False)
-            # Lightning's test / predict loops run in inference mode, where no input can take a gradient
-            with torch.inference_mode(False), eval_mode(self), torch.no_grad():
-                batch = {k: v.clone() if isinstance(v, Tensor) and v.is_inference() else v for k, v in batch.items()}
-                y = self.process_condition(batch)
-                denoiser = self.make_denoiser(batch, y)
-                denoiser.clip_x0 = None
-                return log_likelihood(
-                    denoiser,
-                    batch["x0"],
-                    steps=steps,
-                    t_start=self.t_eps if t_start is None else t_start,
-                    divergence_method=divergence,
-                    probes=probes,
-                    prior_log_prob=prior_log_prob,
-                    generator=generator,
-                    callback=callback,
-                    grid=grid,
-                    inset=inset,
-                )
-        finally:
-            for p in params:
-                p.requires_grad_(True)
+        # Lightning's test / predict loops run in inference mode, where no input can take a gradient
+        with frozen_parameters(self), torch.inference_mode(False), eval_mode(self), torch.no_grad():
+            batch = {k: v.clone() if isinstance(v, Tensor) and v.is_inference() else v for k, v in batch.items()}
+            denoiser = self.make_denoiser(batch, self.process_condition(batch))
+            denoiser.clip_x0 = None
+            return log_likelihood(
+                denoiser,
+                batch["x0"],
+                steps=steps,
+                t_start=self.t_eps if t_start is None else t_start,
+                divergence_method=divergence,
+                probes=probes,
+                prior_log_prob=prior_log_prob,
+                generator=generator,
+                callback=callback,
+                grid=grid,
+                inset=inset,
+            )
 
     def _warn_if_prior_keeps_data(self, tolerance: float = 0.1) -> None:
         """Warn when the data's share ``a(t_max)`` of the end state is above ``tolerance``: the default
