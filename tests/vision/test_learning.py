@@ -44,8 +44,12 @@ fed a zero noise map loses 3.8 dB there), flip the 8-bit rounding of an image bi
 gets almost exactly right, while the natural crops gain only tenths of a dB. Recipe changes
 tried on seed 1 (ResShift kappa 1 / 0.5 / 0.1 / 0.03: mean -2.32 / -1.56 / -1.67 / -2.91 dB; SR3
 residual scale 8 instead of 2: -1.01 vs -0.96) did not close the gap within the one-to-two CPU
-minute budget of a learning test, so both tests are expected failures (not strict: an XPASS
-flags a recipe that does beat bicubic). The thresholds state the claim: a mean gain above 0.
+minute budget of a learning test. So each test asserts what the recipe does reach, with a margin
+below the worst seed (the floors: mean gains over all four crops and over the three natural crops),
+which catches a recipe or sampler that degrades the images; the claim of the name, a mean gain above
+0 over all four crops, is then an expected failure (``pytest.xfail`` when missed, so a seed that does
+beat bicubic passes: SR3 at seed 339). These tests do not show learning: both networks start with a
+zero output, so the untrained models return bicubic exactly (gain 0.0 dB on every crop).
 """
 
 from __future__ import annotations
@@ -65,39 +69,44 @@ from difflab.vision.models import SR3
 from difflab.vision.networks import UNet
 
 STEPS = BRIEF_TRAINING["steps"]
-RESSHIFT_THRESHOLD = 0.0  # dB, mean PSNR-Y gain over bicubic on all four held-out crops (measured -2.39 to -0.32)
-SR3_THRESHOLD = 0.0  # dB, same images, DDIM-4 (measured -0.96 to -0.30)
-BELOW_BICUBIC = pytest.mark.xfail(
-    strict=False,
-    reason="after 300 CPU steps the mean PSNR-Y gain over all four held-out crops is below 0 on every measured "
-    "seed (the nearly flat retina crop loses 2.5-8.6 dB); see the module docstring",
+NATURAL = ("coffee", "rocket", "china")
+"""The held-out crops with texture (the retina crop is nearly flat)."""
+# dB floors, below the worst of seeds 0-4 with a margin (module docstring): (all four crops, natural crops)
+RESSHIFT_FLOORS = (-4.0, -1.5)  # measured -2.39 to -0.32 and -0.33 to +0.55
+SR3_FLOORS = (-2.5, -1.0)  # measured -0.96 to -0.30 and -0.03 to +0.76
+BELOW_BICUBIC = (
+    "after 300 CPU steps the mean PSNR-Y gain over all four held-out crops is below 0 on every measured seed "
+    "(the nearly flat retina crop loses 2.5-8.6 dB); see the module docstring"
 )
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _record(res, record_property) -> float:
-    """Record the per-image PSNR-Y gains over bicubic and return their mean over all held-out crops."""
-    gains = [s - b for s, b in zip(res["per_image_psnr_y"], res["per_image_bicubic_psnr_y"])]
-    for name, g in zip(HELDOUT_PHOTOS, gains):
+def _check(res, record_property, floors: tuple[float, float]) -> None:
+    """Record the per-image PSNR-Y gains over bicubic; assert the floors of their means over all crops
+    and over the natural crops; an expected failure when the mean over all crops is not above 0."""
+    gains = dict(zip(HELDOUT_PHOTOS, (s - b for s, b in zip(res["per_image_psnr_y"], res["per_image_bicubic_psnr_y"]))))
+    for name, g in gains.items():
         record_property(f"gain_{name}", g)
-    mean = sum(gains) / len(gains)
+    mean = sum(gains.values()) / len(gains)
+    natural = sum(gains[n] for n in NATURAL) / len(NATURAL)
     record_property("psnr_y_gain", mean)
-    return mean
+    record_property("psnr_y_gain_natural", natural)
+    assert mean > floors[0] and natural > floors[1], (mean, natural)
+    if mean <= 0:
+        pytest.xfail(f"{BELOW_BICUBIC} (this seed: {mean:+.2f} dB)")
 
 
 @pytest.mark.slow
-@BELOW_BICUBIC
 def test_resshift_beats_bicubic(test_seed, record_property):
     model, dm = build_resshift4(steps=STEPS, seed=test_seed)  # the demo's model, data and recipe
     train_briefly(model, dm, max_steps=STEPS, seed=test_seed, ema_decay=BRIEF_TRAINING["ema_decay"])
     model.eval()
     res = evaluate_heldout(lambda y, g: model.super_resolve(y, generator=g).sample, dm, 2, seed=test_seed)
     print("ResShift-4 per image", res["per_image_psnr_y"], "bicubic", res["per_image_bicubic_psnr_y"])
-    assert _record(res, record_property) > RESSHIFT_THRESHOLD
+    _check(res, record_property, RESSHIFT_FLOORS)
 
 
 @pytest.mark.slow
-@BELOW_BICUBIC
 def test_sr3_ddim4_beats_bicubic(test_seed, record_property):
     torch.manual_seed(test_seed)
     dm = SRDataModule(
@@ -116,4 +125,4 @@ def test_sr3_ddim4_beats_bicubic(test_seed, record_property):
         lambda y, g: model.super_resolve(y, steps=4, sampler="ddim", generator=g).sample, dm, 2, seed=test_seed
     )
     print("SR3 DDIM-4 per image", res["per_image_psnr_y"], "bicubic", res["per_image_bicubic_psnr_y"])
-    assert _record(res, record_property) > SR3_THRESHOLD
+    _check(res, record_property, SR3_FLOORS)
