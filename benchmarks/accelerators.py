@@ -15,17 +15,31 @@ sample. The rows:
   same MLP in fp32 (reference: the fp32 MLP run). The exact-score rows evaluate a closed form, so
   their timings say nothing about network cost; the MLP rows are the ones where int8 kernels matter.
 
-Per-domain rows (each domain's shipped model under the same wrappers) are future rows, not yet here.
+Per-domain rows (``--domains``): each domain's briefly trained model of
+``benchmarks/sampler_matrix.py`` (loaded from its cache, never retrained: a missing cache file
+leaves the domain out with the reason), scored by that script's held-out metric at the domain's
+default sampler with the step count nearest NFE 20, under three settings side by side: the
+baseline; step skipping (``AdaptiveSkipDenoiser`` at each ``--thresholds`` value, ``C_max = 4``,
+real network calls counted); score calibration (``CalibratedDenoiser`` with an eps-mean table of
+21 times estimated on training examples, where the network is unconditional and its training
+data is cheap to rebuild; otherwise the row says why not). The wrappers go in through the model
+instance's ``make_denoiser`` (monkeypatched for the run); DiffTAD (video) builds its ``Denoiser``
+inside ``sample_proposals``, so the benchmark swaps the ``Denoiser`` name of its module instead.
 
-Usage: ``python benchmarks/accelerators.py [--samples 4000] [--threads 1]``.
+Usage: ``python benchmarks/accelerators.py [--samples 4000] [--threads 1]``;
+``python benchmarks/accelerators.py --domains pointcloud robotics video timeseries [--quick]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -132,12 +146,203 @@ def quantization_rows(n: int, g: torch.Generator) -> tuple[list[dict], float]:
     return rows, model_size_bytes(qnet) / model_size_bytes(net)
 
 
+# ---------------------------------------------------------------------------------------------------- domains
+DOMAIN_STEPS_NFE = 20
+
+
+def _matrix():
+    """``benchmarks/sampler_matrix.py`` as a module (the domains' models, data and metrics)."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import sampler_matrix
+
+    return sampler_matrix
+
+
+CACHE_FILES = {
+    "audio": "audio_sgmse_800.pt",
+    "vision": "vision_sr3_300.pt",
+    "timeseries": "timeseries_spd_gp_600.pt",
+    "pointcloud": "pointcloud_ddpm_300.pt",
+    "robotics": "robotics_dp_600.pt",
+    "video": "video_difftad_150.pt",
+    "text": "text_diffuseq_1600.pt",
+}
+
+
+def samples_per_run(name: str, ctx: dict[str, Any]) -> int:
+    """The number of generated examples of one scoring run (the "per sample" of the timings)."""
+    counts = {
+        "audio": lambda: len(ctx["items"]),
+        "timeseries": lambda: len(ctx["test"]) * ctx["samples"],
+        "pointcloud": lambda: ctx["num"],
+        "robotics": lambda: ctx["obs"].shape[0],
+        "video": lambda: len(ctx["data"].test_set),
+        "text": lambda: len(ctx["src"]),
+    }
+    try:
+        return int(counts[name]())
+    except (KeyError, TypeError, AttributeError):
+        return 1
+
+
+@contextlib.contextmanager
+def wrapped_denoisers(name: str, model, wrap: Callable[[Denoiser], Denoiser] | None):
+    """Inside the block every denoiser the domain's sampling builds is ``wrap(denoiser)``; yields
+    the list of wrapped denoisers made. ``wrap=None`` leaves sampling as it is."""
+    made: list[Denoiser] = []
+    if wrap is None:
+        yield made
+        return
+
+    def build(den: Denoiser) -> Denoiser:
+        made.append(wrap(den))
+        return made[-1]
+
+    if name == "video":  # DiffTAD builds Denoiser(decode, process, "x0") inside sample_proposals
+        import difflab.video.models.difftad as difftad
+
+        plain = difftad.Denoiser
+        difftad.Denoiser = lambda *a, **k: build(plain(*a, **k))
+        try:
+            yield made
+        finally:
+            difftad.Denoiser = plain
+        return
+    inner = model.make_denoiser
+    model.make_denoiser = lambda batch=None, y=None: build(inner(batch, y))
+    try:
+        yield made
+    finally:
+        del model.make_denoiser
+
+
+def calibration_table(name: str, ctx: dict[str, Any], seed: int):
+    """The eps-mean table of the domain's network on training examples, or the reason there is none."""
+    if name != "pointcloud":
+        return None, (
+            "conditional network (the table would need training conditions paired with examples, "
+            "which the cached context does not keep)"
+            if name != "vision"
+            else "not measured"
+        )
+    from difflab.pointcloud.data import ShapeDataModule
+    from difflab.pointcloud.demo import GEN_POINTS
+
+    dm = ShapeDataModule(num_points=GEN_POINTS, num_shapes=32, num_val_shapes=16, batch_size=16, seed=seed)
+    dm.setup()
+    data = torch.as_tensor(dm.train_set.clouds).float()
+    model, g = ctx["model"], torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        table = estimate_eps_mean(
+            lambda x, t: model.network_forward(x, t, None),
+            model.process,
+            data,
+            prediction=model.prediction,
+            times=21,
+            generator=g,
+        )
+    return table, f"21 times, {data.shape[0]} training clouds"
+
+
+def domain_rows(name: str, ctx: dict[str, Any], thresholds: tuple[float, ...], seed: int) -> list[dict]:
+    """Baseline, step-skipping and calibration rows of one prepared domain."""
+    sm = _matrix()
+    domain, model = sm.DOMAINS[name], ctx["model"]
+    sampler = sm.default_sampler(ctx)
+    steps = sm.steps_for_nfe(sampler, DOMAIN_STEPS_NFE)
+    n = samples_per_run(name, ctx)
+    settings: list[tuple[str, str, Callable[[Denoiser], Denoiser] | None]] = [
+        (f"baseline ({sampler}, {steps} steps)", "", None)
+    ]
+    for th in thresholds:
+        wrap = lambda d, th=th: AdaptiveSkipDenoiser(d, skip_threshold=th, max_skips=4)
+        settings.append(("step skipping", f"delta {th}, C_max 4", wrap))
+    table, note = calibration_table(name, ctx, seed)
+    if table is not None:
+        settings.append(("score calibration", note, lambda d: CalibratedDenoiser(d, table)))
+    rows = []
+    for method, setting, wrap in settings:
+        w0, c0 = time.perf_counter(), time.process_time()
+        with torch.no_grad(), wrapped_denoisers(name, model, wrap) as made:
+            metric, nfe = domain.score(ctx, sampler, steps, seed)
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        asked = sum(getattr(d, "calls", 0) for d in made)
+        real = sum(getattr(d, "network_calls", 0) for d in made)
+        if asked:
+            setting += f"; {real}/{asked} calls evaluated"
+        rows.append(
+            dict(
+                domain=name,
+                method=method,
+                setting=setting,
+                metric=metric,
+                calls=nfe,
+                wall_ms=1e3 * wall / n,
+                cpu_ms=1e3 * cpu / n,
+            )
+        )
+        print(f"  {method} {setting}: {domain.metric} {metric:.4g}, {nfe} calls, {wall:.1f} s", flush=True)
+    if table is None:
+        rows.append(dict(domain=name, method="score calibration", setting=f"not run: {note}"))
+    base = rows[0]
+    for r in rows:
+        if "metric" in r:
+            r["ratio"] = r["wall_ms"] / base["wall_ms"]
+    return rows
+
+
+def run_domains(names: list[str], cache: Path, quick: bool, thresholds: tuple[float, ...], seed: int) -> None:
+    """Prepare each domain from the cache and print the per-domain table (markdown)."""
+    sm = _matrix()
+    st = sm.Settings(quick=quick, seed=seed)
+    rows: list[dict] = []
+    for name in names:
+        path = cache / CACHE_FILES[name]
+        if not path.is_file():
+            print(f"== {name} left out: no cached model {path} (this benchmark never trains)", flush=True)
+            continue
+        print(f"== {name}: {sm.DOMAINS[name].model}", flush=True)
+        ctx = sm.DOMAINS[name].prepare(cache, st)
+        rows += domain_rows(name, ctx, thresholds, seed)
+    print(f"\ntorch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, quick={quick}")
+    print(
+        "\n| domain (metric) | method | setting | metric | network calls | wall ms/sample | CPU ms/sample "
+        "| wall / baseline |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        label = f"{r['domain']} ({sm.DOMAINS[r['domain']].metric})"
+        if "metric" not in r:
+            print(f"| {label} | {r['method']} | {r['setting']} | - | - | - | - | - |")
+            continue
+        print(
+            f"| {label} | {r['method']} | {r['setting']} | {r['metric']:.4g} | {r['calls']} "
+            f"| {r['wall_ms']:.1f} | {r['cpu_ms']:.1f} | {r['ratio']:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--domains",
+        nargs="+",
+        choices=list(CACHE_FILES),
+        default=None,
+        help="per-domain rows instead of the mixture table",
+    )
+    parser.add_argument("--thresholds", nargs="+", type=float, default=[0.01, 0.05])
+    parser.add_argument("--quick", action="store_true", help="fewer held-out examples per domain")
+    parser.add_argument("--cache", type=Path, default=Path("outputs/sampler_matrix"))
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.domains:
+        run_domains(args.domains, args.cache, args.quick, tuple(args.thresholds), args.seed)
+        return
     g = torch.Generator().manual_seed(0)
     rows = skipping_rows(args.samples, g) + calibration_rows(args.samples, g)
     qrows, ratio = quantization_rows(args.samples, g)
