@@ -218,32 +218,59 @@ def wrapped_denoisers(name: str, model, wrap: Callable[[Denoiser], Denoiser] | N
         del model.make_denoiser
 
 
-def calibration_table(name: str, ctx: dict[str, Any], seed: int):
-    """The eps-mean table of the domain's network on training examples, or the reason there is none."""
-    if name != "pointcloud":
-        return None, (
-            "conditional network (the table would need training conditions paired with examples, "
-            "which the cached context does not keep)"
-            if name != "vision"
-            else "not measured"
-        )
+def _pointcloud_table(ctx: dict[str, Any], seed: int):
+    """The unconditional PointDDPM's table on the 32 training clouds of the sampler matrix."""
     from difflab.pointcloud.data import ShapeDataModule
     from difflab.pointcloud.demo import GEN_POINTS
 
     dm = ShapeDataModule(num_points=GEN_POINTS, num_shapes=32, num_val_shapes=16, batch_size=16, seed=seed)
     dm.setup()
     data = torch.as_tensor(dm.train_set.clouds).float()
+    model = ctx["model"]
+    fn = lambda x, t: model.network_forward(x, t, None)
+    return fn, data, f"21 times, {data.shape[0]} training clouds"
+
+
+def _robotics_table(ctx: dict[str, Any], seed: int):
+    """Diffusion Policy's table on training windows (the training collection seed), its observation
+    condition held per window: ``eta_t`` is the mean over windows *and* conditions (one table for
+    every observation)."""
+    from difflab.robotics.data import DemoDataModule
+
+    dm = DemoDataModule(env="reach-v3", episodes=8, collect_seed=0, val_episodes=0)
+    dm.setup("fit")
+    idx = torch.linspace(0, len(dm.train_set) - 1, 256).long().unique().tolist()
+    items = [dm.train_set[i] for i in idx]
+    obs = torch.stack([torch.as_tensor(it["obs"]) for it in items]).float()
+    act = torch.stack([torch.as_tensor(it["action"]) for it in items]).float()
+    model = ctx["model"]
+    cond, data = model.normalize_batch({"obs": obs, "action": act})
+    fn = lambda x, t: model.network_forward(x, t, {"cond": cond})
+    return fn, data, f"21 times, {data.shape[0]} training windows (8 episodes), one table for all observations"
+
+
+NO_CALIBRATION = {
+    "video": "DiffTAD predicts x0 of box proposals conditioned on each video's features; no training "
+    "examples are kept in the cached context to average over",
+    "timeseries": "the GP-noise process (DSPD-GP) is not the white-noise process the table assumes, and "
+    "the network is conditioned on each window's context",
+    "audio": "not wired: SGMSE+'s OUVE process is conditioned on each noisy recording (its mean drifts "
+    "to y), so the table would need clean / noisy training pairs passed with their y",
+    "text": "not measured (DiffuSeq's self-conditioning and rounding)",
+    "vision": "not measured",
+}
+
+
+def calibration_table(name: str, ctx: dict[str, Any], seed: int):
+    """The eps-mean table of the domain's network on training examples, or ``(None, reason)``."""
+    builders = {"pointcloud": _pointcloud_table, "robotics": _robotics_table}
+    if name not in builders:
+        return None, NO_CALIBRATION.get(name, "not measured")
+    fn, data, note = builders[name](ctx, seed)
     model, g = ctx["model"], torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        table = estimate_eps_mean(
-            lambda x, t: model.network_forward(x, t, None),
-            model.process,
-            data,
-            prediction=model.prediction,
-            times=21,
-            generator=g,
-        )
-    return table, f"21 times, {data.shape[0]} training clouds"
+        table = estimate_eps_mean(fn, model.process, data, prediction=model.prediction, times=21, generator=g)
+    return table, note
 
 
 def domain_rows(name: str, ctx: dict[str, Any], thresholds: tuple[float, ...], seed: int) -> list[dict]:
