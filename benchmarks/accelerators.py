@@ -120,19 +120,11 @@ def calibration_rows(n: int, g: torch.Generator) -> list[dict]:
 
 def quantization_rows(n: int, g: torch.Generator) -> tuple[list[dict], float]:
     from difflab.core.lightning.toy import ToyMLP
+    from difflab.core.toy import fit_eps_network
 
     gm, proc = mixture(torch.float32), VPSDE()
     torch.manual_seed(0)
-    net = ToyMLP(2, hidden=64, depth=2, embed_dim=32)
-    opt = torch.optim.Adam(net.parameters(), 2e-3)
-    for _ in range(1500):
-        t = 1e-3 + (1 - 1e-3) * torch.rand(256, generator=g)
-        xt, _ = proc.sample_marginal(gm.sample(256, g), t, generator=g)
-        loss = (net(xt, t) - gm.eps_t(xt, t, proc)).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    net.eval()
+    net = fit_eps_network(ToyMLP(2, hidden=64, depth=2, embed_dim=32), gm, proc, steps=1500, generator=g)
     grid = time_grid(50, t_start=1.0, t_end=1e-3)
     cal = collect_calibration_inputs(
         Denoiser(net, proc), sample_ddim, torch.randn(4096, 2, generator=g), grid, generator=g

@@ -17,7 +17,7 @@ import torch
 from difflab.core.accelerate import collect_calibration_inputs, model_size_bytes, quantize_denoiser
 from difflab.core.processes import VPSDE
 from difflab.core.samplers import Denoiser, sample_ddim, time_grid
-from difflab.core.toy import GaussianMixture
+from difflab.core.toy import GaussianMixture, fit_eps_network
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 F32 = torch.float32
@@ -32,17 +32,8 @@ def fitted_mlp(gm: GaussianMixture, proc: VPSDE, steps: int = 1500) -> torch.nn.
     from difflab.core.lightning.toy import ToyMLP
 
     torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
     net = ToyMLP(2, hidden=64, depth=2, embed_dim=32)
-    opt = torch.optim.Adam(net.parameters(), 2e-3)
-    for _ in range(steps):
-        t = 1e-3 + (1 - 1e-3) * torch.rand(256, generator=g)
-        xt, _ = proc.sample_marginal(gm.sample(256, g), t, generator=g)
-        loss = (net(xt, t) - gm.eps_t(xt, t, proc)).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net.eval()
+    return fit_eps_network(net, gm, proc, steps=steps, generator=torch.Generator().manual_seed(0))
 
 
 def test_calibration_inputs_are_trajectory_states_spread_over_time():

@@ -298,6 +298,30 @@ class GaussianMixture:
         return f"GaussianMixture(K={self.num_components}, D={self.dim})"
 
 
+def fit_eps_network(
+    net: torch.nn.Module,
+    mixture: GaussianMixture,
+    process: LinearGaussianProcess,
+    *,
+    steps: int = 1500,
+    batch: int = 256,
+    lr: float = 2e-3,
+    t_min: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> torch.nn.Module:
+    """``net(x_t, t)`` regressed onto the mixture's exact noise ``eps_t`` (Adam, ``t ~ U(t_min, 1)``),
+    returned in eval mode: a learned model whose errors are its own, next to the exact one."""
+    opt = torch.optim.Adam(net.parameters(), lr)
+    for _ in range(steps):
+        t = t_min + (1 - t_min) * torch.rand(batch, generator=generator)
+        xt, _ = process.sample_marginal(mixture.sample(batch, generator), t, generator=generator)
+        loss = (net(xt, t) - mixture.eps_t(xt, t, process)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
 def _tile_batch(y: Tensor | None, x: Tensor) -> Tensor | None:
     """``y`` repeated along the batch dimension to ``x``'s batch when that is a whole multiple of it."""
     if y is None or y.shape[0] == x.shape[0]:
@@ -307,4 +331,4 @@ def _tile_batch(y: Tensor | None, x: Tensor) -> Tensor | None:
     return y.repeat((x.shape[0] // y.shape[0],) + (1,) * (y.ndim - 1))
 
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "fit_eps_network"]

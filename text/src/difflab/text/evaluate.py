@@ -135,21 +135,20 @@ def evaluate_model(model, docs: list[Document], *, draws: int, batch_size: int, 
 
 
 def _block_size(model, block_size: int | None) -> int:
-    max_len = int(model.network.max_len)
-    if block_size is None:
-        return int(model.data_block_size or max_len)
-    if block_size > max_len:
-        raise UserError(f"--block_size {block_size}: the model was trained for blocks of at most {max_len} tokens")
-    return block_size
+    return _length(block_size, model.data_block_size, int(model.network.max_len), "blocks")
 
 
 def _target_length(model, block_size: int | None) -> int:
-    max_len = int(model.network.max_trg_len)
-    if block_size is None:
-        return int(model.data_trg_len or max_len)
-    if block_size > max_len:
-        raise UserError(f"--block_size {block_size}: the model was trained for targets of at most {max_len} tokens")
-    return block_size
+    return _length(block_size, model.data_trg_len, int(model.network.max_trg_len), "targets")
+
+
+def _length(asked: int | None, trained: int | None, max_len: int, what: str) -> int:
+    """``--block_size`` if given (at most the network's ``max_len``), else the training data's length."""
+    if asked is None:
+        return int(trained or max_len)
+    if asked > max_len:
+        raise UserError(f"--block_size {asked}: the model was trained for {what} of at most {max_len} tokens")
+    return asked
 
 
 def seq2seq_targets(model, pairs: list[tuple[Document, Document]], trg_len: int) -> dict[str, Tensor]:
