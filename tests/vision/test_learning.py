@@ -11,7 +11,7 @@ Measured with ``python scripts/learning_spread.py tests/vision/test_learning.py 
 --threads 1 --jobs 1`` on a shared, loaded 2-core CPU (the 2-thread rows, ``--seeds 0-1 --threads
 2``, are still to be measured); dB, ``psnr_y_gain`` is the mean over the four crops:
 
-`test_resshift_beats_bicubic` (PSNR-Y gain over bicubic, dB):
+`test_resshift_stays_above_its_floor_against_bicubic` (PSNR-Y gain over bicubic, dB):
 
 | seed | threads | coffee | rocket | retina | china | mean of 4 |
 |---|---|---|---|---|---|---|
@@ -24,7 +24,7 @@ Measured with ``python scripts/learning_spread.py tests/vision/test_learning.py 
 | min | all | -1.65 | +0.44 | -8.59 | +0.01 | -2.39 |
 | max | all | +1.00 | +0.66 | -2.70 | +0.46 | -0.32 |
 
-`test_sr3_ddim4_beats_bicubic` (PSNR-Y gain over bicubic, dB):
+`test_sr3_ddim4_stays_above_its_floor_against_bicubic` (PSNR-Y gain over bicubic, dB):
 
 | seed | threads | coffee | rocket | retina | china | mean of 4 |
 |---|---|---|---|---|---|---|
@@ -46,10 +46,10 @@ tried on seed 1 (ResShift kappa 1 / 0.5 / 0.1 / 0.03: mean -2.32 / -1.56 / -1.67
 residual scale 8 instead of 2: -1.01 vs -0.96) did not close the gap within the one-to-two CPU
 minute budget of a learning test. So each test asserts what the recipe does reach, with a margin
 below the worst seed (the floors: mean gains over all four crops and over the three natural crops),
-which catches a recipe or sampler that degrades the images; the claim of the name, a mean gain above
-0 over all four crops, is then an expected failure (``pytest.xfail`` when missed, so a seed that does
-beat bicubic passes: SR3 at seed 339). These tests do not show learning: both networks start with a
-zero output, so the untrained models return bicubic exactly (gain 0.0 dB on every crop).
+which catches a recipe or sampler that degrades the images, and record the mean gain (SR3 beat
+bicubic at seed 339). That the recipe beats bicubic is not asserted, because it does not on most
+seeds; nor do these tests show learning: both networks start with a zero output, so the untrained
+models return bicubic exactly (gain 0.0 dB on every crop).
 """
 
 from __future__ import annotations
@@ -74,16 +74,12 @@ NATURAL = ("coffee", "rocket", "china")
 # dB floors, below the worst of seeds 0-4 with a margin (module docstring): (all four crops, natural crops)
 RESSHIFT_FLOORS = (-4.0, -1.5)  # measured -2.39 to -0.32 and -0.33 to +0.55
 SR3_FLOORS = (-2.5, -1.0)  # measured -0.96 to -0.30 and -0.03 to +0.76
-BELOW_BICUBIC = (
-    "after 300 CPU steps the mean PSNR-Y gain over all four held-out crops is below 0 on every measured seed "
-    "(the nearly flat retina crop loses 2.5-8.6 dB); see the module docstring"
-)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _check(res, record_property, floors: tuple[float, float]) -> None:
     """Record the per-image PSNR-Y gains over bicubic; assert the floors of their means over all crops
-    and over the natural crops; an expected failure when the mean over all crops is not above 0."""
+    and over the natural crops."""
     gains = dict(zip(HELDOUT_PHOTOS, (s - b for s, b in zip(res["per_image_psnr_y"], res["per_image_bicubic_psnr_y"]))))
     for name, g in gains.items():
         record_property(f"gain_{name}", g)
@@ -92,12 +88,10 @@ def _check(res, record_property, floors: tuple[float, float]) -> None:
     record_property("psnr_y_gain", mean)
     record_property("psnr_y_gain_natural", natural)
     assert mean > floors[0] and natural > floors[1], (mean, natural)
-    if mean <= 0:
-        pytest.xfail(f"{BELOW_BICUBIC} (this seed: {mean:+.2f} dB)")
 
 
 @pytest.mark.slow
-def test_resshift_beats_bicubic(test_seed, record_property):
+def test_resshift_stays_above_its_floor_against_bicubic(test_seed, record_property):
     model, dm = build_resshift4(steps=STEPS, seed=test_seed)  # the demo's model, data and recipe
     train_briefly(model, dm, max_steps=STEPS, seed=test_seed, ema_decay=BRIEF_TRAINING["ema_decay"])
     model.eval()
@@ -107,7 +101,7 @@ def test_resshift_beats_bicubic(test_seed, record_property):
 
 
 @pytest.mark.slow
-def test_sr3_ddim4_beats_bicubic(test_seed, record_property):
+def test_sr3_ddim4_stays_above_its_floor_against_bicubic(test_seed, record_property):
     torch.manual_seed(test_seed)
     dm = SRDataModule(
         scale=2, patch_size=32, batch_size=16, eval_size=96, eval_batch_size=4, samples_per_epoch=16 * STEPS
