@@ -58,8 +58,7 @@ from difflab.core.toy import GaussianMixture
 
 
 def mixture(dtype: torch.dtype) -> GaussianMixture:
-    means = torch.tensor([[1.5, 0.0], [-1.5, 0.0], [0.0, 1.5]])
-    return GaussianMixture(means, torch.tensor([0.25, 0.2, 0.15]), torch.tensor([0.5, 0.3, 0.2])).to(dtype)
+    return GaussianMixture.three_modes_2d(dtype)
 
 
 def timed(run: Callable[[], SampleResult]) -> tuple[SampleResult, float, float]:

@@ -81,8 +81,7 @@ class Setting:
 
 def mixture_2d() -> GaussianMixture:
     """Three modes in 2-D, stds 0.25 / 0.2 / 0.15, weights 0.5 / 0.3 / 0.2."""
-    means = torch.tensor([[1.5, 0.0], [-1.5, 0.0], [0.0, 1.5]], dtype=DT)
-    return GaussianMixture(means, torch.tensor([0.25, 0.2, 0.15], dtype=DT), torch.tensor([0.5, 0.3, 0.2], dtype=DT))
+    return GaussianMixture.three_modes_2d(DT)
 
 
 def mixture_256() -> GaussianMixture:

@@ -24,8 +24,7 @@ F32 = torch.float32
 
 
 def mixture() -> GaussianMixture:
-    means = torch.tensor([[1.5, 0.0], [-1.5, 0.0], [0.0, 1.5]], dtype=F32)
-    return GaussianMixture(means, torch.tensor([0.25, 0.2, 0.15], dtype=F32), torch.tensor([0.5, 0.3, 0.2], dtype=F32))
+    return GaussianMixture.three_modes_2d(F32)
 
 
 def fitted_mlp(gm: GaussianMixture, proc: VPSDE, steps: int = 1500) -> torch.nn.Module:

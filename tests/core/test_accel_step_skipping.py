@@ -24,8 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mixture() -> GaussianMixture:
-    means = torch.tensor([[1.5, 0.0], [-1.5, 0.0], [0.0, 1.5]], dtype=DT)
-    return GaussianMixture(means, torch.tensor([0.25, 0.2, 0.15], dtype=DT), torch.tensor([0.5, 0.3, 0.2], dtype=DT))
+    return GaussianMixture.three_modes_2d(DT)
 
 
 CASES = {

@@ -93,8 +93,7 @@ def test_adaptive_accounting_and_options():
 
 # ---------------------------------------------------------------------------------------- ParaDiGMS
 def _mixture_2d() -> GaussianMixture:
-    means = torch.tensor([[1.5, 0.0], [-1.5, 0.0], [0.0, 1.5]], dtype=DT)
-    return GaussianMixture(means, torch.tensor([0.25, 0.2, 0.15], dtype=DT), torch.tensor([0.5, 0.3, 0.2], dtype=DT))
+    return GaussianMixture.three_modes_2d(DT)
 
 
 def test_paradigms_matches_sequential_ddim_with_fewer_rounds():

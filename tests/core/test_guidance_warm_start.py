@@ -82,11 +82,7 @@ def test_cfg_samples_the_tilted_gaussian(w):
 # ---------------------------------------------------------------------------------------- adaptive guidance
 def _class_conditional():
     """Unconditional: a 3-component mixture. Conditional (class 0): its first component."""
-    gm = GaussianMixture(
-        torch.tensor([[1.5, 0.0], [-1.5, 0.0], [0.0, 1.5]], dtype=DT),
-        torch.tensor([0.25, 0.2, 0.15], dtype=DT),
-        torch.tensor([0.5, 0.3, 0.2], dtype=DT),
-    )
+    gm = GaussianMixture.three_modes_2d(DT)
     return GaussianMixture(gm.means[:1], gm.stds[:1]), gm
 
 

@@ -85,6 +85,13 @@ class GaussianMixture:
     def dim(self) -> int:
         return self.means.shape[1]
 
+    @classmethod
+    def three_modes_2d(cls, dtype: torch.dtype = torch.float64) -> GaussianMixture:
+        """The samplers' standard 2-D test mixture: means (1.5, 0), (-1.5, 0), (0, 1.5), stds 0.25 /
+        0.2 / 0.15, weights 0.5 / 0.3 / 0.2."""
+        means = torch.tensor([[1.5, 0.0], [-1.5, 0.0], [0.0, 1.5]], dtype=dtype)
+        return cls(means, torch.tensor([0.25, 0.2, 0.15], dtype=dtype), torch.tensor([0.5, 0.3, 0.2], dtype=dtype))
+
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> GaussianMixture:
         """A copy in another dtype / on another device."""
         return GaussianMixture(
