@@ -8,7 +8,18 @@ Filtering (held-out CGAL meshes, 4096 points, noise 1/2/3 % of the bounding-sphe
 (4 modules), the score-based baseline (30 ascent steps), one iteration module applied 4 times; Chamfer and
 point-to-mesh x 1e4 and time per cloud, with ratios to the noisy input / to IterativePFN.
 
+Field size (``--field-size``): ``denoise``'s whole-cloud pipeline (farthest-point seeds, KD-tree
+patches, batches of patches through the filter, stitching) on the bunny sampled at 100 k, 300 k and 1 M
+points with 1 % noise, each size in a fresh process: wall time, the seconds of farthest-point
+sampling, and peak memory (the process's peak resident set above its resident set before the cloud
+was made, and tracemalloc's peak of Python / NumPy allocations).
+
+Pretrained default (``--pretrained``): the shipped filter against the noisy input, the 16-NN mean and
+the best kNN-mean and bilateral variants on the held-out CGAL meshes at 1, 2 and 3 % noise.
+
     python benchmarks/pointcloud.py [--scale 1.0] [--seed 0]
+    python benchmarks/pointcloud.py --field-size [--sizes 100000 300000 1000000]
+    python benchmarks/pointcloud.py --pretrained
 """
 
 from __future__ import annotations
@@ -107,17 +118,115 @@ def renders(folder: Path, g: dict, variants: dict, f: dict, keep: dict, skeep: d
     )
 
 
+def field_size_one(n: int, seed: int) -> dict:
+    """Filter the bunny sampled at ``n`` points (+1 % noise) with the shipped default (or an untrained
+    IterativePFN of the same size when none is shipped); times and peak memory."""
+    import resource
+    import tracemalloc
+
+    from difflab.core.lightning.pretrained import shipped_path
+    from difflab.pointcloud import patches
+    from difflab.pointcloud.data import noisy_copy
+    from difflab.pointcloud.data.filtering import load_meshes
+    from difflab.pointcloud.inference import DEFAULT_FILTER, load_model
+    from difflab.pointcloud.io import sample_mesh
+    from difflab.pointcloud.models import IterativePFN
+
+    path = shipped_path("pointcloud", DEFAULT_FILTER)
+    model = load_model(path) if path.is_file() else IterativePFN(k=8, width=32, layers=2, patch_size=128)
+    mesh = load_meshes("cgal", ["bunny00"], None, "test")[0]
+    fps_seconds, fps = [0.0], patches.farthest_point_sample
+
+    def timed_fps(*a, **k):
+        t = time.perf_counter()
+        out = fps(*a, **k)
+        fps_seconds[0] += time.perf_counter() - t
+        return out
+
+    patches.farthest_point_sample = timed_fps
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    noisy = noisy_copy(sample_mesh(mesh, n, rng=seed), 0.01, seed=seed)
+    t = time.perf_counter()
+    out = model.denoise(noisy, desc=f"denoise {n} points")
+    seconds = time.perf_counter() - t
+    traced = tracemalloc.get_traced_memory()[1]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert out.shape == noisy.shape
+    return {
+        "points": n,
+        "seconds": seconds,
+        "fps seconds": fps_seconds[0],
+        "peak RSS above start MB": (rss - rss0) / 1024,
+        "tracemalloc peak MB": traced / 2**20,
+        "cloud MB": noisy.nbytes / 2**20,
+        "model": "shipped" if path.is_file() else "untrained, same size",
+    }
+
+
+def field_size(sizes: list[int], seed: int) -> None:
+    """One fresh process per size (a clean peak-memory reading); print the table."""
+    import json
+    import subprocess
+    import sys
+
+    rows = []
+    for n in sizes:
+        run = subprocess.run(
+            [sys.executable, __file__, "--field-size-one", str(n), "--seed", str(seed)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    print("\n## Field size (denoise, bunny + 1 % noise)\n")
+    print(_table(rows, list(rows[0])))
+
+
+def pretrained_table() -> None:
+    """The shipped filter against the classical filters on the held-out meshes."""
+    from difflab.core.lightning.pretrained import pretrained_info, shipped_path
+    from difflab.pointcloud.inference import DEFAULT_FILTER, load_model
+    from difflab.pointcloud.pretrain import evaluate
+
+    path = shipped_path("pointcloud", DEFAULT_FILTER)
+    info = pretrained_info(path)
+    print(f"shipped: {path.name}, {info.get('steps')} steps, {info.get('wall_minutes')} min; {info.get('command')}")
+    rows = evaluate(load_model(path))
+    for r in rows:
+        ref = next(x for x in rows if x["noise"] == r["noise"] and x["method"] == "noisy input")
+        r["cd / noisy"], r["p2m / noisy"] = r["cd_x1e4"] / ref["cd_x1e4"], r["p2m_x1e4"] / ref["p2m_x1e4"]
+    print("\n## Pretrained default vs classical filters (held-out CGAL meshes, 4096 points, x1e4)\n")
+    print(_table(rows, ["method", "noise", "cd_x1e4", "cd / noisy", "p2m_x1e4", "p2m / noisy"]))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", type=float, default=1.0, help="multiply the training budgets")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--renders", type=Path, default=None, help="folder for the renders of the compared variants")
+    p.add_argument("--field-size", action="store_true", help="time and memory of denoise on big clouds")
+    p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
+    p.add_argument("--field-size-one", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--pretrained", action="store_true", help="the shipped filter against the classical filters")
     ns = p.parse_args()
     torch.set_num_threads(1)
+    if ns.field_size_one is not None:
+        import json
+
+        print(json.dumps(field_size_one(ns.field_size_one, ns.seed)))
+        return
     print(
         f"# difflab-pointcloud benchmark {time.strftime('%Y-%m-%d')}, {platform.machine()} "
         f"{platform.processor() or ''}, torch {torch.__version__}, 1 intra-op thread, scale {ns.scale}"
     )
+    if ns.field_size:
+        field_size(ns.sizes, ns.seed)
+        return
+    if ns.pretrained:
+        pretrained_table()
+        return
     g, variants = generation(ns.scale, ns.seed)
     f, keep, skeep = filtering(ns.scale, ns.seed)
     if ns.renders is not None:

@@ -5,7 +5,8 @@ Lightning verbs (``fit``, ``validate``, ``test``, ``predict``) through core's ``
 shipped configs (``--config psf_flow_pybullet``), and the domain verbs:
 
 * ``sample --ckpt CKPT --num 16 [--steps 1] OUT_DIR``: clouds as ``.ply`` files and a render;
-* ``denoise IN.ply|DIR OUT --ckpt CKPT``: filter one cloud or a folder of clouds, with before/after renders;
+* ``denoise IN.ply|DIR OUT [--ckpt CKPT]``: filter one cloud or a folder of clouds, with before/after renders
+  (without ``--ckpt``: the shipped pretrained IterativePFN);
 * ``make-pairs --ckpt CKPT --num 256 --steps 100 OUT.pt``: (noise, sample) pairs for reflow / distillation;
 * ``nll CLOUDS --ckpt CKPT``: negative log-likelihood of held-out clouds under a DDPM (PF-ODE);
 * ``demo``: train briefly, sample with 1 and many steps, denoise noisy shapes and real scans, print a table.
@@ -50,7 +51,9 @@ def sample_main(argv: list[str]) -> int:
 
 
 def denoise_main(argv: list[str]) -> int:
-    """filter a noisy cloud or a folder of clouds with a trained IterativePFN / score denoiser"""
+    """filter a noisy cloud or a folder of clouds with a trained IterativePFN / score denoiser (without
+    --ckpt: the IterativePFN shipped with the package, trained on the CGAL meshes). A folder goes on past
+    a cloud that cannot be read or filtered and ends with an error listing the skipped files."""
     from difflab.core.verbs import VerbParser, count, existing_path
     from difflab.pointcloud.inference import denoise_files
 
@@ -61,7 +64,12 @@ def denoise_main(argv: list[str]) -> int:
         help="a point file (.ply/.pcd/.xyz/.npy, or the vertices of .off/.obj) or a folder of them",
     )
     p.add_argument("out", type=Path, help="output file (for one input file) or folder")
-    p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) written by fit")
+    p.add_argument(
+        "--ckpt",
+        type=existing_path,
+        default=None,
+        help="checkpoint (or run folder) written by fit (default: the shipped pretrained IterativePFN)",
+    )
     p.add_argument("--repeat", type=count(1), default=1, help="apply the filter this many times")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     ns = p.parse_args(argv)

@@ -16,6 +16,10 @@ import torch
 from difflab.core.errors import UserError
 from difflab.core.progress import StepProgress
 
+DEFAULT_FILTER = "iterativepfn"
+"""The shipped filter ``denoise`` uses without ``--ckpt`` (``difflab/pointcloud/pretrained/iterativepfn.ckpt``,
+written by ``python scripts/pretrain.py pointcloud``)."""
+
 
 def load_model(ckpt: str | Path, expected_base: type | tuple[type, ...] | None = None):
     """The model saved in a checkpoint written by ``fit`` (any point-cloud method, or ``expected_base``)."""
@@ -107,35 +111,66 @@ def denoise_targets(source: Path, out: Path, overwrite: bool = False) -> tuple[l
     return files, targets
 
 
-def denoise_files(source: Path, out: Path, ckpt: str | Path, *, repeat: int = 1, overwrite: bool = False) -> int:
+def check_patch_size(path: Path, points, patch: int) -> None:
+    """A :class:`UserError` naming ``path`` when its cloud has fewer points than the model's patch."""
+    if len(points) < patch:
+        raise UserError(
+            f"{path}: {len(points)} points, fewer than the model's patch of {patch} points (it was trained with "
+            f"--data.init_args.patch_size {patch}); give a cloud of at least {patch} points or a model "
+            f"trained with --data.init_args.patch_size {len(points)} or less"
+        )
+
+
+def denoise_files(source: Path, out: Path, ckpt: str | Path | None, *, repeat: int = 1, overwrite: bool = False) -> int:
     """Filter one cloud or a folder of clouds; writes the filtered ``.ply`` and a before/after render.
 
-    Every input is read (and must hold at least a patch of points) before anything is written; a big
-    cloud shows progress over its patches."""
+    ``ckpt`` None: the shipped default filter (:data:`DEFAULT_FILTER`). One input file is read (and
+    must hold at least a patch of points) before the model is loaded. A folder is read one cloud at a
+    time: a cloud that cannot be read or filtered is skipped with a note, the others are written, and
+    the verb ends with a one-line error listing the skipped files. A big cloud shows progress over
+    its patches."""
+    from difflab.core.lightning.pretrained import checkpoint_or_default
     from difflab.core.progress import note, progress
-    from difflab.pointcloud.figures import render_grid
-    from difflab.pointcloud.io import read_points, write_points
+    from difflab.pointcloud.io import read_points
     from difflab.pointcloud.models import PointFilter
 
     files, outs = denoise_targets(Path(source), Path(out), overwrite)
-    clouds = [read_points(f) for f in files]
-    model = load_model(ckpt, PointFilter)
+    first = read_points(files[0]) if len(files) == 1 else None
+    model = load_model(checkpoint_or_default(ckpt, "pointcloud", DEFAULT_FILTER), PointFilter)
     patch = int(getattr(model, "patch_size", 1))
-    for f, noisy in zip(files, clouds):
-        if len(noisy) < patch:
-            raise UserError(
-                f"{f}: {len(noisy)} points, fewer than the model's patch of {patch} points (it was trained with "
-                f"--data.init_args.patch_size {patch}); give a cloud of at least {patch} points or a model "
-                f"trained with --data.init_args.patch_size {len(noisy)} or less"
-            )
-    pairs = list(zip(files, outs, clouds))
-    for f, o, noisy in progress(pairs, desc="denoise", unit="cloud") if len(pairs) > 1 else pairs:
-        clean = model.denoise(noisy, repeat=repeat, desc=f"denoise {f.name}")
-        write_points(o, clean)
-        note(f"artifact: {o} | {f.name} filtered ({len(clean)} points)")
-        png = render_grid([noisy, clean], o.with_suffix(".png"), titles=["input", "filtered"], ncols=2)
-        note(f"artifact: {png} | before / after render of {f.name}")
+    if first is not None:
+        check_patch_size(files[0], first, patch)
+    failed: list[str] = []
+    pairs = list(zip(files, outs))
+    for f, o in progress(pairs, desc="denoise", unit="cloud") if len(pairs) > 1 else pairs:
+        try:
+            noisy = first if first is not None else read_points(f)
+            check_patch_size(f, noisy, patch)
+            _denoise_one(model, f, o, noisy, repeat)
+        except UserError as err:
+            if first is not None:
+                raise
+            failed.append(f.name)
+            note(f"skipped: {err}")
+    if failed:
+        raise UserError(
+            f"{source}: {len(failed)} of {len(files)} clouds failed and were skipped ({', '.join(failed)}; "
+            f"reasons above); the other {len(files) - len(failed)} were written"
+        )
     return 0
+
+
+def _denoise_one(model, f: Path, o: Path, noisy, repeat: int) -> None:
+    """Filter one read cloud, write it and its before / after render."""
+    from difflab.core.progress import note
+    from difflab.pointcloud.figures import render_grid
+    from difflab.pointcloud.io import write_points
+
+    clean = model.denoise(noisy, repeat=repeat, desc=f"denoise {f.name}")
+    write_points(o, clean)
+    note(f"artifact: {o} | {f.name} filtered ({len(clean)} points)")
+    png = render_grid([noisy, clean], o.with_suffix(".png"), titles=["input", "filtered"], ncols=2)
+    note(f"artifact: {png} | before / after render of {f.name}")
 
 
 def write_pairs(
@@ -174,7 +209,9 @@ def write_pairs(
 
 
 __all__ = [
+    "DEFAULT_FILTER",
     "check_label",
+    "check_patch_size",
     "denoise_files",
     "denoise_targets",
     "load_model",

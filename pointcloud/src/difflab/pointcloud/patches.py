@@ -5,8 +5,8 @@ sampling (Open3D's ``farthest_point_down_sample``); each patch is the seed's ``P
 KD-tree query, scipy's ``cKDTree``), centred at its seed and scaled by ``1 / radius`` (its largest
 distance to the seed) so that the network sees patches of unit size. After filtering, every point takes
 its output from the patch, among those that hold it, whose seed is nearest (IterativePFN's stitching),
-so each input point gets exactly one output. Memory grows linearly with ``N`` (about ``coverage N``
-patch entries); no ``N x seeds`` distance matrix is formed.
+so each input point gets exactly one output. :func:`filter_cloud` streams batches of patches: its memory
+is the cloud, the output and one batch (no ``N x seeds`` distance matrix, no table of all patches).
 """
 
 from __future__ import annotations
@@ -98,7 +98,12 @@ def filter_cloud(
     batch: int = 32,
     desc: str | None = None,
 ) -> np.ndarray:
-    """Filter a whole cloud patch by patch.
+    """Filter a whole cloud patch by patch, streaming: memory is the cloud, the output and one batch.
+
+    Seeds as :func:`group_patches` (farthest-point seeds, then seeds among the points no patch holds);
+    each batch of seeds gets its kNN patches from the KD-tree, is filtered, and every point of it whose
+    seed is nearer than that of any patch seen before takes its output from it (ties: the earlier
+    patch), which is :func:`stitch_owner`'s choice without keeping the ``(S, P)`` patch table.
 
     Args:
         points: (N, 3) noisy cloud (any scale).
@@ -110,22 +115,45 @@ def filter_cloud(
             one) when the cloud takes more than ``PROGRESS_BATCHES`` calls of ``filter_fn``.
 
     Returns:
-        the filtered cloud (N, 3), each point from the patch with the nearest seed.
+        the filtered cloud (N, 3) float32, each point from the patch with the nearest seed.
     """
-    x = torch.as_tensor(np.asarray(points), dtype=torch.float32)
-    seeds, nb, dist = group_patches(x.numpy(), patch_size, coverage)
-    centres, nb_t = x[torch.from_numpy(seeds)], torch.from_numpy(nb)
-    filtered = []
-    starts = range(0, len(seeds), batch)
-    if desc is not None and len(starts) > PROGRESS_BATCHES:
-        from difflab.core.progress import progress
-
-        starts = progress(starts, desc, unit="batches")
+    x = np.ascontiguousarray(np.asarray(points, dtype=np.float32))
+    n, p = len(x), min(patch_size, len(x))
+    tree = cKDTree(x)
+    seeds = farthest_point_sample(x, max(1, math.ceil(coverage * n / p))).numpy()
+    out, best = np.empty_like(x), np.full(n, np.inf)
+    bar = _patch_progress(desc, len(seeds), batch)
     with torch.no_grad():
-        for s in starts:
-            patch, r = normalise_patch(x[nb_t[s : s + batch]], centres[s : s + batch])
-            y = filter_fn(patch)
-            filtered.append(y * r[:, None, None] + centres[s : s + batch, None])
-    filtered_t = torch.cat(filtered)  # (S, P, 3)
-    patch, pos = stitch_owner(nb, dist, x.shape[0])
-    return filtered_t[torch.from_numpy(patch), torch.from_numpy(pos)].numpy()
+        while len(seeds):
+            for s in range(0, len(seeds), batch):
+                _filter_batch(x, tree, seeds[s : s + batch], p, filter_fn, out, best)
+                if bar is not None:
+                    bar.update(1)
+            rest = np.flatnonzero(np.isinf(best))  # isolated points: seeds of their own
+            seeds = rest[farthest_point_sample(x[rest], math.ceil(len(rest) / p)).numpy()] if len(rest) else rest
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def _patch_progress(desc: str | None, seeds: int, batch: int):
+    calls = math.ceil(seeds / batch)
+    if desc is None or calls <= PROGRESS_BATCHES:
+        return None
+    from difflab.core.progress import StepProgress
+
+    return StepProgress(desc, calls, unit="batches")
+
+
+def _filter_batch(x, tree, seeds, p, filter_fn, out, best) -> None:
+    """Filter the patches of ``seeds`` and write each point whose seed is nearer than ``best`` into ``out``."""
+    dist, nb = _knn(tree, x[seeds], p)
+    centres = torch.from_numpy(x[seeds])
+    patch, r = normalise_patch(torch.from_numpy(x[nb]), centres)
+    y = (filter_fn(patch) * r[:, None, None] + centres[:, None]).numpy()
+    flat_point, flat_dist = nb.reshape(-1), dist.reshape(-1)
+    order = np.lexsort((flat_dist, flat_point))  # by point, then by distance to the seed (stable)
+    first = order[np.r_[True, flat_point[order][1:] != flat_point[order][:-1]]]
+    first = first[flat_dist[first] < best[flat_point[first]]]
+    best[flat_point[first]] = flat_dist[first]
+    out[flat_point[first]] = y.reshape(-1, 3)[first]

@@ -42,6 +42,9 @@ class PointFilter(TrainedModule):
     when ``test``, ``validate``, ``predict`` or a resumed ``fit`` reads it with a data module."""
 
     patch_size: int = 256
+    normal_k: int = 0
+    """> 0: keep only the normal part of each point's displacement (normals of the filtered cloud from
+    this many neighbours, :func:`~difflab.pointcloud.baselines.normal_displacement`); 0: keep it all."""
 
     def filter_patches(self, patches: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -50,12 +53,17 @@ class PointFilter(TrainedModule):
         self, points: np.ndarray, repeat: int = 1, coverage: float = 3.0, batch: int = 32, desc: str | None = None
     ) -> np.ndarray:
         """Filter a whole cloud (N, 3) (any scale), ``repeat`` times in a row (``desc``: show progress
-        over the patches of a big cloud under this name)."""
+        over the patches of a big cloud under this name); with ``normal_k`` > 0 each pass moves the
+        points only along the normals of its output."""
+        from difflab.pointcloud.baselines import normal_displacement
+
         with eval_mode(self):
             out = np.asarray(points, dtype=np.float32)
             for i in range(repeat):
                 name = desc if desc is None or repeat == 1 else f"{desc} (pass {i + 1}/{repeat})"
-                out = filter_cloud(out, self.filter_patches, self.patch_size, coverage, batch, desc=name)
+                new = filter_cloud(out, self.filter_patches, self.patch_size, coverage, batch, desc=name)
+                k = min(int(self.normal_k), len(out))
+                out = normal_displacement(out, new, k) if k >= 3 else new
             return out
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -110,6 +118,9 @@ class IterativePFN(PointFilter):
     decay: ``sigma_i = sigma_{i-1} / decay`` of the adaptive targets (4).
     adaptive_targets: False trains every module towards the clean patch (ablation).
     patch_size: points per patch when filtering whole clouds (the command line takes it from the data).
+    normal_k: when filtering whole clouds, keep only the displacement along the normals of the
+        filtered cloud (from ``normal_k`` neighbours; 0 keeps the whole displacement). Training is
+        unchanged; the shipped default uses it (moving points along the surface clusters them).
     optimizer, lr_scheduler: factories.
     """
 
@@ -122,17 +133,21 @@ class IterativePFN(PointFilter):
         decay: float = 4.0,
         adaptive_targets: bool = True,
         patch_size: int = 256,
+        normal_k: int = 0,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__(optimizer, lr_scheduler)
         if num_iterations < 1:
             raise ValueError(f"IterativePFN: num_iterations must be >= 1, got {num_iterations}")
+        if normal_k < 0:
+            raise ValueError(f"IterativePFN: normal_k must be >= 0, got {normal_k}")
         if decay <= 1:
             raise ValueError(f"IterativePFN: decay must be > 1, got {decay}")
         self.save_init_hyperparameters()
         self.modules_ = nn.ModuleList(DisplacementNet(k, width, layers) for _ in range(num_iterations))
         self.decay, self.adaptive_targets, self.patch_size = decay, adaptive_targets, patch_size
+        self.normal_k = normal_k
 
     def iterate(self, patches: Tensor) -> list[Tensor]:
         """``[p_1, ..., p_T]``: the patch after each module."""
