@@ -9,6 +9,8 @@ DOMAINS := audio vision text video pointcloud timeseries robotics
 PACKAGES := core $(DOMAINS)
 PYPROJECTS := pyproject.toml $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 PYTEST_ARGS ?=
+# test files run in parallel, one worker per core (each test keeps its module's fixtures: --dist loadfile)
+PYTEST_WORKERS ?= auto
 
 .PHONY: help install system demo test lint $(addprefix demo-,$(PACKAGES)) $(addprefix test-,$(PACKAGES)) \
         $(addprefix bench-,$(PACKAGES)) isolated-%
@@ -44,7 +46,7 @@ demo: install
 	$(PY) scripts/demo_all.py
 
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check core $(DOMAINS) tests benchmarks scripts

@@ -5,6 +5,10 @@ Learning tests (marked ``slow``) draw every seed they use (data order, network i
 sampling noise) from one value, ``DIFFLAB_TEST_SEED`` (default 0), through the ``test_seed`` fixture:
 they must pass for any value. ``DIFFLAB_TEST_THREADS`` (default 1) sets the torch thread count of
 the ``one_thread`` fixtures, so the spread of a learning test over thread counts can be measured.
+
+``make test`` runs the test files in parallel (pytest-xdist, one worker per core, a file's tests on
+one worker so module fixtures are shared). Each worker then starts with its share of the cores as its
+torch thread count, so that workers do not oversubscribe the machine; the learning tests set their own.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise pytest.UsageError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def pytest_configure(config):
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
 def pytest_report_header(config):
