@@ -119,8 +119,12 @@ def filter_cloud(
     """
     x = np.ascontiguousarray(np.asarray(points, dtype=np.float32))
     n, p = len(x), min(patch_size, len(x))
-    tree = cKDTree(x)
-    seeds = farthest_point_sample(x, max(1, math.ceil(coverage * n / p))).numpy()
+    tree, m = cKDTree(x), max(1, math.ceil(coverage * n / p))
+    if desc is not None and math.ceil(m / batch) > PROGRESS_BATCHES:
+        from difflab.core.progress import note
+
+        note(f"{desc}: choosing {m} patch seeds among {n} points (farthest-point sampling)")
+    seeds = farthest_point_sample(x, m).numpy()
     out, best = np.empty_like(x), np.full(n, np.inf)
     bar = _patch_progress(desc, len(seeds), batch)
     with torch.no_grad():
