@@ -12,6 +12,16 @@ Three parts (``--part``, default all, in this order):
   against linear interpolation on the test windows, CRPS and MAE on the hidden values.
 
     python benchmarks/timeseries.py --max_steps 300 --samples 32
+
+Two modes on the shipped default forecaster (``pretrained/forecaster.ckpt``):
+
+* ``--pretrained``: its evaluation table against seasonal naive, last-value naive, ETS and SARIMA on
+  held-out windows of taylor, tmy3 and the never-seen sf_temps (as recorded by ``scripts/pretrain.py``;
+  ``--rerun`` scores it again here);
+* ``--field N``: ``difflab-timeseries forecast`` without ``--ckpt`` on a generated wide CSV of ``N``
+  hourly series (``--samples``, ``--steps``), in a child process: wall time and peak resident memory,
+  against the same for a tenth of the series (memory that grows with the series beyond the output
+  would show as a ratio near 10).
 """
 
 from __future__ import annotations
@@ -133,6 +143,67 @@ def impute_part(ns) -> None:
     print(format_table(rows, keys=("crps", "crps_ens", "mae", "mse", "cov50", "cov90", "seconds")))
 
 
+def pretrained_part(ns) -> None:
+    from difflab.core.lightning.pretrained import pretrained_info, shipped_path
+    from difflab.timeseries.inference import load_checkpoint
+    from difflab.timeseries.pretrain import evaluate, evaluation_sets, format_evaluation
+
+    path = shipped_path("timeseries", "forecaster")
+    info = pretrained_info(path)
+    print(
+        f"PRETRAINED: {path.name} ({path.stat().st_size / 2**20:.2f} MiB), {info['steps']} steps in "
+        f"{info['wall_minutes']} min, sampling {info['sampling']}; CRPS = mean over series of each series' "
+        "CRPS; snaive = CRPS / seasonal naive's; cov90 = coverage of the 90 % interval"
+    )
+    if ns.rerun:
+        torch.set_num_threads(1)
+        model, _ = load_checkpoint(path)
+        result = evaluate(model, evaluation_sets("test"), samples=ns.samples, seed=ns.seed, **info["sampling"])
+    else:
+        result = info["evaluation"]["test"]
+    print(format_evaluation(result))
+
+
+def field_part(ns) -> None:
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+
+    def run(n: int, folder: str) -> tuple[float, float]:
+        rng = np.random.default_rng(0)
+        t = np.arange(24 * 14)
+        data = np.sin(2 * np.pi * t[:, None] / 24 + rng.uniform(0, 6, n)) * rng.uniform(1, 5, n)
+        data = data + rng.normal(0, 0.3, (len(t), n)) + rng.uniform(0, 50, n)
+        frame = pd.DataFrame(data, columns=[f"s{j}" for j in range(n)])
+        frame.insert(0, "date", pd.date_range("2024-01-01", periods=len(t), freq="h"))
+        csv = os.path.join(folder, f"field{n}.csv")
+        frame.to_csv(csv, index=False, float_format="%.3f")
+        code = (
+            "import resource, sys, time, torch; torch.set_num_threads(1); "
+            "from difflab.timeseries.cli import main; t = time.perf_counter(); "
+            f"rc = main(['forecast', {csv!r}, {os.path.join(folder, f'out{n}')!r}, '--samples', '{ns.samples}', "
+            f"'--steps', '{ns.steps}', '--context', '96', '--horizon', '24']); "
+            "print('RESULT', time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        line = [x for x in out.splitlines() if x.startswith("RESULT")][-1].split()
+        return float(line[1]), float(line[2])
+
+    with tempfile.TemporaryDirectory() as folder:
+        rows = {n: run(n, folder) for n in (max(ns.field // 10, 1), ns.field)}
+    print(
+        f"FIELD: forecast without --ckpt, hourly wide CSV of 336 rows, context 96, horizon 24, {ns.samples} "
+        f"samples, {ns.steps} steps; one torch thread"
+    )
+    print("| series | wall s | s per series | peak RSS MiB |\n|---:|---:|---:|---:|")
+    for n, (wall, rss) in rows.items():
+        print(f"| {n} | {wall:.1f} | {wall / n:.3f} | {rss:.0f} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--max_steps", type=int, default=300)
@@ -140,7 +211,17 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--impute_ratio", type=float, default=0.5)
     p.add_argument("--part", choices=("all", "forecast", "samplers", "impute"), default="all")
+    p.add_argument("--pretrained", action="store_true", help="the shipped default against the baselines")
+    p.add_argument("--rerun", action="store_true", help="with --pretrained: score it again instead of reading")
+    p.add_argument("--field", type=int, default=None, help="forecast N generated series with the shipped default")
+    p.add_argument("--steps", type=int, default=10, help="sampler steps of --field")
     ns = p.parse_args()
+    if ns.pretrained or ns.field:
+        if ns.pretrained:
+            pretrained_part(ns)
+        if ns.field:
+            field_part(ns)
+        return
     dm = ForecastDataModule("taylor", context_length=CONTEXT, prediction_length=HORIZON, batch_size=32, seed=ns.seed)
     dm.setup()
     if ns.part in ("all", "forecast"):

@@ -3,15 +3,17 @@
 Lightning verbs (``fit``, ``validate``, ``test``, ``predict``) through core's ``run_cli`` with the
 shipped configs (``--config spd_gp_taylor``), and the domain verbs:
 
-* ``forecast DATA --ckpt CKPT --horizon 24 --samples 100 OUT``: forecast past the end of a series
+* ``forecast DATA [--ckpt CKPT] --horizon 24 --samples 100 OUT``: forecast past the end of a series
   (wide / long CSV or GluonTS JSON lines): ``OUT/forecast.csv`` (mean and quantiles 0.05..0.95 per step
   and series) and ``OUT/fan_chart.png``;
 * ``demo``: train briefly on the default data, score the held-out period against the baselines,
   write fan charts;
-* ``online``: rolling evaluation with delayed ground truth (optionally fine-tuning online);
-* ``nll --ckpt CKPT``: negative log-likelihood per forecast value of the held-out windows (PF-ODE).
+* ``online [--ckpt CKPT]``: rolling evaluation with delayed ground truth (optionally fine-tuning online);
+* ``nll [--ckpt CKPT]``: negative log-likelihood per forecast value of the held-out windows (PF-ODE).
 
-This module parses arguments only; loading and the verbs live in :mod:`difflab.timeseries.inference`.
+Without ``--ckpt`` the domain verbs use the shipped default (``pretrained/forecaster.ckpt``, see
+:mod:`difflab.timeseries.pretrain`) and, unless ``--sampler`` / ``--steps`` are given, its recommended
+sampler. This module parses arguments only; loading and the verbs live in :mod:`difflab.timeseries.inference`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def pandas_freq(text: str) -> str:
     return text
 
 
+CKPT_HELP = (
+    "checkpoint written by fit (default: the shipped pretrained forecaster, a univariate model applied "
+    "to each series; python scripts/pretrain.py timeseries trains it)"
+)
+
+
 def forecast_main(argv: list[str]) -> int:
     """forecast past the end of a series: CSV of quantiles per step and a fan-chart PNG"""
     from difflab.timeseries.inference import forecast
@@ -50,7 +58,7 @@ def forecast_main(argv: list[str]) -> int:
     p = VerbParser(prog="difflab-timeseries forecast", description=forecast_main.__doc__)
     p.add_argument("data", type=existing_path, help="wide CSV, long CSV or GluonTS JSON lines")
     p.add_argument("out", type=Path, help="output folder")
-    p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
+    p.add_argument("--ckpt", default=None, help=CKPT_HELP)
     p.add_argument("--horizon", type=count(1), default=None, help="steps to forecast (default: the model's)")
     p.add_argument("--samples", type=count(1), default=100, help="sample paths")
     p.add_argument("--context", type=count(1), default=None, help="context length (default: the training config's)")
@@ -59,8 +67,13 @@ def forecast_main(argv: list[str]) -> int:
     )
     p.add_argument("--freq", type=pandas_freq, default=None, help="pandas frequency (default: inferred)")
     p.add_argument("--format", default="auto", choices=["auto", "wide", "long", "jsonl"])
-    sampler_option(p, "the model's")
-    p.add_argument("--steps", type=count(1), default=None, help="sampler steps")
+    sampler_option(p, "the model's; for the shipped default its recommended one")
+    p.add_argument(
+        "--steps",
+        type=count(1),
+        default=None,
+        help="sampler steps (default: the model's, or the default's recommended)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty output folder")
     ns = p.parse_args(argv)
@@ -81,7 +94,7 @@ def online_main(argv: list[str]) -> int:
     from difflab.timeseries.inference import online
 
     p = VerbParser(prog="difflab-timeseries online", description=online_main.__doc__)
-    p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
+    p.add_argument("--ckpt", default=None, help=CKPT_HELP)
     p.add_argument("--finetune_steps", type=count(0), default=2, help="gradient steps per forecast (0: frozen model)")
     p.add_argument("--finetune_windows", type=count(1), default=32)
     p.add_argument("--lr", type=positive_float, default=1e-4)
@@ -106,7 +119,7 @@ def nll_main(argv: list[str]) -> int:
     from difflab.timeseries.likelihood import nll
 
     p = VerbParser(prog="difflab-timeseries nll", description=nll_main.__doc__)
-    p.add_argument("--ckpt", required=True, help="checkpoint written by fit")
+    p.add_argument("--ckpt", default=None, help=CKPT_HELP + "; it is scored on the taylor windows")
     p.add_argument("--split", choices=("val", "test"), default="test", help="held-out windows to score")
     p.add_argument("--steps", type=count(1), default=32, help="RK4 steps of the ODE (default 32)")
     p.add_argument("--probes", type=count(1), default=1, help="Hutchinson probes per evaluation (default 1)")

@@ -17,7 +17,7 @@ import torch
 from difflab.timeseries.data.table import DataError, SeriesTable
 from difflab.timeseries.data.windows import WindowDataset, calendar_features, window_scale
 from difflab.timeseries.metrics import QUANTILES, metric_table, sample_quantiles
-from difflab.timeseries.models.baselines import ets_forecast, seasonal_naive
+from difflab.timeseries.models.baselines import ets_forecast, naive_forecast, sarima_forecast, seasonal_naive
 
 
 def horizon_truth(ds: WindowDataset) -> tuple[np.ndarray, np.ndarray]:
@@ -28,16 +28,21 @@ def horizon_truth(ds: WindowDataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def baseline_samples(ds: WindowDataset, method: str, season: int, num_samples: int = 100, seed: int = 0) -> np.ndarray:
-    """``(S, N, H, D)`` paths of ``seasonal_naive`` or ``ets`` on every window of ``ds``."""
+    """``(S, N, H, D)`` paths of ``seasonal_naive``, ``naive`` (last value), ``ets`` or ``sarima`` on every
+    window of ``ds`` (point forecasts give one path)."""
     out = []
     for h in ds.starts:
         ctx = ds.table.values[h - ds.C : h]
         if method == "seasonal_naive":
             out.append(seasonal_naive(ctx, ds.H, season, 1))
+        elif method == "naive":
+            out.append(naive_forecast(ctx, ds.H, 1))
         elif method == "ets":
             out.append(ets_forecast(ctx, ds.H, season, num_samples, seed=seed + int(h)))
+        elif method == "sarima":
+            out.append(sarima_forecast(ctx, ds.H, season, num_samples, seed=seed + int(h)))
         else:
-            raise ValueError(f"unknown baseline {method!r}; expected seasonal_naive or ets")
+            raise ValueError(f"unknown baseline {method!r}; expected seasonal_naive, naive, ets or sarima")
     return np.stack(out, axis=1)
 
 

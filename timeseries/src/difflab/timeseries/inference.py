@@ -98,10 +98,30 @@ def match_series(table, model, data: str, columns_given: bool):
     )
 
 
+def default_checkpoint(ckpt: str | Path | None) -> Path:
+    """``ckpt`` (a run folder: its newest ``last.ckpt``), or the shipped default forecaster when none is given."""
+    from difflab.core.lightning.checkpoint import checkpoint_file
+    from difflab.core.lightning.pretrained import checkpoint_or_default
+
+    return checkpoint_file(checkpoint_or_default(ckpt, "timeseries", "forecaster"))
+
+
+def sampling_settings(path: Path, sampler: str | None, steps: int | None) -> tuple[str | None, int | None]:
+    """``(sampler, steps)``: those given, else the ones a shipped default recommends (else None: the model's)."""
+    from difflab.core.lightning.pretrained import recommended_sampling
+
+    if sampler is not None and steps is not None:
+        return sampler, steps
+    rec = recommended_sampling(path)
+    if sampler is None:
+        return rec.get("sampler"), steps if steps is not None else rec.get("steps")
+    return sampler, steps  # a sampler chosen by hand keeps the model's steps unless given
+
+
 def forecast(
     data: str,
     out: Path,
-    ckpt: str | Path,
+    ckpt: str | Path | None = None,
     *,
     horizon: int | None = None,
     samples: int = 100,
@@ -114,14 +134,18 @@ def forecast(
     seed: int = 0,
 ) -> int:
     """Forecast past the end of the series in ``data``: ``out/forecast.csv`` (mean and quantiles
-    0.05..0.95 per step and series) and ``out/fan_chart.png``."""
+    0.05..0.95 per step and series) and ``out/fan_chart.png``. Without ``ckpt`` the shipped default
+    forecaster (:mod:`difflab.timeseries.pretrain`) with its recommended sampler."""
     from difflab.timeseries.data.table import read_table
-    from difflab.timeseries.evaluate import future_batch, write_quantile_csv
-    from difflab.timeseries.figures import save_fan_charts
+    from difflab.timeseries.evaluate import future_batch
     from difflab.timeseries.models.data_settings import check_forecast_frequency
 
-    model, data_hp = load_checkpoint(ckpt)
-    table = match_series(read_table(data, format=format, columns=columns, freq=freq), model, data, bool(columns))
+    path = default_checkpoint(ckpt)
+    sampler, steps = sampling_settings(path, sampler, steps)
+    model, data_hp = load_checkpoint(path)
+    table = read_table(data, format=format, columns=columns, freq=freq)
+    if not getattr(model, "series_independent", False):
+        table = match_series(table, model, data, bool(columns))
     check_forecast_frequency(getattr(model, "frequency", None), table.freq, freq, data)
     context = context or int(getattr(model, "context_length", None) or data_hp.get("context_length", 96))
     horizon = horizon or int(getattr(model, "prediction_length", None) or data_hp.get("prediction_length", 24))
@@ -130,23 +154,94 @@ def forecast(
     batch, fut_t = future_batch(table, context, horizon, scaling=data_hp.get("scaling", "standard"), freq=freq)
     gen = torch.Generator().manual_seed(seed)
     n_steps = steps or model.sample_steps
-    bar = StepProgress(f"forecast {Path(data).name}", n_steps * -(-samples // model.sample_chunk))
-    s = model.forecast(batch, samples, sampler=sampler, steps=steps, generator=gen, callback=bar)
+    groups = _series_groups(model, len(table.names), samples)
+    calls = sum(-(-len(g) * samples // model.sample_chunk) for g in groups)
+    bar = StepProgress(f"forecast {Path(data).name}", n_steps * calls)
+    shown: list[np.ndarray] = []
+    csv = out / "forecast.csv"
+    for k, group in enumerate(groups):
+        part = _series_batch(batch, group) if len(groups) > 1 or len(group) != len(table.names) else batch
+        s = model.forecast(part, samples, sampler=sampler, steps=steps, generator=gen, callback=bar)
+        paths = model.unscale(s, part)[:, :, context:].numpy()  # (S, B, H, D)
+        paths = paths.transpose(0, 2, 1, 3).reshape(samples, horizon, -1)  # (S, H, series of the group)
+        _append_quantile_csv(csv, fut_t, [table.names[j] for j in group], paths, first=k == 0)
+        if sum(x.shape[-1] for x in shown) < 8:
+            shown.append(paths[..., : 8 - sum(x.shape[-1] for x in shown)])
     bar.close()
-    paths = model.unscale(s, batch)[:, 0, context:].numpy()  # (S, H, D)
-    csv = write_quantile_csv(out / "forecast.csv", fut_t, table.names, paths)
     print(
         f"artifact: {csv} | mean and quantiles 0.05..0.95 of {samples} sample paths, "
         f"{horizon} steps x {len(table.names)} series"
     )
-    panels = _fan_panels(table, paths, fut_t, context)
-    png = save_fan_charts(out / "fan_chart.png", panels, suptitle=f"forecast of {Path(data).name}")
-    print(f"artifact: {png} | fan chart: context, median, 50% and 90% intervals of the forecast")
+    _write_fan_chart(out / "fan_chart.png", table, np.concatenate(shown, axis=-1), fut_t, context, data)
     return 0
 
 
+def _series_groups(model, num_series: int, samples: int) -> list[list[int]]:
+    """Column groups forecast together: all columns for a multivariate model; for a series-independent
+    one, as many series as fill one sampling chunk (``sample_chunk // samples``, at least 1)."""
+    if not getattr(model, "series_independent", False):
+        return [list(range(num_series))]
+    size = max(1, model.sample_chunk // max(samples, 1))
+    return [list(range(lo, min(lo + size, num_series))) for lo in range(0, num_series, size)]
+
+
+def _series_batch(batch: dict[str, torch.Tensor], columns: list[int]) -> dict[str, torch.Tensor]:
+    """The one-window, ``D``-series ``batch`` as a batch of ``len(columns)`` one-series windows:
+    ``(1, L, D)`` cell tensors become ``(B, L, 1)``, ``loc`` / ``scale`` ``(B, 1, 1)``, ``times``
+    ``(B, L)``, ``calendar`` ``(B, L, F)``."""
+    idx = torch.tensor(columns)
+    b = len(columns)
+    out = {}
+    for key, value in batch.items():
+        if key in ("x0", "observed", "cond_mask", "target_mask", "loc", "scale"):
+            out[key] = value[0][:, idx].T[:, :, None].contiguous()
+        elif key in ("times", "calendar"):
+            out[key] = value.expand(b, *value.shape[1:]).contiguous()
+        else:
+            out[key] = value.expand(b, *value.shape[1:]).contiguous() if value.ndim else value
+    return out
+
+
+def _append_quantile_csv(path: Path, timestamps, names, paths: np.ndarray, *, first: bool) -> None:
+    """Rows of :func:`~difflab.timeseries.evaluate.write_quantile_csv` for ``names``, appended to ``path``
+    (written anew with its header when ``first``): the output grows by one group at a time."""
+    import pandas as pd
+
+    from difflab.timeseries.metrics import QUANTILES, sample_quantiles
+
+    qs = sample_quantiles(paths, QUANTILES)  # (Q, H, n)
+    h, n = paths.shape[1], paths.shape[2]
+    frame = {
+        "timestamp": np.repeat(pd.DatetimeIndex(timestamps), n),
+        "series": np.tile(np.asarray([str(x) for x in names], dtype=object), h),
+        "mean": paths.mean(0).reshape(-1),
+    }
+    frame.update({f"q{q:.2f}": qs[k].reshape(-1) for k, q in enumerate(QUANTILES)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(frame).to_csv(path, index=False, mode="w" if first else "a", header=first)
+
+
+def _write_fan_chart(png: Path, table, paths: np.ndarray, fut_t, context: int, data: str) -> None:
+    from difflab.timeseries.figures import save_fan_charts
+
+    panels = _fan_panels(table, paths, fut_t, context)
+    save_fan_charts(png, panels, suptitle=f"forecast of {Path(data).name}")
+    print(f"artifact: {png} | fan chart: context, median, 50% and 90% intervals of the forecast")
+
+
+def evaluation_data(data_hp: dict[str, Any]) -> dict[str, Any]:
+    """:class:`~difflab.timeseries.data.ForecastDataModule` arguments of the data a checkpoint records:
+    its data module's own, or for the shipped default (trained on several datasets, one series at a
+    time) the first training dataset's, ``taylor``, with its window lengths."""
+    hp = {k: v for k, v in data_hp.items() if not k.startswith("_")}
+    if "datasets" not in hp:
+        return hp
+    keep = ("context_length", "prediction_length", "scaling", "batch_size", "seed")
+    return {"dataset": list(hp["datasets"])[0], **{k: hp[k] for k in keep if k in hp}}
+
+
 def online(
-    ckpt: str | Path,
+    ckpt: str | Path | None = None,
     *,
     finetune_steps: int = 2,
     finetune_windows: int = 32,
@@ -161,8 +256,9 @@ def online(
     from difflab.timeseries.metrics import format_table
     from difflab.timeseries.online import online_evaluate
 
+    ckpt = default_checkpoint(ckpt)
     _, data_hp = load_checkpoint(ckpt)
-    dm = ForecastDataModule(**{k: v for k, v in data_hp.items() if not k.startswith("_")})
+    dm = ForecastDataModule(**evaluation_data(data_hp))
     dm.setup()
     rows = {}
     for name, steps in (("frozen", 0), (f"finetune x{finetune_steps}", finetune_steps)):
@@ -187,4 +283,4 @@ def online(
     return 0
 
 
-__all__ = ["forecast", "load_checkpoint", "online"]
+__all__ = ["default_checkpoint", "evaluation_data", "forecast", "load_checkpoint", "online", "sampling_settings"]

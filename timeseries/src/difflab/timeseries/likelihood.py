@@ -57,7 +57,7 @@ def split_nll(
 
 
 def nll(
-    ckpt: str | Path,
+    ckpt: str | Path | None = None,
     *,
     split: Literal["val", "test"] = "test",
     steps: int = 32,
@@ -67,14 +67,16 @@ def nll(
     seed: int = 0,
     out: Path | None = None,
 ) -> int:
-    """Print (and with ``out`` write) the NLL per forecast value of a split's windows."""
+    """Print (and with ``out`` write) the NLL per forecast value of a split's windows (without ``ckpt``:
+    the shipped default forecaster on the taylor windows)."""
     from difflab.timeseries.data import ForecastDataModule
-    from difflab.timeseries.inference import load_checkpoint
+    from difflab.timeseries.inference import default_checkpoint, evaluation_data, load_checkpoint
 
+    ckpt = default_checkpoint(ckpt)
     model, data_hp = load_checkpoint(ckpt)
     if not data_hp:
         raise UserError(f"{ckpt}: the checkpoint records no data module; nll scores the data it was trained on")
-    dm = ForecastDataModule(**{k: v for k, v in data_hp.items() if not k.startswith("_")})
+    dm = ForecastDataModule(**evaluation_data(data_hp))
     dm.setup()
     windows = dm.test_set if split == "test" else dm.val_set
     if max_windows is not None and len(windows) > max_windows:

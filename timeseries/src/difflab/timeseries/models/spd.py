@@ -145,6 +145,10 @@ class StochasticProcessDiffusion(DiffusionModule):
             forecast value, data units) and ``test/nll_scaled`` (per-window scaled units); 0: not
             computed. Cost per test batch: ``4 * test_nll_steps`` network evaluations and backward
             passes (one Hutchinson probe).
+        series_independent: a univariate model (``num_series = 1``) applied to every series of a file
+            on its own (the shipped default): ``forecast`` takes any number of series, of any names,
+            each scaled by its own context, instead of refusing a file whose series differ from the
+            training data's.
 
     The command line links the last four, and the network's ``num_series``, from the data module
     (:mod:`~difflab.timeseries.models.data_settings`); a model built in Python takes them from the
@@ -180,6 +184,7 @@ class StochasticProcessDiffusion(DiffusionModule):
         frequency: str | None = None,
         series_names: list[str] | None = None,
         test_nll_steps: int = 0,
+        series_independent: bool = False,
     ) -> None:
         if test_nll_steps < 0:
             raise ValueError(f"{type(self).__name__}: test_nll_steps must be >= 0, got {test_nll_steps}")
@@ -232,7 +237,7 @@ class StochasticProcessDiffusion(DiffusionModule):
         self._bound_key: tuple | None = None
         self._bound = None
         self._test_out: list[dict[str, np.ndarray]] = []
-        self.test_nll_steps = test_nll_steps
+        self.test_nll_steps, self.series_independent = test_nll_steps, bool(series_independent)
 
     # ------------------------------------------------------------------ what the data decides
     def setup(self, stage: str) -> None:
