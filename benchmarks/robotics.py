@@ -19,6 +19,13 @@ control step, latency ratios to DDPM-100, and the warm-start error behind the ch
 initial step; ``--figure`` writes the rollout figure.
 
     python benchmarks/robotics.py --episodes 50 --max_steps 1500 --eval_episodes 20 --figure robotics/docs/rollouts.png
+
+``--pretrained`` instead rolls out the shipped defaults (``difflab/robotics/pretrained/``, written by
+``python scripts/pretrain.py robotics``) on held-out seeds: per task the scripted expert, the shipped BC
+baseline, and the shipped Diffusion Policy with DDIM-10 and RTI-DP [3, 2, 1], side by side, with the
+ratios of success and ms per control step to BC.
+
+    python benchmarks/robotics.py --pretrained --eval_episodes 40
 """
 
 from __future__ import annotations
@@ -45,6 +52,48 @@ from difflab.robotics.policy import (
 )
 
 
+def pretrained_table(eval_episodes: int) -> None:
+    """The shipped defaults against the scripted expert and the shipped BC baseline, per task."""
+    torch.set_num_threads(1)
+    from difflab.core.lightning.pretrained import pretrained_info, recommended_sampling, shipped_path
+    from difflab.robotics.inference import default_name, load_policy
+    from difflab.robotics.pretrain import EPISODE_STEPS, EVAL_SEED0, RECIPES, evaluate_controllers
+
+    for task in RECIPES:
+        path = shipped_path("robotics", default_name(task))
+        if not path.is_file():
+            print(f"{task}: no shipped default ({path}); run python scripts/pretrain.py robotics")
+            continue
+        info = pretrained_info(path)
+        run = {"dp": load_policy(path)[0], "bc": load_policy(shipped_path("robotics", default_name(task, "bc")))[0]}
+        rows = evaluate_controllers(run, task, eval_episodes)
+        print(
+            f"\n{task}: shipped {path.name} ({info.get('steps')} steps, {info.get('wall_minutes')} min; "
+            f"default sampling {recommended_sampling(path)}); {eval_episodes} held-out episodes "
+            f"(seeds {EVAL_SEED0}..{EVAL_SEED0 + eval_episodes - 1}), limit {EPISODE_STEPS} steps\n"
+        )
+        print(format_table(rows))
+        bc = rows["BC"]
+        ratios = []
+        for name, s in rows.items():
+            k = round(s["success_rate"] * s["episodes"])
+            lo, hi = wilson_interval(k, int(s["episodes"]))
+            ratios.append(
+                [
+                    name,
+                    f"{lo:.2f}-{hi:.2f}",
+                    s["success_rate"] / max(bc["success_rate"], 1e-9),
+                    s["latency_ms"] / bc["latency_ms"],
+                ]
+            )
+        print()
+        print(
+            markdown_table(
+                ratios, ["controller", "success 95% CI", "success / BC", "ms per step / BC"], ".2f", align="lrrr"
+            )
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="reach-v3")
@@ -60,7 +109,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_stream", action="store_true", help="leave out the TEDi-trained streaming policy")
     p.add_argument("--no_full_chain", action="store_true", help="leave out DDPM-100 and ParaDiGMS (the slow rows)")
+    p.add_argument("--pretrained", action="store_true", help="evaluate the shipped defaults instead of training")
     ns = p.parse_args()
+    if ns.pretrained:
+        return pretrained_table(ns.eval_episodes)
     if ns.quick:
         ns.max_steps, ns.eval_episodes = 400, 6
     torch.set_num_threads(1)

@@ -7,7 +7,8 @@ shipped configs (``--config diffusion_policy_reach``), and the domain verbs:
   layout (``--action_noise``, ``--seed``; episode seeds recorded in ``meta/episode_seeds``);
 * ``eval --ckpt CKPT --env push-v3 --episodes 50 --sampler ddim|ddpm|dpm_solver|rti|paradigms|stream``:
   rollouts over the fixed seed list ``seed0, seed0 + 1, ...``: success rate, mean return, latency
-  and NFE per control step (a BC checkpoint ignores ``--sampler``);
+  and NFE per control step (a BC checkpoint ignores ``--sampler``); without ``--ckpt`` the shipped
+  pretrained policy of the task, with its recorded sampler unless ``--sampler`` is given;
 * ``demo``: collect, train briefly, evaluate full sampling, DDIM, RTI-DP and BC, write a figure.
 
 This module parses arguments only; loading and the verbs live in :mod:`difflab.robotics.inference`.
@@ -67,15 +68,36 @@ def eval_main(argv: list[str]) -> int:
     from difflab.robotics.inference import EVAL_SAMPLERS
 
     p = VerbParser(prog="difflab-robotics eval", description=eval_main.__doc__)
-    p.add_argument("--ckpt", required=True, help="checkpoint written by fit, or its run folder")
+    p.add_argument(
+        "--ckpt",
+        default=None,
+        help="checkpoint written by fit, or its run folder (default: the shipped pretrained diffusion policy "
+        "of --env, reach-v3 when --env is not given; shipped for reach-v3 and push-v3)",
+    )
     p.add_argument("--env", default=None, help="task (default: the checkpoint's training task)")
     p.add_argument("--allow_other_env", action="store_true", help="evaluate on an --env other than the training task")
     p.add_argument("--episodes", type=count(1), default=50)
-    p.add_argument("--sampler", nargs="+", default=["ddim"], choices=EVAL_SAMPLERS, help="one or more samplers")
     p.add_argument(
-        "--steps", type=count(1), default=None, help="sampler steps (default: 10 for ddim, 100 for ddpm/paradigms)"
+        "--sampler",
+        nargs="+",
+        default=None,
+        choices=EVAL_SAMPLERS,
+        help="one or more samplers (default: the one recorded with a pretrained checkpoint, else ddim)",
     )
-    p.add_argument("--rti_steps", type=count(1), nargs="+", default=None, help="RTI-DP chain steps, e.g. 3 2 1")
+    p.add_argument(
+        "--steps",
+        type=count(1),
+        default=None,
+        help="sampler steps (default: the pretrained checkpoint's recorded count for its sampler, else 10 for "
+        "ddim, 100 for ddpm/paradigms)",
+    )
+    p.add_argument(
+        "--rti_steps",
+        type=count(1),
+        nargs="+",
+        default=None,
+        help="RTI-DP chain steps, e.g. 3 2 1 (default: a pretrained checkpoint's, else the model's)",
+    )
     p.add_argument("--window", type=count(1), default=20, help="ParaDiGMS window")
     p.add_argument("--tolerance", type=positive_float, default=0.1, help="ParaDiGMS tolerance")
     p.add_argument("--max_steps", type=episode_limit, default=150, help="episode step limit")

@@ -16,6 +16,47 @@ EVAL_SAMPLERS = (*SAMPLER_NAMES, "rti", "stream")
 """Samplers ``eval`` accepts: every core sampler by name, ``rti`` (RTI-DP warm starts) and ``stream`` (
 the rolling buffer of a policy trained with per-token noise levels, 1 NFE per control step)."""
 
+DEFAULT_TASK = "reach-v3"
+"""The task ``eval`` rolls out on when it gets neither ``--ckpt`` nor ``--env``."""
+
+
+def default_name(task: str, method: str = "diffusion_policy") -> str:
+    """File stem of the shipped default of ``task`` (``reach-v3`` -> ``diffusion_policy_reach``)."""
+    stem, _, version = task.rpartition("-v")
+    return f"{method}_{stem if stem and version.isdigit() else task}"
+
+
+def policy_checkpoint(ckpt: str | Path | None, env: str | None) -> Path:
+    """``ckpt``, or without one the shipped pretrained policy of ``env`` (``reach-v3`` when not given);
+    a :class:`~difflab.core.lightning.checkpoint.CheckpointError` when that task ships none."""
+    from difflab.core.lightning.pretrained import checkpoint_or_default, pretrained_info
+    from difflab.core.progress import note
+
+    path = checkpoint_or_default(ckpt, "robotics", default_name(env or DEFAULT_TASK))
+    if ckpt is None or str(ckpt) == "":
+        info = pretrained_info(path)
+        note(f"--ckpt not given: using the shipped pretrained policy {path.name} ({info.get('data', '')})")
+    return path
+
+
+def sampler_settings(path: str | Path, sampler: list[str] | None, steps: int | None, rti_steps: list[int] | None):
+    """``(samplers, steps_of, rti_steps)``: what the user gave, and for what they left out the sampling
+    recorded with a pretrained checkpoint (``ddim`` when it records none). ``steps_of(name)`` is ``steps``
+    or, for the recorded sampler only, its recorded step count."""
+    from difflab.core.lightning.pretrained import recommended_sampling
+
+    rec = recommended_sampling(path)
+    samplers = list(sampler) if sampler else [rec.get("sampler", "ddim")]
+    if rti_steps is None and rec.get("rti_steps"):
+        rti_steps = [int(k) for k in rec["rti_steps"]]
+
+    def steps_of(name: str) -> int | None:
+        if steps is not None or name != rec.get("sampler") or rec.get("steps") is None:
+            return steps
+        return int(rec["steps"])
+
+    return samplers, steps_of, rti_steps
+
 
 def load_policy(path: str | Path):
     """``(model, datamodule hyperparameters)``: a :class:`DiffusionPolicy` or :class:`BCPolicy` from a
@@ -72,11 +113,11 @@ def make_controller(
 
 
 def evaluate_checkpoint(
-    ckpt: str | Path,
+    ckpt: str | Path | None,
     *,
     env: str | None = None,
     episodes: int = 50,
-    sampler: list[str] | tuple[str, ...] = ("ddim",),
+    sampler: list[str] | tuple[str, ...] | None = None,
     steps: int | None = None,
     rti_steps: list[int] | None = None,
     window: int = 20,
@@ -88,7 +129,10 @@ def evaluate_checkpoint(
     allow_other_env: bool = False,
 ) -> int:
     """Roll out the policy of ``ckpt`` on ``env`` (default: its training task) for the seeds
-    ``seed0 ..``; prints success, return, latency and NFE per sampler, and draws the rollouts in ``out``."""
+    ``seed0 ..``; prints success, return, latency and NFE per sampler, and draws the rollouts in ``out``.
+
+    Without ``ckpt`` the shipped pretrained policy of ``env`` is used (:func:`policy_checkpoint`); without
+    ``sampler`` / ``steps`` / ``rti_steps`` the ones recorded with a pretrained checkpoint (else DDIM-10)."""
     from difflab.robotics.envs import make_env
     from difflab.robotics.figures import plot_rollouts
     from difflab.robotics.metrics import format_table
@@ -96,6 +140,8 @@ def evaluate_checkpoint(
     from difflab.robotics.policy import evaluate
 
     torch.set_num_threads(1)  # one sample per call: extra threads only add synchronisation
+    ckpt = policy_checkpoint(ckpt, env)
+    sampler, steps_of, rti_steps = sampler_settings(ckpt, sampler, steps, rti_steps)
     model, data_hp = load_policy(ckpt)
     world = make_env(evaluation_task(model, env, allow_other_env), max_steps=max_steps)
     model.check_dims(torch.zeros(world.obs_dim), torch.zeros(world.action_dim), where=f"environment {world.name}")
@@ -103,7 +149,7 @@ def evaluate_checkpoint(
     rows, results = {}, []
     for name in ["bc"] if isinstance(model, BCPolicy) else sampler:
         opts = {"window": window, "tolerance": tolerance} if name == "paradigms" else {}
-        ctrl = make_controller(model, name, steps, rti_steps, seed, **opts)
+        ctrl = make_controller(model, name, steps_of(name), rti_steps, seed, **opts)
         res = evaluate(ctrl, world, seeds, name=name)
         rows[name] = res.summary()
         results.append(res)
@@ -115,4 +161,13 @@ def evaluate_checkpoint(
     return 0
 
 
-__all__ = ["EVAL_SAMPLERS", "evaluate_checkpoint", "load_policy", "make_controller"]
+__all__ = [
+    "DEFAULT_TASK",
+    "EVAL_SAMPLERS",
+    "default_name",
+    "evaluate_checkpoint",
+    "load_policy",
+    "make_controller",
+    "policy_checkpoint",
+    "sampler_settings",
+]

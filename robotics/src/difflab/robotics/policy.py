@@ -124,6 +124,25 @@ class ChunkController:
         return self.queue.popleft()
 
 
+class ExpertController:
+    """Meta-World's scripted expert of ``task`` as a controller (``reset`` / ``act``): the demonstrator,
+    the upper reference of a policy learned from its demonstrations. No network, so ``nfe`` stays 0."""
+
+    def __init__(self, task: str) -> None:
+        from difflab.robotics.data.collect import ShowOnce
+        from difflab.robotics.envs import expert_policy
+
+        self.policy = expert_policy(task)
+        self.once = ShowOnce()
+        self.nfe = 0
+
+    def reset(self, seed: int = 0) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return np.asarray(self.once(self.policy.get_action, obs), dtype=np.float64)
+
+
 class RTIController(ChunkController):
     """RTI-DP: full chain on the first call, then a few DDPM steps from the shifted previous chunk.
 
@@ -374,6 +393,7 @@ def demo_shift_error(model: Any, buffer: Any, *, execute: int = 1) -> float:
 
 __all__ = [
     "ChunkController",
+    "ExpertController",
     "RTIController",
     "StreamController",
     "EvalResult",
