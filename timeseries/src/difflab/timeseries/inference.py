@@ -160,7 +160,7 @@ def forecast(
     shown: list[np.ndarray] = []
     csv = out / "forecast.csv"
     for k, group in enumerate(groups):
-        part = _series_batch(batch, group) if len(groups) > 1 or len(group) != len(table.names) else batch
+        part = _series_batch(batch, group) if getattr(model, "series_independent", False) else batch
         s = model.forecast(part, samples, sampler=sampler, steps=steps, generator=gen, callback=bar)
         paths = model.unscale(s, part)[:, :, context:].numpy()  # (S, B, H, D)
         paths = paths.transpose(0, 2, 1, 3).reshape(samples, horizon, -1)  # (S, H, series of the group)

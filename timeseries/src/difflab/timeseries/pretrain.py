@@ -187,7 +187,7 @@ def score_sets(paths_of, sets, season: int) -> dict[str, float]:
         row = metric_table(paths_of(ds, season), y, m)
         crps.append(row["crps"])
         n50, n90, count = n50 + row["cov50"] * m.sum(), n90 + row["cov90"] * m.sum(), count + m.sum()
-    return {"crps": float(np.mean(crps)), "cov50": n50 / count, "cov90": n90 / count}
+    return {"crps": float(np.mean(crps)), "cov50": float(n50 / count), "cov90": float(n90 / count)}
 
 
 def evaluation_sets(split: str) -> dict[str, list]:
