@@ -27,12 +27,14 @@ def default_name(task: str, method: str = "diffusion_policy") -> str:
 
 
 def policy_checkpoint(ckpt: str | Path | None, env: str | None) -> Path:
-    """``ckpt``, or without one the shipped pretrained policy of ``env`` (``reach-v3`` when not given);
+    """The checkpoint file of ``ckpt`` (a run folder: its newest ``last.ckpt``), or without one the shipped
+    pretrained policy of ``env`` (``reach-v3`` when not given);
     a :class:`~difflab.core.lightning.checkpoint.CheckpointError` when that task ships none."""
+    from difflab.core.lightning.checkpoint import checkpoint_file
     from difflab.core.lightning.pretrained import checkpoint_or_default, pretrained_info
     from difflab.core.progress import note
 
-    path = checkpoint_or_default(ckpt, "robotics", default_name(env or DEFAULT_TASK))
+    path = checkpoint_file(checkpoint_or_default(ckpt, "robotics", default_name(env or DEFAULT_TASK)))
     if ckpt is None or str(ckpt) == "":
         info = pretrained_info(path)
         note(f"--ckpt not given: using the shipped pretrained policy {path.name} ({info.get('data', '')})")

@@ -5,7 +5,8 @@ shipped configs (``--config difftad_mocap``), and the domain verbs:
 
 * ``make-dataset OUT``: compose the pybullet_data mocap clips into untrimmed videos, written as an
   ActivityNet/ActionFormer annotation JSON plus one ``.npy`` feature file per video;
-* ``detect FEATURES.npy|DIR --ckpt CKPT [--steps 4] [--sampler NAME]``: ActivityNet results JSON;
+* ``detect FEATURES.npy|DIR [--ckpt CKPT] [--steps 4] [--sampler NAME]``: ActivityNet results JSON
+  (without ``--ckpt`` the shipped pretrained DiffTAD; files longer than ``--window`` by overlapping windows);
 * ``demo``: train briefly on the default data, detect on held-out videos, print mAP, draw timelines.
 
 This module parses arguments only; loading and the verbs live in :mod:`difflab.video.inference`.
@@ -67,14 +68,31 @@ def detect_main(argv: list[str]) -> int:
     """detect actions in FEATURES.npy or a folder of .npy files; writes ActivityNet results JSON"""
     p = VerbParser(prog="difflab-video detect", description=detect_main.__doc__)
     p.add_argument("features", type=existing_path, help="a (T, C) .npy feature file or a folder of them")
-    p.add_argument("--ckpt", required=True, help="checkpoint written by fit, its run folder, or 'last'")
-    p.add_argument("--steps", type=count(1), default=None, help="sampler steps (DiffTAD; default: the model's)")
-    sampler_option(p, "the model's, ddim, the only one that renews DiffTAD's proposals")
+    p.add_argument(
+        "--ckpt",
+        default=None,
+        help="checkpoint written by fit, its run folder, or 'last' (default: the shipped pretrained DiffTAD, "
+        "trained on the mocap default data)",
+    )
+    p.add_argument(
+        "--steps",
+        type=count(1),
+        default=None,
+        help="sampler steps (DiffTAD; default: those recorded with a pretrained checkpoint, else the model's)",
+    )
+    sampler_option(p, "the pretrained checkpoint's, else the model's; ddim is the only one that renews proposals")
     p.add_argument(
         "--selective",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="cross-step selective conditioning (DiffTAD; default: the model's)",
+        help="cross-step selective conditioning (DiffTAD; default: the pretrained checkpoint's, else the model's)",
+    )
+    p.add_argument(
+        "--window",
+        type=count(16),
+        default=256,
+        help="feature steps per detection window: longer files are detected by half-overlapping windows (memory "
+        "bounded by one batch of windows and the output)",
     )
     p.add_argument("--fps", type=positive_float, default=None, help="frames per second (default: the training data's)")
     p.add_argument("--out", type=Path, default=Path("detections.json"), help="results JSON")
