@@ -63,3 +63,11 @@ def test_checkpoint_or_default(tmp_path):
     assert shipped_path("core", "toy").parts[-2:] == ("pretrained", "toy.ckpt")
     with pytest.raises(CheckpointError, match=r"--ckpt: none given.*python scripts/pretrain.py core"):
         checkpoint_or_default(None, "core", "toy")
+
+
+def test_train_briefly_prints_progress_lines_when_asked(capsys):
+    torch.manual_seed(0)
+    model = ToyDiffusion(hidden=16, depth=1, embed_dim=8)
+    train_briefly(model, ToyDataModule(n_train=128, batch_size=64), max_steps=4, progress_every=0.0)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fit: step")]
+    assert lines and lines[-1].startswith("fit: step 4/4")

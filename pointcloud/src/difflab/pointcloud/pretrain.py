@@ -21,7 +21,6 @@ and point-set bilateral filter over k in {16, 32} and 1-3 iterations.
 from __future__ import annotations
 
 import functools
-import time
 from pathlib import Path
 
 import numpy as np
@@ -112,26 +111,6 @@ def evaluate(model, cases: list[tuple] | None = None) -> list[dict]:
     return rows
 
 
-class _PrintProgress:
-    """A Lightning callback printing step, loss and elapsed time every ``every`` seconds."""
-
-    def __new__(cls, every: float = 10.0):
-        from lightning.pytorch import Callback
-
-        class PrintProgress(Callback):
-            def __init__(self) -> None:
-                self.start = self.last = time.perf_counter()
-
-            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-                now = time.perf_counter()
-                if now - self.last >= every:
-                    self.last = now
-                    loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
-                    print(f"step {trainer.global_step}: loss {loss:.5f}, {(now - self.start) / 60:.1f} min", flush=True)
-
-        return PrintProgress()
-
-
 def train_filter(seed: int, minutes: float, checkpoint: Path, recipe: dict = RECIPE):
     """Train the recipe's IterativePFN for ``minutes`` of wall time; the full checkpoint goes to
     ``checkpoint``. Returns ``(model, steps, wall seconds)``."""
@@ -167,7 +146,7 @@ def train_filter(seed: int, minutes: float, checkpoint: Path, recipe: dict = REC
         ema_decay=0.999,
         ema_warmup=True,
         gradient_clip_val=1.0,
-        callbacks=[_PrintProgress()],
+        progress_every=10.0,
     )
     return model, int(model.global_step), wall
 

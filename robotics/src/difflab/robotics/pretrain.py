@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 
 from difflab.robotics.inference import default_name
@@ -42,31 +41,6 @@ RECIPES: dict[str, dict[str, int]] = {
 EVAL_SEED0 = 10_000
 EVAL_EPISODES = 40
 EPISODE_STEPS = 150  # eval's default limit
-
-
-class ProgressLines(pl.Callback):
-    """Prints ``what Model: step k/n (pct), loss, elapsed, left`` every ``every`` seconds of training."""
-
-    def __init__(self, what: str, total: int, every: float = 5.0) -> None:
-        self.what, self.total, self.every = what, total, every
-        self.start = self.last = time.monotonic()
-
-    def on_train_start(self, trainer, module) -> None:
-        self.start = self.last = time.monotonic()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        now, step = time.monotonic(), trainer.global_step
-        if now - self.last < self.every and step < self.total:
-            return
-        self.last = now
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        loss = float(loss) if loss is not None else float("nan")
-        left = (now - self.start) / max(step, 1) * (self.total - step)
-        print(
-            f"{self.what} {type(module).__name__}: step {step}/{self.total} ({100 * step / self.total:.0f}%), "
-            f"loss {loss:.4f}, {now - self.start:.0f} s elapsed, about {left:.0f} s left",
-            flush=True,
-        )
 
 
 def evaluate_controllers(run: dict[str, Any], task: str, episodes: int = EVAL_EPISODES) -> dict[str, dict]:
@@ -111,15 +85,10 @@ def fit_config(task: str, method: str, steps: int, episodes: int, seed: int, roo
     cfg["seed_everything"] = seed
     tr = cfg["trainer"]
     tr.update(max_steps=steps, default_root_dir=str(root), limit_val_batches=0, num_sanity_val_steps=0)
-    tr.update(enable_progress_bar=False, enable_model_summary=False, logger=False)
+    tr.update(enable_progress_bar=True, enable_model_summary=False, logger=False)
     tr["callbacks"][0]["init_args"]["decay"] = 0.995  # EMA
     tr["callbacks"][1]["init_args"]["every_n_train_steps"] = steps
-    tr["callbacks"].append(
-        {
-            "class_path": "difflab.robotics.pretrain.ProgressLines",
-            "init_args": {"what": f"pretrain robotics {task}", "total": steps},
-        }
-    )
+    tr["callbacks"].append({"class_path": "difflab.core.lightning.LineProgressBar", "init_args": {"every": 5.0}})
     model = cfg["model"]["init_args"]
     if method == "diffusion_policy":
         model["network"]["init_args"].update(down_dims=[32, 64, 128], step_embed_dim=32)
@@ -207,4 +176,4 @@ def pretrain(out_dir: Path, *, seed: int = 0, minutes: float | None = None) -> l
     return written
 
 
-__all__ = ["RECIPES", "ProgressLines", "best_sampling", "default_name", "evaluate_controllers", "pretrain"]
+__all__ = ["RECIPES", "best_sampling", "default_name", "evaluate_controllers", "pretrain"]

@@ -21,38 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 
 STEPS = 600
 SAMPLE_STEPS = (1, 2, 4, 8)
 DATA = {"n_train": 160, "n_val": 32, "n_test": 32, "data_seed": 0}
 KEYS = ("mAP@0.5", "mAP@0.7", "mAP@0.3:0.7", "mAP@0.5:0.95")
-
-
-class ProgressLines(pl.Callback):
-    """Prints ``what Model: step k/n (pct), loss, elapsed, left`` every ``every`` seconds of training."""
-
-    def __init__(self, what: str, total: int, every: float = 5.0) -> None:
-        self.what, self.total, self.every = what, total, every
-        self.start = self.last = time.monotonic()
-
-    def on_train_start(self, trainer, module) -> None:
-        self.start = self.last = time.monotonic()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        now, step = time.monotonic(), trainer.global_step
-        if now - self.last < self.every and step < self.total:
-            return
-        self.last = now
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        loss = float(loss) if loss is not None else float("nan")
-        left = (now - self.start) / max(step, 1) * (self.total - step)
-        print(
-            f"{self.what} {type(module).__name__}: step {step}/{self.total} ({100 * step / self.total:.0f}%), "
-            f"loss {loss:.4f}, {now - self.start:.0f} s elapsed, about {left:.0f} s left",
-            flush=True,
-        )
 
 
 def fit_config(name: str, steps: int, seed: int, root: Path, data_root: Path) -> dict[str, Any]:
@@ -65,11 +39,9 @@ def fit_config(name: str, steps: int, seed: int, root: Path, data_root: Path) ->
     cfg["seed_everything"] = seed
     tr = cfg["trainer"]
     tr.update(max_steps=steps, default_root_dir=str(root), limit_val_batches=0, num_sanity_val_steps=0)
-    tr.update(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, logger=False)
+    tr.update(accelerator="cpu", enable_progress_bar=True, enable_model_summary=False, logger=False)
     tr["callbacks"][0]["init_args"]["every_n_train_steps"] = steps
-    tr["callbacks"].append(
-        {"class_path": "difflab.video.pretrain.ProgressLines", "init_args": {"what": "pretrain video", "total": steps}}
-    )
+    tr["callbacks"].append({"class_path": "difflab.core.lightning.LineProgressBar", "init_args": {"every": 5.0}})
     cfg["model"]["init_args"]["lr_scheduler"] = {
         "class_path": "torch.optim.lr_scheduler.CosineAnnealingLR",
         "init_args": {"T_max": steps, "eta_min": 2.5e-5},
@@ -164,4 +136,4 @@ def pretrain(out_dir: Path, *, seed: int = 0, minutes: float | None = None) -> l
     return written
 
 
-__all__ = ["ProgressLines", "STEPS", "best_steps", "evaluate_detectors", "format_rows", "pretrain"]
+__all__ = ["STEPS", "best_steps", "evaluate_detectors", "format_rows", "pretrain"]

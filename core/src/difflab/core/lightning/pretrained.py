@@ -84,7 +84,12 @@ def slim_checkpoint(checkpoint: dict, parameter_names: set[str], *, half: bool =
 
 
 def write_pretrained(
-    source: str | os.PathLike, model: torch.nn.Module, out: str | os.PathLike, *, meta: dict[str, Any], half: bool = True
+    source: str | os.PathLike,
+    model: torch.nn.Module,
+    out: str | os.PathLike,
+    *,
+    meta: dict[str, Any],
+    half: bool = True,
 ) -> Path:
     """Write the full Lightning checkpoint ``source`` of ``model`` as a shipped default at ``out``.
 
@@ -108,6 +113,7 @@ def write_pretrained(
     slim[META_KEY] = dict(meta)
     with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".part", delete=False) as part:
         torch.save(slim, part)
+    os.chmod(part.name, 0o644)  # package data: readable by every user of an installation
     os.replace(part.name, out)
     return out
 

@@ -17,6 +17,7 @@ def train_briefly(
     checkpoint: str | os.PathLike | None = None,
     ema_decay: float | None = None,
     ema_warmup: bool = False,
+    progress_every: float | None = None,
     **trainer_kw: Any,
 ) -> float:
     """Fit ``model`` on ``datamodule`` for ``max_steps`` optimiser steps on one CPU device.
@@ -34,6 +35,10 @@ def train_briefly(
     averaged weights are copied into ``model``, so the model (and ``checkpoint``) holds them. With
     ``ema_warmup=False`` (the default) the decay is constant, exactly Lightning's
     ``EMAWeightAveraging(decay=ema_decay)``; ``True`` caps it early in training (see ``ema.py``).
+
+    ``progress_every``: print a progress line (step, loss, elapsed and remaining time) every so many
+    seconds (core's :class:`~difflab.core.lightning.callbacks.LineProgressBar`), for long runs such as
+    the pretraining recipes; ``None`` keeps the run silent.
     """
     import lightning.pytorch as pl
 
@@ -56,6 +61,11 @@ def train_briefly(
         from difflab.core.lightning.ema import WarmupEMA
 
         kw["callbacks"] = [*(kw.get("callbacks") or []), WarmupEMA(decay=ema_decay, warmup=ema_warmup)]
+    if progress_every is not None:
+        from difflab.core.lightning.callbacks import LineProgressBar
+
+        kw["enable_progress_bar"] = True
+        kw["callbacks"] = [*(kw.get("callbacks") or []), LineProgressBar(every=progress_every)]
     start = time.perf_counter()
     trainer = pl.Trainer(**kw)
     trainer.fit(model, datamodule=datamodule)
