@@ -35,6 +35,17 @@ def pytest_configure(config):
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
+@pytest.fixture
+def record_property(record_property):
+    """pytest's ``record_property`` taking numpy scalars too (as plain numbers: the parallel workers
+    send every recorded value to the main process, which accepts only built-in types)."""
+
+    def record(name: str, value) -> None:
+        record_property(name, value.item() if isinstance(value, np.generic) else value)
+
+    return record
+
+
 def pytest_report_header(config):
     return (
         f"DIFFLAB_TEST_SEED={_env_int('DIFFLAB_TEST_SEED', 0)} "
