@@ -102,8 +102,9 @@ def test_enhance_command_on_files_and_folders(smoke_ckpt, tmp_path):
     assert "a.wav" in err and "--overwrite" in err  # an existing output is not replaced
 
 
-def _error(argv: list[str]) -> str:
-    """The one-line error of ``main(argv)`` (exit status 2)."""
+def _error(argv: list[str], last: bool = False) -> str:
+    """The one-line error of ``main(argv)`` (exit status 2); ``last``: the last line on stderr, after
+    progress lines."""
     import contextlib
     import io
 
@@ -111,6 +112,7 @@ def _error(argv: list[str]) -> str:
     with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as stop:
         main(argv)
     lines = stderr.getvalue().strip().splitlines()
+    lines = lines[-1:] if last else lines
     assert stop.value.code == 2 and len(lines) == 1 and lines[0].startswith("difflab-audio"), lines
     return lines[0]
 
@@ -124,23 +126,62 @@ class _Loud:
         return 3 * x
 
 
-def test_enhance_reports_clipped_outputs_and_overwrites_only_when_asked(tmp_path, monkeypatch, capsys):
+def _loud_folder(tmp_path, monkeypatch):
     from difflab.audio import inference
 
     monkeypatch.setattr(inference, "load_model", lambda ckpt, device="cpu": _Loud())
     folder = tmp_path / "in"
     folder.mkdir()
-    t = np.arange(8000) / 16000
+    t = np.arange(40000) / 16000
     sf.write(str(folder / "loud.wav"), (0.6 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
     sf.write(str(folder / "quiet.wav"), (0.01 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(b"")
-    argv = ["enhance", str(folder), str(tmp_path / "out"), "--ckpt", str(ckpt)]
+    return folder, ckpt
+
+
+def test_enhance_scales_a_loud_output_to_minus_1_dbfs_instead_of_clipping(tmp_path, monkeypatch, capsys):
+    folder, ckpt = _loud_folder(tmp_path, monkeypatch)
+    # 2.5 s in chunks of 1 s: the over is only known after the first chunk was written
+    argv = ["enhance", str(folder), str(tmp_path / "out"), "--ckpt", str(ckpt), "--chunk_seconds", "1"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "1 of 2 outputs were clipped" in out and "loud.wav" in out
+    assert "1 of 2 outputs were beyond full scale and scaled to a peak of -1 dBFS" in out
+    loud, _ = sf.read(str(tmp_path / "out" / "loud.wav"))
+    x, _ = sf.read(str(folder / "loud.wav"))
+    assert abs(20 * np.log10(np.abs(loud).max()) + 1.0) < 0.01  # peak -1 dBFS
+    gain = 10 ** (-1 / 20) / (3 * np.abs(x).max())
+    np.testing.assert_allclose(loud, 3 * gain * x, atol=2 / 32768)  # one gain for the whole file: no distortion
+    quiet, _ = sf.read(str(tmp_path / "out" / "quiet.wav"))
+    np.testing.assert_allclose(quiet, 3 * sf.read(str(folder / "quiet.wav"))[0], atol=1 / 32768)  # level kept
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary file left
     assert "--overwrite" in _error(argv)
+
+
+def test_enhance_overs_clip_keeps_the_level_and_warns(tmp_path, monkeypatch, capsys):
+    folder, ckpt = _loud_folder(tmp_path, monkeypatch)
+    argv = ["enhance", str(folder), str(tmp_path / "out"), "--ckpt", str(ckpt), "--overs", "clip"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 outputs were clipped" in out and "loud.wav" in out and "% of its samples" in out
+    assert np.abs(sf.read(str(tmp_path / "out" / "loud.wav"))[0]).max() > 0.999
     assert main([*argv, "--overwrite"]) == 0
+
+
+def test_enhance_folder_goes_on_past_bad_files_and_names_them(tmp_path, monkeypatch, capsys):
+    folder, ckpt = _loud_folder(tmp_path, monkeypatch)
+    (folder / "junk.wav").write_text("no audio")
+    sf.write(str(folder / "empty.wav"), np.zeros(0, np.float32), 16000)
+    err = _error(["enhance", str(folder), str(tmp_path / "out"), "--ckpt", str(ckpt)], last=True)
+    assert "2 of 4 recordings failed" in err and "empty.wav" in err and "junk.wav" in err, err
+    assert "loud.wav" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["loud.wav", "quiet.wav"]
+    out = capsys.readouterr().out
+    assert "skipped:" in out and "holds no samples" in out
+    # one bad file given alone is an error at once
+    assert "holds no samples" in _error(
+        ["enhance", str(folder / "empty.wav"), str(tmp_path / "e.wav"), "--ckpt", str(ckpt)]
+    )
 
 
 def test_enhance_checks_inputs_before_loading(tmp_path):

@@ -51,10 +51,11 @@ def enhance_command(argv: list[str]) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     p.add_argument(
-        "--normalize",
-        action="store_true",
-        help="scale an output that would exceed full scale to a peak of -0.1 dBFS (default: keep the level, "
-        "write it clipped and report it)",
+        "--overs",
+        choices=inference.OVERS,
+        default="scale",
+        help="an output that would exceed full scale: 'scale' (default) scales the whole file down to a peak of "
+        "-1 dBFS, one gain, no distortion; 'clip' keeps the model's level and clips those samples, with a warning",
     )
     ns = p.parse_args(argv)
     options = vars(ns)

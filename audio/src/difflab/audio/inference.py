@@ -1,21 +1,27 @@
 """``difflab-audio enhance``: enhance recordings of any length, sample rate and channel count.
 
-Each channel is resampled to the model's rate, cut into chunks of ``chunk_seconds`` that overlap by
-``overlap_seconds``, enhanced chunk by chunk (so memory stays flat however long the file), and
-put back together by overlap-add with linear cross-fades (weights summing to one). The result is
-resampled back to the file's own rate and written as 16-bit PCM wav with the input's channels::
+A recording is read, enhanced and written in chunks, so memory is bounded by one chunk however
+long the file (an hour at 44.1 kHz stereo as a few seconds): each chunk of ``chunk_seconds`` (at
+the file's rate, overlapping the next by ``overlap_seconds``) of each channel is resampled to the
+model's rate, enhanced, resampled back, and joined to its neighbours by overlap-add with linear
+cross-fades (weights summing to one). The output is 16-bit PCM wav at the input's rate, length and
+channel count::
 
     difflab-audio enhance noisy.wav enhanced.wav --ckpt model.ckpt
     difflab-audio enhance recordings/ enhanced/ --ckpt model.ckpt --sampler pc --steps 30
 
-Before the model is loaded every input's header is read (a file that is not audio is an error
-naming it) and every output is checked (nothing is replaced without ``--overwrite``). A recording at
-another rate than the model's is resampled to the model's rate and back, with one note per rate
-naming both (as SGMSE+'s own enhancement script resamples; a model enhances the band it was trained
-on). A silent channel is written silent. An output beyond full scale is reported per file, with how
-many samples the 16-bit file clips; ``--normalize`` scales such an output down to just below full
-scale instead. Progress counts chunks over all files (a bar on a terminal, a line every few seconds
-without one).
+Before the model is loaded every input's header is read and every output is checked (nothing is
+replaced without ``--overwrite``). One input that is not audio, or holds no samples, is an error;
+a folder goes on past such a file (a note says why) and ends with a one-line error naming every
+file that failed (exit status 2). A recording at another rate than the model's is resampled to the
+model's rate and back, with one note per rate naming both (as SGMSE+'s own enhancement script
+resamples; a model enhances the band it was trained on). Silence stays silent.
+
+Nothing is clipped silently. By default (``--overs scale``) an output that would exceed full scale
+is scaled down as a whole, by one gain, to a peak of -1 dBFS (the level changes, the waveform is
+not distorted), and the file's line says by how many dB; ``--overs clip`` keeps the model's level
+and clips the samples beyond full scale, with a warning giving their share. Progress counts chunks
+over all files (a bar on a terminal, a line every few seconds without one).
 
 Loading a checkpoint goes through core's one loader (:func:`difflab.core.lightning.load_checkpoint`, with
 ``weights_only=True``); the command line in :mod:`difflab.audio.cli` only parses arguments.
@@ -27,15 +33,22 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from difflab.audio.data.io import AUDIO_SUFFIXES, AudioFileError, audio_info, read_audio, resample, write_wav
+from difflab.audio.data.io import AUDIO_SUFFIXES, AudioFileError, AudioReader, audio_info, read_audio, resample
 from difflab.core.errors import UserError
 
-PEAK = 10 ** (-0.1 / 20)
-"""The peak ``--normalize`` scales a loud output to: -0.1 dB below full scale."""
+PEAK = 10 ** (-1 / 20)
+"""The peak an output beyond full scale is scaled to (``overs="scale"``, the default): -1 dBFS."""
+
+Overs = Literal["scale", "clip"]
+OVERS: tuple[str, ...] = ("scale", "clip")
+"""What :func:`enhance_file` does with an output beyond full scale: scale the whole file down to a
+peak of -1 dBFS (the default), or keep the level and clip those samples (reported)."""
 
 
 def load_model(ckpt: str | Path, device: str = "cpu"):
@@ -102,10 +115,44 @@ def enhance_signal(
     return out / weight
 
 
+class OverlapAdd:
+    """Streaming overlap-add of weighted blocks.
+
+    Blocks ``x_k`` of shape ``(L_k, C)`` with weights ``w_k`` of shape ``(L_k,)`` are added at sample
+    offsets ``s_k`` that never decrease; the output at sample ``p`` is ``Σ_k w_k x_k / Σ_k w_k`` over
+    the blocks covering ``p``. :meth:`pop` hands back (and forgets) the samples before an offset that
+    no later block reaches, so what is held is at most one block's span, whatever the total length."""
+
+    def __init__(self, channels: int) -> None:
+        self.start = 0
+        self.acc = np.zeros((0, channels), np.float32)
+        self.weight = np.zeros(0, np.float32)
+
+    def add(self, offset: int, block: np.ndarray, weight: np.ndarray) -> None:
+        """Add ``block`` ``(L, C)`` weighted by ``weight`` ``(L,)`` at absolute sample ``offset``."""
+        if offset < self.start:
+            raise ValueError(f"offset {offset} is before the samples already handed back ({self.start})")
+        i, j = offset - self.start, offset - self.start + block.shape[0]
+        if j > self.weight.shape[0]:
+            grow = j - self.weight.shape[0]
+            self.acc = np.concatenate([self.acc, np.zeros((grow, self.acc.shape[1]), np.float32)])
+            self.weight = np.concatenate([self.weight, np.zeros(grow, np.float32)])
+        self.acc[i:j] += block * weight[:, None]
+        self.weight[i:j] += weight
+
+    def pop(self, upto: int) -> np.ndarray:
+        """The normalised samples ``start .. upto`` as ``(upto - start, C)``; they are forgotten."""
+        k = upto - self.start
+        out = self.acc[:k] / self.weight[:k, None]
+        self.acc, self.weight, self.start = self.acc[k:], self.weight[k:], upto
+        return out
+
+
 @dataclass
 class Written:
     """What :func:`enhance_file` wrote: the file, the fraction of its samples beyond full scale
-    (written clipped), the gain ``--normalize`` applied (dB, 0 for none) and the silent channels."""
+    (written clipped: ``overs="clip"`` only), the gain applied to keep it below full scale (dB, 0 for
+    none) and the channels that were silent throughout."""
 
     path: Path
     clipped: float = 0.0
@@ -118,51 +165,130 @@ class Written:
         if self.silent:
             text += f" (silent channel {', '.join(map(str, self.silent))} written silent)"
         if self.gain_db:
-            text += f" (scaled by {self.gain_db:.1f} dB to stay below full scale)"
+            text += f" (beyond full scale: the whole file scaled by {self.gain_db:.1f} dB to a peak of -1 dBFS)"
         if self.clipped > 0:
             text = (
                 f"warning: {text}: {100 * self.clipped:.2f}% of its samples are beyond full scale and clipped "
-                "(--normalize scales such an output below full scale instead)"
+                "(--overs clip; the default --overs scale scales such an output to a peak of -1 dBFS instead)"
             )
         return text
 
 
+class LevelWriter:
+    """Writes an output block by block as 16-bit wav, with what ``overs`` says for samples beyond
+    full scale.
+
+    ``"clip"``: straight into ``dst``, samples beyond ±1 clipped and counted. ``"scale"``: first into
+    a float32 file beside ``dst`` (RF64, so any length fits) while the peak ``p`` is tracked; then
+    :meth:`finish` writes ``dst`` from it in blocks, multiplied by ``g = 10^(-1/20) / p`` when
+    ``p > 1`` (one gain for the whole file: no distortion, the level falls to a peak of -1 dBFS),
+    by 1 otherwise. Memory is one block either way; the temporary file is removed."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, dst: Path, rate: int, channels: int, overs: Overs = "scale") -> None:
+        import soundfile as sf
+
+        if overs not in OVERS:
+            raise ValueError(f"overs={overs!r}: must be one of {', '.join(OVERS)}")
+        self.dst, self.rate, self.channels = Path(dst), rate, channels
+        self.dst.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.dst.with_name(f".{self.dst.name}.partial") if overs == "scale" else None
+        kind = ("RF64", "FLOAT") if self.tmp is not None else ("WAV", "PCM_16")
+        self.file = sf.SoundFile(str(self.tmp or self.dst), "w", rate, channels, kind[1], format=kind[0])
+        self.peak, self.beyond, self.count = 0.0, 0, 0
+
+    def write(self, block: np.ndarray) -> None:
+        """Append ``(n, C)`` samples."""
+        mag = np.abs(block)
+        if mag.size:
+            self.peak = max(self.peak, float(mag.max()))
+        self.beyond += int((mag > 1.0).sum())
+        self.count += block.size
+        self.file.write(block if self.tmp is not None else np.clip(block, -1.0, 1.0))
+
+    def finish(self) -> tuple[float, float]:
+        """Close the output: ``(fraction of samples written clipped, gain applied in dB)``."""
+        import soundfile as sf
+
+        self.file.close()
+        if self.tmp is None:
+            return self.beyond / max(self.count, 1), 0.0
+        gain = PEAK / self.peak if self.peak > 1.0 else 1.0
+        with (
+            sf.SoundFile(str(self.tmp)) as f,
+            sf.SoundFile(str(self.dst), "w", self.rate, self.channels, "PCM_16", format="WAV") as g,
+        ):
+            for block in f.blocks(self.BLOCK, dtype="float32", always_2d=True):
+                g.write(np.clip(block * gain, -1.0, 1.0))
+        self.tmp.unlink()
+        return 0.0, 20 * math.log10(gain)
+
+    def abort(self) -> None:
+        """Close and remove what was written (after an error)."""
+        self.file.close()
+        for p in (self.tmp, self.dst):
+            if p is not None:
+                p.unlink(missing_ok=True)
+
+
+def _enhance_channel(model, x: np.ndarray, rate: int, options: dict) -> np.ndarray | None:
+    """One channel's block ``(L,)`` at the file's ``rate``, enhanced at the model's rate and back to
+    ``(L,)``; ``None`` for a silent block (peak below 1e-6: written silent)."""
+    if x.size == 0 or np.abs(x).max() < 1e-6:
+        return None
+    y = model.enhance(resample(torch.from_numpy(np.ascontiguousarray(x)), rate, model.sample_rate), **options).cpu()
+    y = resample(y, model.sample_rate, rate)[: x.shape[0]]
+    out = np.zeros(x.shape[0], np.float32)
+    out[: y.shape[0]] = y.numpy()
+    return out
+
+
 def enhance_file(
-    model, src: Path, dst: Path, *, normalize: bool = False, on_chunk: Callable[[], None] | None = None, **kwargs
+    model,
+    src: Path,
+    dst: Path,
+    *,
+    overs: Overs = "scale",
+    on_chunk: Callable[[], None] | None = None,
+    chunk_seconds: float = 10.0,
+    overlap_seconds: float = 1.0,
+    **options,
 ) -> Written:
-    """Enhance every channel of ``src`` and write ``dst`` (16-bit wav at ``src``'s rate); ``kwargs``
-    go to :func:`enhance_signal`.
+    """Enhance every channel of ``src`` and write ``dst`` (16-bit wav at ``src``'s rate, length and
+    channels), streaming: memory is bounded by one chunk, whatever the file's length.
 
-    The level is kept as the model produced it: samples beyond full scale are written clipped and
-    counted, unless ``normalize`` scales the whole output to a peak just below full scale. A silent
-    channel is written silent (peak normalisation would only amplify rounding noise)."""
-    data, rate = read_audio(src)
-    chans, silent = [], []
-    for c in range(data.shape[1]):
-        x = resample(torch.from_numpy(data[:, c].copy()), rate, model.sample_rate)
-        if x.abs().max() < 1e-6:
-            silent.append(c)
-            chans.append(torch.zeros(data.shape[0]))
-            for _ in chunk_starts(x.shape[0], model.sample_rate, *_chunking(kwargs))[1]:
-                if on_chunk is not None:
-                    on_chunk()
-            continue
-        y = enhance_signal(model, x, on_chunk=on_chunk, **kwargs)
-        chans.append(resample(y, model.sample_rate, rate)[: data.shape[0]])
-    out = torch.stack(chans, dim=1)
-    if out.shape[0] < data.shape[0]:
-        out = torch.nn.functional.pad(out, (0, 0, 0, data.shape[0] - out.shape[0]))
-    peak, gain_db = float(out.abs().max()), 0.0
-    if normalize and peak > 1.0:
-        out = out * (PEAK / peak)
-        gain_db = 20 * math.log10(PEAK / peak)
-    clipped = float((out.abs() > 1.0).float().mean())
-    write_wav(dst, out.numpy() if out.shape[1] > 1 else out[:, 0].numpy(), rate)
-    return Written(Path(dst), clipped, gain_db, silent)
-
-
-def _chunking(kwargs: dict) -> tuple[float, float]:
-    return kwargs.get("chunk_seconds", 10.0), kwargs.get("overlap_seconds", 1.0)
+    The file is cut at its own rate into the chunks of :func:`chunk_starts`; each chunk of each
+    channel is resampled to the model's rate, enhanced (``options``: ``sampler``, ``steps``,
+    ``generator``), resampled back, and laid into the output by overlap-add with the linear
+    cross-fades of :func:`crossfade_weights` (:class:`OverlapAdd`); every finished stretch is written
+    at once (:class:`LevelWriter`, which applies ``overs``). A silent block stays silent (peak
+    normalisation would only amplify rounding noise). ``on_chunk()`` is called per channel and chunk.
+    On an error nothing is left at ``dst``."""
+    with AudioReader(src) as reader:
+        rate, channels, n = reader.rate, reader.channels, reader.frames
+        chunk, starts = chunk_starts(n, rate, chunk_seconds, overlap_seconds)
+        ola, heard = OverlapAdd(channels), [False] * channels
+        out = LevelWriter(Path(dst), rate, channels, overs)
+        try:
+            for k, s in enumerate(starts):
+                block = reader.read(s, chunk)
+                est = np.zeros_like(block)
+                for c in range(channels):
+                    y = _enhance_channel(model, block[:, c], rate, options)
+                    if y is not None:
+                        est[:, c], heard[c] = y, True
+                    if on_chunk is not None:
+                        on_chunk()
+                fade_in = 0 if k == 0 else starts[k - 1] + chunk - s
+                fade_out = 0 if k == len(starts) - 1 else s + chunk - starts[k + 1]
+                ola.add(s, est, crossfade_weights(block.shape[0], fade_in, fade_out).numpy())
+                out.write(ola.pop(starts[k + 1] if k + 1 < len(starts) else s + block.shape[0]))
+            clipped, gain_db = out.finish()
+        except BaseException:
+            out.abort()
+            raise
+    return Written(Path(dst), clipped, gain_db, [c for c in range(channels) if not heard[c]])
 
 
 def resampled_length(frames: int, rate: int, new_rate: int) -> int:
@@ -171,14 +297,14 @@ def resampled_length(frames: int, rate: int, new_rate: int) -> int:
     return math.ceil(frames * (new_rate // g) / (rate // g))
 
 
-def count_chunks(files: list[Path], infos: list[tuple[int, int, int | None]], rate: int, chunking) -> int:
-    """Chunks :func:`enhance_file` enhances for ``files`` (headers ``infos``) with a model at ``rate``."""
+def count_chunks(files: list[Path], infos: list[tuple[int, int, int | None]], chunking) -> int:
+    """Chunks :func:`enhance_file` enhances for ``files`` (headers ``infos``): channels × chunks, cut
+    at each file's own rate."""
     total = 0
     for path, (file_rate, channels, frames) in zip(files, infos):
         if frames is None:  # the header does not say (G.722): decode it
             frames = read_audio(path)[0].shape[0]
-        n = resampled_length(frames, file_rate, rate)
-        total += channels * len(chunk_starts(n, rate, *chunking)[1])
+        total += channels * len(chunk_starts(frames, file_rate, *chunking)[1])
     return total
 
 
@@ -223,45 +349,86 @@ def enhance_files(
     seed: int = 0,
     device: str = "cpu",
     overwrite: bool = False,
-    normalize: bool = False,
+    overs: Overs = "scale",
 ) -> int:
     """Enhance an audio file or a folder of them into ``output`` (a wav for one file, or a folder).
 
     The inputs (their headers) and outputs are checked before the model is loaded; a recording at
-    another rate than the model's is noted once per rate; outputs beyond full scale are written
-    clipped and reported (per file, and how many files in all), or scaled below it with ``normalize``."""
-    from difflab.core.progress import StepProgress, note
+    another rate than the model's is noted once per rate; outputs beyond full scale are scaled to a
+    peak of -1 dBFS (or, ``overs="clip"``, written clipped), reported per file and counted at the end.
+    One input file that cannot be read is an error at once. A folder goes on past a file that
+    cannot be read or enhanced (a note names it and why) and ends with a one-line
+    :class:`UserError` naming every file that failed (exit status 2)."""
+    from difflab.core.progress import note
 
     files, targets = enhance_targets(Path(source), Path(output), overwrite)
-    infos = [audio_info(f) for f in files]
+    single = not Path(source).is_dir()
+    failed: list[str] = []
+
+    def skip(src: Path, err: AudioFileError) -> None:
+        if single:
+            raise err
+        failed.append(src.name)
+        note(f"skipped: {err}")
+
+    jobs = []
+    for src, dst in zip(files, targets):
+        try:
+            jobs.append((src, dst, audio_info(src)))
+        except AudioFileError as err:
+            skip(src, err)
+    if jobs:
+        _enhance_jobs(jobs, ckpt, sampler, steps, (chunk_seconds, overlap_seconds), seed, device, overs, skip)
+    if failed:
+        raise UserError(
+            f"{source}: {len(failed)} of {len(files)} recordings failed and were skipped ({', '.join(failed)}; "
+            f"reasons above); the other {len(files) - len(failed)} were written"
+        )
+    return 0
+
+
+def _enhance_jobs(jobs, ckpt, sampler, steps, chunking, seed, device, overs, skip) -> None:
+    """Load the model and enhance ``jobs`` ``[(src, dst, header)]`` (see :func:`enhance_files`)."""
+    from difflab.core.progress import StepProgress, note
+
     model = load_model(ckpt, device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    chunking = (chunk_seconds, overlap_seconds)
-    ticks = StepProgress("enhancing", count_chunks(files, infos, model.sample_rate, chunking), "chunks")
+    total = count_chunks([j[0] for j in jobs], [j[2] for j in jobs], chunking)
+    ticks = StepProgress("enhancing", total, "chunks")
     noted: set[int] = set()
     results = []
-    for src, dst, (rate, _, _) in zip(files, targets, infos):
+    kw = dict(chunk_seconds=chunking[0], overlap_seconds=chunking[1], sampler=sampler, steps=steps, generator=gen)
+    for src, dst, (rate, _, _) in jobs:
         if rate != model.sample_rate and rate not in noted:
             noted.add(rate)
             note(
                 f"{src}: {rate} Hz, the model works at {model.sample_rate} Hz: recordings at {rate} Hz are "
                 f"resampled to {model.sample_rate} Hz for the model and the outputs back to {rate} Hz"
             )
-        kw = dict(chunk_seconds=chunk_seconds, overlap_seconds=overlap_seconds, sampler=sampler, steps=steps)
-        written = enhance_file(model, src, dst, normalize=normalize, on_chunk=ticks, generator=gen, **kw)
+        try:
+            written = enhance_file(model, src, dst, overs=overs, on_chunk=ticks, **kw)
+        except AudioFileError as err:
+            skip(src, err)
+            continue
         note(written.describe())
         results.append(written)
     ticks.close()
+    scaled = sum(1 for r in results if r.gain_db)
     clipped = sum(1 for r in results if r.clipped > 0)
+    if scaled:
+        note(f"{scaled} of {len(jobs)} outputs were beyond full scale and scaled to a peak of -1 dBFS")
     if clipped:
         note(
-            f"warning: {clipped} of {len(files)} outputs were clipped at full scale (the model's level is kept; "
-            "--normalize scales such outputs below full scale instead)"
+            f"warning: {clipped} of {len(jobs)} outputs were clipped at full scale (--overs clip; "
+            "the default --overs scale scales such outputs to a peak of -1 dBFS instead)"
         )
-    return 0
 
 
 __all__ = [
+    "OVERS",
+    "PEAK",
+    "LevelWriter",
+    "OverlapAdd",
     "Written",
     "chunk_starts",
     "count_chunks",

@@ -126,6 +126,67 @@ def check_clip(wav: torch.Tensor, path: str | Path, sample_rate: int, *, min_sec
         raise AudioFileError(f"{path}: silent clip (peak amplitude {peak:.2e})")
 
 
+class AudioReader:
+    """Random access to the samples of an audio file, one block at a time, so a recording of any
+    length is read with memory bounded by the block: ``reader.read(start, n)`` gives ``(n', C)``
+    float32 (``n' <= n`` at the end of the file). libsndfile formats are read from disk block by
+    block; G.722 (short telephony prompts, no frame count in a header) is decoded whole.
+
+    Attributes: ``rate``, ``channels``, ``frames``. A file that is not audio, or holds no samples, is
+    an :class:`AudioFileError` when it is opened; a block with NaN or infinite samples when it is read.
+    Use as a context manager (it closes the file)."""
+
+    def __init__(self, path: str | Path) -> None:
+        import soundfile as sf
+
+        self.path = Path(path)
+        self._file = None
+        self._data: np.ndarray | None = None
+        if not self.path.is_file():
+            raise AudioFileError(f"{self.path}: no such file")
+        if self.path.suffix.lower() == ".g722":
+            self._data, self.rate = read_audio(self.path)
+            self.channels, self.frames = 1, self._data.shape[0]
+            return
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except Exception as err:
+            raise AudioFileError(
+                f"{self.path}: not a readable audio file or corrupt ({type(err).__name__}: {err})"
+            ) from err
+        self.rate, self.channels, self.frames = int(self._file.samplerate), int(self._file.channels), self._file.frames
+        if self.frames == 0:
+            self.close()
+            raise AudioFileError(f"{self.path}: the file holds no samples")
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        """Samples ``start .. start + n`` as ``(n, C)`` float32 (fewer at the end of the file)."""
+        if self._data is not None:
+            block = self._data[start : start + n]
+        else:
+            try:
+                self._file.seek(start)
+                block = self._file.read(n, dtype="float32", always_2d=True)
+            except Exception as err:
+                raise AudioFileError(
+                    f"{self.path}: unreadable at {start / self.rate:.2f} s ({type(err).__name__}: {err})"
+                ) from err
+        if not np.isfinite(block).all():
+            raise AudioFileError(f"{self.path}: NaN or infinite samples after {start / self.rate:.2f} s")
+        return block
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def write_wav(path: str | Path, wav: np.ndarray | torch.Tensor, sample_rate: int) -> Path:
     """Write ``(L,)`` or ``(L, C)`` samples in [-1, 1] as 16-bit PCM wav (clipped)."""
     import soundfile as sf
@@ -148,6 +209,7 @@ def list_audio(folder: str | Path) -> list[Path]:
 __all__ = [
     "AUDIO_SUFFIXES",
     "AudioFileError",
+    "AudioReader",
     "audio_info",
     "check_clip",
     "list_audio",
