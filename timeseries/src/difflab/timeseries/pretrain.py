@@ -53,7 +53,7 @@ SAMPLER_CANDIDATES: tuple[tuple[str, int], ...] = (("euler_maruyama", 50), ("eul
 """``(sampler, steps)`` pairs compared on the validation windows; the best CRPS is recorded."""
 MAX_STEPS = 100_000
 """Step cap of the recipe; the time budget (``minutes``) ends it first on a CPU."""
-DEFAULT_MINUTES = 9.0
+DEFAULT_MINUTES = 30.0
 EVAL_SAMPLES = 24
 """Sample paths per window in the evaluation (and of the ETS / SARIMA baselines)."""
 
