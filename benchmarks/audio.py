@@ -14,7 +14,22 @@ real-speech test mixtures (Asterisk prompts + held-out noises):
    N = 3, 5, 10 (NFE N, plus 1), next to the predictive baseline and the unprocessed input, and the
    ratio of StoRM's SI-SDR gain to SGMSE+'s at each N.
 
+3. **Classical baselines beside the models**: PESQ (wb), ESTOI and SI-SDR (mean ± std) and RTF of
+   the unprocessed input, the Wiener filter with the decision-directed a priori SNR and the
+   stationary spectral gate (:mod:`difflab.audio.baselines`), the predictive model and both
+   diffusion models with the probability-flow ODE (N=3), on the same test mixtures. ``--classical``
+   runs only this evaluation, with the models of ``--ckpt_dir`` if given, else the classical rows
+   and the input alone (no training).
+4. **Field size** (``--field``, instead of 1 and 2): ``difflab-audio enhance`` on generated
+   recordings of one minute and of ``--field_hours`` hours (real speech prompts with gaps, in
+   coloured noise at 5 dB SNR), 16 kHz mono and 44.1 kHz stereo: wall time, real-time factor and
+   the peak resident memory of the whole process (model, reading, enhancing and writing), for the
+   predictive model and SGMSE+ with the probability-flow ODE (N=3), each run in a fresh process.
+   Without ``--ckpt_dir`` the models are the demo's network after one training step (the timing
+   depends on the network's size, not on its weights).
+
     python benchmarks/audio.py --ckpt_dir outputs/demo/audio --figure audio/docs/benchmark_nfe.png
+    python benchmarks/audio.py --field --field_hours 1
 """
 
 from __future__ import annotations
@@ -85,6 +100,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nfe_steps", type=int, nargs="+", default=[5, 10, 30, 50], help="PC steps")
     p.add_argument("--ode_steps", type=int, nargs="+", default=[3, 5, 10], help="probability-flow steps")
     p.add_argument("--figure", type=Path, default=None)
+    p.add_argument("--classical", action="store_true", help="only the evaluation of the classical baselines")
+    p.add_argument("--field", action="store_true", help="measure enhance on generated long recordings instead")
+    p.add_argument("--field_hours", type=float, default=1.0, help="length of the long field recording")
+    p.add_argument(
+        "--field_long_stereo",
+        nargs="+",
+        choices=["predictive", "sgmse"],
+        default=["predictive", "sgmse"],
+        help="the models run on the long 44.1 kHz stereo recording (the slowest row)",
+    )
+    p.add_argument("--field_dir", type=Path, default=None, help="where the field recordings go (default --out/field)")
     return p
 
 
@@ -171,11 +197,186 @@ def quality_table(curves: dict, unprocessed_si_sdr: float, ns: argparse.Namespac
     return markdown_table(rows, [*head, "StoRM / SGMSE+ SI-SDR gain"], floatfmt=".2f")
 
 
+# ---------------------------------------------------------------------------------------------------- classical
+CLASSICAL = {"Wiener filter (decision-directed)": "wiener_filter", "spectral gate (stationary)": "spectral_gate"}
+MODEL_ROWS = [
+    ("predictive", "predictive", {}),
+    ("SGMSE+ (probability flow N=3)", "sgmse", {"sampler": "probability_flow", "steps": 3}),
+    ("StoRM (probability flow N=3)", "storm", {"sampler": "probability_flow", "steps": 3}),
+]
+
+
+def test_mixtures(dm, limit: int):
+    """``(clean, noisy)`` lists of the first ``limit`` test mixtures of the data module."""
+    dm.setup("test")
+    ds = dm.test_set or dm.val_set
+    items = [ds[i] for i in range(min(limit, len(ds)))]
+    return [it["clean"] for it in items], [it["noisy"] for it in items]
+
+
+def classical_table(models: dict | None, dm, ns: argparse.Namespace) -> str:
+    """PESQ / ESTOI / SI-SDR and RTF of the input, the classical baselines and (``models`` not None)
+    the three models on the first ``--num_eval`` test mixtures, as a Markdown table."""
+    from difflab.audio import baselines
+    from difflab.audio.demo import enhance_test_set
+    from difflab.audio.metrics import evaluate, format_table
+
+    clean, noisy = test_mixtures(dm, ns.num_eval)
+    seconds = sum(x.shape[0] for x in noisy) / 16000
+    outputs, rtf = {}, {}
+    for label, name in CLASSICAL.items():
+        fn = getattr(baselines, name)
+        t0 = time.perf_counter()
+        outputs[label] = [fn(x, 16000) for x in noisy]
+        rtf[label] = (time.perf_counter() - t0) / seconds
+    for label, method, options in MODEL_ROWS if models is not None else []:
+        _, _, enh, _, compute, nfe = enhance_test_set(models[method], dm, limit=ns.num_eval, **options)
+        outputs[label], rtf[label] = enh, compute / seconds
+        label_nfe = f"{label}, NFE {nfe}"
+        outputs[label_nfe] = outputs.pop(label)
+        rtf[label_nfe] = rtf.pop(label)
+    results = evaluate(outputs, clean, noisy)
+    return format_table(results, {k: {"RTF (CPU)": f"{v:.3f}"} for k, v in rtf.items()})
+
+
+# ---------------------------------------------------------------------------------------------------- field size
+FIELD_VARIANTS = [
+    ("predictive", "predictive", None, None),
+    ("SGMSE+ (probability flow, N=3)", "sgmse", "probability_flow", 3),
+]
+
+
+def write_field_recording(path: Path, seconds: float, rate: int, channels: int, seed: int = 0) -> Path:
+    """A long noisy recording written block by block (memory of one minute): the real speech prompts
+    in turn with 0.2-1.5 s gaps, each channel in its own coloured noise (exponent 0-1.5) at 5 dB SNR
+    over the speech, peak about 0.5. Reused when it exists with the right length."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from difflab.audio.data.io import load_audio, resample
+    from difflab.audio.data.synth import coloured_noise, real_speech_files
+
+    n = int(seconds * rate)
+    if path.is_file() and sf.info(str(path)).frames == n and sf.info(str(path)).channels == channels:
+        return path
+    rng = np.random.default_rng(seed)
+    speech = [resample(load_audio(f, 16000)[0], 16000, rate).numpy() for f in real_speech_files()[:40]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sf.SoundFile(str(path), "w", rate, channels, "PCM_16", format="WAV") as out:
+        done, k = 0, 0
+        while done < n:
+            parts, m = [], 0
+            while m < 60 * rate:
+                gap = np.zeros(int(rng.uniform(0.2, 1.5) * rate), np.float32)
+                parts += [gap, speech[k % len(speech)]]
+                m, k = m + gap.size + speech[k % len(speech)].size, k + 1
+            clean = np.concatenate(parts)[: min(60 * rate, n - done)]
+            clean = 0.3 * clean / (np.abs(clean).max() + 1e-9)
+            block = np.empty((clean.size, channels), np.float32)
+            for c in range(channels):
+                noise = coloured_noise(clean.size, float(rng.uniform(0, 1.5)), rng)
+                noise = noise.numpy() if isinstance(noise, torch.Tensor) else noise
+                noise = noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** (5 / 10))
+                block[:, c] = np.clip(clean + noise, -0.95, 0.95)
+            out.write(block)
+            done += clean.size
+    return path
+
+
+def _field_worker(ckpt: str, src: str, dst: str, sampler: str | None, steps: int | None, threads: int, queue) -> None:
+    import torch
+
+    from difflab.audio.inference import enhance_files, load_model
+
+    torch.set_num_threads(threads)
+    load_model(ckpt)  # imports and one model: the memory before any audio
+    loaded = _rss_peak_mb()
+    t0 = time.perf_counter()
+    enhance_files(Path(src), Path(dst), ckpt, sampler=sampler, steps=steps, overwrite=True)
+    queue.put((time.perf_counter() - t0, _rss_peak_mb(), loaded))
+
+
+def field_run(ckpt: Path, src: Path, dst: Path, sampler, steps, threads: int) -> tuple[float, float, float]:
+    """``(seconds, peak RSS in MB, RSS in MB after the imports and loading the model)`` of
+    ``enhance_files`` on ``src`` in a fresh process."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_field_worker, args=(str(ckpt), str(src), str(dst), sampler, steps, threads, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
+def field_checkpoints(ns: argparse.Namespace) -> tuple[dict[str, Path], str]:
+    """The predictive and SGMSE+ checkpoints of ``--ckpt_dir``, or the demo network after one training
+    step (timing only), and a note saying which."""
+    if ns.ckpt_dir is not None:
+        return {m: ns.ckpt_dir / f"{m}.ckpt" for m in ("predictive", "sgmse")}, f"checkpoints of {ns.ckpt_dir}"
+    from difflab.audio.demo import METHOD_CONFIGS, build, method_args
+    from difflab.audio.inference import load_model
+    from difflab.core.lightning import train_briefly
+
+    ckpts = {}
+    (ns.out / "field").mkdir(parents=True, exist_ok=True)
+    for method in ("predictive", "sgmse"):
+        ckpts[method] = ns.out / "field" / f"{method}_1step.ckpt"
+        if not ckpts[method].is_file():
+            model, dm = build(METHOD_CONFIGS[method], data_root=ns.data_root, extra=method_args(method, ns.out))
+            train_briefly(model, dm, max_steps=1, checkpoint=ckpts[method])
+    n = sum(p.numel() for p in load_model(ckpts["sgmse"]).parameters())
+    return ckpts, f"the demo network (width 8, 3 levels, {n / 1e3:.0f} k parameters) after one training step"
+
+
+def field_table(ns: argparse.Namespace) -> str:
+    """Time, real-time factor and peak RSS of ``enhance`` per recording and variant (Markdown)."""
+    from difflab.core.progress import note
+
+    ckpts, which = field_checkpoints(ns)
+    folder = ns.field_dir or ns.out / "field"
+    recordings = []
+    for seconds, label in ((60.0, "1 min"), (ns.field_hours * 3600, f"{ns.field_hours:g} h")):
+        for rate, channels in ((16000, 1), (44100, 2)):
+            name = f"field_{int(seconds)}s_{rate}_{channels}ch.wav"
+            note(f"writing {name}")
+            src = write_field_recording(folder / name, seconds, rate, channels)
+            recordings.append((f"{label}, {rate / 1000:g} kHz {'mono' if channels == 1 else 'stereo'}", src, seconds))
+    rows = []
+    for label, src, seconds in recordings:
+        for variant, method, sampler, steps in FIELD_VARIANTS:
+            if seconds > 60 and "stereo" in label and method not in ns.field_long_stereo:
+                continue
+            dt, rss, loaded = field_run(ckpts[method], src, folder / "out" / src.name, sampler, steps, ns.threads)
+            note(f"{label} | {variant}: {dt:.1f} s, peak RSS {rss:.0f} MB ({loaded:.0f} MB with the model loaded)")
+            rows.append([label, variant, dt, dt / seconds, rss, rss - loaded])
+    head = ["recording", "model", "wall time (s)", "RTF", "peak RSS (MB)", "peak RSS over the loaded model (MB)"]
+    return f"models: {which}\n\n" + markdown_table(rows, head, ["", "", ".1f", ".3f", ".0f", ".0f"])
+
+
 def main() -> None:
     import torch
 
     ns = _parser().parse_args()
     torch.set_num_threads(ns.threads)
+    if ns.field:
+        print(
+            f"# difflab-audio field-size benchmark, {date.today()}, {platform.machine()}, torch {torch.__version__}, "
+            f"{ns.threads} thread(s)\n"
+        )
+        print(field_table(ns))
+        return
+    if ns.classical:
+        models, dm = None, None
+        if ns.ckpt_dir is not None:
+            _, models, dm = load_or_train(ns)
+        else:
+            from difflab.audio.demo import METHOD_CONFIGS, build
+
+            dm = build(METHOD_CONFIGS["predictive"], data_root=ns.data_root)[1]
+        print(f"## Classical baselines ({ns.num_eval} real-speech test mixtures, {date.today()})\n")
+        print(classical_table(models, dm, ns))
+        return
     ckpts, models, dm = load_or_train(ns)
     print(
         f"# difflab-audio benchmark, {date.today()}, {platform.machine()} {platform.processor() or ''}, "
@@ -191,6 +392,8 @@ def main() -> None:
         f"predictive (NFE 1): PESQ {pr['pesq'][0]:.2f}, SI-SDR {pr['si_sdr'][0]:.2f} dB\n"
     )
     print(quality_table(curves, u["si_sdr"][0], ns))
+    print(f"\n## Classical baselines beside the models ({ns.num_eval} real-speech test mixtures)\n")
+    print(classical_table(models, dm, ns))
     if ns.figure is not None:
         from difflab.audio.figures import quality_vs_nfe_figure
         from difflab.core.figures import save_figure
