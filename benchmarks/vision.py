@@ -11,6 +11,13 @@ natural photographs, the gain over bicubic and the wall time, with the time rati
 
     python benchmarks/vision.py                       # x2, 300 steps per model, CPU
     python benchmarks/vision.py --steps 2000 --device cuda --figure vision/docs/benchmark_crops.png
+    python benchmarks/vision.py --field                # time and peak memory of upscale at 512 and 2048 px
+
+``--field``: wall time and peak resident memory (RSS) of ``upscale``'s tiled path on a 512 x 512 and a
+2048 x 2048 photograph-like input at x2 and x4 (outputs up to 8192 x 8192), each in a fresh process,
+with a small ResShift network (8 channels, one level, untrained: its zero head returns bicubic, the
+compute per tile is the real one) and ``--field_steps`` sampler steps; the memory of the float32
+output image is printed beside it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure", default=None, help="write a crops figure of the main variants here")
+    p.add_argument("--field", action="store_true", help="time and peak memory of upscale on large inputs instead")
+    p.add_argument("--field_sizes", type=int, nargs="+", default=[512, 2048], help="input sizes of --field (px)")
+    p.add_argument("--field_steps", type=int, default=1, help="sampler steps of --field")
+    p.add_argument("--field_tile", type=int, default=128, help="tile size of --field (LR px)")
     return p
 
 
@@ -174,9 +185,83 @@ def crops_png(path: str, results: dict[str, tuple[int, dict]], names: list[str],
     print(f"artifact: {path} | held-out crops: bicubic, ResShift-4/15, SR3 DDIM-50, InvSR-style 1 step, HR")
 
 
+FIELD_CODE = """
+import resource, sys, time, torch
+torch.set_num_threads(int(sys.argv[6]))
+from pathlib import Path
+from difflab.core.progress import StepProgress
+from difflab.vision.inference import upscale_image
+from difflab.vision.pretrain import build_model
+from difflab.vision.upscale import model_sr_fn, tile_count
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+scale, steps, tile = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+model = build_model(scale, 0, 1, channels=8, channel_mults=(1,)).eval()
+from PIL import Image
+w, h = Image.open(src).size
+ticks = StepProgress("upscale", tile_count(h, w, tile, 16), "tiles", every=30.0)
+sr = model_sr_fn(model, scale, steps=steps, sampler="ddim")
+def fn(t, i):
+    out = sr(t, i)
+    ticks.update(t.shape[0])
+    return out
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+upscale_image(fn, src, dst, scale, tile=tile, overlap=16, tile_batch=4)
+ticks.close()
+print("RESULT", time.perf_counter() - t0, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def field_size(a: argparse.Namespace) -> None:
+    """Wall time and peak RSS of the tiled upscale of 512 and 2048 px inputs at x2 and x4 (fresh processes)."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from difflab.core.tables import markdown_table
+    from difflab.vision.data.photos import TRAIN_PHOTOS
+    from difflab.vision.upscale import tile_count
+
+    base = np.asarray(Image.fromarray(TRAIN_PHOTOS["astronaut"]()).convert("RGB"))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in a.field_sizes:
+            src = Path(tmp) / f"in_{size}.png"
+            Image.fromarray(np.resize(base, (size, size, 3)) if size > 512 else base[:size, :size]).save(src)
+            for scale in (2, 4):
+                dst = Path(tmp) / f"out_{size}_x{scale}.png"
+                args = [str(src), str(dst), str(scale), str(a.field_steps), str(a.field_tile), str(a.threads)]
+                res = subprocess.run([sys.executable, "-c", FIELD_CODE, *args], capture_output=True, text=True)
+                line = [x for x in res.stdout.splitlines() if x.startswith("RESULT")]
+                if res.returncode != 0 or not line:
+                    raise SystemExit(f"upscale failed: {res.stderr[-2000:]}")
+                _, sec, before, peak = line[0].split()
+                out_mib = 3 * 4 * (size * scale) ** 2 / 2**20
+                tiles = tile_count(size, size, a.field_tile, 16)
+                rows.append(
+                    [f"{size}x{size}", f"x{scale}", f"{size * scale}x{size * scale}", tiles, float(sec),
+                     float(before) / 1024, float(peak) / 1024, out_mib]
+                )  # fmt: skip
+                print(rows[-1], flush=True)
+    print(
+        f"\ndifflab-vision upscale at field size, {date.today()}, {platform.processor() or platform.machine()} CPU, "
+        f"{a.threads} torch thread(s); ResShift (8 channels, one level), {a.field_steps} DDIM step(s), "
+        f"tile {a.field_tile} overlap 16, 4 tiles per batch"
+    )
+    head = ["input", "scale", "output", "tiles", "wall s", "RSS before MiB", "peak RSS MiB", "float32 output MiB"]
+    print(markdown_table(rows, head, ".1f", align="l"))
+
+
 def main() -> None:
     a = _parser().parse_args()
     torch.set_num_threads(a.threads)
+    if a.field:
+        field_size(a)
+        return
     from difflab.vision.data import HELDOUT_PHOTOS
 
     models, train_s = train_models(a)

@@ -87,6 +87,23 @@ def test_upscale_from_checkpoint(tmp_path, sr3_ckpt):
     assert "a.png" in err and "--overwrite" in err  # an existing output is not replaced
 
 
+def test_upscale_folder_goes_on_past_bad_files(tmp_path, sr3_ckpt, capsys):
+    """A file that is not an image (header) and a truncated PNG (pixels) are skipped, the good image is
+    written, and the run ends with one line naming both failures and exit status 1."""
+    _png(tmp_path / "in" / "a.png", (10, 12, 3), 0)
+    _png(tmp_path / "in" / "c.png", (40, 40, 3), 1)
+    data = (tmp_path / "in" / "c.png").read_bytes()
+    (tmp_path / "in" / "c.png").write_bytes(data[: len(data) // 2])  # header intact, pixel data cut
+    (tmp_path / "in" / "b.png").write_bytes(b"not an image")
+    argv = ["upscale", str(tmp_path / "in"), str(tmp_path / "out"), "--ckpt", str(sr3_ckpt), "--steps", "1"]
+    assert main([*argv, "--tile", "8", "--overlap", "2"]) == 1
+    assert (tmp_path / "out" / "a.png").is_file()
+    assert not (tmp_path / "out" / "b.png").exists() and not (tmp_path / "out" / "c.png").exists()
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("difflab-vision upscale: 1 of 3 images written; failed:")
+    assert "b.png" in last and "c.png" in last
+
+
 def _error(argv: list[str]) -> str:
     """The one-line error of ``main(argv)`` (exit status 2)."""
     import contextlib
@@ -108,8 +125,12 @@ def test_upscale_checks_arguments_and_images_before_loading(tmp_path):
     assert "--overlap" in _error([*base, "--tile", "8", "--overlap", "8"])
     assert "--overlap" in _error([*base, "--overlap", "-1"])
     assert "--tile_batch" in _error([*base, "--tile_batch", "0"])
-    (tmp_path / "in" / "broken.png").write_bytes(b"not an image")
-    assert "broken.png" in _error(base)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "broken.png").write_bytes(b"not an image")
+    one = ["upscale", str(tmp_path / "bad" / "broken.png"), str(tmp_path / "o.png"), "--ckpt", str(ckpt)]
+    assert "broken.png" in _error(one)  # one input that does not read: an error before loading
+    none = ["upscale", str(tmp_path / "bad"), str(tmp_path / "o"), "--ckpt", str(ckpt)]
+    assert "none of its 1 images" in _error(none)
     (tmp_path / "empty").mkdir()
     assert "no image files" in _error(["upscale", str(tmp_path / "empty"), str(tmp_path / "o"), "--ckpt", str(ckpt)])
     assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()

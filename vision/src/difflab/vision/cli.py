@@ -30,7 +30,8 @@ DEMO = Command(
 
 
 def upscale_command(argv: list[str]) -> int:
-    """upscale an image or a folder with a trained model (overlapping tiles, any size)"""
+    """upscale an image or a folder (overlapping tiles, any size) with a trained model, by default the
+    shipped pretrained ResShift; a folder goes on past files that fail and names them at the end (exit 1)"""
     from pathlib import Path
 
     from difflab.core.verbs import VerbParser, count, existing_path, sampler_option
@@ -38,10 +39,20 @@ def upscale_command(argv: list[str]) -> int:
     p = VerbParser(prog="difflab-vision upscale", description=upscale_command.__doc__)
     p.add_argument("input", type=existing_path, help="an image file or a folder of images")
     p.add_argument("output", type=Path, help="output file (for one image) or folder")
-    p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) from fit / demo")
-    p.add_argument("--scale", type=count(1), default=None, help="SR factor; must be the model's (default: the model's)")
-    p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
-    sampler_option(p, "the model's")
+    p.add_argument(
+        "--ckpt",
+        type=existing_path,
+        default=None,
+        help="checkpoint (or run folder) from fit / demo; default: the shipped pretrained ResShift of --scale "
+        "(x4 or x2; python scripts/pretrain.py vision), sampled with its recorded sampler and steps",
+    )
+    p.add_argument(
+        "--scale", type=count(1), default=None, help="SR factor; must be the model's (default: the model's; x4 shipped)"
+    )
+    p.add_argument(
+        "--steps", type=count(1), default=None, help="sampler steps (default: the model's, or the shipped default's)"
+    )
+    sampler_option(p, "the model's, or the shipped default's recorded one")
     p.add_argument("--tile", type=count(1), default=64, help="tile size in LR pixels")
     p.add_argument("--overlap", type=count(0), default=16, help="tile overlap in LR pixels (smaller than --tile)")
     p.add_argument("--tile_batch", type=count(1), default=4, help="tiles per network batch")

@@ -108,13 +108,14 @@ def read_image(path: str | Path) -> LoadedImage:
 
 
 def write_image(path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None, grey: bool = False) -> None:
-    """Write ``rgb`` ``(H, W, 3)`` in [0, 1] (and optional ``alpha`` ``(H, W)``) as 8-bit PNG/JPEG;
-    ``grey`` writes the luma (ITU-R 601, Pillow's ``convert("L")``) as a greyscale image."""
+    """Write ``rgb`` ``(H, W, 3)`` in [0, 1] (or uint8, written as is) and optional ``alpha`` ``(H, W)``
+    as 8-bit PNG/JPEG; ``grey`` writes the luma (ITU-R 601, Pillow's ``convert("L")``) as a greyscale image."""
     from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
+    levels = rgb if rgb.dtype == np.uint8 else np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    image = Image.fromarray(np.ascontiguousarray(levels), "RGB")
     if grey:
         image = image.convert("L")
     if alpha is not None:
