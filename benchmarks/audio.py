@@ -343,13 +343,16 @@ def field_table(ns: argparse.Namespace) -> str:
             src = write_field_recording(folder / name, seconds, rate, channels)
             recordings.append((f"{label}, {rate / 1000:g} kHz {'mono' if channels == 1 else 'stereo'}", src, seconds))
     rows = []
-    for label, src, seconds in recordings:
-        for variant, method, sampler, steps in FIELD_VARIANTS:
-            if seconds > 60 and "stereo" in label and method not in ns.field_long_stereo:
-                continue
-            dt, rss, loaded = field_run(ckpts[method], src, folder / "out" / src.name, sampler, steps, ns.threads)
-            note(f"{label} | {variant}: {dt:.1f} s, peak RSS {rss:.0f} MB ({loaded:.0f} MB with the model loaded)")
-            rows.append([label, variant, dt, dt / seconds, rss, rss - loaded])
+    # the short recordings first, then the long ones with the fastest model first (so the cheap rows
+    # are there even when the slowest is stopped)
+    jobs = [(r, v) for v in FIELD_VARIANTS for r in recordings]
+    jobs.sort(key=lambda j: (j[0][2] > 60, FIELD_VARIANTS.index(j[1]) if j[0][2] > 60 else 0))
+    for (label, src, seconds), (variant, method, sampler, steps) in jobs:
+        if seconds > 60 and "stereo" in label and method not in ns.field_long_stereo:
+            continue
+        dt, rss, loaded = field_run(ckpts[method], src, folder / "out" / src.name, sampler, steps, ns.threads)
+        note(f"{label} | {variant}: {dt:.1f} s, peak RSS {rss:.0f} MB ({loaded:.0f} MB with the model loaded)")
+        rows.append([label, variant, dt, dt / seconds, rss, rss - loaded])
     head = ["recording", "model", "wall time (s)", "RTF", "peak RSS (MB)", "peak RSS over the loaded model (MB)"]
     return f"models: {which}\n\n" + markdown_table(rows, head, ["", "", ".1f", ".3f", ".0f", ".0f"])
 

@@ -45,8 +45,13 @@ def enhance_command(argv: list[str]) -> int:
     p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) of fit or demo")
     sampler_option(p, "the model's, pc")
     p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
-    p.add_argument("--chunk_seconds", type=positive_float, default=10.0)
-    p.add_argument("--overlap_seconds", type=non_negative_float, default=1.0)
+    p.add_argument(
+        "--chunk_seconds",
+        type=positive_float,
+        default=10.0,
+        help="seconds enhanced at a time (memory is one chunk, whatever the recording's length)",
+    )
+    p.add_argument("--overlap_seconds", type=non_negative_float, default=1.0, help="linear cross-fade between chunks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
