@@ -51,6 +51,14 @@ def text_encoding(text: str) -> str:
     return text
 
 
+CKPT_HELP = (
+    "checkpoint (or run folder) of {kinds}, or the name of a shipped model, 'mdlm' or 'ar' "
+    "(default: the shipped pretrained masked diffusion LM 'mdlm', trained on the King James Bible; "
+    "python scripts/pretrain.py text writes it)"
+)
+"""``--ckpt`` of ``generate`` and ``evaluate``."""
+
+
 def train_tokenizer_main(argv: list[str]) -> int:
     """train a byte-level BPE tokenizer with [PAD] [MASK] [BOS] [EOS] and save tokenizer.json"""
     from difflab.text.data.corpora import CORPORA
@@ -81,7 +89,7 @@ def generate_main(argv: list[str]) -> int:
     from difflab.text.inference import GENERATE_SAMPLERS, generate
 
     p = VerbParser(prog="difflab-text generate", description=generate_main.__doc__)
-    p.add_argument("--ckpt", required=True, help="checkpoint (or run folder) of MaskedDiffusionLM, GIDDLM or AR")
+    p.add_argument("--ckpt", default=None, help=CKPT_HELP.format(kinds="MaskedDiffusionLM, GIDDLM, DDPDLM or AR"))
     p.add_argument("--num", type=count(1), default=8)
     p.add_argument(
         "--length",
@@ -89,7 +97,12 @@ def generate_main(argv: list[str]) -> int:
         default=None,
         help="tokens per sample including [BOS] (default: the training blocks'; at most the model's max_len)",
     )
-    p.add_argument("--steps", type=count(1), default=64)
+    p.add_argument(
+        "--steps",
+        type=count(1),
+        default=None,
+        help="sampler steps (default: the shipped model's recommended steps, recorded with it; 64 for others)",
+    )
     p.add_argument("--prefix", default=None, help="prompt text kept fixed after [BOS]")
     p.add_argument(
         "--sampler",
@@ -119,9 +132,7 @@ def evaluate_main(argv: list[str]) -> int:
         type=existing_file,
         help='text file (one document per line) or JSON lines {"text"}; for DiffuSeq JSON lines {"src", "trg"}',
     )
-    p.add_argument(
-        "--ckpt", required=True, help="checkpoint (or run folder) of MaskedDiffusionLM, GIDDLM, AR or DiffuSeq"
-    )
+    p.add_argument("--ckpt", default=None, help=CKPT_HELP.format(kinds="MaskedDiffusionLM, GIDDLM, AR or DiffuSeq"))
     p.add_argument("--encoding", type=text_encoding, default="utf-8", help="text encoding of the file (e.g. latin-1)")
     p.add_argument(
         "--draws", type=count(1), default=8, help="noise draws of the bound, averaged (diffusion models; AR is exact)"
@@ -142,6 +153,13 @@ def evaluate_main(argv: list[str]) -> int:
         "evaluations with one backward pass per probe (64 at the defaults)",
     )
     p.add_argument("--probes", type=count(1), default=1, help="DiffuSeq: Hutchinson probes of the divergence")
+    p.add_argument(
+        "--max_blocks",
+        type=count(1),
+        default=None,
+        help="score only this many evenly spaced blocks of a long text file (an estimate of the whole file's "
+        "value; the file is still read and tokenized once to place them). Default: every block",
+    )
     ns = p.parse_args(argv)
     options = {k: v for k, v in vars(ns).items() if k != "debug"}
     return evaluate(options.pop("file"), options.pop("ckpt"), **options)

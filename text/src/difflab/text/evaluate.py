@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,14 +42,15 @@ from torch import Tensor
 
 from difflab.core.errors import UserError
 from difflab.core.progress import progress
-from difflab.text.data.text import Document, read_documents, read_lines, read_pairs
+from difflab.text.data.text import Document, decoded_lines, iter_documents, read_pairs
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """A model's score on a file: ``nll`` nats per token (the bound for diffusion models), its
     standard error over ``draws`` (0 for the exact AR value, NaN for one draw), ``tokens`` scored
-    in ``blocks`` blocks of ``block_size`` (the last ``short`` of them shorter); with ``seq2seq``
+    in ``blocks`` blocks of ``block_size`` (``short`` of them shorter; ``of`` blocks in the file when only
+    ``blocks`` evenly spaced ones were scored); with ``seq2seq``
     the blocks are the targets of ``blocks`` pairs, padded to ``block_size`` positions."""
 
     method: str
@@ -61,6 +63,7 @@ class Evaluation:
     block_size: int
     short: int
     seq2seq: bool = False
+    of: int | None = None
 
     @property
     def perplexity(self) -> float:
@@ -68,6 +71,11 @@ class Evaluation:
 
     def line(self, source: str) -> str:
         where = f"{self.tokens} tokens of {source} in {self.blocks} blocks of {self.block_size}"
+        if self.of is not None and self.of > self.blocks:
+            where = (
+                f"{self.tokens} tokens of {source} in {self.blocks} evenly spaced of its {self.of} blocks of "
+                f"{self.block_size}"
+            )
         if self.seq2seq:
             where = f"{self.tokens} target tokens of {source} in {self.blocks} pairs (targets of {self.block_size})"
         if self.short:
@@ -81,57 +89,148 @@ class Evaluation:
         )
 
 
-def evaluation_blocks(docs: list[Document], tok, block_size: int) -> tuple[Tensor, Tensor, int]:
-    """``(blocks (M, block_size), attention mask, number of short blocks)`` of the documents (see the module doc)."""
-    inner = block_size - 2
-    stream: list[int] = []
-    for ids in tok.encode_batch([d.text for d in docs]):
-        stream += [*ids, tok.eos_id]
-    rows, masks = [], []
-    for start in range(0, len(stream), inner):
-        chunk = [tok.bos_id, *stream[start : start + inner], tok.eos_id]
-        masks.append([1] * len(chunk) + [0] * (block_size - len(chunk)))
-        rows.append(chunk + [tok.pad_id] * (block_size - len(chunk)))
-    short = int(len(stream) % inner != 0)
-    return torch.tensor(rows, dtype=torch.long), torch.tensor(masks, dtype=torch.long), short
+CHUNK_DOCS = 1024
+"""Documents tokenized per call of the tokenizer while a file is streamed."""
 
 
-def _batches(blocks: Tensor, mask: Tensor, batch_size: int):
-    for i in range(0, blocks.shape[0], batch_size):
-        yield i, blocks[i : i + batch_size], mask[i : i + batch_size]
+def token_pieces(docs: Iterable[Document], tok, chunk: int = CHUNK_DOCS) -> Iterator[list[int]]:
+    """The evaluation token stream (each document's ids followed by [EOS]) in pieces, tokenizing
+    ``chunk`` documents at a time: memory is one chunk, whatever the number of documents."""
+    texts: list[str] = []
+
+    def piece() -> list[int]:
+        out: list[int] = []
+        for ids in tok.encode_batch(texts):
+            out += [*ids, tok.eos_id]
+        return out
+
+    for d in docs:
+        texts.append(d.text)
+        if len(texts) == chunk:
+            yield piece()
+            texts = []
+    if texts:
+        yield piece()
 
 
-def _draw_totals(model, blocks: Tensor, mask: Tensor, draws: int, batch_size: int, seed: int, desc: str):
-    """Summed NELBO of all blocks for each of ``draws`` independent stratified draws, shape (draws,)."""
+def block_rows(pieces: Iterable[list[int]], inner: int) -> Iterator[list[int]]:
+    """The stream of ``pieces`` cut into rows of ``inner`` tokens (the last one shorter when the stream
+    is not a multiple of ``inner``), holding one piece and one row at a time."""
+    carry: list[int] = []
+    for piece in pieces:
+        carry += piece
+        start = 0
+        while len(carry) - start >= inner:
+            yield carry[start : start + inner]
+            start += inner
+        carry = carry[start:]
+    if carry:
+        yield carry
+
+
+def _framed(rows: Sequence[list[int]], tok, block_size: int) -> tuple[Tensor, Tensor]:
+    """``[BOS] row [EOS] [PAD]...`` blocks (len(rows), block_size) and their attention mask."""
+    x0 = torch.full((len(rows), block_size), tok.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), block_size), dtype=torch.long)
+    for r, row in enumerate(rows):
+        chunk = [tok.bos_id, *row, tok.eos_id]
+        x0[r, : len(chunk)] = torch.tensor(chunk, dtype=torch.long)
+        mask[r, : len(chunk)] = 1
+    return x0, mask
+
+
+def evaluation_blocks(docs: Iterable[Document], tok, block_size: int) -> tuple[Tensor, Tensor, int]:
+    """``(blocks (M, block_size), attention mask, number of short blocks)`` of the documents (see the module
+    doc), all in memory: for small inputs and tests; :func:`evaluate_model` streams."""
+    rows = list(block_rows(token_pieces(docs, tok), block_size - 2))
+    x0, mask = _framed(rows, tok, block_size)
+    return x0, mask, int(bool(rows) and len(rows[-1]) < block_size - 2)
+
+
+def stratum(i: int, total: int, kept: int) -> int | None:
+    """Block ``i`` of ``total`` is scored when ``kept`` evenly spaced blocks (``floor(j total / kept)``,
+    ``j < kept``) are: its ``j``, or None."""
+    if kept >= total:
+        return i
+    j = -(-i * kept // total)
+    return j if j < kept and j * total // kept == i else None
+
+
+def stream_batches(docs: Iterable[Document], tok, block_size: int, batch_size: int, total: int, kept: int):
+    """``(j (n,) float64, x0 (n, L), attention mask (n, L))`` batches of the scored blocks of a stream of
+    ``total`` blocks (``kept`` of them, :func:`stratum`; ``j`` their stratum indices)."""
+    rows: list[list[int]] = []
+    index: list[int] = []
+    for i, row in enumerate(block_rows(token_pieces(docs, tok), block_size - 2)):
+        j = stratum(i, total, kept)
+        if j is None:
+            continue
+        rows.append(row)
+        index.append(j)
+        if len(rows) == batch_size:
+            yield (torch.tensor(index, dtype=torch.float64), *_framed(rows, tok, block_size))
+            rows, index = [], []
+    if rows:
+        yield (torch.tensor(index, dtype=torch.float64), *_framed(rows, tok, block_size))
+
+
+def _score_batches(model, batches, kept: int, draws: int, seed: int, total_batches: int, desc: str):
+    """Summed NELBO of the scored blocks for each of ``draws`` independent draws (times stratified over
+    the ``kept`` blocks), shape (draws,), the exact NLL (shape (1,)) for AR; and the tokens scored."""
     from difflab.text.models import ARLanguageModel
 
-    n_batches = math.ceil(blocks.shape[0] / batch_size)
     exact = isinstance(model, ARLanguageModel)
     runs = 1 if exact else draws
     g = torch.Generator().manual_seed(seed)
     offsets = torch.rand(runs, generator=g, dtype=torch.float64)
     totals = torch.zeros(runs, dtype=torch.float64)
-    work = ((k, b) for k in range(runs) for b in _batches(blocks, mask, batch_size))
-    for k, (i, x0, am) in progress(work, desc, total=runs * n_batches, unit="batches"):
+    tokens, short = 0, 0
+    for j, x0, am in progress(batches, desc, total=total_batches, unit="batches"):
         x0, am = x0.to(model.device), am.to(model.device)
+        tokens += int(am[:, 1:].sum())
+        short += int((am.sum(1) < am.shape[1]).sum())
         if exact:
-            totals[k] += model.exact_nll(x0, am)[0]
+            totals[0] += model.exact_nll(x0, am)[0]
             continue
-        index = torch.arange(i, i + x0.shape[0], dtype=torch.float64)
-        u = (offsets[k] + index / blocks.shape[0]) % 1.0
-        totals[k] += float(model.nelbo_sum(x0, am, u.to(model.device), g).sum())
-    return totals, exact
+        for k in range(runs):
+            u = (offsets[k] + j / kept) % 1.0
+            totals[k] += float(model.nelbo_sum(x0, am, u.to(model.device), g).sum())
+    return totals, exact, tokens, short
 
 
-def evaluate_model(model, docs: list[Document], *, draws: int, batch_size: int, block_size: int, seed: int, desc: str):
-    """The :class:`Evaluation` of ``model`` (AR, MDLM or GIDD) on the documents."""
-    blocks, mask, short = evaluation_blocks(docs, model.tokenizer, block_size)
-    tokens = int(mask[:, 1:].sum())
-    totals, exact = _draw_totals(model, blocks, mask, draws, batch_size, seed, desc)
+def evaluate_model(
+    model,
+    docs: Iterable[Document] | Callable[[], Iterable[Document]],
+    *,
+    draws: int,
+    batch_size: int,
+    block_size: int,
+    seed: int,
+    desc: str,
+    max_blocks: int | None = None,
+):
+    """The :class:`Evaluation` of ``model`` (AR, MDLM or GIDD) on the documents.
+
+    ``docs``: a list, or a function returning a fresh iterator over them (a file read lazily: it is read
+    twice, once to count the blocks the stratified times need and once to score them; memory is one
+    chunk of documents and one batch of blocks). ``max_blocks``: score only so many evenly spaced blocks
+    (:func:`stratum`), an estimate of the whole file's value at a fraction of the cost.
+    """
+    source = docs if callable(docs) else (lambda: docs)
+    inner = block_size - 2
+    stream = sum(len(p) for p in token_pieces(source(), model.tokenizer))
+    total = -(-stream // inner)
+    if total == 0:
+        raise UserError(f"{desc}: no text to score")
+    kept = total if max_blocks is None else min(total, max_blocks)
+    batches = stream_batches(source(), model.tokenizer, block_size, batch_size, total, kept)
+    totals, exact, tokens, short = _score_batches(model, batches, kept, draws, seed, -(-kept // batch_size), desc)
     per_token = totals / tokens
     stderr = 0.0 if exact else float(per_token.std() / math.sqrt(draws)) if draws > 1 else math.nan
     method = type(model).__name__
-    return Evaluation(method, exact, float(per_token.mean()), stderr, 1 if exact else draws, tokens, *mask.shape, short)
+    return Evaluation(
+        method, exact, float(per_token.mean()), stderr, 1 if exact else draws, tokens, kept, block_size, short, of=total
+    )
 
 
 def _block_size(model, block_size: int | None) -> int:
@@ -186,22 +285,25 @@ def evaluate_seq2seq(
     )
 
 
-def _read_scored(file: Path, encoding: str) -> list:
-    """The file's documents, or its ``(src, trg)`` pairs when it is JSON lines whose first object has ``"src"``."""
+def _read_scored(file: Path, encoding: str) -> list | Callable[[], Iterator[Document]]:
+    """The file's ``(src, trg)`` pairs when it is JSON lines whose first object has ``"src"``; otherwise
+    a function streaming its documents (:func:`~difflab.text.data.text.iter_documents`), checked for the
+    first document here (so an empty or undecodable start fails before the model is loaded)."""
     if file.suffix.lower() in (".jsonl", ".json"):
-        first = next((raw for _, raw in read_lines(file, encoding) if raw.strip()), "")
+        first = next((raw for _, raw in decoded_lines(file, encoding) if raw.strip()), "")
         try:
             obj = json.loads(first)
         except json.JSONDecodeError:
             obj = None
         if isinstance(obj, dict) and "src" in obj:
             return read_pairs(file, encoding)
-    return read_documents(file, encoding)
+    next(iter_documents(file, encoding))
+    return lambda: iter_documents(file, encoding)
 
 
 def evaluate(
     file: Path,
-    ckpt: str | Path,
+    ckpt: str | Path | None = None,
     *,
     encoding: str = "utf-8",
     draws: int = 8,
@@ -210,15 +312,17 @@ def evaluate(
     seed: int = 0,
     steps: int = 16,
     probes: int = 1,
+    max_blocks: int | None = None,
 ) -> int:
     """Print the perplexity (AR) or the NELBO bound and its perplexity (MDLM, GIDD, and DiffuSeq on
-    ``{"src", "trg"}`` pairs with ``steps`` RK4 steps and ``probes`` Hutchinson probes) of ``ckpt`` on ``file``."""
-    from difflab.text.inference import load_text_model
+    ``{"src", "trg"}`` pairs with ``steps`` RK4 steps and ``probes`` Hutchinson probes) of ``ckpt`` on ``file``;
+    a text file is streamed (:func:`evaluate_model`), ``max_blocks`` evenly spaced blocks of it when given."""
+    from difflab.text.inference import load_text_model, resolve_checkpoint
     from difflab.text.models import GIDDLM, ARLanguageModel, DiffuSeq, MaskedDiffusionLM
 
-    docs = _read_scored(file, encoding)  # decoding errors first, before the model is loaded
-    model = load_text_model(ckpt)
-    pairs = isinstance(docs[0], tuple)
+    docs = _read_scored(file, encoding)  # an undecodable start fails first, before the model is loaded
+    model = load_text_model(resolve_checkpoint(ckpt))
+    pairs = isinstance(docs, list)
     if isinstance(model, DiffuSeq):
         if not pairs:
             raise UserError(
@@ -247,7 +351,14 @@ def evaluate(
         )
     size = _block_size(model, block_size)
     result = evaluate_model(
-        model, docs, draws=draws, batch_size=batch_size, block_size=size, seed=seed, desc=f"evaluate {file.name}"
+        model,
+        docs,
+        draws=draws,
+        batch_size=batch_size,
+        block_size=size,
+        seed=seed,
+        desc=f"evaluate {file.name}",
+        max_blocks=max_blocks,
     )
     print(result.line(str(file)))
     return 0

@@ -27,6 +27,28 @@ GENERATE_SAMPLERS = ("auto", "masked", "masked_nocache", "gidd", "gidd_sc", "ddp
 ddpd (planned denoising: DDPD checkpoints, or MDLM with its exact [MASK] planner), ar."""
 
 
+SHIPPED = ("mdlm", "ar")
+"""Names of the shipped pretrained models (``--ckpt mdlm``, ``--ckpt ar``); ``mdlm`` is the default."""
+
+
+def resolve_checkpoint(ckpt: str | Path | None) -> Path:
+    """The checkpoint a verb reads: ``ckpt`` as given, the shipped model of that name (``mdlm``, ``ar``)
+    when no such file or folder exists, or the shipped ``mdlm`` when ``ckpt`` is None (a one-line
+    error when it is not installed)."""
+    from difflab.core.lightning.pretrained import checkpoint_or_default
+
+    if ckpt is not None and str(ckpt) in SHIPPED and not Path(ckpt).exists():
+        return checkpoint_or_default(None, "text", str(ckpt))
+    return checkpoint_or_default(ckpt, "text", "mdlm")
+
+
+def sampling_of(path: Path) -> dict:
+    """The sampler settings recorded with a shipped model (``{"sampler", "steps"}``), ``{}`` for others."""
+    from difflab.core.lightning.pretrained import recommended_sampling
+
+    return recommended_sampling(path) if Path(path).is_file() else {}
+
+
 def load_text_model(path: str | Path, map_location: str = "cpu", expected_base: type | tuple[type, ...] | None = None):
     """The model of a difflab.text checkpoint (any text method, or ``expected_base``) with its tokenizer."""
     from difflab.core.lightning import CheckpointError, load_checkpoint
@@ -123,7 +145,7 @@ def generate(
     *,
     num: int = 8,
     length: int | None = None,
-    steps: int = 64,
+    steps: int | None = None,
     prefix: str | None = None,
     sampler: str = "auto",
     self_correction_steps: int = 128,
@@ -131,7 +153,13 @@ def generate(
     out: Path | None = None,
 ) -> int:
     """Print ``num`` samples of ``length`` tokens (default: the training blocks' length) and write them to
-    ``out`` as JSON lines ``{"text"}``."""
+    ``out`` as JSON lines ``{"text"}``. ``ckpt`` None: the shipped MDLM; ``steps`` None and ``sampler``
+    ``auto``: the shipped model's recorded sampling (else 64 steps and the model's own sampler)."""
+    ckpt = resolve_checkpoint(ckpt)
+    recorded = sampling_of(ckpt)
+    steps = steps or int(recorded.get("steps", 64))
+    if sampler == "auto" and recorded.get("sampler") in GENERATE_SAMPLERS:
+        sampler = str(recorded["sampler"])
     model = load_text_model(ckpt)
     tok = model.tokenizer
     g = torch.Generator().manual_seed(seed)
@@ -205,4 +233,12 @@ def translate_file(
     return 0
 
 
-__all__ = ["GENERATE_SAMPLERS", "generate", "load_text_model", "translate_file"]
+__all__ = [
+    "GENERATE_SAMPLERS",
+    "SHIPPED",
+    "generate",
+    "load_text_model",
+    "resolve_checkpoint",
+    "sampling_of",
+    "translate_file",
+]

@@ -24,6 +24,7 @@ Packing (:func:`pack_blocks`)
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 from collections.abc import Iterator, Sequence
@@ -107,6 +108,58 @@ def read_documents(path: str | Path, encoding: str = "utf-8") -> list[Document]:
     if not docs:
         raise TextDataError(f"{path}: empty file (no non-blank lines)")
     return docs
+
+
+def decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
+    """``(line number, decoded line)`` read one line at a time (memory: one line), each line decoded on
+    its own, so a byte that does not decode names its exact line and file offset. Lines end at ``\n``
+    (a ``\r`` before it is dropped): ASCII-compatible encodings (UTF-8, latin-1, cp1252, ...)."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise TextDataError(f"{path}: unknown text encoding {encoding!r}") from None
+    offset = 0
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            try:
+                yield n, raw.decode(encoding)
+            except UnicodeDecodeError as err:
+                raise TextDataError(
+                    f"{path}:{n}: not {encoding} text (byte 0x{raw[err.start]:02x} at offset {offset + err.start}); "
+                    "if the file is text, give its encoding (--encoding, --data.init_args.encoding), e.g. latin-1"
+                ) from None
+            offset += len(raw)
+
+
+def iter_documents(path: str | Path, encoding: str = "utf-8") -> Iterator[Document]:
+    """The documents of :func:`read_documents`, read lazily one line at a time (memory bounded by the
+    longest line, for files of any size); the same one-line errors, raised when the line is reached."""
+    path = Path(path)
+    if not path.is_file():
+        raise TextDataError(f"{path}: no such file")
+    jsonl, any_doc = _is_jsonl(path), False
+    for n, raw in decoded_lines(path, encoding):
+        if not raw.strip():
+            continue
+        if jsonl:
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise TextDataError(f"{path}:{n}: not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(obj, dict):
+                raise TextDataError(f"{path}:{n}: expected a JSON object with keys ['text'], got {type(obj).__name__}")
+            if "text" not in obj:
+                raise TextDataError(f"{path}:{n}: missing key 'text' (has {sorted(obj)})")
+            if not isinstance(obj["text"], str):
+                raise TextDataError(f"{path}:{n}: key 'text' must be a string, got {type(obj['text']).__name__}")
+            text = obj["text"]
+        else:
+            text = raw.strip()
+        any_doc = True
+        yield Document(text, str(path), n)
+    if not any_doc:
+        kind = "no JSON lines" if jsonl else "no non-blank lines"
+        raise TextDataError(f"{path}: empty file ({kind})")
 
 
 def read_pairs(path: str | Path, encoding: str = "utf-8") -> list[tuple[Document, Document]]:
@@ -207,6 +260,8 @@ __all__ = [
     "Document",
     "Packing",
     "TextDataError",
+    "decoded_lines",
+    "iter_documents",
     "pack_blocks",
     "pad_sequences",
     "read_documents",
