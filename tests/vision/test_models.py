@@ -151,3 +151,14 @@ def test_the_data_decides_the_scale():
     assert model.scale == 2 and model.hparams["scale"] == 2
     with pytest.raises(UserError, match=r"--data.init_args.scale 4: the model was trained for x2"):
         SRDiffusion.take_from_data(model, "scale", 4, fresh=False)  # a trained one must match
+
+
+def test_resshift_l1_loss_is_the_mean_absolute_x0_error():
+    """With a zero-initialised head x0_hat = y0, so the L1 loss is mean |y0 - x0| whatever t and the noise."""
+    net = UNet(6, 3, channels=8, channel_mults=(1,), mid_attention=False)
+    model = ResShiftSR(net, num_steps=4, kappa=0.5, min_noise=0.2, loss_type="l1")
+    x0, y = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
+    loss = model.diffusion_loss({"x0": x0, "y": y}, torch.Generator().manual_seed(0))
+    assert torch.isclose(loss, (y - x0).abs().mean())
+    with pytest.raises(ValueError, match="loss_type"):
+        ResShiftSR(net, loss_type="l2")

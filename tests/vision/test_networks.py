@@ -35,3 +35,11 @@ def test_presets_and_errors():
         UNet(channel_mults=(1, 2), attention_levels=(3,))
     with pytest.raises(ValueError, match=r"expects \(B, 6, H, W\)"):
         small(torch.randn(1, 3, 8, 8), torch.rand(1))
+
+
+def test_without_mid_attention_the_network_is_convolutional():
+    net = UNet(6, 3, channels=8, channel_mults=(1, 2), mid_attention=False)
+    assert not any(type(m).__name__ == "Attention" for m in net.modules())
+    assert net(torch.randn(2, 6, 33, 47), torch.rand(2)).shape == (2, 3, 33, 47)
+    with_attention = UNet(6, 3, channels=8, channel_mults=(1, 2))
+    assert sum(p.numel() for p in with_attention.parameters()) > sum(p.numel() for p in net.parameters())

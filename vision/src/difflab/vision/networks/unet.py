@@ -4,8 +4,9 @@ Layout: a 3x3 stem, ``len(channel_mults)`` resolution levels of ``num_res_blocks
 (GroupNorm -> SiLU -> conv, the time embedding added as a FiLM scale / shift after the first conv,
 then GroupNorm -> SiLU -> dropout -> conv, with a 1x1 skip when the width changes), stride-2
 downsampling between levels, self-attention at the levels listed in ``attention_levels``, a middle
-block (res, attention, res) and the mirrored decoder with skip connections. The last conv is zero
-initialised, so an untrained network outputs 0.
+block (res, attention, res; ``mid_attention=False``: res, res, convolutions and GroupNorm only, so
+its memory grows linearly with the tile size) and the mirrored decoder with skip connections. The
+last conv is zero initialised, so an untrained network outputs 0.
 
 The time ``t`` in [0, 1] is embedded with :class:`difflab.core.nn.SinusoidalTimeEmbedding` and an
 MLP. Inputs whose height / width are not multiples of ``2^(levels - 1)`` are reflect-padded and the
@@ -83,6 +84,7 @@ class UNet(nn.Module):
         attention_levels: level indices (0 = full resolution) with self-attention.
         dropout: dropout inside the residual blocks.
         time_scale: multiplier of ``t`` before the sinusoidal embedding (1000: DDPM's step range).
+        mid_attention: self-attention in the middle block (its memory is quadratic in the pixels there).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class UNet(nn.Module):
         attention_levels: tuple[int, ...] = (),
         dropout: float = 0.0,
         time_scale: float = 1000.0,
+        mid_attention: bool = True,
     ) -> None:
         super().__init__()
         if not channel_mults or channels < 1 or num_res_blocks < 1:
@@ -129,7 +132,8 @@ class UNet(nn.Module):
             if i < self.levels - 1:
                 self.down.append(nn.ModuleList([nn.Conv2d(c, c, 3, stride=2, padding=1)]))
                 widths.append(c)
-        self.mid = nn.ModuleList([ResBlock(c, c, t_dim, dropout), Attention(c), ResBlock(c, c, t_dim, dropout)])
+        attention: nn.Module = Attention(c) if mid_attention else nn.Identity()
+        self.mid = nn.ModuleList([ResBlock(c, c, t_dim, dropout), attention, ResBlock(c, c, t_dim, dropout)])
         self.up = nn.ModuleList()
         for i, m in reversed(list(enumerate(channel_mults))):
             for _ in range(num_res_blocks + 1):
