@@ -46,6 +46,7 @@ import torch
 from difflab.core.accelerate import (
     AdaptiveSkipDenoiser,
     CalibratedDenoiser,
+    FeatureCache,
     collect_calibration_inputs,
     estimate_eps_mean,
     model_size_bytes,
@@ -266,32 +267,75 @@ def calibration_table(name: str, ctx: dict[str, Any], seed: int):
     return table, note
 
 
-def domain_rows(name: str, ctx: dict[str, Any], thresholds: tuple[float, ...], seed: int) -> list[dict]:
-    """Baseline, step-skipping and calibration rows of one prepared domain."""
+def caching_settings(name: str, ctx: dict[str, Any], thresholds: tuple[float, ...], seed: int) -> list[tuple]:
+    """Feature-caching settings of one domain: a :class:`FeatureCache` on the model's network, profiled on
+    one untimed scoring run, planned at each threshold (max 3 reuses in a row); ``[]`` without one."""
+    sm = _matrix()
+    domain, model = sm.DOMAINS[name], ctx["model"]
+    network = getattr(model, "network", None)
+    if network is None:
+        return []
+    try:
+        cache = FeatureCache(network)
+    except ValueError:
+        return []
+    sampler = sm.default_sampler(ctx)
+    steps = sm.steps_for_nfe(sampler, DOMAIN_STEPS_NFE)
+    with torch.no_grad(), cache, wrapped_denoisers(name, model, cache.denoiser):
+        cache.profiling = True
+        domain.score(ctx, sampler, steps, seed)
+        cache.finish_profile()
+    out = []
+    for th in thresholds:
+        schedule = cache.plan(th, max_reuse=3).clone()
+        share = float((~schedule).float().mean())
+        note = f"threshold {th}, max 3 reuses; {share:.0%} of the calls of {len(cache.names)} blocks reused"
+        out.append(("feature caching", note, cache.denoiser, (cache, schedule)))
+    return out
+
+
+def timed_score(name: str, ctx: dict[str, Any], wrap, cached, steps: int, seed: int) -> tuple:
+    """One scoring run under ``wrap`` (and the feature cache ``cached = (cache, schedule)``, if any):
+    ``(metric, nfe, wall s, cpu s, asked calls, real calls)``."""
     sm = _matrix()
     domain, model = sm.DOMAINS[name], ctx["model"]
     sampler = sm.default_sampler(ctx)
+    stack = contextlib.ExitStack()
+    if cached is not None:
+        cached[0].schedule = cached[1]
+        stack.enter_context(cached[0])
+    w0, c0 = time.perf_counter(), time.process_time()
+    with stack, torch.no_grad(), wrapped_denoisers(name, model, wrap) as made:
+        metric, nfe = domain.score(ctx, sampler, steps, seed)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    asked = sum(getattr(d, "calls", 0) for d in made)
+    real = sum(getattr(d, "network_calls", 0) for d in made)
+    return metric, nfe, wall, cpu, asked, real
+
+
+def domain_rows(
+    name: str, ctx: dict[str, Any], thresholds: tuple[float, ...], seed: int, cache_thresholds: tuple[float, ...] = ()
+) -> list[dict]:
+    """Baseline, step-skipping, calibration and feature-caching rows of one prepared domain."""
+    sm = _matrix()
+    domain = sm.DOMAINS[name]
+    sampler = sm.default_sampler(ctx)
     steps = sm.steps_for_nfe(sampler, DOMAIN_STEPS_NFE)
     n = samples_per_run(name, ctx)
-    settings: list[tuple[str, str, Callable[[Denoiser], Denoiser] | None]] = [
-        (f"baseline ({sampler}, {steps} steps)", "", None)
-    ]
+    settings: list[tuple] = [(f"baseline ({sampler}, {steps} steps)", "", None, None)]
     for th in thresholds:
         wrap = lambda d, th=th: AdaptiveSkipDenoiser(d, skip_threshold=th, max_skips=4)
-        settings.append(("step skipping", f"delta {th}, C_max 4", wrap))
+        settings.append(("step skipping", f"delta {th}, C_max 4", wrap, None))
     table, note = calibration_table(name, ctx, seed)
     if table is not None:
-        settings.append(("score calibration", note, lambda d: CalibratedDenoiser(d, table)))
+        settings.append(("score calibration", note, lambda d: CalibratedDenoiser(d, table), None))
+    caching = caching_settings(name, ctx, cache_thresholds, seed) if cache_thresholds else []
+    settings += caching
     with torch.no_grad():  # one untimed run first: the baseline's time is not the warm-up's
         domain.score(ctx, sampler, steps, seed)
     rows = []
-    for method, setting, wrap in settings:
-        w0, c0 = time.perf_counter(), time.process_time()
-        with torch.no_grad(), wrapped_denoisers(name, model, wrap) as made:
-            metric, nfe = domain.score(ctx, sampler, steps, seed)
-        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-        asked = sum(getattr(d, "calls", 0) for d in made)
-        real = sum(getattr(d, "network_calls", 0) for d in made)
+    for method, setting, wrap, cached in settings:
+        metric, nfe, wall, cpu, asked, real = timed_score(name, ctx, wrap, cached, steps, seed)
         if asked:
             setting += f"; {real}/{asked} calls evaluated"
         rows.append(
@@ -308,6 +352,8 @@ def domain_rows(name: str, ctx: dict[str, Any], thresholds: tuple[float, ...], s
         print(f"  {method} {setting}: {domain.metric} {metric:.4g}, {nfe} calls, {wall:.1f} s", flush=True)
     if table is None:
         rows.append(dict(domain=name, method="score calibration", setting=f"not run: {note}"))
+    if cache_thresholds and not caching:
+        rows.append(dict(domain=name, method="feature caching", setting="not run: the network has no block list"))
     base = rows[0]
     for r in rows:
         if "metric" in r:
@@ -315,7 +361,9 @@ def domain_rows(name: str, ctx: dict[str, Any], thresholds: tuple[float, ...], s
     return rows
 
 
-def run_domains(names: list[str], cache: Path, quick: bool, thresholds: tuple[float, ...], seed: int) -> None:
+def run_domains(
+    names: list[str], cache: Path, quick: bool, thresholds: tuple[float, ...], seed: int, cache_thresholds=()
+) -> None:
     """Prepare each domain from the cache and print the per-domain table (markdown)."""
     sm = _matrix()
     st = sm.Settings(quick=quick, seed=seed)
@@ -332,7 +380,7 @@ def run_domains(names: list[str], cache: Path, quick: bool, thresholds: tuple[fl
             print(f"  {name} left out: {type(err).__name__}: {err}", flush=True)
             rows.append(dict(domain=name, method="(all)", setting=f"left out: {type(err).__name__}: {err}"))
             continue
-        rows += domain_rows(name, ctx, thresholds, seed)
+        rows += domain_rows(name, ctx, thresholds, seed, tuple(cache_thresholds))
     print(f"\ntorch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, quick={quick}")
     print(
         "\n| domain (metric) | method | setting | metric | network calls | wall ms/sample | CPU ms/sample "
@@ -362,13 +410,16 @@ def main() -> None:
         help="per-domain rows instead of the mixture table",
     )
     parser.add_argument("--thresholds", nargs="+", type=float, default=[0.01, 0.05])
+    parser.add_argument(
+        "--cache_thresholds", nargs="*", type=float, default=[0.05, 0.1], help="feature caching's (none: no rows)"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer held-out examples per domain")
     parser.add_argument("--cache", type=Path, default=Path("outputs/sampler_matrix"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.domains:
-        run_domains(args.domains, args.cache, args.quick, tuple(args.thresholds), args.seed)
+        run_domains(args.domains, args.cache, args.quick, tuple(args.thresholds), args.seed, args.cache_thresholds)
         return
     g = torch.Generator().manual_seed(0)
     rows = skipping_rows(args.samples, g) + calibration_rows(args.samples, g)
