@@ -9,6 +9,14 @@ sampler at equal NFE: MDLM ancestral, MDLM's network in DDPD's order with its ex
 planner, and the DDPD model, uniform noise with a planner head, adaptive schedule).
 
     python benchmarks/text.py [--train_steps 800] [--num 32] [--groups mdlm gidd ddpd]
+
+* ``--pretrained``: the shipped default MDLM against its AR baseline and the unigram model, as the
+  recipe measured them (``difflab/text/pretrained/mdlm.ckpt``'s record; ``python scripts/pretrain.py
+  text`` writes it);
+* ``--field N``: ``difflab-text evaluate`` without ``--ckpt`` (the shipped MDLM) on a generated text
+  file of ``N`` lines (KJV verses, cycled) in a temporary folder: wall time and peak RSS of the whole
+  command (one torch thread, in a fresh process), for a tenth of the file and for all of it, with
+  ``--draws 2``, and on all of it with ``--max_blocks 2000`` (8 draws), plus the AR baseline (exact, one pass).
 """
 
 from __future__ import annotations
@@ -22,13 +30,75 @@ import torch
 from difflab.core.tables import markdown_table
 
 
+def pretrained_part() -> None:
+    from difflab.core.lightning.pretrained import pretrained_info, shipped_path
+    from difflab.text.pretrain import format_evaluation
+
+    path = shipped_path("text", "mdlm")
+    info = pretrained_info(path)
+    print(
+        f"PRETRAINED: {path.name} ({path.stat().st_size / 2**20:.2f} MiB), {info['steps']} steps, "
+        f"{info.get('cpu_minutes')} CPU min ({info['wall_minutes']} min wall), sampling {info['sampling']}"
+    )
+    print(format_evaluation(info["evaluation"]))
+
+
+def field_part(lines: int, mdlm: str = "mdlm", ar: str = "ar") -> None:
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from difflab.text.data.corpora import corpus_documents
+
+    verses = corpus_documents("kjv")
+
+    def run(path: str, *extra: str) -> tuple[float, float, str]:
+        code = (
+            "import resource, sys, time, torch; torch.set_num_threads(1); "
+            "from difflab.text.cli import main; t = time.perf_counter(); "
+            f"rc = main(['evaluate', {path!r}, *{list(extra)!r}]); "
+            "print('RESULT', time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        line = [x for x in out.splitlines() if x.startswith("RESULT")][-1].split()
+        score = [x for x in out.splitlines() if "perplexity" in x][-1]
+        return float(line[1]), float(line[2]), score
+
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for n in (max(lines // 10, 1), lines):
+            path = os.path.join(folder, f"field{n}.txt")
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.writelines(verses[i % len(verses)] + "\n" for i in range(n))
+            size = os.path.getsize(path) / 2**20
+            rows.append((n, size, "mdlm, --draws 2", *run(path, "--ckpt", mdlm, "--draws", "2")))
+            if n == lines:
+                rows.append((n, size, "mdlm, --max_blocks 2000", *run(path, "--ckpt", mdlm, "--max_blocks", "2000")))
+                rows.append((n, size, "ar (exact)", *run(path, "--ckpt", ar)))
+    print("FIELD: evaluate on a generated file of KJV verses; one torch thread, fresh process each")
+    print("| lines | MiB | model, options | wall s | peak RSS MiB | result |\n|---:|---:|---|---:|---:|---|")
+    for n, size, what, wall, rss, score in rows:
+        print(f"| {n} | {size:.1f} | {what} | {wall:.1f} | {rss:.0f} | {score.split(', ')[0]} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pretrained", action="store_true", help="the shipped default against AR and unigram")
+    p.add_argument("--field", type=int, default=None, help="evaluate a generated N-line file with the default")
+    p.add_argument("--mdlm", default="mdlm", help="--field: the MDLM checkpoint (default: the shipped one)")
+    p.add_argument("--ar", default="ar", help="--field: the AR checkpoint (default: the shipped one)")
     p.add_argument("--train_steps", type=int, default=800, help="training steps of each diffusion model (AR: half)")
     p.add_argument("--num", type=int, default=32, help="blocks per sampler")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--groups", nargs="+", choices=("mdlm", "gidd", "ddpd"), default=["mdlm", "gidd", "ddpd"])
     ns = p.parse_args()
+    if ns.pretrained or ns.field:
+        if ns.pretrained:
+            pretrained_part()
+        if ns.field:
+            field_part(ns.field, ns.mdlm, ns.ar)
+        return
     import logging
     import warnings
 
