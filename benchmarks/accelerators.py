@@ -18,16 +18,26 @@ sample. The rows:
 Per-domain rows (``--domains``): each domain's briefly trained model of
 ``benchmarks/sampler_matrix.py`` (loaded from its cache, never retrained: a missing cache file
 leaves the domain out with the reason), scored by that script's held-out metric at the domain's
-default sampler with the step count nearest NFE 20, under three settings side by side: the
+default sampler with the step count nearest NFE 20, under these settings side by side: the
 baseline; step skipping (``AdaptiveSkipDenoiser`` at each ``--thresholds`` value, ``C_max = 4``,
 real network calls counted); score calibration (``CalibratedDenoiser`` with an eps-mean table of
 21 times estimated on training examples, where the network is unconditional and its training
-data is cheap to rebuild; otherwise the row says why not). The wrappers go in through the model
+data is cheap to rebuild; otherwise the row says why not); feature caching (``FeatureCache`` on the
+model's network, profiled on one untimed run, planned at each ``--cache_thresholds`` value, at most
+3 reuses in a row); int8 (``quantize_network``: PTQ4DM's static int8 Linear / Conv layers,
+calibrated on every network input of one untimed scoring run, i.e. the whole trajectory with its
+conditions; ``--no_int8`` leaves it out). A setting the model cannot run is a row with the reason.
+The wrappers go in through the model
 instance's ``make_denoiser`` (monkeypatched for the run); DiffTAD (video) builds its ``Denoiser``
 inside ``sample_proposals``, so the benchmark swaps the ``Denoiser`` name of its module instead.
 
+``--noise_unconditional`` (with ``--domains``): each domain's model trained again with core's
+``NoiseUnconditional`` around its network (the time input replaced by a constant; same data, steps
+and seed; cached as ``*_nu.pt``, trained on the first run), scored next to the conditioned model.
+
 Usage: ``python benchmarks/accelerators.py [--samples 4000] [--threads 1]``;
-``python benchmarks/accelerators.py --domains pointcloud robotics video timeseries [--quick]``.
+``python benchmarks/accelerators.py --domains pointcloud robotics video timeseries [--quick]``;
+``python benchmarks/accelerators.py --domains pointcloud robotics timeseries --noise_unconditional --quick``.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from difflab.core.accelerate import (
     estimate_eps_mean,
     model_size_bytes,
     quantize_denoiser,
+    quantize_network,
     sample_skipping,
 )
 from difflab.core.processes import VPSDE
@@ -267,6 +278,25 @@ def calibration_table(name: str, ctx: dict[str, Any], seed: int):
     return table, note
 
 
+@contextlib.contextmanager
+def planned(cache: FeatureCache, schedule: torch.Tensor):
+    """``cache`` installed with ``schedule`` for one run."""
+    cache.schedule = schedule
+    with cache:
+        yield
+
+
+@contextlib.contextmanager
+def swapped_network(model, network: torch.nn.Module):
+    """``model.network`` replaced by ``network`` inside the block."""
+    old = model.network
+    model.network = network
+    try:
+        yield
+    finally:
+        model.network = old
+
+
 def caching_settings(name: str, ctx: dict[str, Any], thresholds: tuple[float, ...], seed: int) -> list[tuple]:
     """Feature-caching settings of one domain: a :class:`FeatureCache` on the model's network, profiled on
     one untimed scoring run, planned at each threshold (max 3 reuses in a row); ``[]`` without one."""
@@ -290,23 +320,45 @@ def caching_settings(name: str, ctx: dict[str, Any], thresholds: tuple[float, ..
         schedule = cache.plan(th, max_reuse=3).clone()
         share = float((~schedule).float().mean())
         note = f"threshold {th}, max 3 reuses; {share:.0%} of the calls of {len(cache.names)} blocks reused"
-        out.append(("feature caching", note, cache.denoiser, (cache, schedule)))
+        out.append(("feature caching", note, cache.denoiser, lambda c=cache, s=schedule: planned(c, s)))
     return out
 
 
-def timed_score(name: str, ctx: dict[str, Any], wrap, cached, steps: int, seed: int) -> tuple:
-    """One scoring run under ``wrap`` (and the feature cache ``cached = (cache, schedule)``, if any):
-    ``(metric, nfe, wall s, cpu s, asked calls, real calls)``."""
+def int8_setting(name: str, ctx: dict[str, Any], seed: int) -> tuple[tuple | None, str]:
+    """PTQ4DM int8 of the domain's network (``quantize_network``), calibrated on every network input of
+    one untimed scoring run (the whole denoising trajectory, conditions included); ``(setting, "")`` or
+    ``(None, reason)``."""
+    sm = _matrix()
+    domain, model = sm.DOMAINS[name], ctx["model"]
+    network = getattr(model, "network", None)
+    if network is None:
+        return None, "the model has no network attribute"
+    sampler = sm.default_sampler(ctx)
+    steps = sm.steps_for_nfe(sampler, DOMAIN_STEPS_NFE)
+
+    def calibrate(prepared: torch.nn.Module) -> None:
+        with swapped_network(model, prepared):
+            domain.score(ctx, sampler, steps, seed)
+
+    try:
+        qnet, names = quantize_network(network, calibrate)
+    except Exception as err:  # an op the eager int8 flow cannot convert leaves the row out, with the reason
+        return None, f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
+    size = model_size_bytes(qnet) / model_size_bytes(network)
+    note = f"{len(names)} int8 layers, size {size:.2f} x fp32, calibrated on one scoring run"
+    return ("int8 (PTQ4DM)", note, None, lambda: swapped_network(model, qnet)), ""
+
+
+def timed_score(name: str, ctx: dict[str, Any], wrap, context, steps: int, seed: int) -> tuple:
+    """One scoring run under ``wrap`` and inside ``context()`` (a feature cache, a swapped network), if
+    given: ``(metric, nfe, wall s, cpu s, asked calls, real calls)``."""
     sm = _matrix()
     domain, model = sm.DOMAINS[name], ctx["model"]
     sampler = sm.default_sampler(ctx)
-    stack = contextlib.ExitStack()
-    if cached is not None:
-        cached[0].schedule = cached[1]
-        stack.enter_context(cached[0])
     w0, c0 = time.perf_counter(), time.process_time()
-    with stack, torch.no_grad(), wrapped_denoisers(name, model, wrap) as made:
-        metric, nfe = domain.score(ctx, sampler, steps, seed)
+    with context() if context else contextlib.nullcontext(), torch.no_grad():
+        with wrapped_denoisers(name, model, wrap) as made:
+            metric, nfe = domain.score(ctx, sampler, steps, seed)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     asked = sum(getattr(d, "calls", 0) for d in made)
     real = sum(getattr(d, "network_calls", 0) for d in made)
@@ -314,9 +366,14 @@ def timed_score(name: str, ctx: dict[str, Any], wrap, cached, steps: int, seed: 
 
 
 def domain_rows(
-    name: str, ctx: dict[str, Any], thresholds: tuple[float, ...], seed: int, cache_thresholds: tuple[float, ...] = ()
+    name: str,
+    ctx: dict[str, Any],
+    thresholds: tuple[float, ...],
+    seed: int,
+    cache_thresholds: tuple[float, ...] = (),
+    int8_rows: bool = True,
 ) -> list[dict]:
-    """Baseline, step-skipping, calibration and feature-caching rows of one prepared domain."""
+    """Baseline, step-skipping, calibration, feature-caching and int8 rows of one prepared domain."""
     sm = _matrix()
     domain = sm.DOMAINS[name]
     sampler = sm.default_sampler(ctx)
@@ -331,11 +388,20 @@ def domain_rows(
         settings.append(("score calibration", note, lambda d: CalibratedDenoiser(d, table), None))
     caching = caching_settings(name, ctx, cache_thresholds, seed) if cache_thresholds else []
     settings += caching
+    int8, int8_reason = int8_setting(name, ctx, seed) if int8_rows else (None, "")
+    if int8 is not None:
+        settings.append(int8)
     with torch.no_grad():  # one untimed run first: the baseline's time is not the warm-up's
         domain.score(ctx, sampler, steps, seed)
     rows = []
-    for method, setting, wrap, cached in settings:
-        metric, nfe, wall, cpu, asked, real = timed_score(name, ctx, wrap, cached, steps, seed)
+    for method, setting, wrap, context in settings:
+        try:
+            metric, nfe, wall, cpu, asked, real = timed_score(name, ctx, wrap, context, steps, seed)
+        except Exception as err:  # a setting the domain's model cannot run is a row with the reason
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
+            rows.append(dict(domain=name, method=method, setting=f"{setting}; failed: {reason}"))
+            print(f"  {method} {setting}: failed: {reason}", flush=True)
+            continue
         if asked:
             setting += f"; {real}/{asked} calls evaluated"
         rows.append(
@@ -354,6 +420,8 @@ def domain_rows(
         rows.append(dict(domain=name, method="score calibration", setting=f"not run: {note}"))
     if cache_thresholds and not caching:
         rows.append(dict(domain=name, method="feature caching", setting="not run: the network has no block list"))
+    if int8_reason:
+        rows.append(dict(domain=name, method="int8 (PTQ4DM)", setting=f"not run: {int8_reason}"))
     base = rows[0]
     for r in rows:
         if "metric" in r:
@@ -362,7 +430,13 @@ def domain_rows(
 
 
 def run_domains(
-    names: list[str], cache: Path, quick: bool, thresholds: tuple[float, ...], seed: int, cache_thresholds=()
+    names: list[str],
+    cache: Path,
+    quick: bool,
+    thresholds: tuple[float, ...],
+    seed: int,
+    cache_thresholds=(),
+    int8_rows: bool = True,
 ) -> None:
     """Prepare each domain from the cache and print the per-domain table (markdown)."""
     sm = _matrix()
@@ -380,7 +454,7 @@ def run_domains(
             print(f"  {name} left out: {type(err).__name__}: {err}", flush=True)
             rows.append(dict(domain=name, method="(all)", setting=f"left out: {type(err).__name__}: {err}"))
             continue
-        rows += domain_rows(name, ctx, thresholds, seed, tuple(cache_thresholds))
+        rows += domain_rows(name, ctx, thresholds, seed, tuple(cache_thresholds), int8_rows)
     print(f"\ntorch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, quick={quick}")
     print(
         "\n| domain (metric) | method | setting | metric | network calls | wall ms/sample | CPU ms/sample "
@@ -396,6 +470,47 @@ def run_domains(
             f"| {label} | {r['method']} | {r['setting']} | {r['metric']:.4g} | {r['calls']} "
             f"| {r['wall_ms']:.1f} | {r['cpu_ms']:.1f} | {r['ratio']:.2f} |"
         )
+
+
+NOT_NOISE_UNCONDITIONAL = {
+    "video": "DiffTAD's time enters through its decoder method (network.decode), not the network call the "
+    "wrapper replaces",
+}
+
+
+def noise_unconditional_rows(names: list[str], cache: Path, quick: bool, seed: int, samplers: list[str]) -> list[dict]:
+    """Each domain's model trained again with core's ``NoiseUnconditional`` around its network (same data,
+    steps and seed as the cached conditioned model; trained here if its ``_nu`` cache file is missing),
+    scored next to the conditioned one at NFE 20 with the domain's default sampler and ``samplers``."""
+    from difflab.core.accelerate import NoiseUnconditional
+
+    sm = _matrix()
+    st = sm.Settings(quick=quick, seed=seed)
+    rows: list[dict] = []
+    for name in names:
+        if name in NOT_NOISE_UNCONDITIONAL:
+            rows.append(
+                dict(domain=name, method="noise-unconditional", setting=f"not run: {NOT_NOISE_UNCONDITIONAL[name]}")
+            )
+            continue
+        ctxs = {}
+        for label, variant in (("conditioned", (None, "")), ("noise-unconditional", (NoiseUnconditional, "_nu"))):
+            sm.NETWORK_VARIANT.update(wrap=variant[0], suffix=variant[1])
+            try:
+                ctxs[label] = sm.DOMAINS[name].prepare(cache, st)
+            finally:
+                sm.NETWORK_VARIANT.update(wrap=None, suffix="")
+        for sampler in dict.fromkeys([sm.default_sampler(ctxs["conditioned"]), *samplers]):
+            steps = sm.steps_for_nfe(sampler, DOMAIN_STEPS_NFE)
+            for label, ctx in ctxs.items():
+                ctx_s = {**ctx, "default": sampler}
+                with torch.no_grad():
+                    metric, nfe = sm.DOMAINS[name].score(ctx_s, sampler, steps, seed)
+                rows.append(
+                    dict(domain=name, method=label, setting=f"{sampler}, {steps} steps", metric=metric, calls=nfe)
+                )
+                print(f"  {name} {label} {sampler} {steps}: {sm.DOMAINS[name].metric} {metric:.4g}", flush=True)
+    return rows
 
 
 def main() -> None:
@@ -414,12 +529,36 @@ def main() -> None:
         "--cache_thresholds", nargs="*", type=float, default=[0.05, 0.1], help="feature caching's (none: no rows)"
     )
     parser.add_argument("--quick", action="store_true", help="fewer held-out examples per domain")
+    parser.add_argument("--no_int8", action="store_true", help="leave out the per-domain int8 rows")
+    parser.add_argument(
+        "--noise_unconditional",
+        action="store_true",
+        help="with --domains: train each model again without its time input (cached as *_nu.pt) and compare",
+    )
+    parser.add_argument("--nu_samplers", nargs="*", default=["ddim", "heun"], help="samplers of --noise_unconditional")
     parser.add_argument("--cache", type=Path, default=Path("outputs/sampler_matrix"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.domains and args.noise_unconditional:
+        sm = _matrix()
+        rows = noise_unconditional_rows(args.domains, args.cache, args.quick, args.seed, args.nu_samplers)
+        print("\n| domain (metric) | model | sampler | metric | network calls |\n|---|---|---|---:|---:|")
+        for r in rows:
+            label = f"{r['domain']} ({sm.DOMAINS[r['domain']].metric})"
+            cells = f"{r['metric']:.4g} | {r['calls']}" if "metric" in r else "- | -"
+            print(f"| {label} | {r['method']} | {r['setting']} | {cells} |")
+        return
     if args.domains:
-        run_domains(args.domains, args.cache, args.quick, tuple(args.thresholds), args.seed, args.cache_thresholds)
+        run_domains(
+            args.domains,
+            args.cache,
+            args.quick,
+            tuple(args.thresholds),
+            args.seed,
+            args.cache_thresholds,
+            not args.no_int8,
+        )
         return
     g = torch.Generator().manual_seed(0)
     rows = skipping_rows(args.samples, g) + calibration_rows(args.samples, g)

@@ -165,8 +165,25 @@ def load_module(model, path: Path) -> bool:
     return True
 
 
+NETWORK_VARIANT: dict[str, Any] = {"wrap": None, "suffix": ""}
+"""A network wrapper class put around every domain model's network before it is trained or loaded
+(``wrap``, e.g. core's ``NoiseUnconditional``), with the cache-file suffix of that variant; set by
+``benchmarks/accelerators.py --noise_unconditional``. ``None``: the models as they are."""
+
+
+def variant_path(path: Path) -> Path:
+    """``path`` of the current :data:`NETWORK_VARIANT`'s cache file."""
+    return path.with_name(f"{path.stem}{NETWORK_VARIANT['suffix']}{path.suffix}")
+
+
 def train_or_load(model, dm, path: Path, train: Callable[[], Any]) -> float:
-    """Load ``model``'s cached weights, else train it (``train()``) and cache them; training seconds."""
+    """Load ``model``'s cached weights, else train it (``train()``) and cache them; training seconds.
+    Under a :data:`NETWORK_VARIANT` the network is wrapped first and the cache file is the variant's."""
+    wrap = NETWORK_VARIANT["wrap"]
+    if wrap is not None:
+        if not isinstance(model.network, wrap):
+            model.network = wrap(model.network)
+        path = variant_path(path)
     if load_module(model, path):
         print(f"  loaded {path}", flush=True)
         return 0.0
@@ -332,8 +349,9 @@ def robotics_prepare(cache: Path, st: Settings) -> dict[str, Any]:
     steps = st.steps(ROBOTICS_STEPS)
     path = cache / f"robotics_dp_{steps}.pt"
     episodes = 50 if st.scale >= 1 else 4
-    cached = path.is_file()
-    run = train_policies("reach-v3", episodes, 1 if cached else steps, bc=False, seed=st.seed)
+    cached = variant_path(path).is_file()
+    wrap = NETWORK_VARIANT["wrap"]
+    run = train_policies("reach-v3", episodes, 1 if cached else steps, bc=False, seed=st.seed, network_wrapper=wrap)
     model = run["dp"]
     if not cached:
         print(f"  diffusion policy trained {steps} steps in {run['seconds']['dp']:.0f} s", flush=True)

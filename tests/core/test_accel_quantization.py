@@ -97,3 +97,30 @@ def test_quantize_refuses_bad_input():
         quantize_denoiser(net, (torch.zeros(4, 2), torch.zeros(4)))
     with pytest.raises(ValueError, match="observer"):
         quantize_denoiser(net, (torch.zeros(4, 2), torch.zeros(4)), observer="mse")
+
+
+def test_a_network_with_a_condition_argument_is_calibrated_through_its_own_calls():
+    """``quantize_network`` takes any call signature: the calibration callable runs the prepared copy
+    as the network is called (here with a condition), and the converted copy keeps its class and
+    attributes and stays close to float."""
+    from torch import nn
+
+    from difflab.core.accelerate import quantize_network
+
+    class Conditioned(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.cond, self.out = nn.Linear(2, 32), nn.Linear(3, 32), nn.Linear(32, 2)
+            self.note = "kept"
+
+        def forward(self, x, t, c):
+            return self.out(torch.relu(self.inp(x) + self.cond(c) * t[:, None]))
+
+    torch.manual_seed(0)
+    net = Conditioned().eval()
+    x, t, c = torch.randn(2048, 2), torch.rand(2048), torch.randn(2048, 3)
+    q, names = quantize_network(net, lambda prepared: prepared(x, t, c))
+    assert isinstance(q, Conditioned) and q.note == "kept" and names == ["inp", "cond", "out"]
+    with torch.no_grad():
+        ref, out = net(x[:256], t[:256], c[:256]), q(x[:256], t[:256], c[:256])
+    assert float((out - ref).pow(2).mean().sqrt()) < 0.1 * float(ref.pow(2).mean().sqrt())

@@ -10,11 +10,13 @@ figure of the end-effector paths (top view, success in green) and the table as m
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 
 def train_policies(
@@ -30,11 +32,13 @@ def train_policies(
     bc: bool = True,
     seed: int = 0,
     noise_levels: str = "shared",
+    network_wrapper: Callable[[nn.Module], nn.Module] | None = None,
 ) -> dict[str, Any]:
     """Collect demos and train a small diffusion policy (and the BC baseline) with ``train_briefly``.
 
     ``noise_levels`` (``shared``, ``per_token``, ``tedi``) is the diffusion policy's training mode; the
     per-token modes build the U-Net with ``per_token_time=True`` (for ``--sampler stream``).
+    ``network_wrapper``: applied to the U-Net before training (e.g. core's ``NoiseUnconditional``).
 
     Returns ``{"data": DemoDataModule, "dp": DiffusionPolicy, "bc": BCPolicy | None,
     "seconds": {"collect", "dp", "bc"}}``.
@@ -54,6 +58,8 @@ def train_policies(
     torch.manual_seed(seed)
     per_token = noise_levels != "shared"
     net = ConditionalUnet1D(buf.action_dim, cond_dim, down_dims=down_dims, step_embed_dim=32, per_token_time=per_token)
+    if network_wrapper is not None:
+        net = network_wrapper(net)
     dp = DiffusionPolicy(
         net,
         obs_dim=buf.obs_dim,

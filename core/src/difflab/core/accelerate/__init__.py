@@ -34,6 +34,7 @@ from difflab.core.accelerate.quantization import (
     collect_calibration_inputs,
     model_size_bytes,
     quantize_denoiser,
+    quantize_network,
 )
 from difflab.core.accelerate.step_skipping import AdaptiveSkipDenoiser, sample_skipping
 
@@ -54,6 +55,7 @@ __all__ = [
     "noise_unconditional_oracle",
     "profile_and_plan",
     "quantize_denoiser",
+    "quantize_network",
     "sample_cached",
     "sample_skipping",
 ]

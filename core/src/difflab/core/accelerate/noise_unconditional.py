@@ -54,6 +54,13 @@ class NoiseUnconditional(nn.Module):
         self.network = network
         self.t_value = float(t_value)
 
+    def __getattr__(self, name: str) -> Any:
+        """Attributes the wrapped network has (its class count, sizes) read through the wrapper."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("network"), name)
+
     def forward(self, x: Tensor, t: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         t = torch.as_tensor(t, device=x.device)
         dtype = t.dtype if t.is_floating_point() else x.dtype

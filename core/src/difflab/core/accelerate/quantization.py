@@ -193,6 +193,33 @@ def quantize_denoiser(
     Returns:
         a :class:`QuantizedNetwork` computing ``network`` with int8 ``Linear`` / ``Conv`` layers.
     """
+    xs, ts = calibration_inputs
+    if xs.shape[0] != ts.shape[0] or ts.ndim != 1:
+        raise ValueError(f"calibration inputs must be x (N, ...) and t (N,), got {tuple(xs.shape)}, {tuple(ts.shape)}")
+
+    def calibrate(prepared: nn.Module) -> None:
+        for i in range(0, xs.shape[0], batch_size):
+            prepared(xs[i : i + batch_size].cpu().float(), ts[i : i + batch_size].cpu().float())
+
+    converted, names = quantize_network(network, calibrate, observer=observer, skip=skip, reduce_range=reduce_range)
+    return QuantizedNetwork(converted, names).eval()
+
+
+@torch.no_grad()
+def quantize_network(
+    network: nn.Module,
+    calibrate: Callable[[nn.Module], Any],
+    *,
+    observer: Observer = "histogram",
+    skip: tuple[str, ...] = (),
+    reduce_range: bool = True,
+) -> tuple[nn.Module, list[str]]:
+    """The int8 conversion of :func:`quantize_denoiser` for a network of any call signature:
+    ``calibrate(prepared)`` runs the prepared copy on the calibration inputs however the network is
+    called (for a domain model: one sampling run with the copy in place of its network, so the
+    observers see the inputs of the whole denoising trajectory, conditions included). Returns the
+    converted copy (float32 in and out, CPU; same class and attributes as ``network``) and the names
+    of its int8 layers."""
     if observer not in ("histogram", "minmax"):
         raise ValueError(f"observer must be 'histogram' or 'minmax', got {observer!r}")
     engine = torch.backends.quantized.engine
@@ -201,9 +228,6 @@ def quantize_denoiser(
             f"no int8 CPU engine: torch.backends.quantized.engine is {engine!r}, "
             f"supported {torch.backends.quantized.supported_engines}"
         )
-    xs, ts = calibration_inputs
-    if xs.shape[0] != ts.shape[0] or ts.ndim != 1:
-        raise ValueError(f"calibration inputs must be x (N, ...) and t (N,), got {tuple(xs.shape)}, {tuple(ts.shape)}")
     from torch.ao.quantization import convert, prepare
 
     net = copy.deepcopy(network).cpu().float().eval()
@@ -213,10 +237,9 @@ def quantize_denoiser(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepared = prepare(net, inplace=False)
-        for i in range(0, xs.shape[0], batch_size):
-            prepared(xs[i : i + batch_size].cpu().float(), ts[i : i + batch_size].cpu().float())
+        calibrate(prepared)
         converted = convert(prepared, inplace=False)
-    return QuantizedNetwork(converted, names).eval()
+    return converted, names
 
 
 def model_size_bytes(module: nn.Module) -> int:
@@ -228,4 +251,10 @@ def model_size_bytes(module: nn.Module) -> int:
     return buf.getbuffer().nbytes
 
 
-__all__ = ["QuantizedNetwork", "collect_calibration_inputs", "model_size_bytes", "quantize_denoiser"]
+__all__ = [
+    "QuantizedNetwork",
+    "collect_calibration_inputs",
+    "model_size_bytes",
+    "quantize_denoiser",
+    "quantize_network",
+]
