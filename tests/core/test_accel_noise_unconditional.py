@@ -78,3 +78,16 @@ def test_noise_unconditional_wrapper_hides_the_time():
     torch.testing.assert_close(out, torch.full((3, 2), 2.5))
     torch.testing.assert_close(seen[0], torch.full((3,), 0.25))
     assert "t_value=0.25" in repr(net)
+
+
+def test_the_wrapper_reads_the_wrapped_networks_attributes():
+    from torch import nn
+
+    from difflab.core.accelerate import NoiseUnconditional
+
+    net = nn.Linear(2, 2)
+    net.num_classes = 3
+    wrapped = NoiseUnconditional(net)
+    assert wrapped.num_classes == 3 and wrapped.network is net and wrapped.in_features == 2
+    with pytest.raises(AttributeError):
+        _ = wrapped.missing
