@@ -62,11 +62,13 @@ progress line's estimate of the time left)."""
 VALIDATION_DOCS = 400
 """Held-out verses that choose the sampler's steps; the other held-out verses are the test split."""
 BOUND_DRAWS = 8
-UNSEEN_BLOCKS = 512
+UNSEEN_BLOCKS = 256
 """Evenly spaced blocks scored of each unseen corpus (the Wikipedia excerpt alone is 22,000 blocks in the
 KJV tokenizer); the KJV test split is scored whole."""
 NUM_SAMPLES = 64
-STEP_CANDIDATES = (16, 32, 64, 128, 256)
+VALIDATION_SAMPLES = 32
+"""Samples per step count when the steps are chosen (:func:`choose_steps`)."""
+STEP_CANDIDATES = (16, 32, 64, 128)
 """Sampler steps compared on validation (about one network call per step: the cache is batch-wide)."""
 UNSEEN = ("wiki", "news")
 WALL_FACTOR = 1.4
@@ -304,7 +306,7 @@ def choose_steps(mdlm, ar, reference: torch.Tensor, seed: int) -> tuple[int, dic
     target = sample_scores(ar, reference)["gen_ppl"]
     scores = {}
     for steps in STEP_CANDIDATES:
-        samples, nfe, sec = mdlm_samples(mdlm, steps, seed + 1)
+        samples, nfe, sec = mdlm_samples(mdlm, steps, seed + 1, VALIDATION_SAMPLES)
         scores[str(steps)] = sample_scores(ar, samples, sec, nfe)
         print(f"validation: {steps} steps, gen-PPL {scores[str(steps)]['gen_ppl']:.1f} (text {target:.1f})", flush=True)
     best = min(STEP_CANDIDATES, key=lambda s: abs(math.log(scores[str(s)]["gen_ppl"] / target)))
@@ -377,7 +379,7 @@ def finish(mdlm, ar, dm, full: dict[str, Path], out_dir: Path, meta: dict[str, A
     mdlm, ar = mdlm.eval(), ar.eval()
     sets = held_out(dm)
     probs = unigram_counts(dm)
-    reference = real_blocks(sets["validation"], dm.tokenizer, NUM_SAMPLES)
+    reference = real_blocks(sets["validation"], dm.tokenizer, VALIDATION_SAMPLES)
     steps, validation = choose_steps(mdlm, ar, reference, seed)
     samples, texts = sample_table(mdlm, ar, probs, sets["kjv test"], steps, seed)
     evaluation = {"likelihood": likelihood_table(mdlm, ar, probs, sets, seed), "samples": samples}
