@@ -141,3 +141,31 @@ def test_pybullet_source_skips_the_broken_object():
     dm.setup("fit")
     assert dm.train_set.clouds.shape == (2, 32, 3) and dm.val_set.clouds.shape == (2, 32, 3)
     assert bool(torch.isfinite(dm.train_set.clouds).all())
+
+
+def test_label_dropout_trains_the_no_class_label_and_only_in_training():
+    """``label_dropout = p`` hands the network its "no class" label for a share ``p`` of the examples in
+    training, never in eval; ``null_condition`` exists only for such a model."""
+    seen = []
+
+    class Spy(PointSetDenoiser):
+        def forward(self, x, t, label=None):
+            seen.append(label.clone())
+            return super().forward(x, t, label)
+
+    torch.manual_seed(0)
+    model = PointDDPM(Spy("tiny", num_classes=3), num_steps=100, label_dropout=0.25)
+    batch = {"label": torch.randint(0, 3, (4000,))}
+    x, t = torch.zeros(4000, 2, 3), torch.full((4000,), 0.5)
+    model.train()
+    model.network_forward(x, t, batch)
+    dropped = seen[-1] == 3
+    assert abs(float(dropped.float().mean()) - 0.25) < 0.03
+    assert torch.equal(seen[-1][~dropped], batch["label"][~dropped])
+    model.eval()
+    model.network_forward(x, t, batch)
+    assert torch.equal(seen[-1], batch["label"])
+    assert torch.equal(model.null_condition(batch)["label"], torch.full((4000,), 3))
+    assert PointDDPM(PointSetDenoiser("tiny", num_classes=3)).null_condition(batch) is None
+    with pytest.raises(ValueError, match="label_dropout"):
+        PointDDPM(PointSetDenoiser("tiny", num_classes=3), label_dropout=1.0)

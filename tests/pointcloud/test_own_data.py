@@ -212,3 +212,26 @@ def test_the_categories_decide_the_classes_of_a_conditional_generator(tmp_path, 
     assert "sample 2 clouds: 2/2 steps" in capsys.readouterr().err  # progress per sampler step
     err = one_line_error(capsys, ["sample", "--ckpt", str(run), "--num", "2", "--label", "2", "more"])
     assert "--label 2" in err and "2 classes" in err
+    err = one_line_error(capsys, ["sample", "--ckpt", str(run), "--num", "2", "--label", "1", "--guidance", "2", "g"])
+    assert "--guidance" in err and "label dropout" in err and "--model.label_dropout" in err
+
+
+def test_a_generator_fit_with_label_dropout_samples_with_classifier_free_guidance(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    root = write_mesh_folder(tmp_path / "shapes")
+    fit = ["fit", "--config", "smoke_ddpm", "--data.init_args.source", "meshfolder", "--data.init_args.root"]
+    classes = ["--model.init_args.network.init_args.num_classes", "2", "--model.init_args.label_dropout", "0.2"]
+    assert main([*fit, str(root), *classes, *quiet()]) == 0
+    run = tmp_path / "outputs/pointcloud/smoke_ddpm"
+    sample = ["sample", "--ckpt", str(run), "--num", "2", "--points", "32", "--label", "0"]
+    capsys.readouterr()
+    assert main([*sample, "plain"]) == 0
+    plain = capsys.readouterr().out
+    assert main([*sample, "--guidance", "2", "guided"]) == 0
+    guided = capsys.readouterr().out
+    nfe = lambda text: int(text.split("NFE ")[1].split()[0])
+    assert nfe(guided) == 2 * nfe(plain)  # the conditional and the unconditional pass per step
+    assert main([*sample, "--guidance", "2", "--adaptive_guidance", "0.5", "adaptive"]) == 0
+    assert nfe(plain) < nfe(capsys.readouterr().out) <= nfe(guided)
+    err = one_line_error(capsys, ["sample", "--ckpt", str(run), "--num", "2", "--guidance", "2", "x"])
+    assert "--guidance: needs --label" in err

@@ -29,7 +29,7 @@ DESCRIPTION = (
 
 def sample_main(argv: list[str]) -> int:
     """generate clouds with a trained flow / DDPM: OUT_DIR/sample_NNN.ply and OUT_DIR/samples.png"""
-    from difflab.core.verbs import VerbParser, count, existing_path, sampler_option
+    from difflab.core.verbs import VerbParser, count, existing_path, positive_float, sampler_option
     from difflab.pointcloud.inference import sample_clouds
 
     p = VerbParser(prog="difflab-pointcloud sample", description=sample_main.__doc__)
@@ -40,6 +40,20 @@ def sample_main(argv: list[str]) -> int:
     sampler_option(p, "the model's")
     p.add_argument("--points", type=count(1), default=512, help="points per cloud")
     p.add_argument("--label", type=count(0), default=None, help="class index for class-conditional models")
+    p.add_argument(
+        "--guidance",
+        type=positive_float,
+        default=None,
+        help="classifier-free guidance weight w for --label (1: conditional only; needs a model fit with "
+        "--model.label_dropout > 0; doubles the network calls)",
+    )
+    p.add_argument(
+        "--adaptive_guidance",
+        type=positive_float,
+        default=None,
+        help="with --guidance: stop guiding once the guided and conditional predictions reach this cosine "
+        "similarity (adaptive guidance, e.g. 0.99; saves the unconditional calls after it)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--up", choices=("y", "z"), default="z", help="axis drawn vertically (z: pybullet objects; y: ShapeNet meshes)"

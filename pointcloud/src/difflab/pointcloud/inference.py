@@ -40,6 +40,26 @@ def check_label(model, label: int | None, option: str = "--label") -> None:
         raise UserError(f"{option} {label}: the model knows {classes} classes (labels 0 to {classes - 1})")
 
 
+def check_guidance(model, labels, guidance: float | None, adaptive: float | None) -> dict[str, float]:
+    """The guidance options of ``generate``, or a :class:`UserError` naming the option when the model
+    cannot be guided (no ``--label``, or a model without a trained "no class" output)."""
+    if guidance is None:
+        if adaptive is not None:
+            raise UserError("--adaptive_guidance: needs --guidance (the weight it starts with)")
+        return {}
+    if labels is None:
+        raise UserError("--guidance: needs --label (the class to guide towards)")
+    if model.null_condition({"label": labels}) is None:
+        raise UserError(
+            '--guidance: the model was trained without label dropout, so its "no class" output is untrained; '
+            "fit a class-conditional model with --model.label_dropout 0.1"
+        )
+    out = {"guidance": float(guidance)}
+    if adaptive is not None:
+        out["guidance_threshold"] = float(adaptive)
+    return out
+
+
 def sample_clouds(
     out: Path,
     ckpt: str | Path,
@@ -52,9 +72,13 @@ def sample_clouds(
     seed: int = 0,
     up: str = "z",
     overwrite: bool = False,
+    guidance: float | None = None,
+    adaptive_guidance: float | None = None,
 ) -> int:
     """Generate ``num`` clouds: ``out/sample_NNN.ply`` and a render ``out/samples.png`` (``out`` must not
-    hold files unless ``overwrite``)."""
+    hold files unless ``overwrite``). ``guidance``: classifier-free guidance weight for ``label`` (a
+    class-conditional model trained with ``label_dropout``); ``adaptive_guidance``: the cosine
+    similarity at which guidance stops (adaptive guidance)."""
     from difflab.core.verbs import check_output
     from difflab.pointcloud.figures import render_grid
     from difflab.pointcloud.io import write_points
@@ -67,8 +91,9 @@ def sample_clouds(
     check_label(model, label)
     g = torch.Generator().manual_seed(seed)
     labels = None if label is None else torch.full((num,), label, dtype=torch.long)
+    guided = check_guidance(model, labels, guidance, adaptive_guidance)
     bar = StepProgress(f"sample {num} clouds", steps or int(model.sample_steps))
-    res = model.generate(num, points, steps=steps, sampler=sampler, label=labels, generator=g, callback=bar)
+    res = model.generate(num, points, steps=steps, sampler=sampler, label=labels, generator=g, callback=bar, **guided)
     bar.close()
     clouds = res.sample.numpy()
     for i, c in enumerate(clouds):

@@ -103,6 +103,8 @@ def frozen_parameters(module: nn.Module) -> Iterator[None]:
 
 
 DENOISER_OPTIONS = ("threshold", "threshold_max", "rederive_eps")
+GUIDANCE_OPTIONS = ("guidance", "guidance_threshold")
+"""Options of :meth:`DiffusionModule.sample` that make a classifier-free guided denoiser."""
 
 
 def _sample_shape(shape: Any, batch: dict[str, Any] | None, y: Tensor | None) -> tuple[int, ...]:
@@ -218,6 +220,35 @@ class DiffusionModule(TrainedModule):
         """The process condition ``y`` of a batch (``batch["y"]``); override where it is another entry."""
         return batch.get("y")
 
+    def null_condition(self, batch: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``batch`` with its network condition replaced by the null condition that classifier-free
+        guidance's unconditional branch uses (the "no class" label of a model trained with condition
+        dropout); ``None`` (the default): the model has none, and guidance is refused."""
+        return None
+
+    def guided_denoiser(
+        self, batch: dict[str, Any] | None, y: Tensor | None, scale: float, threshold: float | None = None
+    ) -> Denoiser:
+        r"""The classifier-free guided :class:`Denoiser` of ``batch``: the network's own prediction
+        ``out_u + w (out_c - out_u)`` from :meth:`make_denoiser` of ``batch`` (conditional) and of
+        :meth:`null_condition` (unconditional), Ho & Salimans 2022; with ``threshold`` (a cosine
+        similarity), core's :class:`~difflab.core.guidance.AdaptiveGuidance` (Castillo et al. 2023),
+        which drops the unconditional pass once the two predictions agree. NFE counts both passes."""
+        from difflab.core.guidance import AdaptiveGuidance, ClassifierFreeGuidance
+
+        null = self.null_condition(batch)
+        if null is None:
+            raise ValueError(
+                f"{type(self).__name__} has no null condition for classifier-free guidance (a model trained "
+                "with condition dropout on a conditional batch is needed)"
+            )
+        cond, uncond = self.make_denoiser(batch, y), self.make_denoiser(null, y)
+        if threshold is None:
+            model: Any = ClassifierFreeGuidance(cond.model, uncond.model, scale)
+        else:
+            model = AdaptiveGuidance(cond.model, uncond.model, scale, threshold=threshold)
+        return Denoiser(model, cond.process, cond.prediction, **cond.settings())
+
     def diffusion_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
         """The denoising regression loss on ``batch`` (see the module docstring), a scalar
         (:func:`difflab.core.losses.time_weighted_mse` with :meth:`loss_weight`)."""
@@ -305,7 +336,9 @@ class DiffusionModule(TrainedModule):
             callback: per-step callback ``{"step", "t", "x", "x0"}``.
             **options: sampler options, merged by :meth:`sampler_kwargs`; ``threshold``,
                 ``threshold_max`` and ``rederive_eps`` (dynamic thresholding of ``x0_hat``, see
-                :class:`~difflab.core.samplers.base.Denoiser`) go to the denoiser instead.
+                :class:`~difflab.core.samplers.base.Denoiser`) go to the denoiser instead;
+                ``guidance`` (a weight ``w``) and ``guidance_threshold`` sample with
+                :meth:`guided_denoiser` (classifier-free, or adaptive guidance with the threshold).
 
         Returns:
             the :class:`SampleResult` (``sample`` of shape ``shape``, ``nfe``, ``info``).
@@ -314,8 +347,12 @@ class DiffusionModule(TrainedModule):
         opts = self.sampler_kwargs(name, options)
         if y is None and batch is not None:
             y = self.process_condition(batch)
+        guidance = {key: opts.pop(key) for key in GUIDANCE_OPTIONS if key in opts}
         with eval_mode(self):
-            denoiser = self.make_denoiser(batch, y)
+            if guidance.get("guidance") is not None:
+                denoiser = self.guided_denoiser(batch, y, guidance["guidance"], guidance.get("guidance_threshold"))
+            else:
+                denoiser = self.make_denoiser(batch, y)
             for key in DENOISER_OPTIONS:  # x0 thresholding options act on the denoiser, not the sampler
                 if key in opts:
                     setattr(denoiser, key, opts.pop(key))

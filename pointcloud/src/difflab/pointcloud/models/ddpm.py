@@ -35,6 +35,7 @@ class PointDDPM(PointCloudDiffusion):
     sampler, sample_steps: default core sampler and steps.
     test_nll_steps: RK4 steps of the PF-ODE likelihood logged in ``test`` (0: not computed; it costs
         ``4 * test_nll_steps`` network evaluations and backward passes per test batch).
+    label_dropout: classifier-free guidance's condition dropout (see :class:`PointCloudDiffusion`).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class PointDDPM(PointCloudDiffusion):
         num_val_samples: int = 0,
         init_from: str | None = None,
         test_nll_steps: int = 0,
+        label_dropout: float = 0.0,
     ) -> None:
         if test_nll_steps < 0:
             raise ValueError(f"PointDDPM: test_nll_steps must be >= 0, got {test_nll_steps}")
@@ -60,6 +62,7 @@ class PointDDPM(PointCloudDiffusion):
             optimizer,
             lr_scheduler,
             init_from=init_from,
+            label_dropout=label_dropout,
             sampler=sampler,
             sample_steps=sample_steps,
             num_val_samples=num_val_samples,

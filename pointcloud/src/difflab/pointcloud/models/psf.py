@@ -42,12 +42,26 @@ class PointCloudDiffusion(DiffusionModule):
     """Base of the generative point-cloud methods: passes ``label`` to the network, samples clouds.
 
     Args: see :class:`~difflab.core.lightning.DiffusionModule`; ``init_from``: a checkpoint whose
-    weights initialise this module when ``fit`` starts (the previous stage; ignored on resume).
+    weights initialise this module when ``fit`` starts (the previous stage; ignored on resume);
+    ``label_dropout``: in training, each label is replaced by the "no class" label with this
+    probability (classifier-free guidance's condition dropout, Ho & Salimans 2022, who use 0.1-0.2),
+    so the same network also learns the unconditional model that guided sampling
+    (``generate(..., guidance=w)``) needs.
     """
 
-    def __init__(self, network: PointSetDenoiser, *args: Any, init_from: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        network: PointSetDenoiser,
+        *args: Any,
+        init_from: str | None = None,
+        label_dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        if not 0.0 <= label_dropout < 1.0:
+            raise ValueError(f"label_dropout must be in [0, 1), got {label_dropout}")
         super().__init__(network, *args, **kwargs)
         self.init_from = init_from
+        self.label_dropout = float(label_dropout)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -63,7 +77,18 @@ class PointCloudDiffusion(DiffusionModule):
         label = batch.get("label") if batch else None
         if label is not None and getattr(self.network, "num_classes", 0) == 0:
             label = None
+        if label is not None and self.training and self.label_dropout > 0:
+            drop = torch.rand(label.shape, device=label.device) < self.label_dropout
+            label = torch.where(drop, torch.full_like(label, self.network.num_classes), label)
         return self.network(x_t, t, label)
+
+    def null_condition(self, batch: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The batch with every label set to the network's "no class" label, for a class-conditional
+        network trained with ``label_dropout > 0`` (else ``None``: no guidance)."""
+        classes = int(getattr(self.network, "num_classes", 0) or 0)
+        if not batch or batch.get("label") is None or classes == 0 or self.label_dropout == 0:
+            return None
+        return {**batch, "label": torch.full_like(batch["label"], classes)}
 
     def generate(
         self,
