@@ -47,7 +47,10 @@ def upscale_command(argv: list[str]) -> int:
         "(x4 or x2; python scripts/pretrain.py vision), sampled with its recorded sampler and steps",
     )
     p.add_argument(
-        "--scale", type=count(1), default=None, help="SR factor; must be the model's (default: the model's; x4 shipped)"
+        "--scale",
+        type=count(1),
+        default=None,
+        help="SR factor; must be the model's (default: the model's; x4 without --ckpt)",
     )
     p.add_argument(
         "--steps", type=count(1), default=None, help="sampler steps (default: the model's, or the shipped default's)"
