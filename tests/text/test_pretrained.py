@@ -4,7 +4,9 @@ its recorded steps without ``--steps``, ``--ckpt ar`` names the AR baseline, and
 bound beats the unigram model on held-out verses; ``evaluate`` streams a file (any size, the same
 numbers as in memory, an undecodable line named wherever it is) and can score evenly spaced blocks.
 
-Margin: see ``UNIGRAM_MARGIN``.
+Margin: the shipped MDLM's bound is 4.967 +- 0.016 nats per token on the 1,155 KJV test verses of the
+recipe against the unigram model's 5.695 (perplexity <= 143.6 against 297.5), 0.73 nats better; the
+test asks for 0.4 on 150 of those verses (4 draws, three standard errors of slack).
 """
 
 import math
@@ -20,9 +22,9 @@ from difflab.text.cli import main
 SHIPPED = shipped_path("text", "mdlm")
 needs_default = pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped default: python scripts/pretrain.py text")
 
-UNIGRAM_MARGIN = 0.5
+UNIGRAM_MARGIN = 0.4
 """Nats per token by which the shipped MDLM's bound must beat the unigram model on 150 held-out test
-verses (placeholder until the measured gap is known)."""
+verses (measured on the whole test split: 0.73)."""
 
 VERSES = [
     "And the LORD spake unto Moses, saying,",
