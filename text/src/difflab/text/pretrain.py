@@ -14,10 +14,13 @@ Recipe (:data:`RECIPE`; seeded, CPU, one torch thread):
   conditioning, cached ancestral sampler) and :class:`~difflab.text.models.ARLanguageModel`, the
   same transformer (width :data:`RECIPE` ``dim``, ``depth`` blocks, ``heads`` heads, learned positions);
 * **training**: AdamW (``lr``, ``weight_decay``), linear warm-up then a cosine decay to 5 % over the
-  wall-time budget (:class:`TimeCosine`), gradient clipping 1, EMA of the
-  weights; MDLM for ``mdlm_minutes``, AR for ``ar_minutes`` (AR learns faster per step);
-* **evaluation** (:func:`evaluate_models`): on the KJV test verses and on two corpora the models never
-  saw (gensim's Wikipedia excerpt and ABC news, scored with the KJV tokenizer), the MDLM NELBO bound
+  budget (:class:`TimeCosine`), gradient clipping 1, EMA of the weights; MDLM for ``mdlm_minutes``
+  and AR for ``ar_minutes`` of CPU time (:class:`CpuBudget`; one torch thread, so minutes of one
+  core), each stopped earlier if it runs :data:`WALL_FACTOR` times as long in wall time (a shared
+  machine); AR learns faster per step;
+* **evaluation** (:func:`finish`): on the KJV test verses and on two corpora the models never
+  saw (gensim's Wikipedia excerpt and ABC news, scored with the KJV tokenizer; :data:`UNSEEN_BLOCKS`
+  evenly spaced blocks of each), the MDLM NELBO bound
   per token (mean of :data:`BOUND_DRAWS` stratified draws, standard error) and ``exp`` of it, the AR
   model's exact perplexity and the add-one unigram model's (counts of the training blocks); then
   samples: generative perplexity under the AR model and distinct-n of :data:`NUM_SAMPLES` samples of
