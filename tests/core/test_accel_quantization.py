@@ -124,3 +124,30 @@ def test_a_network_with_a_condition_argument_is_calibrated_through_its_own_calls
     with torch.no_grad():
         ref, out = net(x[:256], t[:256], c[:256]), q(x[:256], t[:256], c[:256])
     assert float((out - ref).pow(2).mean().sqrt()) < 0.1 * float(ref.pow(2).mean().sqrt())
+
+
+def test_attention_projections_stay_float_and_the_rest_is_converted():
+    from torch import nn
+
+    from difflab.core.accelerate import quantize_network
+
+    class WithAttention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = nn.Linear(2, 16)
+            self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+            self.layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+            self.out = nn.Linear(16, 2)
+
+        def forward(self, x, t):
+            h = self.inp(x) * (1 + t[:, None, None])
+            return self.out(self.layer(self.attn(h, h, h, need_weights=False)[0] + h))
+
+    torch.manual_seed(0)
+    net = WithAttention().eval()
+    x, t = torch.randn(64, 5, 2), torch.rand(64)
+    q, names = quantize_network(net, lambda prepared: prepared(x, t))
+    assert names == ["inp", "out"]
+    with torch.no_grad():
+        ref, out = net(x, t), q(x, t)
+    assert float((out - ref).pow(2).mean().sqrt()) < 0.1 * float(ref.pow(2).mean().sqrt())

@@ -48,6 +48,8 @@ from difflab.core.samplers.base import Denoiser, SampleResult
 
 Observer = Literal["histogram", "minmax"]
 _QUANTIZABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_FLOAT_PARENTS = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+"""Modules whose forward reads their sublayers' weights: their sublayers are not converted."""
 
 
 @torch.no_grad()
@@ -154,10 +156,14 @@ def _qconfig(observer: Observer, reduce_range: bool):
 
 
 def _wrap_layers(module: nn.Module, qconfig: Any, skip: tuple[str, ...], prefix: str = "") -> list[str]:
-    """Replace every quantizable child by a :class:`_QuantizedLayer` with ``qconfig``; return their names."""
+    """Replace every quantizable child by a :class:`_QuantizedLayer` with ``qconfig``; return their names.
+    The layers inside ``nn.MultiheadAttention`` and torch's transformer layers stay float: their forward
+    reads the weights of their projections directly (torch's own eager flow marks them non-quantizable)."""
     names = []
     for name, child in module.named_children():
         full = f"{prefix}{name}"
+        if isinstance(child, _FLOAT_PARENTS):
+            continue
         if isinstance(child, _QUANTIZABLE) and full not in skip:
             wrapped = _QuantizedLayer(child)
             wrapped.qconfig = qconfig
