@@ -475,6 +475,8 @@ def run_domains(
 NOT_NOISE_UNCONDITIONAL = {
     "video": "DiffTAD's time enters through its decoder method (network.decode), not the network call the "
     "wrapper replaces",
+    "text": "DiffuSeq calls its network's encode / decode methods (the time enters in decode), not the "
+    "network call the wrapper replaces",
 }
 
 
