@@ -71,3 +71,11 @@ def test_train_briefly_prints_progress_lines_when_asked(capsys):
     train_briefly(model, ToyDataModule(n_train=128, batch_size=64), max_steps=4, progress_every=0.0)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fit: step")]
     assert lines and lines[-1].startswith("fit: step 4/4")
+
+
+def test_a_network_built_in_python_is_stored_in_the_command_line_form(trained, tmp_path):
+    model, full, _ = trained
+    network = {"class_path": "difflab.core.lightning.toy.ToyMLP", "init_args": {"dim": 2, "hidden": 8}}
+    out = write_pretrained(full, model, tmp_path / "net.ckpt", meta={}, network=network)
+    hp = read_checkpoint(out)["hyper_parameters"]
+    assert hp["network"] == network and hp["_instantiator"] == "lightning.pytorch.cli.instantiate_module"

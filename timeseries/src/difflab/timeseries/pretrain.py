@@ -159,19 +159,6 @@ NETWORK_ARGS: dict[str, Any] = dict(
 """The denoiser of the default (:class:`~difflab.timeseries.networks.csdi.CSDIDenoiser`)."""
 
 
-def loadable_checkpoint(full: Path, out: Path) -> Path:
-    """``full`` (a checkpoint of :func:`build_model`'s module, built in Python) with its hyper-parameters
-    in the command line's form, so the one loader rebuilds the model: the network as ``class_path`` /
-    ``init_args`` and Lightning's CLI instantiator (the optimiser and scheduler are not recorded)."""
-    ck = torch.load(full, map_location="cpu", weights_only=False)
-    hp = dict(ck["hyper_parameters"])
-    hp["network"] = {"class_path": "difflab.timeseries.networks.csdi.CSDIDenoiser", "init_args": dict(NETWORK_ARGS)}
-    hp["_instantiator"] = "lightning.pytorch.cli.instantiate_module"
-    ck["hyper_parameters"] = hp
-    torch.save(ck, out)
-    return out
-
-
 def cosine(step: int, total: int, floor: float = 0.05) -> float:
     """Learning-rate factor: ``floor + (1 - floor) (1 + cos(pi min(step / total, 1))) / 2``."""
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
@@ -320,9 +307,8 @@ def finish(model, full: Path, out_dir: Path, meta: dict[str, Any], *, loss_curve
         "loss_curve": list(loss_curve)[:: max(1, len(loss_curve) // 40)],
         "sampling": sampling,
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        source = loadable_checkpoint(full, Path(tmp) / "full.ckpt")
-        return write_pretrained(source, model, Path(out_dir) / f"{NAME}.ckpt", meta=meta)
+    network = {"class_path": "difflab.timeseries.networks.csdi.CSDIDenoiser", "init_args": NETWORK_ARGS}
+    return write_pretrained(full, model, Path(out_dir) / f"{NAME}.ckpt", meta=meta, network=network)
 
 
 __all__ = [

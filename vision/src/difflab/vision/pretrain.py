@@ -82,7 +82,7 @@ def build_model(scale: int, seed: int, total_steps: int, **overrides: Any):
         sampler="ddpm",
         loss_type=r["loss"],
     )
-    model.network_args = args  # recorded in the shipped checkpoint (see loadable_checkpoint)
+    model.network_args = args  # recorded in the shipped checkpoint (finish)
     return model
 
 
@@ -230,19 +230,6 @@ def train_one(scale: int, *, seed: int, minutes: float, full: Path, **overrides:
     return model, int(model.global_step), wall / 60
 
 
-def loadable_checkpoint(full: Path, out: Path, model) -> Path:
-    """``full`` (a checkpoint of :func:`build_model`'s module, built in Python) with its network in the
-    command line's form (``class_path`` / ``init_args``), so the one loader rebuilds the model (the
-    optimiser and scheduler are not recorded)."""
-    ck = torch.load(full, map_location="cpu", weights_only=False)
-    hp = dict(ck["hyper_parameters"])
-    hp["network"] = {"class_path": "difflab.vision.networks.UNet", "init_args": dict(model.network_args)}
-    hp["_instantiator"] = "lightning.pytorch.cli.instantiate_module"
-    ck["hyper_parameters"] = hp
-    torch.save(ck, out)
-    return out
-
-
 def finish(model, scale: int, full: Path, out_dir: Path, meta: dict[str, Any]) -> Path:
     """Choose the sampling on the held-out photographs, evaluate, and write the shipped checkpoint."""
     from difflab.core.lightning.pretrained import write_pretrained
@@ -260,9 +247,8 @@ def finish(model, scale: int, full: Path, out_dir: Path, meta: dict[str, Any]) -
         "evaluation": result,
         "sampling": {"sampler": best[0], "steps": best[1]},
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        source = loadable_checkpoint(full, Path(tmp) / "full.ckpt", model)
-        return write_pretrained(source, model, Path(out_dir) / f"{NAMES[scale]}.ckpt", meta=meta)
+    network = {"class_path": "difflab.vision.networks.UNet", "init_args": model.network_args}
+    return write_pretrained(full, model, Path(out_dir) / f"{NAMES[scale]}.ckpt", meta=meta, network=network)
 
 
 def pretrain_scale(out_dir: Path, scale: int, seed: int, minutes: float | None) -> Path:

@@ -90,6 +90,7 @@ def write_pretrained(
     *,
     meta: dict[str, Any],
     half: bool = True,
+    network: dict[str, Any] | None = None,
 ) -> Path:
     """Write the full Lightning checkpoint ``source`` of ``model`` as a shipped default at ``out``.
 
@@ -103,10 +104,19 @@ def write_pretrained(
         meta: provenance and evaluation (JSON-like), stored under ``difflab_pretrained``; a
             ``sampling`` entry (``{"sampler": name, "steps": n}``) is what verbs use by default.
         half: store the floating parameters in float16.
+        network: for a module built in Python (a pretraining recipe) rather than by the command line,
+            its network as the command line records it, ``{"class_path": ..., "init_args": {...}}``:
+            it replaces the network object in the stored hyperparameters, so the one loader rebuilds
+            the model (the optimiser and scheduler are not recorded).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = torch.load(source, map_location="cpu", weights_only=False)
+    if network is not None:
+        hp = dict(checkpoint["hyper_parameters"])
+        hp["network"] = {"class_path": network["class_path"], "init_args": dict(network["init_args"])}
+        hp["_instantiator"] = "lightning.pytorch.cli.instantiate_module"
+        checkpoint["hyper_parameters"] = hp
     slim = slim_checkpoint(checkpoint, {n for n, _ in model.named_parameters()}, half=half)
     cls = type(model)
     slim.setdefault("difflab_class", f"{cls.__module__}.{cls.__qualname__}")
