@@ -289,15 +289,18 @@ def calibration_likelihood(name: str, ctx: dict[str, Any], seed: int, clouds: in
 
 
 def calibration_table(name: str, ctx: dict[str, Any], seed: int):
-    """The eps-mean table of the domain's network on training examples, or ``(None, reason)``."""
+    """The eps-mean table of the domain's network on training examples, or ``(None, reason)``; estimated
+    once per prepared domain (kept in ``ctx``)."""
     builders = {"pointcloud": _pointcloud_table, "robotics": _robotics_table}
     if name not in builders:
         return None, NO_CALIBRATION.get(name, "not measured")
-    fn, data, note = builders[name](ctx, seed)
-    model, g = ctx["model"], torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        table = estimate_eps_mean(fn, model.process, data, prediction=model.prediction, times=21, generator=g)
-    return table, note
+    if "_calibration" not in ctx:
+        fn, data, note = builders[name](ctx, seed)
+        model, g = ctx["model"], torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            table = estimate_eps_mean(fn, model.process, data, prediction=model.prediction, times=21, generator=g)
+        ctx["_calibration"] = (table, note)
+    return ctx["_calibration"]
 
 
 @contextlib.contextmanager

@@ -145,6 +145,8 @@ class FeatureCache:
                 return main if rest is None else (main, *rest)
             out = forward(*args, **kwargs)
             self.computed += 1
+            if self.schedule is None and not self.profiling:  # nothing will be reused: keep nothing
+                return out
             parts = out if isinstance(out, tuple) else (out,)
             if parts and all(isinstance(o, Tensor) for o in parts):
                 self._remember(j, key, first, parts, isinstance(out, tuple))
