@@ -12,7 +12,6 @@ tests/robotics/test_learning.py --seeds 0-4``) are in robotics/README.md. With 2
 DDIM-10) the ratio was 0.67-1.13.
 """
 
-import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
@@ -25,26 +24,16 @@ SLACK = 4 / 32
 FIRST_CALL_NFE = 100  # RTIController's default first call: the full DDPM chain
 
 
-class _Still:
-    nfe = 0
-
-    def reset(self, seed):
-        pass
-
-    def act(self, obs):
-        return np.zeros(4)
-
-
 def test_diffusion_policy_learns_reach_and_rti_keeps_it(test_seed, record_property):
     from difflab.robotics.demo import train_policies
     from difflab.robotics.envs import MetaWorldEnv
-    from difflab.robotics.policy import ChunkController, RTIController, evaluate
+    from difflab.robotics.policy import ChunkController, RTIController, StillController, evaluate
 
     run = train_policies("reach-v3", episodes=40, max_steps=800, bc=False, seed=test_seed)
     dp = run["dp"]
     env = MetaWorldEnv("reach-v3", max_steps=100)
     seeds = list(range(10_000, 10_000 + EPISODES))
-    still = evaluate(_Still(), env, seeds, name="still", keep_paths=False).summary()
+    still = evaluate(StillController(), env, seeds, name="still", keep_paths=False).summary()
     ddim = evaluate(ChunkController(dp, "ddim", 10), env, seeds, name="ddim", keep_paths=False).summary()
     rti_run = evaluate(RTIController(dp), env, seeds, name="rti", keep_paths=False)
     rti = rti_run.summary()

@@ -22,7 +22,6 @@ The stream keeps all of DDIM-10's success on average; the lowest ratio (0.93) is
 episodes do not pin the ratio down to better than about +-0.1.
 """
 
-import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
@@ -34,26 +33,16 @@ SLACK = 4 / 32
 FILL_NFE = 14  # ladder fill of 15 rungs: n - 1 steps
 
 
-class _Still:
-    nfe = 0
-
-    def reset(self, seed):
-        pass
-
-    def act(self, obs):
-        return np.zeros(4)
-
-
 def test_tedi_policy_streams_reach_with_one_nfe_per_step(test_seed, record_property):
     from difflab.robotics.demo import train_policies
     from difflab.robotics.envs import MetaWorldEnv
-    from difflab.robotics.policy import ChunkController, StreamController, evaluate
+    from difflab.robotics.policy import ChunkController, StillController, StreamController, evaluate
 
     run = train_policies("reach-v3", episodes=40, max_steps=800, bc=False, seed=test_seed, noise_levels="tedi")
     dp = run["dp"]
     env = MetaWorldEnv("reach-v3", max_steps=100)
     seeds = list(range(10_000, 10_000 + EPISODES))
-    still = evaluate(_Still(), env, seeds, name="still", keep_paths=False).summary()
+    still = evaluate(StillController(), env, seeds, name="still", keep_paths=False).summary()
     ddim = evaluate(ChunkController(dp, "ddim", 10), env, seeds, name="ddim", keep_paths=False).summary()
     stream_run = evaluate(StreamController(dp), env, seeds, name="stream", keep_paths=False)
     stream = stream_run.summary()

@@ -143,6 +143,21 @@ class ExpertController:
         return np.asarray(self.once(self.policy.get_action, obs), dtype=np.float64)
 
 
+class StillController:
+    """The controller that does nothing: a zero action at every step, the lower reference a learned
+    policy must clear (on ``reach`` it shows how often the goal is met without moving). ``nfe`` is 0."""
+
+    def __init__(self, action_dim: int = 4) -> None:
+        self.action_dim = int(action_dim)
+        self.nfe = 0
+
+    def reset(self, seed: int = 0) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return np.zeros(self.action_dim)
+
+
 class RTIController(ChunkController):
     """RTI-DP: full chain on the first call, then a few DDPM steps from the shifted previous chunk.
 
@@ -394,6 +409,7 @@ def demo_shift_error(model: Any, buffer: Any, *, execute: int = 1) -> float:
 __all__ = [
     "ChunkController",
     "ExpertController",
+    "StillController",
     "RTIController",
     "StreamController",
     "EvalResult",

@@ -25,6 +25,18 @@ from torch.utils.data import Dataset
 from difflab.robotics.data.replay_buffer import ReplayBuffer
 
 
+def check_chunk_sizes(horizon: int, n_obs_steps: int, n_action_steps: int) -> None:
+    """Raise ``ValueError`` unless ``1 <= n_obs_steps <= horizon`` and ``1 <= n_action_steps <=
+    horizon - n_obs_steps + 1`` (the executed actions start at the last observed step)."""
+    if not 1 <= n_obs_steps <= horizon:
+        raise ValueError(f"n_obs_steps must lie in [1, horizon={horizon}], got {n_obs_steps}")
+    if not 1 <= n_action_steps <= horizon - n_obs_steps + 1:
+        raise ValueError(
+            f"n_action_steps must lie in [1, horizon - n_obs_steps + 1 = {horizon - n_obs_steps + 1}], "
+            f"got {n_action_steps}"
+        )
+
+
 def window_indices(episode_ends: np.ndarray, horizon: int, pad_before: int, pad_after: int) -> np.ndarray:
     """``(W, 3)`` rows ``(episode start, episode end, window start)`` of every window (start may be < 0)."""
     rows = []
@@ -49,13 +61,7 @@ class SequenceWindows(Dataset):
         n_action_steps: int = 8,
         episodes: list[int] | None = None,
     ) -> None:
-        if not 1 <= n_obs_steps <= horizon:
-            raise ValueError(f"n_obs_steps must lie in [1, horizon={horizon}], got {n_obs_steps}")
-        if not 1 <= n_action_steps <= horizon - n_obs_steps + 1:
-            raise ValueError(
-                f"n_action_steps must lie in [1, horizon - n_obs_steps + 1 = {horizon - n_obs_steps + 1}], "
-                f"got {n_action_steps}"
-            )
+        check_chunk_sizes(horizon, n_obs_steps, n_action_steps)
         self.horizon, self.n_obs_steps, self.n_action_steps = horizon, n_obs_steps, n_action_steps
         eps = list(range(buffer.n_episodes)) if episodes is None else list(episodes)
         obs, act, ends = [], [], []

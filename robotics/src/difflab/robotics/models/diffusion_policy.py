@@ -60,7 +60,7 @@ from difflab.core.samplers.select import SamplerName
 from difflab.core.samplers.stream import StreamInit, StreamOutput, StreamState, chain_ladder_grid
 from difflab.core.samplers.stream import stream_start as core_stream_start
 from difflab.core.samplers.stream import stream_step as core_stream_step
-from difflab.robotics.data.windows import MinMaxNormalizer
+from difflab.robotics.data.windows import MinMaxNormalizer, check_chunk_sizes
 
 
 class PolicyDataError(UserError, ValueError):
@@ -79,13 +79,7 @@ class PolicyIOMixin:
     """The task of the training demonstrations (from the data module; kept in the checkpoint)."""
 
     def _init_io(self, obs_dim: int, action_dim: int, horizon: int, n_obs_steps: int, n_action_steps: int) -> None:
-        if not 1 <= n_obs_steps <= horizon:
-            raise ValueError(f"n_obs_steps must lie in [1, horizon={horizon}], got {n_obs_steps}")
-        if not 1 <= n_action_steps <= horizon - n_obs_steps + 1:
-            raise ValueError(
-                f"n_action_steps must lie in [1, horizon - n_obs_steps + 1 = {horizon - n_obs_steps + 1}], "
-                f"got {n_action_steps}"
-            )
+        check_chunk_sizes(horizon, n_obs_steps, n_action_steps)
         self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
         self.horizon, self.n_obs_steps, self.n_action_steps = int(horizon), int(n_obs_steps), int(n_action_steps)
         self.obs_normalizer = MinMaxNormalizer(obs_dim)
