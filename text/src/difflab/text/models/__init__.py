@@ -5,5 +5,6 @@ from difflab.text.models.ddpd import DDPDLM
 from difflab.text.models.diffuseq import DiffuSeq
 from difflab.text.models.gidd import GIDDLM
 from difflab.text.models.mdlm import MaskedDiffusionLM
+from difflab.text.models.neodiff import NeoDiff
 
-__all__ = ["ARLanguageModel", "DDPDLM", "DiffuSeq", "GIDDLM", "MaskedDiffusionLM"]
+__all__ = ["ARLanguageModel", "DDPDLM", "DiffuSeq", "GIDDLM", "MaskedDiffusionLM", "NeoDiff"]

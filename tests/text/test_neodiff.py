@@ -1,0 +1,131 @@
+"""NeoDiff: oracles of the Poisson forward process, the loss and the reverse process, and its learning test."""
+
+import math
+
+import pytest
+import torch
+from scipy.stats import poisson
+
+from difflab.core.samplers.ddpm import sample_ddpm
+from difflab.text.models import DiffuSeq, NeoDiff
+from difflab.text.models.neodiff import poisson_intrinsic_times, poisson_quantile_times, time_labels
+
+SIZE = dict(
+    vocab_size=64, emb_dim=8, dim=32, enc_depth=1, dec_depth=1, heads=2, max_src_len=12, max_trg_len=10, num_steps=100
+)
+
+
+def _pair(**kw):
+    """A DiffuSeq and a NeoDiff with the same denoiser weights."""
+    torch.manual_seed(0)
+    ref = DiffuSeq(**SIZE, copy_attention=True)
+    neo = NeoDiff(**SIZE, copy_attention=True, num_taus=20, **kw)
+    neo.network.load_state_dict(ref.network.state_dict())
+    return ref, neo
+
+
+def _batch():
+    g = torch.Generator().manual_seed(0)
+    src = torch.randint(4, 64, (6, 12), generator=g)
+    mask = torch.ones_like(src)
+    mask[:, 9:] = 0
+    return {"x0": torch.randint(4, 64, (6, 10), generator=g), "src": src, "src_mask": mask}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shared_time_loss_equals_diffuseq(seed):
+    ref, neo = _pair(time_mode="shared", time_loss_weight=0.0)
+    a = ref.loss_terms(_batch(), torch.Generator().manual_seed(seed))
+    b = neo.loss_terms(_batch(), torch.Generator().manual_seed(seed))
+    for key in ("loss", "mse", "t_T", "rounding"):
+        assert float(b[key].detach()) == pytest.approx(float(a[key].detach()), abs=1e-6), key
+    assert math.isfinite(float(b["time"])) and 0 <= float(b["time_mae"]) <= 1
+
+
+def test_shared_time_forward_process_equals_diffuseq():
+    """The noisy targets the shared-time process draws are DiffuSeq's (same generator)."""
+    _, neo = _pair(time_mode="shared")
+    x = torch.randn(6, 10, 8)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    t = neo.process.train_times(x, g1)
+    ref_xt, _ = neo.process.sample_marginal(x, t, generator=g1)
+    t2 = neo.process.train_times(x, g2)
+    tau = neo.intrinsic_times(t2, 10, g2)
+    xt, _ = neo.process.sample_marginal(x, tau, generator=g2)
+    assert tau.shape == (6, 10) and torch.equal(tau, t[:, None].expand(6, 10))
+    assert torch.allclose(xt, ref_xt, atol=1e-6)
+
+
+@pytest.mark.parametrize("dispersion", [1.0, 2.0])
+@pytest.mark.parametrize("t", [0.05, 0.5, 0.97])
+def test_poisson_intrinsic_time_marginals(t, dispersion):
+    """Mean and variance of tau over 200k draws against the closed form over the Poisson pmf of the
+    clipped, rounded map ``clip(round(lam + d (N - lam)), 0, K) / K``."""
+    K, n = 100, 200_000
+    taus = poisson_intrinsic_times(torch.full((1,), t), n, K, dispersion, torch.Generator().manual_seed(0))
+    lam = K * t
+    k = torch.arange(0, 400, dtype=torch.float64)
+    pmf = torch.from_numpy(poisson.pmf(k.numpy(), lam))
+    values = torch.round(lam + dispersion * (k - lam)).clamp(0, K) / K
+    mean = float((pmf * values).sum())
+    var = float((pmf * values**2).sum()) - mean**2
+    assert float(taus.double().mean()) == pytest.approx(mean, abs=4 * math.sqrt(var / n) + 1e-9)
+    assert float(taus.double().var()) == pytest.approx(var, rel=0.02)
+    if dispersion == 1.0 and t < 0.9:  # far from the clip: the plain Poisson moments lam / K, lam / K^2
+        assert mean == pytest.approx(t, rel=1e-6) and var == pytest.approx(t / K, rel=1e-6)
+
+
+def test_quantile_levels_and_labels():
+    K = 100
+    t = torch.tensor([0.0, 0.3, 1.0])
+    levels = poisson_quantile_times(t, 8, K)
+    q = (torch.arange(8, dtype=torch.float64) + 0.5) / 8
+    expect = torch.from_numpy(poisson.ppf(q.numpy()[None], (K * t.double()).numpy()[:, None])).clamp(0, K).long()
+    assert torch.equal(levels, expect)
+    loss = torch.tensor([[0.5, 0.1, 0.9, 0.2, 0.3, 0.8, 0.7, 0.6]]).expand(3, 8)
+    labels = time_labels(loss, t, K)
+    assert torch.equal(labels.sort(1).values, levels)  # the same levels, reordered
+    assert int(labels[1].argmin()) == 1 and int(labels[1].argmax()) == 2  # easiest token least noise
+
+
+@pytest.mark.parametrize("steps", [4, 7])
+def test_perfect_shared_predictor_equals_the_ddpm_sampler(steps):
+    """Predicting ``t_{i+1}`` for every token reproduces core's DDPM sampler on the same grid."""
+    _, neo = _pair()
+    b = _batch()
+    shared = lambda x0, t_next, memory, tau: t_next[:, None].expand_as(tau)  # noqa: E731
+    r = neo.translate(b["src"], b["src_mask"], steps=steps, time_fn=shared, generator=torch.Generator().manual_seed(5))
+    grid = neo.extrinsic_grid(steps)
+    g = torch.Generator().manual_seed(5)
+    x = neo.process.prior_sample((6, 10, 8), generator=g)
+    with torch.no_grad():
+        den, _ = neo.sampling_denoiser({"src": b["src"], "src_mask": b["src_mask"], "clamp": True})
+        ref = sample_ddpm(den, x, grid, generator=g)
+    assert r.nfe == ref.nfe == steps
+    assert torch.allclose(r.info["x"], ref.sample, atol=1e-5)
+    assert torch.equal(r.sample, neo.network.logits(ref.sample).argmax(-1))
+    assert torch.equal(r.info["taus"][:, 0, 0], grid.float())
+
+
+def test_learned_predictor_moves_tokens_non_simultaneously():
+    _, neo = _pair()
+    b = _batch()
+    with torch.no_grad():
+        neo.time_predictor.head.bias.copy_(torch.linspace(0, 3, 21))  # prefers the highest level ...
+        neo.time_predictor.head.bias[0] = 4.0  # ... except at token 0, whose bias is overridden below
+    r = neo.translate(b["src"], b["src_mask"], steps=5, generator=torch.Generator().manual_seed(0))
+    taus = r.info["taus"]
+    assert taus.shape == (6, 6, 10) and bool((taus[1:] <= taus[:-1]).all()) and bool((taus[-1] == 0).all())
+    assert r.sample.shape == (6, 10) and torch.isfinite(r.info["x"]).all()
+
+
+def test_loss_backward_reaches_the_predictor_and_options_are_checked():
+    _, neo = _pair()
+    terms = neo.loss_terms(_batch(), torch.Generator().manual_seed(0))
+    terms["loss"].backward()
+    assert neo.time_predictor.head.weight.grad.abs().sum() > 0
+    assert neo.network.embedding.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="time_mode must be"):
+        NeoDiff(**SIZE, time_mode="sync")
+    with pytest.raises(ValueError, match="num_taus must divide num_steps"):
+        NeoDiff(**SIZE, num_taus=30)
