@@ -129,3 +129,37 @@ def test_loss_backward_reaches_the_predictor_and_options_are_checked():
         NeoDiff(**SIZE, time_mode="sync")
     with pytest.raises(ValueError, match="num_taus must divide num_steps"):
         NeoDiff(**SIZE, num_taus=30)
+
+
+def test_tune_schedule_keeps_the_best_power(small_tokenizer):
+    torch.manual_seed(0)
+    neo = NeoDiff(**{**SIZE, "vocab_size": 300}, num_taus=20)
+    neo.attach_tokenizer(small_tokenizer)
+    b = _batch()
+    refs = neo.decode_ids(b["x0"])
+    scores = neo.tune_schedule(b["src"], b["src_mask"], refs, powers=(0.5, 1.0, 2.0), steps=3)
+    assert set(scores) == {0.5, 1.0, 2.0} and neo.schedule_power == max(scores, key=scores.get)
+    assert neo.hparams["schedule_power"] == neo.schedule_power
+    grid = neo.extrinsic_grid(4, 2.0)  # (1 - i / 4)^2 on the levels k / 20
+    assert torch.allclose(grid, torch.tensor([1.0, 0.55, 0.25, 0.05, 0.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="one reference per source"):
+        neo.tune_schedule(b["src"], b["src_mask"], refs[:2])
+
+
+def test_fit_checkpoint_and_seq2seq_verb(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    from difflab.text.cli import main
+
+    args = ["fit", "--config", "smoke_neodiff", f"--trainer.default_root_dir={tmp_path}"]
+    args += ["--trainer.enable_progress_bar=false", "--trainer.max_steps=2", "--data.init_args.max_train_pairs=400"]
+    assert main(args) == 0
+    ckpt = sorted(Path(tmp_path).rglob("*.ckpt"))[-1]
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text(
+        json.dumps({"src": "and god said let there be light", "trg": "And God said, Let there be light:"}) + "\n"
+    )
+    assert main(["seq2seq", "--ckpt", str(ckpt), str(inp), str(out), "--steps", "3"]) == 0
+    assert isinstance(json.loads(out.read_text())["hyp"], str)
+    assert "BLEU" in capsys.readouterr().out
