@@ -89,7 +89,9 @@ def generate_main(argv: list[str]) -> int:
     from difflab.text.inference import GENERATE_SAMPLERS, generate
 
     p = VerbParser(prog="difflab-text generate", description=generate_main.__doc__)
-    p.add_argument("--ckpt", default=None, help=CKPT_HELP.format(kinds="MaskedDiffusionLM, GIDDLM, DDPDLM or AR"))
+    p.add_argument(
+        "--ckpt", default=None, help=CKPT_HELP.format(kinds="MaskedDiffusionLM, HyperscheduleLM, GIDDLM, DDPDLM or AR")
+    )
     p.add_argument("--num", type=count(1), default=8)
     p.add_argument(
         "--length",
@@ -132,7 +134,11 @@ def evaluate_main(argv: list[str]) -> int:
         type=existing_file,
         help='text file (one document per line) or JSON lines {"text"}; for DiffuSeq JSON lines {"src", "trg"}',
     )
-    p.add_argument("--ckpt", default=None, help=CKPT_HELP.format(kinds="MaskedDiffusionLM, GIDDLM, AR or DiffuSeq"))
+    p.add_argument(
+        "--ckpt",
+        default=None,
+        help=CKPT_HELP.format(kinds="MaskedDiffusionLM, HyperscheduleLM, GIDDLM, AR or DiffuSeq"),
+    )
     p.add_argument("--encoding", type=text_encoding, default="utf-8", help="text encoding of the file (e.g. latin-1)")
     p.add_argument(
         "--draws", type=count(1), default=8, help="noise draws of the bound, averaged (diffusion models; AR is exact)"
