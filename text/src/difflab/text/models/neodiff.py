@@ -201,8 +201,9 @@ class NeoDiff(DiffuSeq):
         return poisson_intrinsic_times(t, length, self.num_taus, self.dispersion, generator)
 
     def loss_terms(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """``{"loss", "mse", "t_T", "rounding", "time", "time_mae"}``, batch means: DiffuSeq's terms with
-        per-token time, the predictor's cross-entropy and its mean absolute error in ``tau``."""
+        """``{"loss", "mse", "t_T", "rounding", "time", "time_mae", "time_blind_mae"}``, batch means:
+        DiffuSeq's terms with per-token time, the predictor's cross-entropy and mean absolute errors in
+        ``tau`` (:meth:`time_terms`)."""
         net = self.network
         w = batch["x0"]
         b, dev = w.shape[0], w.device
@@ -228,28 +229,32 @@ class NeoDiff(DiffuSeq):
         a_T, _, _ = self.process.coefficients(torch.ones_like(t))
         t_T = (a_T[:, None, None] * x_start).pow(2).mean((1, 2))
         rounding = F.cross_entropy(net.logits(x_start).transpose(1, 2), w, reduction="none").mean(1)
-        time, mae = self.time_terms(x0_hat.detach(), token_mse.detach(), w, t, memory, batch.get("src_mask"))
+        time, mae, blind = self.time_terms(x0_hat.detach(), token_mse.detach(), w, t, memory, batch.get("src_mask"))
         loss = (token_mse.mean(1) + t_T + rounding).mean() + self.time_loss_weight * time
         out = {"loss": loss, "mse": token_mse.mean(), "t_T": t_T.mean(), "rounding": rounding.mean()}
-        return {**out, "time": time.detach(), "time_mae": mae}
+        return {**out, "time": time.detach(), "time_mae": mae, "time_blind_mae": blind}
 
     def time_terms(
         self, x0_hat: Tensor, token_mse: Tensor, w: Tensor, t: Tensor, memory: Tensor, src_mask: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """The predictor's cross-entropy against :func:`time_labels` (ranked by squared error plus
-        rounding cross-entropy of ``x0_hat``) and the mean absolute error of its argmax, in ``tau``."""
+        rounding cross-entropy of ``x0_hat``), the mean absolute error of its argmax in ``tau``, and that
+        of the best token-blind predictor (it knows ``t`` and the label levels but not which token gets
+        which: the median level for every token)."""
         with torch.no_grad():
             ce = F.cross_entropy(self.network.logits(x0_hat).transpose(1, 2), w, reduction="none")
             labels = time_labels(token_mse + ce, t, self.num_taus, self.dispersion)
+            median = labels.sort(1).values[:, labels.shape[1] // 2 : labels.shape[1] // 2 + 1]
+            blind = (labels - median).abs().float().mean() / self.num_taus
         logits = self.time_predictor(x0_hat, t, memory, src_mask)
         loss = F.cross_entropy(logits.transpose(1, 2), labels)
         mae = (logits.detach().argmax(-1) - labels).abs().float().mean() / self.num_taus
-        return loss, mae
+        return loss, mae, blind
 
     def validation_metrics(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor | float]:
         g = torch.Generator(device=batch["x0"].device).manual_seed(batch_idx)
         terms = self.loss_terms(batch, g)
-        return {"time_mae": terms["time_mae"], "time_ce": terms["time"]}
+        return {"time_mae": terms["time_mae"], "time_blind_mae": terms["time_blind_mae"], "time_ce": terms["time"]}
 
     # ------------------------------------------------------------------ sampling
     def extrinsic_grid(self, steps: int, power: float | None = None) -> Tensor:
