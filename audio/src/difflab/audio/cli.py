@@ -32,7 +32,7 @@ DEMO = Command(
 
 
 def enhance_command(argv: list[str]) -> int:
-    """enhance a wav file or a folder with a trained checkpoint (chunked, any rate / channels)"""
+    """enhance a wav file or a folder (the shipped default model, or --ckpt; chunked, any rate / channels)"""
     from pathlib import Path
 
     from difflab.audio import inference
@@ -42,9 +42,20 @@ def enhance_command(argv: list[str]) -> int:
     p = VerbParser(prog="difflab-audio enhance", description=text)
     p.add_argument("input", type=existing_path, help="an audio file or a folder of audio files")
     p.add_argument("output", type=Path, help="output wav (for one file) or folder")
-    p.add_argument("--ckpt", type=existing_path, required=True, help="checkpoint (or run folder) of fit or demo")
-    sampler_option(p, "the model's, pc")
-    p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
+    p.add_argument(
+        "--ckpt",
+        type=existing_path,
+        default=None,
+        help="checkpoint (or run folder) of fit or demo (default: the shipped pretrained denoising model, "
+        "python scripts/pretrain.py audio)",
+    )
+    sampler_option(p, "without --ckpt the shipped default's recorded one, else the model's, pc")
+    p.add_argument(
+        "--steps",
+        type=count(1),
+        default=None,
+        help="sampler steps (default: without --ckpt the shipped default's recorded number, else the model's)",
+    )
     p.add_argument(
         "--chunk_seconds",
         type=positive_float,

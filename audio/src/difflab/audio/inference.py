@@ -7,8 +7,13 @@ model's rate, enhanced, resampled back, and joined to its neighbours by overlap-
 cross-fades (weights summing to one). The output is 16-bit PCM wav at the input's rate, length and
 channel count::
 
+    difflab-audio enhance noisy.wav enhanced.wav
     difflab-audio enhance noisy.wav enhanced.wav --ckpt model.ckpt
     difflab-audio enhance recordings/ enhanced/ --ckpt model.ckpt --sampler pc --steps 30
+
+Without ``--ckpt`` the shipped pretrained denoising model is used (``difflab/audio/pretrained/denoise.ckpt``,
+written by ``python scripts/pretrain.py audio``), with the sampler and step count recorded with it
+unless ``--sampler`` / ``--steps`` are given.
 
 Before the model is loaded every input's header is read and every output is checked (nothing is
 replaced without ``--overwrite``). One input that is not audio, or holds no samples, is an error;
@@ -58,6 +63,22 @@ def load_model(ckpt: str | Path, device: str = "cpu"):
     from difflab.core.lightning import load_checkpoint
 
     return load_checkpoint(ckpt, SpeechEnhancer, map_location=device)
+
+
+def default_checkpoint(ckpt: str | Path | None, sampler: str | None, steps: int | None):
+    """``(checkpoint, sampler, steps)``: ``ckpt`` with ``sampler`` / ``steps`` as given, or, without
+    ``ckpt``, the shipped default (:mod:`difflab.audio.pretrain`) with its recorded sampling filling
+    in what is not given. No ``ckpt`` and no shipped default is a one-line error."""
+    from difflab.audio.pretrain import NAME
+    from difflab.core.lightning.pretrained import checkpoint_or_default, recommended_sampling
+
+    if ckpt is not None and str(ckpt) != "":
+        return Path(ckpt), sampler, steps
+    path = checkpoint_or_default(None, "audio", NAME)
+    recorded = recommended_sampling(path)
+    sampler = sampler if sampler is not None else recorded.get("sampler")
+    steps = steps if steps is not None else recorded.get("steps")
+    return path, sampler, steps
 
 
 def crossfade_weights(n: int, fade_in: int, fade_out: int) -> Tensor:
@@ -340,7 +361,7 @@ def enhance_targets(source: Path, output: Path, overwrite: bool = False) -> tupl
 def enhance_files(
     source: Path,
     output: Path,
-    ckpt: str | Path,
+    ckpt: str | Path | None = None,
     *,
     sampler: str | None = None,
     steps: int | None = None,
@@ -351,7 +372,9 @@ def enhance_files(
     overwrite: bool = False,
     overs: Overs = "scale",
 ) -> int:
-    """Enhance an audio file or a folder of them into ``output`` (a wav for one file, or a folder).
+    """Enhance an audio file or a folder of them into ``output`` (a wav for one file, or a folder),
+    with the model of ``ckpt`` or, without it, the shipped default and its recorded sampling
+    (:func:`default_checkpoint`).
 
     The inputs (their headers) and outputs are checked before the model is loaded; a recording at
     another rate than the model's is noted once per rate; outputs beyond full scale are scaled to a
@@ -378,6 +401,7 @@ def enhance_files(
         except AudioFileError as err:
             skip(src, err)
     if jobs:
+        ckpt, sampler, steps = default_checkpoint(ckpt, sampler, steps)
         _enhance_jobs(jobs, ckpt, sampler, steps, (chunk_seconds, overlap_seconds), seed, device, overs, skip)
     if failed:
         raise UserError(
@@ -433,6 +457,7 @@ __all__ = [
     "chunk_starts",
     "count_chunks",
     "crossfade_weights",
+    "default_checkpoint",
     "enhance_file",
     "enhance_files",
     "enhance_signal",
