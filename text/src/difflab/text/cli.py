@@ -8,7 +8,7 @@ Domain verbs:
 * ``generate``: sample text from a trained checkpoint (masked diffusion, GIDD or the AR baseline);
 * ``evaluate``: a checkpoint's perplexity (AR) or NELBO bound and its perplexity (MDLM, GIDD) on a text file,
   or DiffuSeq's token bound on a JSON-lines file of ``{"src", "trg"}`` pairs;
-* ``seq2seq``: translate a JSON-lines file of ``{"src"}`` with a trained DiffuSeq checkpoint;
+* ``seq2seq``: translate a JSON-lines file of ``{"src"}`` with a trained DiffuSeq or NeoDiff checkpoint;
 * ``make-seq2seq-data``: write the default seq2seq task (KJV case and punctuation restoration) as JSON lines;
 * ``demo``: train briefly on the King James Bible and compare samples across step counts.
 
@@ -31,8 +31,8 @@ from difflab.core.cli import Command
 from difflab.core.verbs import VerbParser, check_output, count, existing_file, sampler_option
 
 DESCRIPTION = (
-    "difflab-text: text diffusion (masked diffusion LM, GIDD, DiffuSeq-style seq2seq) with HF tokenizers, "
-    "on the King James Bible and gensim's Wikipedia / news test corpora offline."
+    "difflab-text: text diffusion (masked diffusion LM, GIDD, DiffuSeq-style and NeoDiff seq2seq) with HF "
+    "tokenizers, on the King James Bible and gensim's Wikipedia / news test corpora offline."
 )
 
 
@@ -178,7 +178,11 @@ def seq2seq_main(argv: list[str]) -> int:
     p = VerbParser(prog="difflab-text seq2seq", description=seq2seq_main.__doc__)
     p.add_argument("input", type=existing_file, help='JSON lines with a "src" key (and optionally "trg")')
     p.add_argument("output", type=Path, help='JSON lines {"src", "hyp"[, "trg"]} written here')
-    p.add_argument("--ckpt", required=True, help="checkpoint of a DiffuSeq model")
+    p.add_argument(
+        "--ckpt",
+        required=True,
+        help="checkpoint of a DiffuSeq or NeoDiff model (NeoDiff samples with its time predictor unless --sampler is given)",
+    )
     sampler_option(p, "the model's, ddpm")
     p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
     p.add_argument("--draws", type=count(1), default=1, help="draws per source; > 1: DiffuSeq's MBR decoding")
