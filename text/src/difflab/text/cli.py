@@ -181,7 +181,7 @@ def seq2seq_main(argv: list[str]) -> int:
     p.add_argument(
         "--ckpt",
         required=True,
-        help="checkpoint of a DiffuSeq or NeoDiff model (NeoDiff samples with its time predictor unless --sampler is given)",
+        help="checkpoint of a DiffuSeq or NeoDiff model (NeoDiff: its time predictor unless --sampler is given)",
     )
     sampler_option(p, "the model's, ddpm")
     p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
