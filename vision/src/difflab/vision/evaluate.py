@@ -60,8 +60,12 @@ def evaluate_heldout(
     }
 
 
-BRIEF_TRAINING: dict[str, Any] = dict(steps=300, lr=2e-3, lr_min=1e-4, ema_decay=0.99)
+BRIEF_TRAINING: dict[str, Any] = dict(steps=600, lr=2e-3, lr_min=1e-4, ema_decay=0.99)
 """Steps, peak and final learning rate (cosine decay) and EMA decay of the demo's and tests' runs."""
+BRIEF_NETWORK: dict[str, Any] = dict(
+    channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(), mid_attention=False
+)
+"""The U-Net of the brief runs (the shipped recipe's; ``resshift4_photos_x2`` names the same one)."""
 
 
 def brief_schedule(steps: int, lr: float | None = None, lr_min: float | None = None) -> dict[str, Any]:
@@ -109,10 +113,31 @@ def build_resshift4(*, steps: int | None = None, seed: int = 0, eval_size: int =
     return cli.model, cli.datamodule
 
 
+def build_sr3(*, steps: int | None = None, seed: int = 0, eval_size: int = 96):
+    """SR3 (x2, :data:`BRIEF_NETWORK`, residual target ``2 (x0 - y)``, x0-prediction, L1 loss, cosine
+    chain of 1000 steps) and the photo DataModule of the learning test, on the schedule of
+    :func:`brief_schedule` over ``steps``; ``seed`` seeds the network's initialisation. It samples with
+    DDIM in one step: from pure noise at ``t = 1`` that returns the ``x0`` estimate."""
+    from difflab.vision.data.datamodule import SRDataModule
+    from difflab.vision.models.sr3 import SR3
+    from difflab.vision.networks import UNet
+
+    steps = BRIEF_TRAINING["steps"] if steps is None else steps
+    torch.manual_seed(seed)
+    network = UNet(in_channels=6, out_channels=3, **BRIEF_NETWORK)
+    model = SR3(network, scale=2, num_train_steps=1000, sample_steps=1, loss_type="l1", **brief_schedule(steps))
+    dm = SRDataModule(
+        scale=2, patch_size=32, batch_size=16, eval_size=eval_size, eval_batch_size=4, samples_per_epoch=16 * steps
+    )
+    return model, dm
+
+
 __all__ = [
     "train_briefly",
     "evaluate_heldout",
     "BRIEF_TRAINING",
+    "BRIEF_NETWORK",
+    "build_sr3",
     "brief_schedule",
     "build_resshift4",
 ]

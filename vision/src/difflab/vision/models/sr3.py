@@ -9,7 +9,10 @@ linear betas, ``T`` steps at ``t = k / T``) runs on a target ``z0`` and the netw
            \qquad L = \lVert \varepsilon_\theta([z_t, y], t) - \varepsilon \rVert^2 ;
 
 here the default is the equivalent ``x0`` parameterisation (regress ``z0``), which learns far faster
-on a CPU budget (see ``prediction``); core's samplers convert either to what they need.
+on a CPU budget (see ``prediction``); core's samplers convert either to what they need. SR3 writes
+the objective with an ``L_p`` norm, ``p in {1, 2}``: ``loss_type="l1"`` takes ``p = 1``,
+``L = mean |f_theta([z_t, y], t) - target|`` for the chosen parameterisation's target (``z0`` for
+``x0``), whose gradient does not vanish for the small errors on flat regions, as the MSE's does.
 
 ``target="image"`` is SR3 proper (``z0`` = HR image). ``target="residual"`` (the default) is the
 SRDiff / SAM-DiffSR form ``z0 = residual_scale * (x0 - y)`` (``residual_scale = 2``), which learns
@@ -25,7 +28,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from difflab.core.parameterization import Prediction
+from difflab.core.parameterization import Prediction, from_x0_eps
 from difflab.core.processes import DiscreteVP
 from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.select import SamplerName
@@ -51,6 +54,7 @@ class SR3(SRDiffusion):
         num_val_samples: images sampled and scored per validation epoch.
         clip_x0: clamp the clean estimate while sampling; None = 1 for ``image``, ``2 * residual_scale``
             for ``residual``.
+        loss_type: ``mse`` (``p = 2``) or ``l1`` (``p = 1``) on the parameterisation's target.
     """
 
     def __init__(
@@ -70,7 +74,10 @@ class SR3(SRDiffusion):
         sampler_options: dict[str, Any] | None = None,
         num_val_samples: int = 4,
         clip_x0: float | None = None,
+        loss_type: Literal["mse", "l1"] = "mse",
     ) -> None:
+        if loss_type not in ("mse", "l1"):
+            raise ValueError(f"{type(self).__name__}: loss_type must be 'mse' or 'l1', got {loss_type!r}")
         if target not in ("residual", "image"):
             raise ValueError(f"{type(self).__name__}: target must be 'residual' or 'image', got {target!r}")
         if residual_scale <= 0:
@@ -92,6 +99,7 @@ class SR3(SRDiffusion):
             clip_x0=clip_x0,
         )
         self.scale, self.target, self.residual_scale = scale, target, residual_scale
+        self.loss_type = loss_type
 
     # ------------------------------------------------------------------ target space
     def encode(self, x0: Tensor, y: Tensor) -> Tensor:
@@ -110,7 +118,19 @@ class SR3(SRDiffusion):
         return {**batch, "x0": self.encode(batch["x0"], batch["y"])}
 
     def training_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
-        return self.diffusion_loss(self.target_batch(batch), generator)
+        batch = self.target_batch(batch)
+        if self.loss_type == "mse":
+            return self.diffusion_loss(batch, generator)
+        return self.l1_loss(batch, generator)
+
+    def l1_loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> Tensor:
+        """SR3's ``p = 1`` objective: ``t ~ U(t_eps, 1)``, ``z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps``,
+        ``mean |f([z_t, y], t) - target|`` with ``target`` of the parameterisation (``z0``, ``eps`` or ``v``)."""
+        z0 = batch["x0"]
+        t = self.sample_time(z0, generator)
+        z_t, eps = self.process.sample_marginal(z0, t, None, generator=generator)
+        target = from_x0_eps(self.process, self.prediction, z0, eps, t, None)
+        return (self.network_forward(z_t, t, batch) - target).abs().mean()
 
     @torch.no_grad()
     def super_resolve(self, y: Tensor, *, steps=None, sampler=None, generator=None, **options) -> SampleResult:
