@@ -22,6 +22,16 @@ Two modes on the shipped default forecaster (``pretrained/forecaster.ckpt``):
   hourly series (``--samples``, ``--steps``), in a child process: wall time and peak resident memory,
   against the same for a tenth of the series (memory that grows with the series beyond the output
   would show as a ratio near 10).
+
+``--online``: the shipped default scored online over each test period with delayed ground truth
+(``online.online_evaluate``; forecasts every 48 steps, the truth of a horizon used only once it has
+passed) with no adaptation, plain online fine-tuning (``--finetune_steps`` Adam steps at 1e-4 per
+forecast on the 32 latest arrived windows), Proceed (generator trained ``--proceed_steps`` steps on the
+training split) and both: CRPS and its ratio to no adaptation, MAE, coverage and CPU seconds per
+forecast (adaptation included), on ``--online_data`` (default ``sf_temps``, a series the default never
+saw, with a seasonal drift from its training to its test period, and ``taylor``).
+
+    python benchmarks/timeseries.py --online --samples 16
 """
 
 from __future__ import annotations
@@ -204,6 +214,43 @@ def field_part(ns) -> None:
         print(f"| {n} | {wall:.1f} | {wall / n:.3f} | {rss:.0f} |")
 
 
+def online_part(ns) -> None:
+    from difflab.core.lightning.pretrained import shipped_path
+    from difflab.timeseries.inference import load_checkpoint
+    from difflab.timeseries.online import online_evaluate
+    from difflab.timeseries.proceed import Proceed, fit_proceed
+
+    torch.set_num_threads(1)
+    path = shipped_path("timeseries", "forecaster")
+    for name in ns.online_data:
+        dm = ForecastDataModule(name, context_length=96, prediction_length=48)
+        dm.setup()
+        model, _ = load_checkpoint(path)
+        torch.manual_seed(ns.seed)
+        proceed = Proceed(model.network, dm.context_length, dm.num_series)
+        start = time.process_time()
+        fit_proceed(proceed, model, dm, steps=ns.proceed_steps, lr=3e-4, seed=ns.seed)
+        fit_s = time.process_time() - start
+        variants = {"no adaptation": (0, None), f"fine-tuning x{ns.finetune_steps}": (ns.finetune_steps, None)}
+        variants.update(
+            {"Proceed": (0, proceed), f"Proceed + fine-tuning x{ns.finetune_steps}": (ns.finetune_steps, proceed)}
+        )
+        rows = {}
+        for label, (steps, adapter) in variants.items():
+            model, _ = load_checkpoint(path)
+            r = online_evaluate(model, dm, finetune_steps=steps, num_samples=ns.samples, seed=ns.seed, proceed=adapter)
+            rows[label] = r["metrics"]
+        base = rows["no adaptation"]["crps"]
+        for row in rows.values():
+            row["crps / none"] = row["crps"] / base
+        n = len(dm.windows("test").starts)
+        print(
+            f"ONLINE {name}: shipped default, {n} forecasts of 48 steps (96-step contexts), {ns.samples} paths; "
+            f"Proceed generator {ns.proceed_steps} steps on the training split, {fit_s:.0f} CPU s"
+        )
+        print(format_table(rows, keys=("crps", "crps / none", "crps_ens", "mae", "cov50", "cov90", "cpu_s")))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--max_steps", type=int, default=300)
@@ -215,7 +262,14 @@ def main() -> None:
     p.add_argument("--rerun", action="store_true", help="with --pretrained: score it again instead of reading")
     p.add_argument("--field", type=int, default=None, help="forecast N generated series with the shipped default")
     p.add_argument("--steps", type=int, default=10, help="sampler steps of --field")
+    p.add_argument("--online", action="store_true", help="online adaptation of the shipped default (see above)")
+    p.add_argument("--online_data", nargs="+", default=["sf_temps", "taylor"], help="series of --online")
+    p.add_argument("--finetune_steps", type=int, default=2, help="fine-tuning steps per forecast of --online")
+    p.add_argument("--proceed_steps", type=int, default=150, help="Proceed generator training steps of --online")
     ns = p.parse_args()
+    if ns.online:
+        online_part(ns)
+        return
     if ns.pretrained or ns.field:
         if ns.pretrained:
             pretrained_part(ns)

@@ -196,3 +196,13 @@ def test_proceed_beats_no_adaptation_on_a_drifting_series(test_seed, record_prop
     record_property("proceed_over_frozen", rows["proceed"]["crps"] / rows["frozen"]["crps"])
     assert np.isfinite(rows["proceed"]["crps"])
     assert rows["proceed"]["crps"] < PROCEED_OVER_FROZEN * rows["frozen"]["crps"], rows
+
+
+@needs_default
+def test_online_verb_adds_proceed_rows(capsys, one_thread):
+    from difflab.timeseries.cli import main
+
+    args = ["online", "--dataset", "sf_temps", "--proceed_steps", "2", "--finetune_steps", "0"]
+    assert main([*args, "--max_forecasts", "1", "--samples", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "| frozen |" in out and "| Proceed |" in out and "cpu_s" in out

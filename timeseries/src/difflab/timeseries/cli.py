@@ -8,7 +8,8 @@ shipped configs (``--config spd_gp_taylor``), and the domain verbs:
   and series) and ``OUT/fan_chart.png``;
 * ``demo``: train briefly on the default data, score the held-out period against the baselines,
   write fan charts;
-* ``online [--ckpt CKPT]``: rolling evaluation with delayed ground truth (optionally fine-tuning online);
+* ``online [--ckpt CKPT]``: rolling evaluation with delayed ground truth (optionally fine-tuning online, and
+  with ``--proceed_steps`` Proceed's proactive adaptation);
 * ``nll [--ckpt CKPT]``: negative log-likelihood per forecast value of the held-out windows (PF-ODE).
 
 Without ``--ckpt`` the domain verbs use the shipped default (``pretrained/forecaster.ckpt``, see
@@ -90,15 +91,28 @@ DEMO = Command(
 
 
 def online_main(argv: list[str]) -> int:
-    """rolling forecasts over the test period with delayed ground truth, optionally fine-tuning online"""
+    """rolling forecasts over the test period with delayed ground truth (the truth of a forecast's horizon is
+    used only once the horizon has passed): frozen, fine-tuned online, and with --proceed_steps adapted
+    proactively by Proceed (drift between the latest arrived windows and the recent ones turned into
+    per-layer scale / shift of the network before each forecast)"""
     from difflab.timeseries.inference import online
 
     p = VerbParser(prog="difflab-timeseries online", description=online_main.__doc__)
     p.add_argument("--ckpt", default=None, help=CKPT_HELP)
+    p.add_argument("--dataset", default=None, help="built-in series name or CSV (default: the checkpoint's data)")
     p.add_argument("--finetune_steps", type=count(0), default=2, help="gradient steps per forecast (0: frozen model)")
     p.add_argument("--finetune_windows", type=count(1), default=32)
     p.add_argument("--lr", type=positive_float, default=1e-4)
+    p.add_argument(
+        "--proceed_steps",
+        type=count(0),
+        default=0,
+        help="train Proceed's drift-to-adaptation generator this many steps on the training split and add "
+        "its rows (0: no Proceed rows)",
+    )
+    p.add_argument("--proceed_lr", type=positive_float, default=3e-4, help="learning rate of Proceed's generator")
     p.add_argument("--samples", type=count(1), default=32)
+    p.add_argument("--seed", type=int, default=0, help="seed of Proceed's training and of the sampling noise")
     p.add_argument("--max_forecasts", type=count(1), default=None)
     p.add_argument("--out", type=Path, default=None, help="write the metric table here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -243,44 +243,74 @@ def evaluation_data(data_hp: dict[str, Any]) -> dict[str, Any]:
 def online(
     ckpt: str | Path | None = None,
     *,
+    dataset: str | None = None,
     finetune_steps: int = 2,
     finetune_windows: int = 32,
     lr: float = 1e-4,
+    proceed_steps: int = 0,
+    proceed_lr: float = 3e-4,
     samples: int = 32,
+    seed: int = 0,
     max_forecasts: int | None = None,
     out: Path | None = None,
 ) -> int:
-    """Rolling forecasts over the test period with delayed ground truth, frozen and fine-tuned online;
-    prints the metric table (and writes it to ``out``)."""
-    from difflab.timeseries.data import ForecastDataModule
+    """Rolling forecasts over the test period with delayed ground truth: frozen, fine-tuned online and,
+    with ``proceed_steps``, adapted proactively by Proceed (its generator trained for that many steps on
+    the training split first); prints the metric table (and writes it to ``out``)."""
     from difflab.timeseries.metrics import format_table
     from difflab.timeseries.online import online_evaluate
 
     ckpt = default_checkpoint(ckpt)
-    _, data_hp = load_checkpoint(ckpt)
-    dm = ForecastDataModule(**evaluation_data(data_hp))
-    dm.setup()
+    dm = _online_data(ckpt, dataset)
+    proceed = _fit_proceed(ckpt, dm, proceed_steps, proceed_lr, seed) if proceed_steps > 0 else None
+    variants: dict[str, tuple[int, Any]] = {"frozen": (0, None)}
+    if finetune_steps:
+        variants[f"finetune x{finetune_steps}"] = (finetune_steps, None)
+    if proceed is not None:
+        variants["Proceed"] = (0, proceed)
+        if finetune_steps:
+            variants[f"Proceed + finetune x{finetune_steps}"] = (finetune_steps, proceed)
     rows = {}
-    for name, steps in (("frozen", 0), (f"finetune x{finetune_steps}", finetune_steps)):
-        if name != "frozen" and steps == 0:
-            continue
+    for name, (steps, adapter) in variants.items():
         model, _ = load_checkpoint(ckpt)
-        rows[name] = online_evaluate(
-            model,
-            dm,
-            finetune_steps=steps,
-            finetune_windows=finetune_windows,
-            lr=lr,
-            num_samples=samples,
-            max_forecasts=max_forecasts,
-        )["metrics"]
-    table = format_table(rows)
+        options = dict(finetune_steps=steps, finetune_windows=finetune_windows, lr=lr, num_samples=samples, seed=seed)
+        rows[name] = online_evaluate(model, dm, **options, max_forecasts=max_forecasts, proceed=adapter)["metrics"]
+    table = format_table(rows, keys=("crps", "crps_ens", "mae", "mse", "cov50", "cov90", "cpu_s"))
     print(table)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(table + "\n")
         print(f"artifact: {out} | online metrics with delayed ground truth")
     return 0
+
+
+def _online_data(ckpt: Path, dataset: str | None):
+    """The data module of the online run: the checkpoint's data, or ``dataset`` with its window lengths."""
+    from difflab.timeseries.data import ForecastDataModule
+    from difflab.timeseries.models.data_settings import model_settings
+
+    model, data_hp = load_checkpoint(ckpt)
+    hp = evaluation_data(data_hp)
+    if dataset is not None:
+        hp = {k: v for k, v in hp.items() if k in ("context_length", "prediction_length", "scaling", "seed")}
+        hp["dataset"] = dataset
+    dm = ForecastDataModule(**hp)
+    dm.setup()
+    count = model_settings(model)["num_series"]
+    if dataset is not None and count is not None and dm.num_series != count:
+        raise UserError(f"--dataset {dataset}: {dm.num_series} series, but the model forecasts {count} at once")
+    return dm
+
+
+def _fit_proceed(ckpt: Path, dm, steps: int, lr: float, seed: int):
+    """Proceed's encoder and generator for the checkpoint's network, trained on ``dm``'s training split."""
+    from difflab.timeseries.proceed import Proceed, fit_proceed
+
+    model, _ = load_checkpoint(ckpt)
+    torch.manual_seed(seed)
+    proceed = Proceed(model.network, dm.context_length, dm.num_series)
+    fit_proceed(proceed, model, dm, steps=steps, lr=lr, seed=seed)
+    return proceed
 
 
 __all__ = ["default_checkpoint", "evaluation_data", "forecast", "load_checkpoint", "online", "sampling_settings"]
