@@ -20,7 +20,13 @@ real-speech test mixtures (Asterisk prompts + held-out noises):
    diffusion models with the probability-flow ODE (N=3), on the same test mixtures. ``--classical``
    runs only this evaluation, with the models of ``--ckpt_dir`` if given, else the classical rows
    and the input alone (no training).
-4. **Field size** (``--field``, instead of 1 and 2): ``difflab-audio enhance`` on generated
+4. **The shipped default** (``--pretrained``, instead of 1-3): the pretrained denoiser of
+   ``difflab/audio/pretrained/denoise.ckpt`` with its recorded sampling against the input, the
+   Wiener filter, the spectral gate and its own predictor stage alone (the predictive baseline of
+   the same training run, NFE 1), on all 24 real-speech test mixtures (and their first
+   ``--num_eval``), and on the first ``--num_eval`` test recordings with babble and with tonal noise
+   at 0-10 dB (:func:`difflab.audio.heldout.extra_test_mixtures`, noises the test split lacks).
+5. **Field size** (``--field``, instead of 1 and 2): ``difflab-audio enhance`` on generated
    recordings of one minute and of ``--field_hours`` hours (real speech prompts with gaps, in
    coloured noise at 5 dB SNR), 16 kHz mono and 44.1 kHz stereo: wall time, real-time factor and
    the peak resident memory of the whole process (model, reading, enhancing and writing), for the
@@ -30,6 +36,7 @@ real-speech test mixtures (Asterisk prompts + held-out noises):
 
     python benchmarks/audio.py --ckpt_dir outputs/demo/audio --figure audio/docs/benchmark_nfe.png
     python benchmarks/audio.py --field --field_hours 1
+    python benchmarks/audio.py --pretrained --num_eval 8
 """
 
 from __future__ import annotations
@@ -101,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ode_steps", type=int, nargs="+", default=[3, 5, 10], help="probability-flow steps")
     p.add_argument("--figure", type=Path, default=None)
     p.add_argument("--classical", action="store_true", help="only the evaluation of the classical baselines")
+    p.add_argument("--pretrained", action="store_true", help="evaluate the shipped default denoiser instead")
     p.add_argument("--field", action="store_true", help="measure enhance on generated long recordings instead")
     p.add_argument("--field_hours", type=float, default=1.0, help="length of the long field recording")
     p.add_argument(
@@ -239,6 +247,63 @@ def classical_table(models: dict | None, dm, ns: argparse.Namespace) -> str:
     return format_table(results, {k: {"RTF (CPU)": f"{v:.3f}"} for k, v in rtf.items()})
 
 
+# ---------------------------------------------------------------------------------------------------- shipped default
+def pretrained_systems(seed: int = 0) -> tuple[dict, str]:
+    """The systems of the ``--pretrained`` tables (classical baselines, the default's predictor stage
+    when it is StoRM, the default with its recorded sampling) and a line describing the default."""
+    from difflab.audio.inference import default_checkpoint, load_model
+    from difflab.audio.scoring import classical_systems, model_system
+    from difflab.core.lightning.pretrained import pretrained_info
+
+    path, sampler, steps = default_checkpoint(None, None, None)
+    model, info = load_model(path), pretrained_info(path)
+    systems = classical_systems()
+    name = type(model).__name__
+    if hasattr(model, "predict_mean"):
+        systems["predictive baseline (its predictor stage), NFE 1"] = model_system(model, ("predictor", 1), seed)
+        label = f"shipped default ({name}, {sampler} N={steps}), NFE {steps + 1}"
+    else:
+        label = f"shipped default ({name}), NFE 1"
+    systems[label] = model_system(model, (sampler, steps), seed)
+    trained = ", ".join(f"{k} {v} steps" for k, v in info.get("steps", {}).items())
+    return systems, f"{path.name}: {name}, {trained}; `{info.get('command', '')}`"
+
+
+def pretrained_tables(ns: argparse.Namespace) -> str:
+    """PESQ / ESTOI / SI-SDR and RTF of :func:`pretrained_systems` on the real-speech test mixtures
+    (all 24, and the first ``--num_eval`` of the same run) and on babble and tonal mixtures of the
+    first ``--num_eval`` recordings."""
+    from difflab.audio.data import DefaultSpeechDataModule
+    from difflab.audio.heldout import extra_test_mixtures
+    from difflab.audio.metrics import evaluate, format_table
+    from difflab.audio.pretrain import test_mixtures
+    from difflab.audio.scoring import run_systems
+
+    systems, which = pretrained_systems()
+    mixtures = test_mixtures()
+    dm = DefaultSpeechDataModule()
+    dm.setup("fit")
+    talkers = [dm.val_set[i]["clean"] for i in range(len(dm.val_set))]
+    extra = extra_test_mixtures([c for c, _, _ in mixtures[: ns.num_eval]], talkers)
+    sets = {
+        "test split, all {n} real-speech mixtures": mixtures,
+        "babble (6 synthetic talkers) on the first {n} test recordings, 0-10 dB": extra["babble"],
+        "tonal noise (hum + whine) on the first {n} test recordings, 0-10 dB": extra["tonal"],
+    }
+    parts = [which]
+    for title, group in sets.items():
+        clean, noisy = [c for c, _, _ in group], [x for _, x, _ in group]
+        outputs, rtf = run_systems(systems, noisy)
+        cols = {k: {"RTF (CPU)": f"{v:.3f}"} for k, v in rtf.items()}
+        subsets = [len(group)] + ([ns.num_eval] if group is mixtures and ns.num_eval < len(group) else [])
+        for n in subsets:
+            table = evaluate({k: v[:n] for k, v in outputs.items()}, clean[:n], noisy[:n])
+            head = title.format(n=n) if n == len(group) else f"test split, first {n} real-speech mixtures"
+            parts.append(f"### {head}\n\n" + format_table(table, cols))
+            print(parts[-1] + "\n", flush=True)
+    return "\n\n".join(parts)
+
+
 # ---------------------------------------------------------------------------------------------------- field size
 FIELD_VARIANTS = [
     ("predictive", "predictive", None, None),
@@ -368,6 +433,13 @@ def main() -> None:
             f"{ns.threads} thread(s)\n"
         )
         print(field_table(ns))
+        return
+    if ns.pretrained:
+        print(
+            f"## Shipped default, {date.today()}, {platform.machine()}, torch {torch.__version__}, "
+            f"{ns.threads} thread(s)\n"
+        )
+        pretrained_tables(ns)
         return
     if ns.classical:
         models, dm = None, None

@@ -65,16 +65,19 @@ def load_model(ckpt: str | Path, device: str = "cpu"):
     return load_checkpoint(ckpt, SpeechEnhancer, map_location=device)
 
 
+PRETRAINED_NAME = "denoise"
+"""File name (without ``.ckpt``) of the shipped default, ``difflab/audio/pretrained/denoise.ckpt``."""
+
+
 def default_checkpoint(ckpt: str | Path | None, sampler: str | None, steps: int | None):
     """``(checkpoint, sampler, steps)``: ``ckpt`` with ``sampler`` / ``steps`` as given, or, without
     ``ckpt``, the shipped default (:mod:`difflab.audio.pretrain`) with its recorded sampling filling
     in what is not given. No ``ckpt`` and no shipped default is a one-line error."""
-    from difflab.audio.pretrain import NAME
     from difflab.core.lightning.pretrained import checkpoint_or_default, recommended_sampling
 
     if ckpt is not None and str(ckpt) != "":
         return Path(ckpt), sampler, steps
-    path = checkpoint_or_default(None, "audio", NAME)
+    path = checkpoint_or_default(None, "audio", PRETRAINED_NAME)
     recorded = recommended_sampling(path)
     sampler = sampler if sampler is not None else recorded.get("sampler")
     steps = steps if steps is not None else recorded.get("steps")
@@ -451,6 +454,7 @@ def _enhance_jobs(jobs, ckpt, sampler, steps, chunking, seed, device, overs, ski
 __all__ = [
     "OVERS",
     "PEAK",
+    "PRETRAINED_NAME",
     "LevelWriter",
     "OverlapAdd",
     "Written",

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-NAME = "denoise"
-"""File name (without ``.ckpt``) of the shipped default."""
+from difflab.audio.inference import PRETRAINED_NAME as NAME  # the file name, without .ckpt
+
 NETWORK: dict[str, Any] = {
     "channels": 16,
     "channel_mults": [1, 2, 2, 2],
@@ -60,8 +60,9 @@ SAMPLER_CANDIDATES: tuple[tuple[str, int], ...] = (
 """StoRM ``(sampler, steps)`` pairs compared with the predictor alone on the selection mixtures."""
 SELECTION_COUNT = 12
 """Held-out real-speech mixtures the choice is made on."""
-MAX_STEPS = 1_000_000
-"""Step cap; the time budget ends each stage first."""
+SECONDS_PER_STEP = 2.5
+"""Expected time of one training step on the loaded 2-core CPU (measured when the shipped run started);
+a stage's step cap is three times the steps its budget would then allow, so the time budget ends it."""
 CONFIGS = {"predictive": "predictive_denoise", "storm": "storm_denoise"}
 
 
@@ -97,7 +98,7 @@ def train_stage(model, datamodule, *, seed: int, seconds: float, full: Path) -> 
     wall = train_briefly(
         model,
         datamodule,
-        max_steps=MAX_STEPS,
+        max_steps=max(3 * int(seconds / SECONDS_PER_STEP), 1),
         max_time_s=seconds,
         seed=seed,
         checkpoint=full,
@@ -125,60 +126,38 @@ def residual_std(predictive, datamodule, batches: int = 16, seed: int = 0) -> fl
     return float(np.sqrt(sq / count))
 
 
-@torch.no_grad()
-def enhance_wave(model, noisy: Tensor, option: tuple[str, int], seed: int = 0) -> Tensor:
-    """``model``'s estimate of one waveform ``(L,)``: ``option`` ``("predictor", 1)`` is StoRM's
-    predictor alone (or a predictive model), else ``(sampler, steps)``."""
-    model.eval()
-    if option[0] == "predictor":
-        batch = model.prepare_batch({"noisy": noisy[None].float()})
-        mean = model.predict_mean(batch["y"]) if hasattr(model, "predict_mean") else model.estimate(batch["y"])
-        return model.spec.spec_to_wav(mean, noisy.shape[0])[0] * batch["norm"][0]
-    gen = torch.Generator().manual_seed(seed)
-    return model.enhance(noisy.float(), sampler=option[0], steps=option[1], generator=gen)
-
-
-def option_label(option: tuple[str, int]) -> str:
-    """``predictor`` or ``storm <sampler> <steps>``."""
-    return "predictor" if option[0] == "predictor" else f"storm {option[0]} {option[1]}"
-
-
 def choose(model, mixtures, seed: int = 0) -> tuple[tuple[str, int], dict[str, dict]]:
     """The option (predictor alone, or a StoRM sampling of :data:`SAMPLER_CANDIDATES`) with the best
-    mean PESQ on ``mixtures`` ``[(clean, noisy, label)]``; returns it and every option's scores."""
-    from difflab.audio.metrics import evaluate
+    mean PESQ on ``mixtures`` ``[(clean, noisy, label)]``; returns it and every option's mean scores."""
+    from difflab.audio.scoring import mean_table, model_system, option_label, score_systems
 
     options = [("predictor", 1), *SAMPLER_CANDIDATES]
-    clean = [c for c, _, _ in mixtures]
-    noisy = [n for _, n, _ in mixtures]
-    outs = {option_label(o): [enhance_wave(model, n, o, seed) for n in noisy] for o in options}
-    table = evaluate(outs, clean, noisy)
+    table, _ = score_systems({option_label(o): model_system(model, o, seed) for o in options}, mixtures)
     for name, row in table.items():
         print(f"selection {name}: " + ", ".join(f"{m} {v[0]:.3f}" for m, v in row.items()), flush=True)
     best = max(options, key=lambda o: table[option_label(o)]["pesq"][0])
-    return best, {k: {m: v[0] for m, v in row.items()} for k, row in table.items()}
+    return best, mean_table(table)
+
+
+def test_mixtures() -> list[tuple[Tensor, Tensor, str]]:
+    """The test split of the offline default denoising data: 24 real-speech mixtures ``(clean, noisy, name)``."""
+    from difflab.audio.data import DefaultSpeechDataModule
+
+    dm = DefaultSpeechDataModule()
+    dm.setup("test")
+    return [(it["clean"], it["noisy"], it["name"]) for it in (dm.test_set[i] for i in range(len(dm.test_set)))]
 
 
 def test_evaluation(model, option: tuple[str, int], seed: int = 0) -> dict[str, dict]:
     """Input, Wiener filter, spectral gate, the predictor and the chosen ``option`` on the test split's
     24 real-speech mixtures: ``{system: {metric: (mean, std, n)}}``."""
-    from difflab.audio.baselines import spectral_gate, wiener_filter
-    from difflab.audio.data import DefaultSpeechDataModule
-    from difflab.audio.metrics import evaluate, format_table
+    from difflab.audio.metrics import format_table
+    from difflab.audio.scoring import classical_systems, model_system, option_label, score_systems
 
-    dm = DefaultSpeechDataModule()
-    dm.setup("test")
-    items = [dm.test_set[i] for i in range(len(dm.test_set))]
-    clean = [it["clean"] for it in items]
-    noisy = [it["noisy"] for it in items]
-    systems = {
-        "Wiener filter": [wiener_filter(n) for n in noisy],
-        "spectral gate": [spectral_gate(n) for n in noisy],
-        "predictor": [enhance_wave(model, n, ("predictor", 1), seed) for n in noisy],
-    }
+    systems = {**classical_systems(), "predictor": model_system(model, ("predictor", 1), seed)}
     if option[0] != "predictor":
-        systems[option_label(option)] = [enhance_wave(model, n, option, seed) for n in noisy]
-    table = evaluate(systems, clean, noisy)
+        systems[option_label(option)] = model_system(model, option, seed)
+    table, _ = score_systems(systems, test_mixtures())
     print(format_table(table), flush=True)
     return table
 
@@ -200,6 +179,7 @@ def finish(out_dir: Path, seed: int, meta: dict[str, Any]) -> Path:
     from difflab.audio.data.datamodule import default_data_root
     from difflab.audio.heldout import selection_mixtures, test_speech_names
     from difflab.audio.inference import load_model
+    from difflab.audio.scoring import mean_table
     from difflab.core.lightning.pretrained import write_pretrained
 
     work = work_dir(seed)
@@ -207,7 +187,7 @@ def finish(out_dir: Path, seed: int, meta: dict[str, Any]) -> Path:
     storm = load_model(work / "storm.ckpt")
     mixtures = selection_mixtures(SELECTION_COUNT, exclude=test_speech_names(default_data_root("denoise")), seed=seed)
     best, selection = choose(storm, mixtures, seed)
-    print(f"chosen on the selection mixtures: {option_label(best)}", flush=True)
+    print(f"chosen on the selection mixtures: {best[0]} {best[1]}", flush=True)
     table = test_evaluation(storm, best, seed)
     shipped = "predictive" if best[0] == "predictor" else "storm"
     model = load_model(work / f"{shipped}.ckpt")
@@ -219,7 +199,7 @@ def finish(out_dir: Path, seed: int, meta: dict[str, Any]) -> Path:
             "selection": f"{SELECTION_COUNT} recorded prompts not in the test split, held-out noise, -5 to 15 dB",
             "test": "the test split's 24 real-speech mixtures",
         },
-        "evaluation": {"selection": selection, "test": {k: {m: v[0] for m, v in r.items()} for k, r in table.items()}},
+        "evaluation": {"selection": selection, "test": mean_table(table)},
         "sampling": {} if shipped == "predictive" else {"sampler": best[0], "steps": best[1]},
     }
     return write_pretrained(work / f"{shipped}.ckpt", model, Path(out_dir) / f"{NAME}.ckpt", meta=meta)
@@ -246,7 +226,7 @@ def pretrain(out_dir: Path, *, seed: int = 0, minutes: float | None = None) -> l
         f"--model.init_args.predictor_init={work / 'predictive.ckpt'}",
     ]
     storm, dm = build_stage("storm", seed, storm_args)
-    remaining = budget - wall_p * 60
+    remaining = max(budget - wall_p * 60, budget * (1 - PREDICTOR_SHARE) / 2)  # stage 1 may overrun its share
     print(f"stage 2: StoRM score network, {remaining / 60:.1f} min", flush=True)
     steps_s, wall_s = train_stage(storm, dm, seed=seed, seconds=remaining, full=work / "storm.ckpt")
     print(f"StoRM: {steps_s} steps in {wall_s:.1f} min", flush=True)
@@ -270,8 +250,8 @@ __all__ = [
     "RECIPE",
     "SAMPLER_CANDIDATES",
     "choose",
-    "enhance_wave",
     "finish",
     "pretrain",
     "test_evaluation",
+    "test_mixtures",
 ]
