@@ -1,11 +1,13 @@
 """Brief training and held-out evaluation helpers shared by the demo, the benchmark and the tests.
 
 :data:`BRIEF_TRAINING` is the short CPU training recipe of the demo and the learning tests (x2
-bicubic, small U-Net, batch 16 of 32 px crops): Adam with a cosine decay of the learning rate over
-the run and an exponential moving average of the weights (Lightning's ``EMAWeightAveraging``), whose
-averaged weights are the ones evaluated. :func:`build_resshift4` builds the demo's ResShift-4 model
-and data from the shipped config ``resshift4_photos_x2``; :func:`brief_schedule` and
-:func:`brief_callbacks` give any other model the same schedule.
+bicubic, batch 16 of 32 px crops, the 16-channel U-Net of :data:`BRIEF_NETWORK`, the L1 loss on the
+``x0`` prediction): Adam with a cosine decay of the learning rate over the run and an exponential
+moving average of the weights (Lightning's ``EMAWeightAveraging``), whose averaged weights are the
+ones evaluated. These are the shipped pretrained recipe's choices (:mod:`difflab.vision.pretrain`)
+at a budget of one to two CPU minutes. :func:`build_resshift4` builds the demo's ResShift-4 model
+and data from the shipped config ``resshift4_photos_x2``; :func:`build_sr3` the SR3 model of the
+learning tests on the same network and data; :func:`brief_schedule` gives any model the schedule.
 """
 
 from __future__ import annotations
