@@ -167,7 +167,7 @@ def test_fit_checkpoint_and_seq2seq_verb(tmp_path, capsys):
 
 NEO_STEPS = 600
 NEO_OVER_UNTRAINED = 8.0  # BLEU points
-NEO_TIME_RATIO = 0.9  # predictor MAE / token-blind MAE
+NEO_TIME_RATIO = 0.92  # predictor MAE / token-blind MAE
 
 
 @pytest.mark.slow
@@ -177,8 +177,24 @@ def test_neodiff_learns_restoration_and_token_times(one_thread, test_seed, recor
 
     NeoDiff of DiffuSeq's learning-test size (dim 64, 2 + 2 blocks, 16-d embeddings, copy path),
     K = 100, NEO_STEPS steps of AdamW, one-cycle lr 6e-3, batch 64; the 295 test verses of at most 31
-    tokens, one draw of 20 reverse steps. Per seed (table below, filled from ``python
-    scripts/learning_spread.py tests/text/test_neodiff.py --seeds 0-4 --threads 1 --jobs 1``).
+    tokens, one draw of 20 reverse steps. Per seed, from ``python scripts/learning_spread.py
+    tests/text/test_neodiff.py::test_neodiff_learns_restoration_and_token_times --seeds 0-4 --threads 1
+    --jobs 1`` (2026-12-06, one torch thread, 2-core CPU shared with other jobs, load average 4-8):
+
+    ====  =====  ==================  ======================  =====
+    seed  BLEU   BLEU - untrained    predictor / blind MAE   s
+    ====  =====  ==================  ======================  =====
+    0     19.00  19.00               0.846                   619
+    1     17.56  17.56               0.825                   704
+    2     17.54  17.54               0.821                   658
+    3     21.23  21.23               0.825                   315
+    4     20.37  20.37               0.869                   209
+    ====  =====  ==================  ======================  =====
+
+    The untrained model scores BLEU 0.0 on every seed (copying the source: 54.7, not reached in one
+    draw at this budget). Thresholds: untrained + 8 BLEU (worst seed + 17.5) and a predictor error
+    below 0.92 of the token-blind one (worst seed 0.869; 1.0 is a predictor that learned nothing about
+    which token is hard). The 209 s of seed 4 ran on the least loaded machine.
     """
     from functools import partial
 
