@@ -148,7 +148,7 @@ def test_hybrid_bound_finite_positive_and_sampler_corrects():
 
 
 HYPER_STEPS = 1200
-HYPER_RATIO = 0.75
+HYPER_RATIO = 0.88
 
 
 @pytest.mark.slow
@@ -160,7 +160,12 @@ def test_hyperschedule_bound_beats_unigram(one_thread, test_seed, record_propert
     Seed 0 (2-core CPU shared with other jobs), bound / unigram PPL at 1,200 steps by window: MDLM's
     shared schedule 0.420, window 32 0.506, 16 0.607, 8 0.670 (at 600 steps 0.903, 0.852, -, 0.897):
     at this budget a narrow window learns more slowly, since fewer positions carry loss per sample.
-    Per-seed table: the text README."""
+    Bound / unigram PPL per seed (``DIFFLAB_TEST_SEED``), one torch thread, 2-core CPU shared with
+    other jobs, from ``python scripts/learning_spread.py
+    tests/text/test_hyperschedule.py::test_hyperschedule_bound_beats_unigram --seeds 0-4 --threads 1
+    --jobs 1``: 0.506 / 0.782 / 0.585 / 0.561 / 0.508 for seeds 0-4 (mean 0.588). Seed 1 is far
+    behind the rest, so the threshold is 0.88, 0.10 above the worst seed; two threads not measured.
+    Same table in the text README."""
     import lightning as L
 
     from difflab.core.lightning.train import train_briefly
