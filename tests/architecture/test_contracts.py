@@ -84,7 +84,7 @@ def _vision_args(name: str, ctx: Context) -> list[str]:
 
 
 def _text_args(name: str, ctx: Context) -> list[str]:
-    seq2seq = "diffuseq" in name
+    seq2seq = any(k in name for k in ("diffuseq", "neodiff"))
     args = ["--data.init_args.batch_size=4", "--trainer.max_steps=2"]
     args.append("--data.init_args.max_train_pairs=600" if seq2seq else "--data.init_args.max_documents=600")
     if not name.startswith("smoke") and seq2seq:

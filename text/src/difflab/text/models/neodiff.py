@@ -56,7 +56,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from difflab.core.lightning import eval_mode
+from difflab.core.lightning import NoiseStream, eval_mode
 from difflab.core.nn import SinusoidalTimeEmbedding
 from difflab.core.samplers.base import Denoiser, SampleResult, keep_still, noise_like
 from difflab.core.samplers.select import SamplerName
@@ -252,7 +252,7 @@ class NeoDiff(DiffuSeq):
         return loss, mae, blind
 
     def validation_metrics(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor | float]:
-        g = torch.Generator(device=batch["x0"].device).manual_seed(batch_idx)
+        g = self.noise_generator(NoiseStream.VAL, batch_idx)
         terms = self.loss_terms(batch, g)
         return {"time_mae": terms["time_mae"], "time_blind_mae": terms["time_blind_mae"], "time_ce": terms["time"]}
 
@@ -379,13 +379,13 @@ class NeoDiff(DiffuSeq):
         steps: int | None = None,
         seed: int = 0,
     ) -> dict[float, float]:
-        """Grid search of ``schedule_power`` on held-out pairs: BLEU of one draw per power (same noise
-        seed), keeps the best in ``schedule_power`` and returns ``{power: BLEU}``."""
+        """Grid search of ``schedule_power`` on held-out pairs: BLEU of one draw per power (the same
+        noise for every power: the module's sampling stream tagged ``seed``), keeps the best in ``schedule_power`` and returns ``{power: BLEU}``."""
         if len(refs) != src.shape[0] or not powers:
             raise ValueError(f"tune_schedule needs one reference per source and some powers, got {len(refs)}, {powers}")
         scores = {}
         for p in powers:
-            g = torch.Generator().manual_seed(seed)
+            g = self.noise_generator(NoiseStream.SAMPLE, seed)
             hyps = self.translate_texts(src, src_mask, steps=steps, schedule_power=p, generator=g)
             scores[float(p)] = corpus_bleu(hyps, list(refs))
         self.schedule_power = max(scores, key=lambda p: scores[p])
