@@ -380,7 +380,8 @@ class NeoDiff(DiffuSeq):
         seed: int = 0,
     ) -> dict[float, float]:
         """Grid search of ``schedule_power`` on held-out pairs: BLEU of one draw per power (the same
-        noise for every power: the module's sampling stream tagged ``seed``), keeps the best in ``schedule_power`` and returns ``{power: BLEU}``."""
+        noise for every power: the module's sampling stream tagged ``seed``), keeps the best in
+        ``schedule_power`` and returns ``{power: BLEU}``."""
         if len(refs) != src.shape[0] or not powers:
             raise ValueError(f"tune_schedule needs one reference per source and some powers, got {len(refs)}, {powers}")
         scores = {}
