@@ -27,7 +27,8 @@ Two modes on the shipped default forecaster (``pretrained/forecaster.ckpt``):
 (``online.online_evaluate``; forecasts every 48 steps, the truth of a horizon used only once it has
 passed) with no adaptation, plain online fine-tuning (``--finetune_steps`` Adam steps at 1e-4 per
 forecast on the 32 latest arrived windows), Proceed (generator trained ``--proceed_steps`` steps on the
-training split) and both: CRPS and its ratio to no adaptation, MAE, coverage and CPU seconds per
+training split), Proceed with its drift set to zero (what its learned constant part alone does) and
+Proceed with fine-tuning: CRPS and its ratio to no adaptation, MAE, coverage and CPU seconds per
 forecast (adaptation included), on ``--online_data`` (default ``sf_temps``, a series the default never
 saw, with a seasonal drift from its training to its test period, and ``taylor``).
 
@@ -214,6 +215,21 @@ def field_part(ns) -> None:
         print(f"| {n} | {wall:.1f} | {wall / n:.3f} | {rss:.0f} |")
 
 
+class WithoutDrift:
+    """A trained Proceed whose drift is replaced by zero: its adaptation is then the same for every
+    forecast, ``a_l = U_g sigmoid(e_l) + s_l`` (the ablation of the drift)."""
+
+    def __init__(self, proceed) -> None:
+        self.proceed, self.windows = proceed, proceed.windows
+
+    def __getattr__(self, name: str):
+        return getattr(self.proceed, name)
+
+    def adaptation(self, series, recent, training):
+        drift = self.proceed.drift(series, recent, training)
+        return self.proceed.generator(torch.zeros_like(drift))
+
+
 def online_part(ns) -> None:
     from difflab.core.lightning.pretrained import shipped_path
     from difflab.timeseries.inference import load_checkpoint
@@ -233,7 +249,11 @@ def online_part(ns) -> None:
         fit_s = time.process_time() - start
         variants = {"no adaptation": (0, None), f"fine-tuning x{ns.finetune_steps}": (ns.finetune_steps, None)}
         variants.update(
-            {"Proceed": (0, proceed), f"Proceed + fine-tuning x{ns.finetune_steps}": (ns.finetune_steps, proceed)}
+            {
+                "Proceed": (0, proceed),
+                "Proceed, drift set to 0": (0, WithoutDrift(proceed)),
+                f"Proceed + fine-tuning x{ns.finetune_steps}": (ns.finetune_steps, proceed),
+            }
         )
         rows = {}
         for label, (steps, adapter) in variants.items():

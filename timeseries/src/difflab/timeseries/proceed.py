@@ -260,13 +260,14 @@ def fit_proceed(
     dm,
     *,
     steps: int = 200,
-    batch_size: int = 16,
-    lr: float = 1e-3,
+    batch_size: int = 32,
+    lr: float = 3e-4,
     synthetic: float = 0.5,
     seed: int = 0,
 ) -> list[float]:
-    """Train ``proceed``'s encoder and generator on ``dm``'s training split with ``model`` frozen; returns
-    the losses. ``model`` is a forecaster with ``network`` and ``training_loss(batch, generator)``."""
+    """Train ``proceed``'s encoder and generator on ``dm``'s training split with ``model`` frozen (Adam,
+    ``lr`` cosine-decayed to 0 over ``steps``); returns the losses. ``model`` is a forecaster with
+    ``network`` and ``training_loss(batch, generator)``."""
     from difflab.core.progress import progress
 
     ds = dm.windows("train", stride=1)
@@ -282,6 +283,7 @@ def fit_proceed(
     model.requires_grad_(False)
     model.train()
     opt = torch.optim.Adam(proceed.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     offsets = np.arange(-k + 1, 1)
     losses = []
@@ -297,6 +299,7 @@ def fit_proceed(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            schedule.step()
             losses.append(float(loss.detach()))
     finally:
         for p, flag in zip(model.parameters(), frozen, strict=True):
