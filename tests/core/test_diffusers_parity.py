@@ -639,7 +639,9 @@ def test_zero_terminal_snr_with_the_final_alpha_bar_clamp_matches_euler(n):
         x = sch.step(net(sch.scale_model_input(x, j), j), j, x).prev_sample
 
     grid = process.t_from_sigma(sigmas)
-    assert grid[0] == 1 and grid[-1] == 0 and torch.isfinite(process.sigma(grid[:1])).all()
+    # diffusers' float32 sigma_max (4096 = 2^12) is 4095.9998 or 4096.0 depending on the CPU's float
+    # path; its inverse is t = 1 to within 1e-9
+    assert abs(float(grid[0]) - 1) < 1e-9 and grid[-1] == 0 and torch.isfinite(process.sigma(grid[:1])).all()
 
     def model(x, t):
         k = torch.argmin((grid[:, None] - t[None, :]).abs(), dim=0)
