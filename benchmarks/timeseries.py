@@ -226,8 +226,8 @@ class WithoutDrift:
         return getattr(self.proceed, name)
 
     def adaptation(self, series, recent, training):
-        drift = self.proceed.drift(series, recent, training)
-        return self.proceed.generator(torch.zeros_like(drift))
+        concept_dim = self.proceed.generator.down[0].in_features
+        return self.proceed.generator(torch.zeros(len(recent), concept_dim))
 
 
 def online_part(ns) -> None:

@@ -84,7 +84,7 @@ def _vision_args(name: str, ctx: Context) -> list[str]:
 
 
 def _text_args(name: str, ctx: Context) -> list[str]:
-    seq2seq = any(k in name for k in ("diffuseq", "neodiff"))
+    seq2seq = _config_class_name("text", name, "data") == "Seq2SeqDataModule"
     args = ["--data.init_args.batch_size=4", "--trainer.max_steps=2"]
     args.append("--data.init_args.max_train_pairs=600" if seq2seq else "--data.init_args.max_documents=600")
     if not name.startswith("smoke") and seq2seq:
@@ -420,9 +420,10 @@ def test_every_config_fits_a_fast_dev_run(pkg, name, ctx, tmp_path):
     assert ctx.fit(pkg, name, tmp_path, ["--trainer.fast_dev_run=true"]) == 0
 
 
-def _config_class_name(pkg: str, name: str) -> str:
+def _config_class_name(pkg: str, name: str, section: str = "model") -> str:
+    """The class name of a shipped config's ``model`` (or ``data``) section."""
     config = yaml.safe_load((config_dir(pkg) / f"{name}.yaml").read_text())
-    return config["model"]["class_path"].rpartition(".")[2]
+    return config[section]["class_path"].rpartition(".")[2]
 
 
 @pytest.mark.parametrize(("pkg", "name"), SMOKE, ids=[f"{p}-{n}" for p, n in SMOKE])

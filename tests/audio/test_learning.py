@@ -155,21 +155,18 @@ def test_sgmse_more_pc_steps_do_not_degrade(sgmse_precond, learn_root, test_seed
     Seeds 0-4, one thread (input 6.21 dB): N = 5 mean 5.65 dB (min 4.95, max 6.46); N = 20 mean
     5.68 dB (min 3.93, max 7.19); N = 20 minus N = 5 from -1.02 dB (seed 4) to +0.73. At this budget
     the PC sampler is *below the input* at N = 20 for seeds 1, 3 and 4 (gain -0.94, -0.44, -2.28 dB),
-    so the floor "more steps are not worse than the input" is reported as an expected failure when it
-    does not hold, not asserted. Seed 7 (a full-suite run, 2026-12-06) fell further: N = 5 5.53 dB,
-    N = 20 3.60 dB (-1.93 dB), so the asserted guard is that N = 20 stays within 2.5 dB of N = 5: below
-    the worst seed with a margin, and still tight enough to catch the collapses above (-3.3 to -8 dB)."""
+    so "more steps are not worse than the input" does not hold at this budget. Seed 7 (a full-suite
+    run, 2026-12-06) fell further: N = 5 5.53 dB, N = 20 3.60 dB (-1.93 dB against N = 5, -2.61 dB
+    against the input). Asserted, each below the worst of those six seeds with a margin and still
+    tight enough to catch the collapses above: N = 20 within 2.5 dB of N = 5, and the absolute floor
+    N = 20 above the input minus 4 dB (the no-EMA collapse ends 8 dB below the input)."""
     base, few = _scores(sgmse_precond, learn_root, test_seed, sampler="pc", steps=5)
     _, many = _scores(sgmse_precond, learn_root, test_seed, sampler="pc", steps=20)
     record_property("si_sdr_pc5", few["si_sdr"][0])
     record_property("si_sdr_pc20", many["si_sdr"][0])
     record_property("si_sdr_pc20_gain", many["si_sdr"][0] - base["si_sdr"][0])
     assert many["si_sdr"][0] > few["si_sdr"][0] - 2.5
-    if many["si_sdr"][0] <= base["si_sdr"][0]:
-        pytest.xfail(
-            f"PC N = 20 is below the input ({many['si_sdr'][0]:.2f} vs {base['si_sdr'][0]:.2f} dB): "
-            "at this training budget the stochastic sampler does not reliably beat the input"
-        )
+    assert many["si_sdr"][0] > base["si_sdr"][0] - 4.0
 
 
 @pytest.mark.slow
