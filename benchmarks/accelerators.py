@@ -26,7 +26,8 @@ data is cheap to rebuild; otherwise the row says why not); feature caching (``Fe
 model's network, profiled on one untimed run, planned at each ``--cache_thresholds`` value, at most
 3 reuses in a row); int8 (``quantize_network``: PTQ4DM's static int8 Linear / Conv layers,
 calibrated on every network input of one untimed scoring run, i.e. the whole trajectory with its
-conditions; ``--no_int8`` leaves it out). A setting the model cannot run is a row with the reason.
+conditions; the layers at the network's input and output stay float unless ``--int8_all_layers``;
+``--no_int8`` leaves it out). A setting the model cannot run is a row with the reason.
 The wrappers go in through the model
 instance's ``make_denoiser`` (monkeypatched for the run); DiffTAD (video) builds its ``Denoiser``
 inside ``sample_proposals``, so the benchmark swaps the ``Denoiser`` name of its module instead.
@@ -349,6 +350,10 @@ def caching_settings(name: str, ctx: dict[str, Any], thresholds: tuple[float, ..
     return out
 
 
+INT8_FLOAT_IO = True
+"""``quantize_network``'s ``float_io`` in the per-domain int8 rows (``--int8_all_layers`` sets False)."""
+
+
 def int8_setting(name: str, ctx: dict[str, Any], seed: int) -> tuple[tuple | None, str]:
     """PTQ4DM int8 of the domain's network (``quantize_network``), calibrated on every network input of
     one untimed scoring run (the whole denoising trajectory, conditions included); ``(setting, "")`` or
@@ -366,7 +371,7 @@ def int8_setting(name: str, ctx: dict[str, Any], seed: int) -> tuple[tuple | Non
             domain.score(ctx, sampler, steps, seed)
 
     try:
-        qnet, names = quantize_network(network, calibrate)
+        qnet, names = quantize_network(network, calibrate, float_io=INT8_FLOAT_IO)
     except Exception as err:  # an op the eager int8 flow cannot convert leaves the row out, with the reason
         return None, f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
     size = model_size_bytes(qnet) / model_size_bytes(network)
@@ -565,6 +570,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer held-out examples per domain")
     parser.add_argument("--no_int8", action="store_true", help="leave out the per-domain int8 rows")
     parser.add_argument(
+        "--int8_all_layers",
+        action="store_true",
+        help="per-domain int8 rows: quantize the layers at the network's input and output too (default: float)",
+    )
+    parser.add_argument(
         "--noise_unconditional",
         action="store_true",
         help="with --domains: train each model again without its time input (cached as *_nu.pt) and compare",
@@ -584,6 +594,8 @@ def main() -> None:
             print(f"| {label} | {r['method']} | {r['setting']} | {cells} |")
         return
     if args.domains:
+        global INT8_FLOAT_IO
+        INT8_FLOAT_IO = not args.int8_all_layers
         run_domains(
             args.domains,
             args.cache,

@@ -7,9 +7,12 @@ noise-conditional ones. As in the paper, DDIM with an eps-prediction network is 
 ``s/a`` factor of ``x0 = (x - s eps)/a`` amplifies the eps error near the prior), while flow matching
 (velocity, Euler) and the EDM-style ``x0``-prediction Euler sampler degrade gracefully.
 
-Measured (n = 200, 50 steps): rms displacement from the conditional samples ~1.4 for DDIM-eps,
-~0.35 for flow and EDM (the within-mode spread is ~3.4). Stated bounds: DDIM-eps >= 1.0 and more than
-3x the others; flow and EDM <= 0.6. The option itself: :class:`NoiseUnconditional` hides ``t``.
+``DIFFLAB_TEST_SEED`` draws the mixture's means, the prior noise and the premise check's data. rms
+displacement from the conditional samples (n = 200, 50 steps; the within-mode spread is ~3.4) over
+seeds 0-9, one thread (``python scripts/learning_spread.py <this test> --seeds 0-9``): DDIM-eps
+1.39-1.51 (mean 1.45), flow Euler 0.34-0.40 (0.37), EDM Euler 0.33-0.44 (0.39); DDIM-eps over the
+worse of the other two 3.3-4.1 x. Asserted: DDIM-eps >= 1.0 and more than 2.5 x the others; flow and
+EDM <= 0.6. The option itself: :class:`NoiseUnconditional` hides ``t``.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.slow
-def test_ddim_eps_fails_without_noise_conditioning_while_flow_and_edm_degrade_gracefully():
+def test_ddim_eps_fails_without_noise_conditioning_while_flow_and_edm_degrade_gracefully(test_seed, record_property):
     d = 64
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator().manual_seed(1 + test_seed)
     means = torch.randn(3, d, generator=g, dtype=DT)
     gm = GaussianMixture(2.0 * means / means.norm(dim=1, keepdim=True), 0.3, torch.tensor([0.5, 0.3, 0.2], dtype=DT))
     x = torch.randn(200, d, generator=g, dtype=DT)
@@ -50,8 +53,10 @@ def test_ddim_eps_fails_without_noise_conditioning_while_flow_and_edm_degrade_gr
         unc = sampler(Denoiser(unc_model, proc, pred), x, grid).sample
         dev[name] = float((unc - cond).norm(dim=-1).pow(2).mean().sqrt())
     print("\nrms displacement, noise-unconditional vs conditional:", {k: round(v, 3) for k, v in dev.items()})
+    for name, value in dev.items():
+        record_property(name, value)
     assert dev["ddim_eps"] >= 1.0
-    assert dev["ddim_eps"] > 3 * max(dev["flow_euler"], dev["edm_euler_x0"])
+    assert dev["ddim_eps"] > 2.5 * max(dev["flow_euler"], dev["edm_euler_x0"])
     assert dev["flow_euler"] <= 0.6 and dev["edm_euler_x0"] <= 0.6
     # the premise: in high dimension p(t | x_t) is concentrated (here at t = 0.1)
     x0 = gm.sample(20, g)

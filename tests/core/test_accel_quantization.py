@@ -2,11 +2,23 @@
 
 The network (core's ``ToyMLP``, 64 wide, 2 blocks) is fitted briefly to the exact noise posterior mean
 of the mixture (regression on the Bayes-optimal eps), then quantized with ``torch.ao``'s static flow
-(int8 weights, 7-bit uint8 activations) calibrated on 4096 inputs drawn along DDIM trajectories with
-the paper's normal law over time. Stated bounds (measured: rms 0.04, max 0.2-0.3, sample displacement
-0.06, size ratio 0.50): int8 outputs on forward-noised data within rms 0.1 x the output rms and max
-0.6 of fp32; the int8 sampler's mixture error within fp32's + 0.05; mean sample displacement <= 0.15;
-serialised size below 0.6 of fp32's. Run with ``-s`` to see the numbers.
+(int8 weights, 7-bit uint8 activations; the layers at the network's input and output stay float)
+calibrated on 4096 inputs drawn along DDIM trajectories with the paper's normal law over time.
+``DIFFLAB_TEST_SEED`` sets the network's initialisation, its training draws and the evaluation
+noise. Per seed, one thread (``python scripts/learning_spread.py
+tests/core/test_accel_quantization.py::test_int8_network_stays_close_to_fp32 --seeds 0-4``):
+
+| seed | rms / output rms | max abs | mixture error int8 - fp32 | displacement | size ratio |
+|---|---|---|---|---|---|
+| 0 | 0.0236 | 0.124 | -0.037 | 0.024 | 0.467 |
+| 1 | 0.0213 | 0.119 | +0.001 | 0.024 | 0.467 |
+| 2 | 0.0242 | 0.147 | -0.007 | 0.061 | 0.467 |
+| 3 | 0.0228 | 0.096 | -0.028 | 0.028 | 0.467 |
+| 4 | 0.0236 | 0.131 | -0.031 | 0.030 | 0.467 |
+
+Asserted, about twice the worst seed: rms <= 0.05 x the output rms and max <= 0.3; mixture error
+within fp32's + 0.03; displacement <= 0.12; size below 0.6 of fp32's. With the input and output layers in int8 too, seeds 1
+and 2 failed (mixture error +1.5 and +6.1: clipped prior tails ran away; see core's README).
 """
 
 from __future__ import annotations
@@ -27,12 +39,13 @@ def mixture() -> GaussianMixture:
     return GaussianMixture.three_modes_2d(F32)
 
 
-def fitted_mlp(gm: GaussianMixture, proc: VPSDE, steps: int = 1500) -> torch.nn.Module:
+def fitted_mlp(gm: GaussianMixture, proc: VPSDE, seed: int, steps: int = 1500) -> torch.nn.Module:
+    """The MLP's initialisation and its training draws both come from ``seed``."""
     from difflab.core.lightning.toy import ToyMLP
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = ToyMLP(2, hidden=64, depth=2, embed_dim=32)
-    return fit_eps_network(net, gm, proc, steps=steps, generator=torch.Generator().manual_seed(0))
+    return fit_eps_network(net, gm, proc, steps=steps, generator=torch.Generator().manual_seed(seed))
 
 
 def test_calibration_inputs_are_trajectory_states_spread_over_time():
@@ -57,16 +70,18 @@ def test_calibration_inputs_are_trajectory_states_spread_over_time():
 
 
 @pytest.mark.slow
-def test_int8_network_stays_close_to_fp32():
+def test_int8_network_stays_close_to_fp32(test_seed, record_property):
     gm, proc = mixture(), VPSDE()
-    net = fitted_mlp(gm, proc)
-    g = torch.Generator().manual_seed(1)
+    net = fitted_mlp(gm, proc, test_seed)
+    g = torch.Generator().manual_seed(1 + test_seed)
     grid = time_grid(50, t_start=1.0, t_end=1e-3)
     cal = collect_calibration_inputs(
         Denoiser(net, proc), sample_ddim, torch.randn(4096, 2, generator=g), grid, generator=g
     )
     qnet = quantize_denoiser(net, cal)
-    assert "inp" in qnet.quantized_layers and "out" in qnet.quantized_layers
+    # the layers reading the state and writing the output stay float, the hidden ones are int8
+    assert "inp" not in qnet.quantized_layers and "out" not in qnet.quantized_layers
+    assert {"layers.0", "layers.1", "films.0.proj"} <= set(qnet.quantized_layers)
     t = 1e-3 + (1 - 1e-3) * torch.rand(4000, generator=g)
     xt, _ = proc.sample_marginal(gm.sample(4000, g), t, generator=g)
     with torch.no_grad():
@@ -85,9 +100,13 @@ def test_int8_network_stays_close_to_fp32():
         f"\nint8 vs fp32 outputs: rms {rms:.4f} (output rms {scale:.3f}) max {top:.3f}; "
         f"mixture error fp32 {e_fp:.4f} int8 {e_q:.4f}; displacement {moved:.4f}; size ratio {ratio:.2f}"
     )
-    assert rms <= 0.1 * scale and top <= 0.6
-    assert e_q <= e_fp + 0.05
-    assert moved <= 0.15
+    for name, value in {"rms_over_scale": rms / scale, "max_abs": top, "mixture_error_increase": e_q - e_fp}.items():
+        record_property(name, value)
+    record_property("displacement", moved)
+    record_property("size_ratio", ratio)
+    assert rms <= 0.05 * scale and top <= 0.3
+    assert e_q <= e_fp + 0.03
+    assert moved <= 0.12
     assert ratio < 0.6
 
 
@@ -119,8 +138,10 @@ def test_a_network_with_a_condition_argument_is_calibrated_through_its_own_calls
     torch.manual_seed(0)
     net = Conditioned().eval()
     x, t, c = torch.randn(2048, 2), torch.rand(2048), torch.randn(2048, 3)
-    q, names = quantize_network(net, lambda prepared: prepared(x, t, c))
+    q, names = quantize_network(net, lambda prepared: prepared(x, t, c), float_io=False)
     assert isinstance(q, Conditioned) and q.note == "kept" and names == ["inp", "cond", "out"]
+    # by default the layers at the network's input x and at its output stay float
+    assert quantize_network(net, lambda prepared: prepared(x, t, c))[1] == ["cond"]
     with torch.no_grad():
         ref, out = net(x[:256], t[:256], c[:256]), q(x[:256], t[:256], c[:256])
     assert float((out - ref).pow(2).mean().sqrt()) < 0.1 * float(ref.pow(2).mean().sqrt())
@@ -146,7 +167,7 @@ def test_attention_projections_stay_float_and_the_rest_is_converted():
     torch.manual_seed(0)
     net = WithAttention().eval()
     x, t = torch.randn(64, 5, 2), torch.rand(64)
-    q, names = quantize_network(net, lambda prepared: prepared(x, t))
+    q, names = quantize_network(net, lambda prepared: prepared(x, t), float_io=False)
     assert names == ["inp", "out"]
     with torch.no_grad():
         ref, out = net(x, t), q(x, t)
