@@ -17,8 +17,9 @@ tests/core/test_accel_quantization.py::test_int8_network_stays_close_to_fp32 --s
 | 4 | 0.0236 | 0.131 | -0.031 | 0.030 | 0.467 |
 
 Asserted, about twice the worst seed: rms <= 0.05 x the output rms and max <= 0.3; mixture error
-within fp32's + 0.03; displacement <= 0.12; size below 0.6 of fp32's. With the input and output layers in int8 too, seeds 1
-and 2 failed (mixture error +1.5 and +6.1: clipped prior tails ran away; see core's README).
+within fp32's + 0.03; displacement <= 0.12; size below 0.6 of fp32's. With the input and output
+layers in int8 too, seeds 1 and 2 failed (mixture error +1.5 and +6.1: clipped prior tails ran away;
+see core's README).
 """
 
 from __future__ import annotations
