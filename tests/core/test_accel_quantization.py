@@ -15,6 +15,8 @@ tests/core/test_accel_quantization.py::test_int8_network_stays_close_to_fp32 --s
 | 2 | 0.0242 | 0.147 | -0.007 | 0.061 | 0.467 |
 | 3 | 0.0228 | 0.096 | -0.028 | 0.028 | 0.467 |
 | 4 | 0.0236 | 0.131 | -0.031 | 0.030 | 0.467 |
+| 0, two threads | 0.0237 | 0.141 | -0.042 | 0.024 | 0.467 |
+| 1, two threads | 0.0217 | 0.130 | -0.004 | 0.025 | 0.467 |
 
 Asserted, about twice the worst seed: rms <= 0.05 x the output rms and max <= 0.3; mixture error
 within fp32's + 0.03; displacement <= 0.12; size below 0.6 of fp32's. With the input and output

@@ -15,6 +15,8 @@ tests/pointcloud/test_learning.py --seeds 0-4``, same table in pointcloud/README
 | mean | 0.754 | 0.351 | 0.285 | 1.039 |
 | min | 0.734 | 0.302 | 0.257 | 0.986 |
 | max | 0.764 | 0.383 | 0.326 | 1.080 |
+| seed 0, two threads | 0.757 | 0.374 | 0.321 | 1.039 |
+| seed 1, two threads | 0.745 | 0.346 | 0.265 | 1.043 |
 
 Asserted: Chamfer below 0.85 and P2M below 0.5 of the noisy input's (an identity filter gives 1.0);
 PSF's one step below 0.5 of one Euler step of the un-reflowed flow; and within 15 % of the flow's 50

@@ -18,6 +18,8 @@ tests/robotics/test_learning.py --seeds 0-4``, one thread, 2026-12-06; same tabl
 | mean | 0.77 | 0.79 | 1.05 |
 | min | 0.63 | 0.63 | 0.74 |
 | max | 0.88 | 0.91 | 1.35 |
+| seed 0, two threads | 0.78 | 0.91 | 1.16 |
+| seed 1, two threads | 0.84 | 0.78 | 0.93 |
 
 The tightest seed is 4 (RTI-DP 0.63 against its bound 0.55, two episodes above it). With the earlier
 recipe (500 steps, 12 episodes, first RTI-DP call by DDIM-10) the ratio was 0.67-1.13.

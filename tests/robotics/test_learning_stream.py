@@ -23,6 +23,8 @@ one thread, 92-131 s per run on a busy 2-core machine; seed 4 run 2026-12-06):
 | mean | 0.83 | 0.84 | 1.02 |
 | min | 0.78 | 0.78 | 0.93 |
 | max | 0.88 | 0.91 | 1.12 |
+| seed 0, two threads | 0.78 | 0.84 | 1.08 |
+| seed 1, two threads | 0.78 | 0.88 | 1.12 |
 
 NFE per control step 1.27-1.30 overall
 (the 14-NFE fill of each episode spread over its ~50 steps), exactly 1 after the fill.
