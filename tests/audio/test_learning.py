@@ -172,18 +172,20 @@ def test_sgmse_more_pc_steps_do_not_degrade(sgmse_precond, learn_root, test_seed
     | N = 20 - N = 5 | +0.73 | +0.12 | +0.15 | +0.19 | -1.02 | -1.93 |
     | N = 20 - input | +0.98 | -0.94 | +0.05 | -0.44 | -2.28 | -2.61 |
 
-    At this budget the PC sampler is *below the input* at N = 20 for seeds 1, 3, 4 and 7, so "more steps
-    are not worse than the input" does not hold at this budget. Asserted, each below the worst of those
-    six seeds with a margin and still tight enough to catch the collapses above: N = 20 within 2.5 dB of
-    N = 5, and the absolute floor N = 20 above the input minus 4 dB (the no-EMA collapse ends 8 dB below
-    the input)."""
+    Two threads (``--threads 2``), seeds 0 / 1: N = 5 5.83 / 4.22 dB, N = 20 6.46 / 3.24 dB (N = 20 - N =
+    5 +0.63 / -0.98; N = 20 - input +0.26 / -2.97). At this budget the PC sampler is *below the input*
+    at N = 20 for five of these eight runs, so "more steps are not worse than the input" does not hold
+    at this budget. Asserted, each below the worst of the eight runs with a margin and still tight
+    enough to catch the collapses above: N = 20 within 2.5 dB of N = 5 (worst -1.93), and the absolute
+    floor N = 20 above the input minus 5 dB (worst -2.97; the no-EMA collapse ends 8 dB below the
+    input). The floor was the input minus 4 dB until the two-thread seed 1 came within 1 dB of it."""
     base, few = _scores(sgmse_precond, learn_root, test_seed, sampler="pc", steps=5)
     _, many = _scores(sgmse_precond, learn_root, test_seed, sampler="pc", steps=20)
     record_property("si_sdr_pc5", few["si_sdr"][0])
     record_property("si_sdr_pc20", many["si_sdr"][0])
     record_property("si_sdr_pc20_gain", many["si_sdr"][0] - base["si_sdr"][0])
     assert many["si_sdr"][0] > few["si_sdr"][0] - 2.5
-    assert many["si_sdr"][0] > base["si_sdr"][0] - 4.0
+    assert many["si_sdr"][0] > base["si_sdr"][0] - 5.0
 
 
 @pytest.mark.slow
