@@ -350,14 +350,10 @@ def caching_settings(name: str, ctx: dict[str, Any], thresholds: tuple[float, ..
     return out
 
 
-INT8_FLOAT_IO = True
-"""``quantize_network``'s ``float_io`` in the per-domain int8 rows (``--int8_all_layers`` sets False)."""
-
-
-def int8_setting(name: str, ctx: dict[str, Any], seed: int) -> tuple[tuple | None, str]:
+def int8_setting(name: str, ctx: dict[str, Any], seed: int, float_io: bool = True) -> tuple[tuple | None, str]:
     """PTQ4DM int8 of the domain's network (``quantize_network``), calibrated on every network input of
-    one untimed scoring run (the whole denoising trajectory, conditions included); ``(setting, "")`` or
-    ``(None, reason)``."""
+    one untimed scoring run (the whole denoising trajectory, conditions included); ``float_io`` as in
+    ``quantize_network`` (``--int8_all_layers`` sets False); ``(setting, "")`` or ``(None, reason)``."""
     sm = _matrix()
     domain, model = sm.DOMAINS[name], ctx["model"]
     network = getattr(model, "network", None)
@@ -371,7 +367,7 @@ def int8_setting(name: str, ctx: dict[str, Any], seed: int) -> tuple[tuple | Non
             domain.score(ctx, sampler, steps, seed)
 
     try:
-        qnet, names = quantize_network(network, calibrate, float_io=INT8_FLOAT_IO)
+        qnet, names = quantize_network(network, calibrate, float_io=float_io)
     except Exception as err:  # an op the eager int8 flow cannot convert leaves the row out, with the reason
         return None, f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
     size = model_size_bytes(qnet) / model_size_bytes(network)
@@ -402,6 +398,7 @@ def domain_rows(
     seed: int,
     cache_thresholds: tuple[float, ...] = (),
     int8_rows: bool = True,
+    int8_float_io: bool = True,
 ) -> list[dict]:
     """Baseline, step-skipping, calibration, feature-caching and int8 rows of one prepared domain."""
     sm = _matrix()
@@ -418,7 +415,7 @@ def domain_rows(
         settings.append(("score calibration", note, lambda d: CalibratedDenoiser(d, table), None))
     caching = caching_settings(name, ctx, cache_thresholds, seed) if cache_thresholds else []
     settings += caching
-    int8, int8_reason = int8_setting(name, ctx, seed) if int8_rows else (None, "")
+    int8, int8_reason = int8_setting(name, ctx, seed, int8_float_io) if int8_rows else (None, "")
     if int8 is not None:
         settings.append(int8)
     with torch.no_grad():  # one untimed run first: the baseline's time is not the warm-up's
@@ -467,6 +464,7 @@ def run_domains(
     seed: int,
     cache_thresholds=(),
     int8_rows: bool = True,
+    int8_float_io: bool = True,
 ) -> None:
     """Prepare each domain from the cache and print the per-domain table (markdown)."""
     sm = _matrix()
@@ -485,7 +483,7 @@ def run_domains(
             print(f"  {name} left out: {type(err).__name__}: {err}", flush=True)
             rows.append(dict(domain=name, method="(all)", setting=f"left out: {type(err).__name__}: {err}"))
             continue
-        rows += domain_rows(name, ctx, thresholds, seed, tuple(cache_thresholds), int8_rows)
+        rows += domain_rows(name, ctx, thresholds, seed, tuple(cache_thresholds), int8_rows, int8_float_io)
         line = calibration_likelihood(name, ctx, seed)
         if line:
             notes.append(line)
@@ -594,8 +592,6 @@ def main() -> None:
             print(f"| {label} | {r['method']} | {r['setting']} | {cells} |")
         return
     if args.domains:
-        global INT8_FLOAT_IO
-        INT8_FLOAT_IO = not args.int8_all_layers
         run_domains(
             args.domains,
             args.cache,
@@ -604,6 +600,7 @@ def main() -> None:
             args.seed,
             args.cache_thresholds,
             not args.no_int8,
+            not args.int8_all_layers,
         )
         return
     g = torch.Generator().manual_seed(0)
