@@ -189,34 +189,33 @@ def test_sgmse_more_pc_steps_do_not_degrade(sgmse_precond, learn_root, test_seed
 
 
 @pytest.mark.slow
-def test_storm_beats_the_input_on_pesq_and_pause_noise(storm, predictive, learn_root, test_seed, record_property):
-    """StoRM (200 steps on the frozen trained predictor, EMA 0.99, probability flow N = 3, NFE 4) keeps
-    PESQ above the input's and removes most of the noise in the speech pauses; at this budget it adds
-    nothing over its own predictor and its SI-SDR is not reliably above the input's.
+def test_storm_beats_the_input_and_stays_near_its_predictor(storm, predictive, learn_root, test_seed, record_property):
+    """StoRM (100 steps on the frozen trained predictor, EMA 0.99, probability flow N = 3, NFE 4) beats
+    the input on SI-SDR, PESQ and the noise left in the speech pauses, and keeps its predictor's SI-SDR;
+    at this budget it adds nothing over its own predictor.
 
     Per seed, one thread (input 6.21 dB / 1.273 / ESTOI 0.752 / pause noise -18.1 dB; pause noise is
-    the residual energy where the clean reference is silent, lower is better; seeds 5, 6 and 338 from
-    full-suite runs and ``--seeds 5,6``):
+    the residual energy where the clean reference is silent, lower is better; seeds 5-7 from the same
+    model and scoring run outside pytest, without ESTOI):
 
-    | seed | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 338 |
+    | seed | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 |
     |---|---|---|---|---|---|---|---|---|
-    | SI-SDR gain over the input (dB) | +2.90 | +3.43 | +2.19 | +2.05 | +2.37 | -0.36 | +0.79 | +0.92 |
-    | PESQ gain over the input | +0.125 | +0.156 | +0.117 | +0.102 | +0.104 | +0.044 | +0.079 | +0.137 |
-    | pause noise gain over the input (dB) | -10.9 | -10.3 | -12.9 | -10.8 | -11.4 | -12.0 | -13.4 | |
-    | SI-SDR over its predictor (dB) | -0.39 | -0.21 | -1.73 | -0.33 | -0.90 | -2.64 | -2.05 | -2.38 |
-    | PESQ over its predictor | -0.000 | +0.006 | -0.049 | +0.007 | -0.031 | -0.061 | -0.066 | -0.042 |
-    | ESTOI over its predictor | -0.011 | -0.017 | -0.024 | -0.007 | -0.019 | -0.043 | -0.038 | |
-    | pause noise over its predictor (dB) | +0.35 | -0.09 | -2.51 | +0.83 | -0.02 | -1.60 | -0.99 | |
+    | SI-SDR gain over the input (dB) | +3.03 | +3.62 | +3.54 | +2.04 | +3.17 | +1.81 | +2.56 | +3.11 |
+    | PESQ gain over the input | +0.124 | +0.149 | +0.166 | +0.098 | +0.133 | +0.093 | +0.140 | +0.091 |
+    | pause noise gain over the input (dB) | -11.0 | -10.1 | -10.6 | -11.4 | -11.1 | -10.5 | -12.5 | -12.0 |
+    | SI-SDR over its predictor (dB) | -0.25 | -0.03 | -0.37 | -0.33 | -0.09 | -0.47 | -0.28 | -0.12 |
+    | PESQ over its predictor | -0.002 | -0.001 | +0.001 | +0.003 | -0.002 | | | |
+    | ESTOI over its predictor | -0.005 | -0.004 | -0.004 | -0.007 | -0.003 | | | |
+    | pause noise over its predictor (dB) | +0.22 | +0.10 | -0.19 | +0.22 | +0.27 | | | |
 
-    Two threads, seeds 0 / 1: SI-SDR gain +3.02 / +3.67 dB, PESQ gain +0.144 / +0.139, pause noise
-    gain -11.1 / -10.9 dB. ESTOI is below the input's on every seed, for StoRM as for its predictor.
-    No metric improves over the predictor on every seed, and on seed 5 the regeneration pulls SI-SDR
-    below the input (-0.36 dB, -2.64 dB against a +2.28 dB predictor), so the SI-SDR bound over the
-    input of +0.5 dB that the test used to assert does not hold for every seed: the recipe, not the
-    bound, is what falls short. Asserted, what holds on every run: PESQ above the input by 0.02 (worst
-    +0.044), pause noise at least 6 dB below the input's (worst -9.8, seed 8), SI-SDR within 3.5 dB of
-    the predictor's (worst -2.64) and above the input minus 2 dB (worst -0.36). Seed 8: +2.95 dB,
-    +0.103 PESQ, pause noise -9.8 dB, -0.51 dB against its predictor."""
+    Two threads, seeds 0 / 1: SI-SDR gain +3.25 / +3.64 dB, PESQ gain +0.141 / +0.135, pause noise
+    gain -11.0 / -11.2 dB, SI-SDR over the predictor -0.26 / -0.08 dB. ESTOI is below the input's on every seed, for
+    StoRM as for its predictor, and no metric moves consistently over the predictor. At 200 training
+    steps (the setting until then) the regeneration lost 2.0-2.6 dB SI-SDR against its predictor on
+    seeds 5, 6 and 338, and seed 5 ended 0.36 dB below the input; with 100 steps the loss is at most
+    0.47 dB on seeds 0-7. Asserted, each below the worst seed with a margin: SI-SDR above the input by
+    0.8 dB (worst +1.81), PESQ by 0.05 (worst +0.091), pause noise at least 6 dB below the input's
+    (worst -10.1) and SI-SDR within 1.5 dB of the predictor's (worst -0.47)."""
     sampler, steps = FEW_STEPS["storm"]
     metrics = ("pesq", "si_sdr", "estoi", "pause_noise")
     base, ours = _scores(storm, learn_root, test_seed, metrics, sampler=sampler, steps=steps)
@@ -227,7 +226,7 @@ def test_storm_beats_the_input_on_pesq_and_pause_noise(storm, predictive, learn_
         record_property(f"{m}_gain", ours[m][0] - base[m][0])
     for m in metrics:
         record_property(f"{m}_over_predictor", ours[m][0] - pred[m][0])
-    assert ours["pesq"][0] > base["pesq"][0] + 0.02
+    assert ours["si_sdr"][0] > base["si_sdr"][0] + 0.8
+    assert ours["pesq"][0] > base["pesq"][0] + 0.05
     assert ours["pause_noise"][0] < base["pause_noise"][0] - 6.0
-    assert ours["si_sdr"][0] > pred["si_sdr"][0] - 3.5
-    assert ours["si_sdr"][0] > base["si_sdr"][0] - 2.0
+    assert ours["si_sdr"][0] > pred["si_sdr"][0] - 1.5

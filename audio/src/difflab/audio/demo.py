@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ TRAINING: dict = {
     "predictive": {"steps": 400, "ema": 0.99, "residual": True},
     "sgmse": {"steps": 800, "ema": 0.99, "prediction": "x0_residual", "sigma_data": 0.072},
     "storm": {
-        "steps": 200,
+        "steps": 100,
         "ema": 0.99,
         "prediction": "x0_residual",
         "sigma_data": 0.045,
@@ -148,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max_steps",
         type=int,
         default=None,
-        help="training steps per method (default: predictive 400, SGMSE+ 800, StoRM 200)",
+        help="training steps per method (default: predictive 400, SGMSE+ 800, StoRM 100)",
     )
     p.add_argument("--methods", nargs="+", choices=list(METHOD_CONFIGS), default=list(METHOD_CONFIGS))
     p.add_argument("--data_root", type=Path, default=None, help="default-layout data (default: the offline default)")
@@ -197,8 +198,8 @@ def _write_wavs(wav_dir: Path, clean: list, noisy: list, names: list, results: d
         write_wav(wav_dir / f"{stem}_noisy.wav", noisy[i], 16000)
         write_wav(wav_dir / f"{stem}_clean.wav", clean[i], 16000)
         for label, sigs in results.items():
-            tag = label.replace(" (", "_").replace(")", "").replace(" ", "_").replace("=", "").replace("+", "plus")
-            write_wav(wav_dir / f"{stem}_{tag.lower()}.wav", sigs[i], 16000)
+            tag = re.sub(r"[^a-z0-9]+", "_", label.lower().replace("+", "plus").replace("=", "")).strip("_")
+            write_wav(wav_dir / f"{stem}_{tag}.wav", sigs[i], 16000)
     return count
 
 

@@ -6,6 +6,8 @@ The features and the display are librosa's: ``librosa.stft`` magnitudes in dB by
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import torch
 
@@ -43,6 +45,7 @@ def spectrogram_figure(
     specs = {k: log_spectrogram(v) for k, v in panels.items()}
     top = max(float(s.max()) for s in specs.values())
     fig, axes = plt.subplots(1, len(specs), figsize=(3.4 * len(specs), 3.0), sharey=True, squeeze=False)
+    titles = {name: textwrap.fill(name, 30) for name in specs}  # long labels wrap, not run into the next panel
     for ax, (name, s) in zip(axes[0], specs.items()):
         im = librosa.display.specshow(
             s,
@@ -56,14 +59,15 @@ def spectrogram_figure(
             vmin=top - dynamic_range_db,
             vmax=top,
         )
-        ax.set_title(name, fontsize=10)
+        ax.set_title(titles[name], fontsize=10)
         ax.xaxis.set_major_locator(plt.MaxNLocator(4))
         ax.set_xlabel("time (s)")
         ax.set_ylabel("")
     axes[0][0].set_ylabel("frequency (Hz)")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="dB")
     if title:
-        fig.suptitle(title, fontsize=10, y=1.04)
+        lines = max(t.count("\n") for t in titles.values())
+        fig.suptitle(title, fontsize=10, y=1.04 + 0.06 * lines)
     return fig
 
 
