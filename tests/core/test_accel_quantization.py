@@ -18,10 +18,15 @@ tests/core/test_accel_quantization.py::test_int8_network_stays_close_to_fp32 --s
 | 0, two threads | 0.0237 | 0.141 | -0.042 | 0.024 | 0.467 |
 | 1, two threads | 0.0217 | 0.130 | -0.004 | 0.025 | 0.467 |
 
-Asserted, about twice the worst seed: rms <= 0.05 x the output rms and max <= 0.3; mixture error
-within fp32's + 0.03; displacement <= 0.12; size below 0.6 of fp32's. With the input and output
-layers in int8 too, seeds 1 and 2 failed (mixture error +1.5 and +6.1: clipped prior tails ran away;
-see core's README).
+Seeds 5-19 and 341 (``--seeds 5-19,341``): rms / output rms 0.021-0.038, max abs 0.10-0.17,
+mixture error int8 - fp32 -0.049 to +0.044 (mean +0.0005: the sign is chance, the int8 network moves a
+few of the 4,000 samples either way), displacement 0.021-0.147, size 0.467. Bounds set from seeds 0-4
+alone (rms 0.05 x, mixture error + 0.03, displacement 0.12) failed seeds 10, 13 and 341.
+
+Asserted, about twice the worst of the 21 seeds: rms <= 0.075 x the output rms and max <= 0.3;
+mixture error within fp32's + 0.1; displacement <= 0.3; size below 0.6 of fp32's. With the input
+and output layers in int8 too, seeds 1 and 2 failed (mixture error +1.5 and +6.1: clipped prior
+tails ran away; see core's README).
 """
 
 from __future__ import annotations
@@ -107,9 +112,9 @@ def test_int8_network_stays_close_to_fp32(test_seed, record_property):
         record_property(name, value)
     record_property("displacement", moved)
     record_property("size_ratio", ratio)
-    assert rms <= 0.05 * scale and top <= 0.3
-    assert e_q <= e_fp + 0.03
-    assert moved <= 0.12
+    assert rms <= 0.075 * scale and top <= 0.3
+    assert e_q <= e_fp + 0.1
+    assert moved <= 0.3
     assert ratio < 0.6
 
 
