@@ -16,8 +16,10 @@ with the same numbers), mAP@0.5:
 | min | 0.722 | 0.983 |
 | max | 0.824 | 1.000 |
 
-Two threads, seeds 0-1: see video/README.md. Thresholds: DiffTAD 0.60 and the baseline 0.90, below
-the worst seed by about 0.1 and far above random proposals.
+Seeds 5-25 (``--seeds 5-25``, 2026-12-07): DiffTAD 0.639-0.865 (mean 0.746; 0.639 at seed 13,
+0.644 at seed 7), the baseline 0.970-1.000. Two threads, seeds 0-1: see video/README.md. Thresholds:
+DiffTAD 0.50 and the baseline 0.90, about 0.14 and 0.07 below the worst of the 26 seeds and far above
+random proposals. DiffTAD's bound was 0.60, set from seeds 0-4, until seed 13 came within 0.04 of it.
 """
 
 import pytest
@@ -27,7 +29,7 @@ from difflab.video.data import MocapTADDataModule
 from difflab.video.demo import evaluate, fit, small_models
 
 STEPS = 80
-DIFFTAD_THRESHOLD = 0.60
+DIFFTAD_THRESHOLD = 0.50
 BASELINE_THRESHOLD = 0.90
 
 
