@@ -140,9 +140,12 @@ def test_cli_training_lands_on_the_modes(tmp_path, test_seed, record_property):
     | 4 | 0.424 | 0.919 | 0.054 |
     | mean | 0.374 | 0.908 | 0.041 |
 
-    Two threads (seeds 0-1): the same numbers to the last digit.
+    Two threads (seeds 0-1): the same numbers to the last digit. Seeds 5-25 (``--seeds 5-25``,
+    2026-12-07): loss ratio 0.309-0.451, near a mode 0.808-0.945 (mean 0.899; seed 17 0.808, seed
+    13 0.825), weight error 0.019-0.054.
 
-    Asserted: loss ratio < 0.6, near-mode > 0.8 and 0.5 above the prior's, weight error < 0.1."""
+    Asserted: loss ratio < 0.6, near-mode > 0.7 and 0.5 above the prior's, weight error < 0.1. The
+    near-mode bound was 0.8, set from seeds 0-4, until seed 17 came within 0.01 of it."""
     steps = 3000
     config = write_config(
         tmp_path,
@@ -179,7 +182,7 @@ def test_cli_training_lands_on_the_modes(tmp_path, test_seed, record_property):
         record_property(k, metrics[f"val/{k}"])
     record_property("loss_ratio", last / first)
     assert last < 0.6 * first
-    assert metrics["val/near_mode"] > 0.8 and metrics["val/near_mode"] > baseline["near_mode"] + 0.5
+    assert metrics["val/near_mode"] > 0.7 and metrics["val/near_mode"] > baseline["near_mode"] + 0.5
     assert metrics["val/mode_weight_error"] < 0.1
 
 
