@@ -27,23 +27,15 @@ Shapes: ``x`` (B, L) tokens; ``grid`` (N + 1, L) or (N + 1, B, L) descending noi
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from difflab.core.samplers.base import Callback, SampleResult
-from difflab.core.samplers.masked import TokenModel, sample_categorical
+from difflab.core.samplers.masked import TokenModel, clean_probs, prepare_tokens, sample_categorical
 
 __all__ = ["sample_adaptive_correction"]
-
-
-def _denoiser_probs(logits: Tensor, mask_id: int) -> Tensor:
-    """Float64 softmax with the [MASK] logit at ``-inf`` (SUBS zero-masking)."""
-    lg = logits.to(torch.float64).clone()
-    lg[..., mask_id] = -math.inf
-    return torch.softmax(lg, dim=-1)
 
 
 def _row(grid: Tensor, i: int, x: Tensor) -> Tensor:
@@ -88,14 +80,13 @@ def sample_adaptive_correction(
     if grid.ndim < 2 or grid.shape[0] < 2:
         raise ValueError(f"grid must be (N + 1, L) with N >= 1, got shape {tuple(grid.shape)}")
     mask_id = process.mask_id
-    keep = torch.zeros_like(x, dtype=torch.bool) if keep_mask is None else keep_mask.to(x.device, torch.bool)
-    x = torch.where(keep, x, torch.full_like(x, mask_id)).clone()
+    x, keep = prepare_tokens(process, x, keep_mask)
     nfe, hits, fixed, probs = 0, 0, 0, None
     n = grid.shape[0] - 1
     for i in range(n):
         t, s = _row(grid, i, x), _row(grid, i + 1, x)
         if probs is None:
-            probs = _denoiser_probs(model(x, t), mask_id)
+            probs = clean_probs(model(x, t), mask_id)
             nfe += 1
         else:
             hits += 1
@@ -116,7 +107,7 @@ def sample_adaptive_correction(
     remaining = (x == mask_id) & ~keep
     if bool(remaining.any()):
         if probs is None:
-            probs = _denoiser_probs(model(x, _row(grid, n, x)), mask_id)
+            probs = clean_probs(model(x, _row(grid, n, x)), mask_id)
             nfe += 1
         x = torch.where(remaining, probs.argmax(-1), x)
     info: dict[str, Any] = {"steps": n, "cache_hits": hits, "masks_left": 0, "corrections": fixed}

@@ -48,7 +48,7 @@ import torch
 from torch import Tensor
 
 from difflab.core.broadcast import expand_like
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, prepare_grid, step_time
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, prepare_grid, step_time
 from difflab.core.samplers.brownian import NoiseSampler, noise_source
 from difflab.core.samplers.dpm_solver import step_orders, third_order_terms
 
@@ -139,11 +139,7 @@ def sample_dpmpp_2m_sde(
             x_new = x_new + _higher_order(orders[i], solver_type, x0s, lams, a_s, sd_s, decay2, x_new)
         if bool((sd_s > 0).any()):
             x_new = x_new + s_noise * sd_s * (1 - decay2).clamp_min(0.0).sqrt() * draw(steps.t[i], steps.s[i])
-        if process.conditional:
-            x_new = x_new + b_s * y
-        x = keep_still(steps.still[i], x, x_new)
-        if callback is not None:
-            callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})
+        x = steps.end_step(i, x, x_new, x0, callback, shift=y if process.conditional else None)
     return SampleResult(x, denoiser.nfe - nfe0)
 
 

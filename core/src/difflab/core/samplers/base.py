@@ -183,6 +183,24 @@ class GridSteps:
         """``(a_t, b_t, s_t)`` at the start of step ``i`` (for :class:`Denoiser`'s ``coefficients=``)."""
         return self.parts[i][3], self.parts[i][4], self.parts[i][5]
 
+    def end_step(
+        self, i: int, x: Tensor, x_new: Tensor, x0: Tensor, callback: Callback | None, shift: Tensor | None = None
+    ) -> Tensor:
+        """Close step ``i``: the state at its end.
+
+        A solver that steps the shifted state ``x - b(t) y`` of a conditional process passes
+        ``shift = y`` to add ``b(s) y`` back; elements whose time did not move keep ``x``
+        (:func:`keep_still`); ``callback`` gets ``{"step": i, "t": s, "x": state, "x0": x0}``.
+        """
+        if shift is not None:
+            from difflab.core.broadcast import expand_like
+
+            x_new = x_new + expand_like(self.parts[i][1], x_new) * shift
+        x = keep_still(self.still[i], x, x_new)
+        if callback is not None:
+            callback({"step": i, "t": self.s[i], "x": x, "x0": x0})
+        return x
+
     def __len__(self) -> int:
         return len(self.t)
 

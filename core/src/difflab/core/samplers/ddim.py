@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, noise_like, prepare_grid
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, noise_like, prepare_grid
 
 
 def sample_ddim(
@@ -56,7 +56,5 @@ def sample_ddim(
         x_new = mean + std * noise_like(process, x, generator) if eta > 0 else mean
         if step_hook is not None:
             x_new = step_hook({"step": i, "t": steps.s[i], "x": x_new, "x0": x0, "parts": steps.parts[i]})
-        x = keep_still(steps.still[i], x, x_new)
-        if callback is not None:
-            callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})
+        x = steps.end_step(i, x, x_new, x0, callback)
     return SampleResult(x, denoiser.nfe - nfe0)

@@ -58,7 +58,7 @@ import torch
 from torch import Tensor
 
 from difflab.core.samplers.base import Callback, SampleResult, step_time
-from difflab.core.samplers.masked import _clean_probs, _prepare, sample_categorical
+from difflab.core.samplers.masked import clean_probs, prepare_tokens, sample_categorical
 
 DDPDSchedule = Literal["adaptive", "tau_leaping"]
 PlannerFn = Callable[[Tensor, Tensor], Tensor]
@@ -197,7 +197,7 @@ def sample_ddpd(
     """
     _check_options(schedule, grid, planner_temperature, final_step)
     mask_id = getattr(process, "mask_id", None)
-    x, keep = _prepare(process, x, keep_mask)
+    x, keep = prepare_tokens(process, x, keep_mask)
     batch, n = x.shape[0], grid.shape[0] - 1
     denoised = torch.zeros(batch, dtype=torch.long, device=x.device)
     changed = torch.zeros_like(denoised)
@@ -208,7 +208,7 @@ def sample_ddpd(
         nfe += cost
         probs = torch.where(keep, torch.zeros_like(probs), probs)
         chosen, m_hat = _select(schedule, probs, _clean_fraction(process, t, s), generator, planner_temperature)
-        clean = _clean_probs(logits, mask_id)
+        clean = clean_probs(logits, mask_id)
         drawn = sample_categorical(clean, generator)
         x_new = torch.where(chosen, drawn, x)
         denoised += chosen.reshape(batch, -1).sum(-1)
@@ -219,7 +219,7 @@ def sample_ddpd(
             callback({"step": i, "t": s, "x": x, "x0": x0})
     remaining = (x == mask_id) & ~keep if mask_id is not None else torch.zeros_like(keep)
     if final_step != "none" and bool(remaining.any()):
-        clean = _clean_probs(_evaluate(model, planner, x, step_time(grid, n, x), process)[0], mask_id)
+        clean = clean_probs(_evaluate(model, planner, x, step_time(grid, n, x), process)[0], mask_id)
         nfe += 1 if planner is None else 2
         fill = clean.argmax(-1) if final_step == "argmax" else sample_categorical(clean, generator)
         x = torch.where(remaining, fill, x)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from difflab.core.broadcast import expand_like
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, noise_like, prepare_grid
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, noise_like, prepare_grid
 
 Variance = Literal["fixed_small", "fixed_large"]
 
@@ -58,7 +58,5 @@ def sample_ddpm(
             r = process.transition_ratio(s, t)
             std = expand_like((sd_t**2 - r**2 * sd_s**2).clamp_min(0.0).sqrt(), x)
         x_new = mean + std * noise_like(process, x, generator) if i < n - 1 else mean
-        x = keep_still(steps.still[i], x, x_new)
-        if callback is not None:
-            callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})
+        x = steps.end_step(i, x, x_new, x0, callback)
     return SampleResult(x, denoiser.nfe - nfe0)

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from difflab.core.broadcast import expand_like
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, prepare_grid
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, prepare_grid
 from difflab.core.samplers.dpm_solver import check_solver_options, exp_coefficients
 
 
@@ -89,11 +89,7 @@ def sample_dpm_solver_singlestep(
         ms, lams = [*ms, m], [*lams, a_t.log() - sd_t.log()]
         scale, c0, c1, c2, h = exp_coefficients(algorithm, a_s, sd_s, start[1], start[2])
         x_new = scale * start[0] + c0 * ms[0] + _group_terms(ms, lams, h, c0, c1, c2, solver_type, sd_s > 0)
-        if process.conditional:
-            x_new = x_new + b_s * y
-        x = keep_still(steps.still[i], x, x_new)
-        if callback is not None:
-            callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})
+        x = steps.end_step(i, x, x_new, x0, callback, shift=y if process.conditional else None)
     return SampleResult(x, denoiser.nfe - nfe0)
 
 

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from difflab.core.broadcast import expand_like
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, prepare_grid
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, prepare_grid
 
 
 def step_orders(n: int, order: int, lower_order_final: bool) -> list[int]:
@@ -130,9 +130,5 @@ def sample_dpm_solver(
         if orders[i] == 3:
             d1, d2 = third_order_terms(ms, lams, h)
             x_new = torch.where(second & (lams[1] != lams[2]), scale * xs + c0 * m + c1 * d1 + c2 * d2, x_new)
-        if process.conditional:
-            x_new = x_new + b_s * y
-        x = keep_still(steps.still[i], x, x_new)
-        if callback is not None:
-            callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})
+        x = steps.end_step(i, x, x_new, x0, callback, shift=y if process.conditional else None)
     return SampleResult(x, denoiser.nfe - nfe0)

@@ -56,7 +56,9 @@ def sample_categorical(probs: Tensor, generator: torch.Generator | None = None) 
     return idx
 
 
-def _prepare(process, x: Tensor, keep_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+def prepare_tokens(process, x: Tensor, keep_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``(x, keep)``: integer tokens ``x`` with every position outside ``keep_mask`` set to [MASK]
+    (absorbing processes), and the boolean ``keep`` mask expanded to ``x``'s shape."""
     if x.is_floating_point():
         raise ValueError(f"x must hold integer token ids, got dtype {x.dtype}")
     if keep_mask is None:
@@ -69,7 +71,7 @@ def _prepare(process, x: Tensor, keep_mask: Tensor | None) -> tuple[Tensor, Tens
     return x.clone(), keep
 
 
-def _clean_probs(logits: Tensor, mask_id: int | None, temperature: float = 1.0) -> Tensor:
+def clean_probs(logits: Tensor, mask_id: int | None, temperature: float = 1.0) -> Tensor:
     """Float64 softmax of the logits with the [MASK] logit at ``-inf`` (SUBS zero-masking)."""
     lg = logits.to(torch.float64)
     if temperature != 1.0:
@@ -127,13 +129,13 @@ def sample_masked(
     if grid.ndim == 0 or grid.shape[0] < 2:
         raise ValueError(f"grid needs at least two times, got shape {tuple(grid.shape)}")
     mask_id = process.mask_id
-    x, keep = _prepare(process, x, keep_mask)
+    x, keep = prepare_tokens(process, x, keep_mask)
     nfe, hits, probs = 0, 0, None
     n = grid.shape[0] - 1
     for i in range(n):
         t, s = step_time(grid, i, x), step_time(grid, i + 1, x)
         if probs is None:
-            probs = _clean_probs(model(x, t), mask_id)
+            probs = clean_probs(model(x, t), mask_id)
             nfe += 1
         else:
             hits += 1
@@ -149,7 +151,7 @@ def sample_masked(
     remaining = (x == mask_id) & ~keep
     if final_step != "none" and bool(remaining.any()):
         if probs is None:
-            probs = _clean_probs(model(x, step_time(grid, n, x)), mask_id)
+            probs = clean_probs(model(x, step_time(grid, n, x)), mask_id)
             nfe += 1
         fill = probs.argmax(-1) if final_step == "argmax" else sample_categorical(probs, generator)
         x = torch.where(remaining, fill, x)
@@ -176,14 +178,19 @@ def _check_gidd_options(
         raise ValueError(f"grid needs at least two times, got shape {tuple(grid.shape)}")
     if corrections < 0:
         raise ValueError(f"self_correction_steps must be >= 0, got {corrections}")
+    _check_correction_options(t0, temperature, tokens_per_step)
+    if not 0.0 <= min_p < 1.0:
+        raise ValueError(f"min_p must be in [0, 1), got {min_p}")
+
+
+def _check_correction_options(t0: float, temperature: float, tokens_per_step: int) -> None:
+    """The self-correction options shared by :func:`sample_gidd` and :func:`gidd_self_correct`."""
     if not 0.0 < t0 < 1.0:
         raise ValueError(f"t0 must be in (0, 1), got {t0}")
     if temperature <= 0.0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if tokens_per_step < 1:
         raise ValueError(f"tokens_per_step must be >= 1, got {tokens_per_step}")
-    if not 0.0 <= min_p < 1.0:
-        raise ValueError(f"min_p must be in [0, 1), got {min_p}")
 
 
 def _fill_masks(
@@ -193,7 +200,7 @@ def _fill_masks(
     remaining = (x == mask_id) & ~keep
     if not bool(remaining.any()):
         return x, 0
-    probs = _min_p_filter(_clean_probs(model(x, t), mask_id), min_p)
+    probs = _min_p_filter(clean_probs(model(x, t), mask_id), min_p)
     fill = probs.argmax(-1) if final_step == "argmax" else sample_categorical(probs, generator)
     return torch.where(remaining, fill, x), 1
 
@@ -236,12 +243,12 @@ def sample_gidd(
     """
     _check_gidd_options(final_step, grid, self_correction_steps, t0, temperature, tokens_per_step, min_p)
     mask_id = getattr(process, "mask_id", None)
-    x, keep = _prepare(process, x, keep_mask)
+    x, keep = prepare_tokens(process, x, keep_mask)
     nfe, n = 0, grid.shape[0] - 1
     probs = None
     for i in range(n):
         t, s = step_time(grid, i, x), step_time(grid, i + 1, x)
-        probs = _min_p_filter(_clean_probs(model(x, t), mask_id), min_p)
+        probs = _min_p_filter(clean_probs(model(x, t), mask_id), min_p)
         nfe += 1
         post = process.posterior_probs(x, probs, s, t)
         x = torch.where(keep, x, sample_categorical(post, generator))
@@ -305,12 +312,7 @@ def gidd_self_correct(
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
-    if not 0.0 < t0 < 1.0:
-        raise ValueError(f"t0 must be in (0, 1), got {t0}")
-    if temperature <= 0.0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if tokens_per_step < 1:
-        raise ValueError(f"tokens_per_step must be >= 1, got {tokens_per_step}")
+    _check_correction_options(t0, temperature, tokens_per_step)
     if patience < 0:
         raise ValueError(f"patience must be >= 0, got {patience}")
     if x.is_floating_point():
@@ -331,7 +333,7 @@ def gidd_self_correct(
             break
         logits = model(x, t_fix)
         nfe += 1
-        p = _clean_probs(logits, mask_id, temperature).reshape(batch, -1, logits.shape[-1])
+        p = clean_probs(logits, mask_id, temperature).reshape(batch, -1, logits.shape[-1])
         z = x.reshape(batch, -1)
         proposal = sample_categorical(p, generator)
         score = p.gather(-1, proposal[..., None])[..., 0]

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from difflab.core.broadcast import expand_like
-from difflab.core.samplers.base import Callback, Denoiser, SampleResult, keep_still, prepare_grid
+from difflab.core.samplers.base import Callback, Denoiser, SampleResult, prepare_grid
 
 
 def unipc_weights(rks: list[Tensor], hh: Tensor, solver_type: str, corrector: bool) -> tuple[Tensor, Tensor]:
@@ -130,11 +130,7 @@ def sample_unipc(
             this_order = 1
         x_new = _unipc_update(xs, x0, hist[1:this_order], lam_t, lam_s, (a_s, sd_s, sd_t), solver_type, None)
         prev = (xs, lam_t, (a_s, sd_s, sd_t), this_order)
-        if process.conditional:
-            x_new = x_new + b_s * y
-        x = keep_still(steps.still[i], x, x_new)
-        if callback is not None:
-            callback({"step": i, "t": steps.s[i], "x": x, "x0": x0})
+        x = steps.end_step(i, x, x_new, x0, callback, shift=y if process.conditional else None)
     return SampleResult(x, denoiser.nfe - nfe0)
 
 
