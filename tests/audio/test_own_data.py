@@ -10,8 +10,7 @@ import soundfile as sf
 
 from difflab.audio.cli import main
 from difflab.core.lightning.checkpoint import find_last_checkpoint
-from difflab.core.testing import readme_commands as own_data_commands
-from difflab.core.testing import user_error_line
+from difflab.core.testing import run_readme_commands, user_error_line
 
 README = Path(__file__).resolve().parents[2] / "audio" / "README.md"
 RATE = 8000  # the smoke configs' model is 16 kHz by default
@@ -89,20 +88,13 @@ def test_the_default_data_is_never_written_into_a_folder_of_other_files(tmp_path
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt", "train"]
 
 
-def readme_commands() -> list[list[str]]:
-    return own_data_commands(README)
-
-
 def test_readme_own_data_commands(tmp_path, monkeypatch):
     """The README's commands for one's own recordings, as written, on the smoke recipe (two steps)."""
-    commands = readme_commands()
-    assert len(commands) <= 4
     monkeypatch.chdir(tmp_path)
     write_own_data(tmp_path / "my", stereo=False)
-    for argv in commands:
-        assert argv[0] == "difflab-audio"
-        argv = ["smoke_sgmse" if a == "sgmse_denoise" else a for a in argv[1:]]
-        argv = [a.replace("outputs/audio/sgmse_denoise", "outputs/audio/smoke_sgmse") for a in argv]
-        assert main(argv) == 0
+    smoke = {"sgmse_denoise": "smoke_sgmse"}
+    run_readme_commands(
+        README, main, "difflab-audio", smoke, {"outputs/audio/sgmse_denoise": "outputs/audio/smoke_sgmse"}
+    )
     written = sorted(p.name for p in (tmp_path / "enhanced").iterdir())
     assert written == ["u0.wav", "u1.wav"] and sf.info(str(tmp_path / "enhanced" / "u0.wav")).samplerate == RATE

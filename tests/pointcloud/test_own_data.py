@@ -10,8 +10,7 @@ import lightning.pytorch  # noqa: F401  (its log handlers bind to the session's 
 import numpy as np
 import pytest
 
-from difflab.core.testing import readme_commands as own_data_commands
-from difflab.core.testing import user_error_line
+from difflab.core.testing import run_readme_commands, user_error_line
 from difflab.pointcloud.cli import main
 
 README = Path(__file__).resolve().parents[2] / "pointcloud" / "README.md"
@@ -152,21 +151,12 @@ def test_a_big_cloud_shows_progress_over_its_patches(monkeypatch, capsys):
     assert "small.ply" not in capsys.readouterr().err  # a small cloud takes few batches: no progress
 
 
-def readme_commands() -> list[list[str]]:
-    return own_data_commands(README)
-
-
 def test_readme_own_data_commands(tmp_path, monkeypatch, capsys):
     """The README's commands from a folder of clean clouds to filtered ones, as written, on the smoke
     recipe (two steps)."""
-    commands = readme_commands()
-    assert len(commands) <= 4
     monkeypatch.chdir(tmp_path)
     write_own_clouds(tmp_path / "my")
-    for argv in commands:
-        assert argv[0] == "difflab-pointcloud"
-        argv = [a.replace("iterativepfn_cgal", "smoke_iterativepfn") for a in argv[1:]]
-        assert main(argv) == 0
+    run_readme_commands(README, main, "difflab-pointcloud", parts={"iterativepfn_cgal": "smoke_iterativepfn"})
     assert sorted(p.name for p in (tmp_path / "filtered").iterdir()) == ["ring.ply", "ring.png", "scan.ply", "scan.png"]
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from difflab.core.testing import readme_commands as own_data_commands
-from difflab.core.testing import user_error_line
+from difflab.core.testing import run_readme_commands, user_error_line
 from difflab.robotics.cli import main
 
 README = Path(__file__).resolve().parents[2] / "robotics" / "README.md"
@@ -96,23 +95,17 @@ def test_bad_arguments_are_one_line(argv, needle, tmp_path, capsys):
     assert not (tmp_path / "o.zarr").exists()
 
 
-def readme_commands() -> list[list[str]]:
-    return own_data_commands(README)
-
-
 def test_readme_own_data_commands(tmp_path, monkeypatch, capsys):
     """The README's commands for one's own replay buffer, as written, on the smoke recipe (two
     steps) and one evaluation episode."""
-    commands = readme_commands()
-    assert len(commands) <= 4
     monkeypatch.chdir(tmp_path)
     collect(tmp_path / "my.zarr")
-    for argv in commands:
-        assert argv[0] == "difflab-robotics"
-        argv = [a.replace("diffusion_policy_push", "smoke_diffusion_policy") for a in argv[1:]]
-        argv = ["1" if a == "50" else a for a in argv]
-        with pytest.warns(UserWarning) if argv[0] == "fit" else contextlib.nullcontext():
-            assert main(argv) == 0
+    smoke = {"diffusion_policy_push": "smoke_diffusion_policy"}
+
+    def fit_warns(argv: list[str]):
+        return pytest.warns(UserWarning) if argv[0] == "fit" else contextlib.nullcontext()
+
+    run_readme_commands(README, main, "difflab-robotics", {"50": "1"}, smoke, around=fit_warns)
     assert f"{TASK}: 1 episodes" in capsys.readouterr().out
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from difflab.core.testing import readme_commands as own_data_commands
-from difflab.core.testing import user_error_line
+from difflab.core.testing import run_readme_commands, user_error_line
 from difflab.text.cli import main
 
 README = Path(__file__).resolve().parents[2] / "text" / "README.md"
@@ -143,21 +142,12 @@ def test_evaluate_bound_is_the_elbo_of_the_model(small_tokenizer):
         assert abs(result.nll - total / count) < 4 * result.stderr + 0.02
 
 
-def readme_commands() -> list[list[str]]:
-    return own_data_commands(README)
-
-
 def test_readme_own_data_commands(tmp_path, monkeypatch, capsys):
     """The README's commands for one's own corpus, as written, with the smoke config and small counts."""
-    commands = readme_commands()
-    assert len(commands) <= 4
     monkeypatch.chdir(tmp_path)
     corpus(tmp_path / "my_corpus.txt")
     corpus(tmp_path / "my_heldout.txt", 20, offset=5)
     small = {"8000": str(VOCAB), "64": "2", "4": "2", "8": "2"}
-    for argv in commands:
-        assert argv[0] == "difflab-text"
-        argv = [small.get(a, a.replace("mdlm_kjv", "smoke_mdlm")) for a in argv[1:]]
-        assert main(argv) == 0
+    run_readme_commands(README, main, "difflab-text", small, {"mdlm_kjv": "smoke_mdlm"})
     out = capsys.readouterr().out
     assert "MaskedDiffusionLM: perplexity <= " in out and Path("samples.jsonl").is_file()

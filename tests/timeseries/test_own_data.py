@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from difflab.core.testing import readme_commands as own_data_commands
-from difflab.core.testing import user_error_line
+from difflab.core.testing import run_readme_commands, user_error_line
 from difflab.timeseries.cli import main
 
 README = Path(__file__).resolve().parents[2] / "timeseries" / "README.md"
@@ -150,22 +149,12 @@ def test_the_smallest_file_holds_a_window_in_every_split(tmp_path):
     assert (dm.num_series, dm.series_names, dm.frequency) == (3, SERIES, "D")
 
 
-def readme_commands() -> list[list[str]]:
-    return own_data_commands(README)
-
-
 def test_readme_own_data_commands(tmp_path, monkeypatch):
     """The README's commands for one's own CSV, as written, on the smoke recipe (two steps) and four
     sample paths."""
-    commands = readme_commands()
-    assert len(commands) <= 4
     monkeypatch.chdir(tmp_path)
     write_wide(tmp_path / "my.csv", daily_frame())
-    for argv in commands:
-        assert argv[0] == "difflab-timeseries"
-        argv = [a.replace("spd_gp_taylor", "smoke_spd") for a in argv[1:]]
-        argv = ["4" if a == "100" else a for a in argv]
-        assert main(argv) == 0
+    run_readme_commands(README, main, "difflab-timeseries", {"100": "4"}, {"spd_gp_taylor": "smoke_spd"})
     written = list(tmp_path.glob("*/forecast.csv"))
     assert len(written) == 1 and len(forecast_rows(written[0])) == 48 * 3
 

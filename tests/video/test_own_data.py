@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from difflab.core.testing import readme_commands as own_data_commands
+from difflab.core.testing import run_readme_commands
 from difflab.video.cli import main
 
 README = Path(__file__).resolve().parents[2] / "video" / "README.md"
@@ -117,21 +117,14 @@ def test_a_checkpoint_of_other_classes_is_refused(tmp_path, monkeypatch, capsys)
     assert "['close', 'open', 'wave']" in err and "backflip" in err
 
 
-def readme_commands() -> list[list[str]]:
-    return own_data_commands(README)
-
-
 def test_readme_own_data_commands(tmp_path, monkeypatch):
     """The README's commands for one's own data, as written, on the smoke recipe (two steps)."""
-    commands = readme_commands()
-    assert len(commands) <= 4
     monkeypatch.chdir(tmp_path)
     write_own_data(tmp_path / "my")
-    for argv in commands:
-        assert argv[0] == "difflab-video"
-        argv = ["smoke_difftad" if a == "difftad_mocap" else a for a in argv[1:]]
-        argv = [a.replace("outputs/video/difftad_mocap", "outputs/video/smoke_difftad") for a in argv]
-        assert main(argv) == 0
+    smoke = {"difftad_mocap": "smoke_difftad"}
+    run_readme_commands(
+        README, main, "difflab-video", smoke, {"outputs/video/difftad_mocap": "outputs/video/smoke_difftad"}
+    )
     results = json.loads((tmp_path / "detections.json").read_text())["results"]
     assert len(results) == 10
     written = list((tmp_path / "outputs/video/smoke_difftad").glob("lightning_logs/*/samples/test_detections.json"))

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from difflab.core.testing import readme_commands as own_data_commands
-from difflab.core.testing import user_error_line
+from difflab.core.testing import run_readme_commands, user_error_line
 from difflab.vision.cli import main
 
 README = Path(__file__).resolve().parents[2] / "vision" / "README.md"
@@ -88,20 +87,12 @@ def test_a_paired_folder_of_another_factor_names_it(tmp_path, monkeypatch, capsy
     assert "DIV2K_" in err and "--data.init_args.scale 2" in err
 
 
-def readme_commands() -> list[list[str]]:
-    return own_data_commands(README)
-
-
 def test_readme_own_data_commands(tmp_path, monkeypatch):
     """The README's commands for one's own images, as written, on the smoke recipe (two steps)."""
-    commands = readme_commands()
-    assert len(commands) <= 4
     monkeypatch.chdir(tmp_path)
     write_own_data(tmp_path / "my")
     Image.fromarray((np.random.default_rng(1).random((13, 17, 3)) * 255).astype(np.uint8)).save("photo.png")
-    for argv in commands:
-        assert argv[0] == "difflab-vision"
-        argv = ["smoke_resshift" if a == "resshift4_photos_x2" else a for a in argv[1:]]
-        argv = [a.replace("outputs/vision/resshift4_photos_x2", "outputs/vision/smoke_resshift") for a in argv]
-        assert main(argv) == 0
+    smoke = {"resshift4_photos_x2": "smoke_resshift"}
+    outputs = {"outputs/vision/resshift4_photos_x2": "outputs/vision/smoke_resshift"}
+    run_readme_commands(README, main, "difflab-vision", smoke, outputs)
     assert Image.open(tmp_path / "photo_x2.png").size == (17 * 4, 13 * 4)  # the smoke config is x4

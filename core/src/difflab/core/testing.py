@@ -4,6 +4,8 @@
   line on stderr (``difflab-<pkg>: error: <what>: <problem>``), never a traceback.
 * :func:`readme_commands`: the shell commands of a README's fenced ``bash`` block after a marker
   comment, split as a shell would, so that a test can run what the README tells a user to paste.
+* :func:`run_readme_commands`: run those commands through a package's ``main`` as pasted, with the
+  test's stand-ins (a smoke config for the recipe, small counts), each of which must exit 0.
 * :func:`kdiffusion_sampling`: k-diffusion's ``sampling`` module, the oracle of the samplers' parity tests
   and benchmark, loaded on its own (the package's ``__init__`` imports far more than the samplers need).
 
@@ -58,6 +60,38 @@ def readme_commands(readme: Path, marker: str = "<!-- own-data -->") -> list[lis
     if found is None:
         raise ValueError(f"{readme}: no ```bash block after {marker}")
     return [shlex.split(line) for line in found.group(1).strip().splitlines()]
+
+
+def run_readme_commands(
+    readme: Path,
+    main: Callable[[list[str]], Any],
+    prog: str,
+    words: dict[str, str] | None = None,
+    parts: dict[str, str] | None = None,
+    around: Callable[[list[str]], Any] | None = None,
+) -> list[list[str]]:
+    """Run a README's own-data commands (:func:`readme_commands`, one to four) through ``main``.
+
+    Each command must start with ``prog``. Before it runs, an argument equal to a key of ``words`` is
+    replaced whole, then every key of ``parts`` inside an argument is replaced (the test's stand-ins:
+    the smoke config for the recipe, small counts). ``around(argv)``, if given, is a context manager
+    entered around the call (for a warning the command must give). Every command must return 0;
+    returns the commands as run.
+    """
+    import contextlib
+
+    commands = readme_commands(readme)
+    assert 1 <= len(commands) <= 4, f"{readme}: {len(commands)} own-data commands, want 1 to 4"
+    ran = []
+    for argv in commands:
+        assert argv[0] == prog, f"{readme}: {argv[0]!r} is not {prog}"
+        args = [(words or {}).get(a, a) for a in argv[1:]]
+        for old, new in (parts or {}).items():
+            args = [a.replace(old, new) for a in args]
+        with around(args) if around is not None else contextlib.nullcontext():
+            assert main(args) == 0, args
+        ran.append(args)
+    return ran
 
 
 def kdiffusion_sampling() -> types.ModuleType | None:
