@@ -14,21 +14,12 @@ live in :mod:`difflab.audio.inference`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from difflab.core.cli import Command, exit_code, run_cli
+from difflab.core.cli import PackageCLI
 
 DESCRIPTION = (
     "difflab-audio: diffusion speech enhancement and dereverberation (SGMSE+, StoRM, predictive baseline) "
     "on VoiceBank-DEMAND style folders or the offline default data (synthetic speech + real noise / simulated rooms)."
 )
-
-
-DEMO = Command(
-    "difflab.audio.demo:main",
-    "train briefly on the default data, enhance real-speech test mixtures, write wavs, a figure, a metric table",
-)
-"""The ``demo`` verb: named, not imported, so the command line never depends on the demo."""
 
 
 def enhance_command(argv: list[str]) -> int:
@@ -144,26 +135,18 @@ HARMLESS_WARNINGS = (r"You have overridden `on_after_batch_transfer` in `Lightni
 batches into spectrograms there on purpose, :class:`~difflab.audio.models.base.SpeechEnhancer`)."""
 
 
-def main(args: Sequence[str] | None = None) -> int:
-    import warnings
-
-    for pattern in HARMLESS_WARNINGS:
-        warnings.filterwarnings("ignore", message=pattern)
-    from difflab.audio.data.datamodule import DefaultSpeechDataModule, SpeechDataModule
-    from difflab.audio.models.base import SpeechEnhancer
-    from difflab.audio.models.sgmse import SGMSE
-
-    result = run_cli(
-        SpeechEnhancer,
-        SpeechDataModule,
-        package="audio",
-        args=args,
-        extra_commands={"demo": DEMO, "enhance": enhance_command, "make-dataset": make_dataset_command},
-        model_default=SGMSE,
-        datamodule_default=DefaultSpeechDataModule,
-        description=DESCRIPTION,
-    )
-    return exit_code(result)
+main = PackageCLI(
+    "audio",
+    DESCRIPTION,
+    {"enhance": enhance_command, "make-dataset": make_dataset_command},
+    "train briefly on the default data, enhance real-speech test mixtures, write wavs, a figure, a metric table",
+    model="difflab.audio.models.base:SpeechEnhancer",
+    datamodule="difflab.audio.data.datamodule:SpeechDataModule",
+    model_default="difflab.audio.models.sgmse:SGMSE",
+    datamodule_default="difflab.audio.data.datamodule:DefaultSpeechDataModule",
+    ignore_warnings=HARMLESS_WARNINGS,
+).main
+"""``difflab-audio``: the package's command line (Lightning verbs and the domain verbs)."""
 
 
 if __name__ == "__main__":

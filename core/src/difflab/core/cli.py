@@ -1,16 +1,17 @@
 """The command line every difflab package shares, and ``difflab-core`` itself.
 
-:func:`run_cli` is the one helper each domain's ``cli.py`` calls::
+Each domain's ``cli.py`` declares its command line with :class:`PackageCLI` and parses the
+arguments of its own verbs; nothing else::
 
-    DEMO = Command("difflab.audio.demo:main", "train briefly and enhance the test mixtures")
+    main = PackageCLI(
+        "audio", DESCRIPTION, {"enhance": enhance_command}, "train briefly and enhance the test mixtures",
+        model="difflab.audio.models.base:SpeechEnhancer", model_default="difflab.audio.models.sgmse:SGMSE",
+    ).main
 
-    def main(args=None):
-        return exit_code(run_cli(SpeechEnhancer, SpeechDataModule, package="audio", args=args,
-                                 extra_commands={"demo": DEMO, "enhance": enhance_command}))
-
-It runs ``LightningCLI`` in subclass mode, so a config's ``model.class_path`` / ``data.class_path``
-picks the method and the data module (any subclass of the two base classes), with the Lightning
-verbs ``fit``, ``validate``, ``test`` and ``predict``:
+:meth:`PackageCLI.main` calls :func:`run_cli`, which runs ``LightningCLI`` in subclass mode, so a
+config's ``model.class_path`` / ``data.class_path`` picks the method and the data module (any
+subclass of the two base classes), with the Lightning verbs ``fit``, ``validate``, ``test`` and
+``predict``:
 
 * ``--config NAME`` (or ``-c NAME``, repeatable, composed left to right) accepts a file path or the
   name of a config shipped with the package: ``difflab/<package>/configs/NAME.yaml``, or the unique
@@ -40,7 +41,7 @@ verbs ``fit``, ``validate``, ``test`` and ``predict``:
   with a line of the last validation metrics. Lightning's tips and known-harmless third-party
   warnings are not shown (:mod:`difflab.core.quiet`).
 
-``difflab-core`` (:func:`main`) is the toy instance: :class:`~difflab.core.lightning.toy.ToyDiffusion`
+``difflab-core`` (``main``) is the toy instance: :class:`~difflab.core.lightning.toy.ToyDiffusion`
 on :class:`~difflab.core.lightning.data.ToyDataModule` by default, plus ``demo``.
 """
 
@@ -337,30 +338,74 @@ def exit_code(result: Any) -> int:
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
+# ---------------------------------------------------------------------------------------------------- declared
+def _named_class(target: str) -> type:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class PackageCLI:
+    """A package's command line, declared in its ``cli.py``: ``main = PackageCLI(...).main``.
+
+    Classes are named ``"module:Class"`` and imported only when the command line runs, so a domain
+    verb's ``--help`` imports neither Lightning nor the models.
+
+    Args:
+        package: ``audio``, ``vision``, ...: the program is ``difflab-<package>``.
+        description: text at the top of ``--help``.
+        verbs: the domain verbs ``{name: fn(argv)}`` (:func:`run_cli`'s ``extra_commands``).
+        demo: one-line help of the ``demo`` verb, ``difflab.<package>.demo:main``, which is named, not
+            imported (:class:`Command`), so the command line never depends on the demo.
+        model, datamodule: base classes a config's ``class_path`` may pick a subclass of.
+        model_default, datamodule_default: the classes used when a config names none.
+        links: settings the data decides (:func:`run_cli`'s ``links``).
+        ignore_warnings: message patterns of warnings the package knows to be harmless.
+    """
+
+    package: str
+    description: str
+    verbs: dict[str, Callable[[list[str]], Any]]
+    demo: str
+    model: str = "difflab.core.lightning:TrainedModule"
+    datamodule: str = "lightning.pytorch:LightningDataModule"
+    model_default: str | None = None
+    datamodule_default: str | None = None
+    links: Sequence[tuple[str, str]] = ()
+    ignore_warnings: Sequence[str] = ()
+
+    def main(self, args: Sequence[str] | None = None) -> int:
+        """Run ``difflab-<package>`` on ``args`` (``sys.argv[1:]`` if None); returns the exit status."""
+        import warnings
+
+        for pattern in self.ignore_warnings:
+            warnings.filterwarnings("ignore", message=pattern)
+        demo = Command(f"difflab.{self.package}.demo:main", self.demo)
+        result = run_cli(
+            _named_class(self.model),
+            _named_class(self.datamodule),
+            package=self.package,
+            args=args,
+            extra_commands={**self.verbs, "demo": demo},
+            model_default=_named_class(self.model_default) if self.model_default else None,
+            datamodule_default=_named_class(self.datamodule_default) if self.datamodule_default else None,
+            description=self.description,
+            links=self.links,
+        )
+        return exit_code(result)
+
+
 # ---------------------------------------------------------------------------------------------------- difflab-core
-DEMO = Command(
-    "difflab.core.demo:main",
+main = PackageCLI(
+    "core",
+    "difflab-core: diffusion on 2-D toy data (Gaussian mixture, two moons) with any core sampler.",
+    {},
     "train the toy model on the 8-mode mixture (about a minute on CPU) and plot samples of every sampler",
-)
-
-
-def main(args: Sequence[str] | None = None) -> int:
-    """``difflab-core``: toy diffusion on 2-D data through the shared command line."""
-    from lightning.pytorch import LightningDataModule
-
-    from difflab.core.lightning import DiffusionModule, ToyDataModule, ToyDiffusion
-
-    result = run_cli(
-        DiffusionModule,
-        LightningDataModule,
-        package="core",
-        args=args,
-        extra_commands={"demo": DEMO},
-        model_default=ToyDiffusion,
-        datamodule_default=ToyDataModule,
-        description="difflab-core: diffusion on 2-D toy data (Gaussian mixture, two moons) with any core sampler.",
-    )
-    return exit_code(result)
+    model="difflab.core.lightning:DiffusionModule",
+    model_default="difflab.core.lightning:ToyDiffusion",
+    datamodule_default="difflab.core.lightning:ToyDataModule",
+).main
+"""``difflab-core``: toy diffusion on 2-D data through the shared command line."""
 
 
 if __name__ == "__main__":

@@ -16,10 +16,9 @@ This module parses arguments only; loading and the verbs live in :mod:`difflab.p
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from difflab.core.cli import Command, exit_code, run_cli
+from difflab.core.cli import PackageCLI
 
 DESCRIPTION = (
     "difflab-pointcloud: point-cloud generation (Point Straight Flow: flow -> reflow -> one-step distillation; "
@@ -148,34 +147,16 @@ LINKS = [("data.patch_size", "model.init_args.patch_size")]
 """What the data decides: the filters' patch size (points per patch), given by the filtering data
 module to the model when both are built (and recorded in its checkpoint)."""
 
-DEMO = Command(
-    "difflab.pointcloud.demo:main",
+VERBS = {"sample": sample_main, "denoise": denoise_main, "make-pairs": make_pairs_main, "nll": nll_main}
+
+main = PackageCLI(
+    "pointcloud",
+    DESCRIPTION,
+    VERBS,
     "train briefly, sample with 1 and many steps, denoise noisy shapes and real scans, print the metric table",
-)
-"""The ``demo`` verb: named, not imported, so the command line never depends on the demo."""
-
-
-def main(args: list[str] | None = None) -> int:
-    from lightning.pytorch import LightningDataModule
-
-    from difflab.core.lightning import TrainedModule
-
-    result = run_cli(
-        TrainedModule,
-        LightningDataModule,
-        package="pointcloud",
-        args=sys.argv[1:] if args is None else args,
-        extra_commands={
-            "sample": sample_main,
-            "denoise": denoise_main,
-            "make-pairs": make_pairs_main,
-            "nll": nll_main,
-            "demo": DEMO,
-        },
-        description=DESCRIPTION,
-        links=LINKS,
-    )
-    return exit_code(result)
+    links=LINKS,
+).main
+"""``difflab-pointcloud``: the package's command line (Lightning verbs and the domain verbs)."""
 
 
 if __name__ == "__main__":

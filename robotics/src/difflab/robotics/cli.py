@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from difflab.core.cli import Command, exit_code, run_cli
+from difflab.core.cli import PackageCLI
 from difflab.core.verbs import VerbParser, check_output, count, non_negative_float, positive_float
 
 DESCRIPTION = (
@@ -116,26 +116,14 @@ def eval_main(argv: list[str]) -> int:
     return evaluate_checkpoint(options.pop("ckpt"), **options)
 
 
-DEMO = Command(
-    "difflab.robotics.demo:main",
+main = PackageCLI(
+    "robotics",
+    DESCRIPTION,
+    {"collect": collect_main, "eval": eval_main},
     "collect demos, train briefly, compare full sampling, DDIM, RTI-DP and BC, write figures",
-)
-"""The ``demo`` verb: named, not imported, so the command line never depends on the demo."""
-
-
-def main(args: list[str] | None = None) -> int:
-    from difflab.core.lightning import TrainedModule
-    from difflab.robotics.data import DemoDataModule
-
-    result = run_cli(
-        TrainedModule,
-        DemoDataModule,
-        package="robotics",
-        args=args,
-        extra_commands={"collect": collect_main, "eval": eval_main, "demo": DEMO},
-        description=DESCRIPTION,
-    )
-    return exit_code(result)
+    datamodule="difflab.robotics.data:DemoDataModule",
+).main
+"""``difflab-robotics``: the package's command line (Lightning verbs and the domain verbs)."""
 
 
 if __name__ == "__main__":

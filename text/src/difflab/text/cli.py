@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import codecs
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from difflab.core.cli import Command
+from difflab.core.cli import PackageCLI
 from difflab.core.verbs import VerbParser, check_output, count, existing_file, sampler_option
 
 DESCRIPTION = (
@@ -216,41 +214,25 @@ def make_seq2seq_data_main(argv: list[str]) -> int:
     return 0
 
 
-DEMO = Command(
-    "difflab.text.demo:main",
+VERBS = {
+    "train-tokenizer": train_tokenizer_main,
+    "generate": generate_main,
+    "evaluate": evaluate_main,
+    "seq2seq": seq2seq_main,
+    "make-seq2seq-data": make_seq2seq_data_main,
+}
+
+main = PackageCLI(
+    "text",
+    DESCRIPTION,
+    VERBS,
     "train masked diffusion and the AR baseline briefly on the KJV; samples and gen-PPL against steps",
-)
-"""The ``demo`` verb: named, not imported, so the command line never depends on the demo."""
-
-
-def main(args: Sequence[str] | None = None) -> int:
-    from lightning.pytorch import LightningDataModule
-
-    from difflab.core.cli import exit_code, run_cli
-    from difflab.core.lightning import TrainedModule
-    from difflab.text.data.lm import LMDataModule
-    from difflab.text.models.mdlm import MaskedDiffusionLM
-
-    result = run_cli(
-        TrainedModule,
-        LightningDataModule,
-        package="text",
-        args=args,
-        extra_commands={
-            "train-tokenizer": train_tokenizer_main,
-            "generate": generate_main,
-            "evaluate": evaluate_main,
-            "seq2seq": seq2seq_main,
-            "make-seq2seq-data": make_seq2seq_data_main,
-            "demo": DEMO,
-        },
-        model_default=MaskedDiffusionLM,
-        datamodule_default=LMDataModule,
-        description=DESCRIPTION,
-        links=LINKS,
-    )
-    return exit_code(result)
+    model_default="difflab.text.models.mdlm:MaskedDiffusionLM",
+    datamodule_default="difflab.text.data.lm:LMDataModule",
+    links=LINKS,
+).main
+"""``difflab-text``: the package's command line (Lightning verbs and the domain verbs)."""
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

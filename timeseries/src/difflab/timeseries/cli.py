@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
-from difflab.core.cli import Command, exit_code, run_cli
+from difflab.core.cli import PackageCLI
 from difflab.core.verbs import VerbParser, check_output, count, existing_path, positive_float, sampler_option
 
 DESCRIPTION = (
@@ -81,13 +80,6 @@ def forecast_main(argv: list[str]) -> int:
     check_output(ns.out, ns.overwrite)
     options = {k: v for k, v in vars(ns).items() if k not in ("data", "out", "ckpt", "overwrite", "debug")}
     return forecast(str(ns.data), ns.out, ns.ckpt, **options)
-
-
-DEMO = Command(
-    "difflab.timeseries.demo:main",
-    "train briefly on the default data, score the held-out period against the baselines, write fan charts",
-)
-"""The ``demo`` verb: named, not imported, so the command line never depends on the demo."""
 
 
 def online_main(argv: list[str]) -> int:
@@ -160,22 +152,17 @@ lengths, given by the data module to the model when both are built (and recorded
 see :mod:`difflab.timeseries.models.data_settings`)."""
 
 
-def main(args: list[str] | None = None) -> int:
-
-    from difflab.timeseries.data.datamodule import ForecastDataModule
-    from difflab.timeseries.models.spd import StochasticProcessDiffusion
-
-    result = run_cli(
-        StochasticProcessDiffusion,
-        ForecastDataModule,
-        package="timeseries",
-        args=sys.argv[1:] if args is None else args,
-        extra_commands={"forecast": forecast_main, "demo": DEMO, "online": online_main, "nll": nll_main},
-        datamodule_default=ForecastDataModule,
-        description=DESCRIPTION,
-        links=LINKS,
-    )
-    return exit_code(result)
+main = PackageCLI(
+    "timeseries",
+    DESCRIPTION,
+    {"forecast": forecast_main, "online": online_main, "nll": nll_main},
+    "train briefly on the default data, score the held-out period against the baselines, write fan charts",
+    model="difflab.timeseries.models.spd:StochasticProcessDiffusion",
+    datamodule="difflab.timeseries.data.datamodule:ForecastDataModule",
+    datamodule_default="difflab.timeseries.data.datamodule:ForecastDataModule",
+    links=LINKS,
+).main
+"""``difflab-timeseries``: the package's command line (Lightning verbs and the domain verbs)."""
 
 
 if __name__ == "__main__":

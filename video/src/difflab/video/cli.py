@@ -15,10 +15,9 @@ This module parses arguments only; loading and the verbs live in :mod:`difflab.v
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from difflab.core.cli import Command, exit_code, run_cli
+from difflab.core.cli import PackageCLI
 from difflab.core.verbs import VerbParser, check_output, count, existing_path, positive_float, sampler_option
 
 DESCRIPTION = (
@@ -108,13 +107,6 @@ def detect_main(argv: list[str]) -> int:
     return detect(options.pop("features"), options.pop("ckpt"), **options)
 
 
-DEMO = Command(
-    "difflab.video.demo:main",
-    "train briefly on the mocap default data, detect on held-out videos, print mAP, draw timelines",
-)
-"""The ``demo`` verb: named, not imported, so the command line never depends on the demo."""
-
-
 LINKS = [
     ("data.input_dim", "model.init_args.network.init_args.input_dim"),
     ("data.num_classes", "model.init_args.network.init_args.num_classes"),
@@ -124,23 +116,15 @@ LINKS = [
 module when a run starts (:meth:`~difflab.video.models.common.TADMixin.setup`) and kept in the checkpoint."""
 
 
-def main(args: list[str] | None = None) -> int:
-    from lightning.pytorch import LightningDataModule
-
-    from difflab.core.lightning import TrainedModule
-    from difflab.video.data.datamodule import MocapTADDataModule
-
-    result = run_cli(
-        TrainedModule,
-        LightningDataModule,
-        package="video",
-        args=sys.argv[1:] if args is None else args,
-        extra_commands={"make-dataset": make_dataset_main, "detect": detect_main, "demo": DEMO},
-        datamodule_default=MocapTADDataModule,
-        description=DESCRIPTION,
-        links=LINKS,
-    )
-    return exit_code(result)
+main = PackageCLI(
+    "video",
+    DESCRIPTION,
+    {"make-dataset": make_dataset_main, "detect": detect_main},
+    "train briefly on the mocap default data, detect on held-out videos, print mAP, draw timelines",
+    datamodule_default="difflab.video.data.datamodule:MocapTADDataModule",
+    links=LINKS,
+).main
+"""``difflab-video``: the package's command line (Lightning verbs and the domain verbs)."""
 
 
 if __name__ == "__main__":

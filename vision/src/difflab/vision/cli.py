@@ -12,21 +12,12 @@ parses arguments only; loading and the verbs live in :mod:`difflab.vision.infere
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from difflab.core.cli import Command, exit_code, run_cli
+from difflab.core.cli import PackageCLI
 
 DESCRIPTION = (
     "difflab-vision: diffusion image super-resolution (ResShift, SR3, InvSR-style start, "
     "SAM-DiffSR-style region-modulated noise) on BasicSR-style folders or the offline default photographs."
 )
-
-
-DEMO = Command(
-    "difflab.vision.demo:main",
-    "train ResShift briefly on the default photographs, upscale held-out images, write crops and a metric table",
-)
-"""The ``demo`` verb: named, not imported, so the command line never depends on the demo."""
 
 
 def upscale_command(argv: list[str]) -> int:
@@ -76,23 +67,17 @@ def upscale_command(argv: list[str]) -> int:
     return upscale_files(options.pop("input"), options.pop("output"), options.pop("ckpt"), **options)
 
 
-def main(args: Sequence[str] | None = None) -> int:
-
-    from difflab.vision.data.datamodule import SRDataModule
-    from difflab.vision.models.base import SRDiffusion
-    from difflab.vision.models.resshift import ResShiftSR
-
-    result = run_cli(
-        SRDiffusion,
-        SRDataModule,
-        package="vision",
-        args=args,
-        extra_commands={"demo": DEMO, "upscale": upscale_command},
-        model_default=ResShiftSR,
-        datamodule_default=SRDataModule,
-        description=DESCRIPTION,
-    )
-    return exit_code(result)
+main = PackageCLI(
+    "vision",
+    DESCRIPTION,
+    {"upscale": upscale_command},
+    "train ResShift briefly on the default photographs, upscale held-out images, write crops and a metric table",
+    model="difflab.vision.models.base:SRDiffusion",
+    datamodule="difflab.vision.data.datamodule:SRDataModule",
+    model_default="difflab.vision.models.resshift:ResShiftSR",
+    datamodule_default="difflab.vision.data.datamodule:SRDataModule",
+).main
+"""``difflab-vision``: the package's command line (Lightning verbs and the domain verbs)."""
 
 
 if __name__ == "__main__":

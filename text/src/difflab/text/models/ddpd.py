@@ -42,7 +42,6 @@ from torch import Tensor
 from difflab.core.discrete_losses import antithetic_times
 from difflab.core.errors import UserError
 from difflab.core.processes.discrete import UniformDiffusion
-from difflab.core.samplers.base import SampleResult
 from difflab.core.samplers.ddpd import DDPDSchedule
 from difflab.text.models.mdlm import MaskedDiffusionLM
 from difflab.text.networks.transformer import DiffusionTransformer
@@ -177,43 +176,18 @@ class DDPDLM(MaskedDiffusionLM):
         return 0.0, 0  # nothing to log: no bound (see NO_BOUND)
 
     # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
-    def generate(
+    def generate_options(
         self,
-        num: int,
-        length: int,
-        *,
-        steps: int | None = None,
-        prefix: Tensor | None = None,
-        x: Tensor | None = None,
-        keep_mask: Tensor | None = None,
         cache: bool | None = None,
-        generator: torch.Generator | None = None,
-        callback=None,
         schedule: DDPDSchedule | None = None,
         planner_temperature: float | None = None,
-    ) -> SampleResult:
-        """As :meth:`MaskedDiffusionLM.generate` with DDPD's sampler from uniform tokens (``cache`` is
-        ignored); ``schedule`` and ``planner_temperature`` default to the module's."""
-        if x is None:  # uniform tokens from the caller's generator (start_tokens would use the global one)
-            x = self.process.prior_sample((num, length), generator=generator, device=self.device)
-            keep_mask = torch.zeros_like(x, dtype=torch.bool)
-            if prefix is not None:
-                p = prefix.to(self.device).expand(num, -1) if prefix.ndim == 1 else prefix.to(self.device)
-                if p.shape[1] + 1 >= length:
-                    raise ValueError(f"prefix of {p.shape[1]} tokens leaves nothing to generate in {length}")
-                x[:, 1 : 1 + p.shape[1]] = p
-                keep_mask[:, 1 : 1 + p.shape[1]] = True
-        x, keep_mask = self.start_tokens(num, length, None, x, keep_mask)
-        return self.run_discrete(
-            x,
-            keep_mask,
-            steps,
-            generator,
-            callback,
-            schedule=schedule or self.sample_schedule,
-            planner_temperature=planner_temperature or self.planner_temperature,
-        )
+    ) -> dict[str, Any]:
+        """DDPD's sampler options, ``schedule`` and ``planner_temperature`` (default the module's);
+        ``cache`` is ignored. The start is uniform tokens drawn with the caller's generator."""
+        return {
+            "schedule": schedule or self.sample_schedule,
+            "planner_temperature": planner_temperature or self.planner_temperature,
+        }
 
 
 __all__ = ["DDPDLM", "NO_BOUND"]

@@ -28,7 +28,6 @@ from torch import Tensor
 
 from difflab.core.discrete_losses import antithetic_times, gidd_elbo
 from difflab.core.processes.discrete import GIDD
-from difflab.core.samplers.base import SampleResult
 from difflab.text.models.mdlm import MaskedDiffusionLM
 
 GIDD_EPS = GIDD.sample_eps
@@ -120,25 +119,11 @@ class GIDDLM(MaskedDiffusionLM):
         logits = self.network(x_t, t, am)
         return gidd_elbo(logits, x0, x_t, t, self.process, am, weighting="elbo", reduction="none")
 
-    @torch.no_grad()
-    def generate(
-        self,
-        num: int,
-        length: int,
-        *,
-        steps: int | None = None,
-        prefix: Tensor | None = None,
-        x: Tensor | None = None,
-        keep_mask: Tensor | None = None,
-        cache: bool | None = None,
-        generator: torch.Generator | None = None,
-        callback=None,
-        self_correction_steps: int | None = None,
-    ) -> SampleResult:
-        """As :meth:`MaskedDiffusionLM.generate`, with GIDD's sampler (``cache`` is ignored)."""
-        x, keep_mask = self.start_tokens(num, length, prefix, x, keep_mask)
+    def generate_options(self, cache: bool | None = None, self_correction_steps: int | None = None) -> dict[str, Any]:
+        """GIDD's sampler options: ``min_p`` and ``self_correction_steps`` (default the module's);
+        ``cache`` is ignored (every step changes tokens)."""
         sc = self.self_correction_steps if self_correction_steps is None else self_correction_steps
-        return self.run_discrete(x, keep_mask, steps, generator, callback, min_p=self.min_p, self_correction_steps=sc)
+        return {"min_p": self.min_p, "self_correction_steps": sc}
 
 
 __all__ = ["GIDDLM"]

@@ -139,39 +139,29 @@ class HyperscheduleLM(MaskedDiffusionLM):
         """Per-position levels ``(steps + 1, length)`` of MDLM's grid ``linspace(1, 1e-5, steps + 1)``."""
         return self.hyperschedule.grid(self.process.default_grid("masked", steps), length)
 
-    @torch.no_grad()
-    def generate(
-        self,
-        num: int,
-        length: int,
-        *,
-        steps: int | None = None,
-        prefix: Tensor | None = None,
-        x: Tensor | None = None,
-        keep_mask: Tensor | None = None,
-        cache: bool | None = None,
-        correction: float | None = None,
-        generator: torch.Generator | None = None,
-        callback=None,
+    def sample_tokens(
+        self, x: Tensor, keep_mask: Tensor, steps: int | None, generator, callback, **options: Any
     ) -> SampleResult:
-        """Sample ``num`` blocks of ``length`` tokens with ACS on the hyperschedule's grid.
-
-        Args as :meth:`MaskedDiffusionLM.generate`; ``correction``: ACS's eta (default the module's).
-        """
-        x, keep_mask = self.start_tokens(num, length, prefix, x, keep_mask)
-        grid = self.sampling_grid(steps or self.sample_steps, length)
+        """ACS on the hyperschedule's grid from ``(x, keep_mask)`` (what :meth:`generate` runs)."""
+        grid = self.sampling_grid(steps or self.sample_steps, x.shape[1])
         with eval_mode(self):
             return sample_adaptive_correction(
                 self.model_fn(),
                 self.process,
                 x,
                 grid,
-                correction=self.correction if correction is None else correction,
                 generator=generator,
                 callback=callback,
-                cache=self.cache if cache is None else cache,
                 keep_mask=keep_mask,
+                **self.generate_options(**options),
             )
+
+    def generate_options(self, cache: bool | None = None, correction: float | None = None) -> dict[str, Any]:
+        """ACS's options: ``cache`` and ``correction`` (eta), each defaulting to the module's."""
+        return {
+            "cache": self.cache if cache is None else cache,
+            "correction": self.correction if correction is None else correction,
+        }
 
 
 __all__ = ["HyperscheduleLM"]

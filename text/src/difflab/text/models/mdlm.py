@@ -222,16 +222,23 @@ class MaskedDiffusionLM(HeldOutNLL, TokenizerMixin, DiffusionModule):
         return lambda x_t, t: self.network(x_t, t)
 
     def start_tokens(
-        self, num: int, length: int, prefix: Tensor | None, x: Tensor | None, keep_mask: Tensor | None
+        self,
+        num: int,
+        length: int,
+        prefix: Tensor | None,
+        x: Tensor | None,
+        keep_mask: Tensor | None,
+        generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """The sampler's start ``(x, keep_mask)``, both (num, length): the prior with [BOS] and the
-        ``prefix`` given, or the infilling input ``x`` with its ``keep_mask`` (plus [BOS])."""
+        """The sampler's start ``(x, keep_mask)``, both (num, length): the prior (drawn with
+        ``generator`` where it is random) with [BOS] and the ``prefix`` given, or the infilling input
+        ``x`` with its ``keep_mask`` (plus [BOS])."""
         if x is None:
-            x = self.process.prior_sample((num, length), device=self.device)
+            x = self.process.prior_sample((num, length), generator=generator, device=self.device)
             keep_mask = torch.zeros_like(x, dtype=torch.bool)
             if prefix is not None:
                 p = prefix.to(self.device).expand(num, -1) if prefix.ndim == 1 else prefix.to(self.device)
-                if p.shape[1] >= length:
+                if p.shape[1] + 1 >= length:
                     raise ValueError(f"prefix of {p.shape[1]} tokens leaves nothing to generate in {length}")
                 x[:, 1 : 1 + p.shape[1]] = p
                 keep_mask[:, 1 : 1 + p.shape[1]] = True
@@ -279,21 +286,30 @@ class MaskedDiffusionLM(HeldOutNLL, TokenizerMixin, DiffusionModule):
         prefix: Tensor | None = None,
         x: Tensor | None = None,
         keep_mask: Tensor | None = None,
-        cache: bool | None = None,
         generator: torch.Generator | None = None,
         callback=None,
+        **options: Any,
     ) -> SampleResult:
         """Sample ``num`` blocks of ``length`` tokens starting with [BOS].
 
         Args:
             prefix: (P,) or (num, P) token ids given at positions 1..P (after [BOS]).
             x, keep_mask: infilling: ``x`` (num, length) with the given tokens where ``keep_mask`` is True.
-            steps: sampler steps (default ``sample_steps``); cache: default the module's ``cache``
-                (the ``masked`` sampler's option).
+            steps: sampler steps (default ``sample_steps``).
+            options: the sampler's options, each defaulting to the module's (:meth:`generate_options`).
         """
-        x, keep_mask = self.start_tokens(num, length, prefix, x, keep_mask)
-        options = {"cache": self.cache if cache is None else cache} if self.sampler_name == "masked" else {}
-        return self.run_discrete(x, keep_mask, steps, generator, callback, **options)
+        x, keep_mask = self.start_tokens(num, length, prefix, x, keep_mask, generator)
+        return self.sample_tokens(x, keep_mask, steps, generator, callback, **options)
+
+    def sample_tokens(
+        self, x: Tensor, keep_mask: Tensor, steps: int | None, generator, callback, **options: Any
+    ) -> SampleResult:
+        """The module's sampler from the start ``(x, keep_mask)`` with :meth:`generate_options`."""
+        return self.run_discrete(x, keep_mask, steps, generator, callback, **self.generate_options(**options))
+
+    def generate_options(self, cache: bool | None = None) -> dict[str, Any]:
+        """``cache`` (default the module's) for the ``masked`` sampler; no option for the others."""
+        return {"cache": self.cache if cache is None else cache} if self.sampler_name == "masked" else {}
 
     def sample_for_validation(self, batch: dict[str, Any], generator: torch.Generator) -> SampleResult:
         return self.generate(self.num_val_samples, batch["x0"].shape[1], generator=generator)
