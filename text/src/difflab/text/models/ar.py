@@ -56,18 +56,6 @@ class ARLanguageModel(HeldOutNLL, TokenizerMixin, TrainedModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)
 
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        self._setup_tokenizer()
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        self._save_tokenizer(checkpoint)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self._load_tokenizer(checkpoint)
-
     def loss(self, batch: dict[str, Any]) -> Tensor:
         x0 = batch["x0"]
         logits = self.network(x0)[:, :-1]

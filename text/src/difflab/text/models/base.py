@@ -25,6 +25,9 @@ class TokenizerMixin:
     hyper-parameters). It is written to every checkpoint under ``"difflab_tokenizer"`` (with the data's block
     length under ``"difflab_text"``) so ``generate`` / ``evaluate`` / ``seq2seq`` need only the
     checkpoint; a checkpoint restored by ``fit`` / ``validate`` / ``test`` must carry the data's tokenizer.
+
+    The mixin's ``setup``, ``on_save_checkpoint`` and ``on_load_checkpoint`` run the LightningModule's
+    hook first (``super()``), then the tokenizer's part; a model that keeps more extends them.
     """
 
     SPECIAL_IDS: tuple[str, ...] = ()
@@ -55,6 +58,18 @@ class TokenizerMixin:
 
     def special_ids_changed(self) -> None:
         """Rebuild what depends on the special-token ids (the masked process); called after a fresh model takes them."""
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)  # type: ignore[misc]
+        self._setup_tokenizer()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)  # type: ignore[misc]
+        self._save_tokenizer(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)  # type: ignore[misc]
+        self._load_tokenizer(checkpoint)
 
     def _setup_tokenizer(self) -> None:
         trainer = getattr(self, "_trainer", None)

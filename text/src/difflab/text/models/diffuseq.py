@@ -145,8 +145,7 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
 
     # ------------------------------------------------------------------ tokenizer / checkpoint
     def setup(self, stage: str) -> None:
-        super().setup(stage)
-        self._setup_tokenizer()
+        super().setup(stage)  # the tokenizer first (TokenizerMixin)
         trainer = getattr(self, "_trainer", None)
         trg_len = getattr(getattr(trainer, "datamodule", None), "trg_len", None)
         if isinstance(trg_len, int):
@@ -154,12 +153,10 @@ class DiffuSeq(TokenizerMixin, DiffusionModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        self._save_tokenizer(checkpoint)
         checkpoint.setdefault("difflab_text", {})["trg_len"] = self.data_trg_len
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        self._load_tokenizer(checkpoint)
         trg_len = (checkpoint.get("difflab_text") or {}).get("trg_len")
         if trg_len is not None:
             self.data_trg_len = int(trg_len)

@@ -131,8 +131,7 @@ class MaskedDiffusionLM(HeldOutNLL, TokenizerMixin, DiffusionModule):
             )
 
     def setup(self, stage: str) -> None:
-        super().setup(stage)
-        self._setup_tokenizer()
+        super().setup(stage)  # the tokenizer first (TokenizerMixin)
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         train_set = getattr(dm, "train_set", None)
         if self.schedule == "spindle" and float(self.token_frequencies.sum()) == 0:
@@ -145,13 +144,8 @@ class MaskedDiffusionLM(HeldOutNLL, TokenizerMixin, DiffusionModule):
             self.token_frequencies.copy_(counts[: self.vocab_size])
         self._build_spindle()
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        self._save_tokenizer(checkpoint)
-
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        self._load_tokenizer(checkpoint)
         freq = checkpoint.get("state_dict", {}).get("token_frequencies")
         if freq is not None:
             self.token_frequencies.copy_(freq)
