@@ -105,25 +105,17 @@ def _materialise_parameters(module: torch.nn.Module, seed: int = 0) -> None:
 
 
 def capture(out: Path, configs: list[tuple[str, str, str, list[str]]], num_batches: int) -> None:
-    import lightning as L
     from lightning import LightningDataModule, LightningModule
 
     from difflab.core.cli import run_cli
+    from difflab.core.lightning.train import quiet_trainer
 
     out.mkdir(parents=True, exist_ok=True)
     for pkg, name, label, extra in configs:
         cli = run_cli(LightningModule, LightningDataModule, package=pkg, args=["--config", name, *extra], run=False)
         dm = cli.datamodule
         # Lightning's set-up hooks (data-dependent state such as a policy's normalisers) without a step.
-        L.Trainer(
-            max_steps=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            callbacks=[],
-        ).fit(cli.model, datamodule=dm)
+        quiet_trainer(max_steps=0, callbacks=[]).fit(cli.model, datamodule=dm)
         cli.model._trainer = None
         _strip_parameters(cli.model)
         batches = list(itertools.islice(iter(dm.train_dataloader()), num_batches))
@@ -163,7 +155,7 @@ class _Timer:
 
 def train_rate(path: Path, accelerator: str, precision: str, steps: int, warmup: int) -> dict:
     """Train the saved module for ``steps`` optimizer steps; rates over the steps after ``warmup``."""
-    import lightning as L
+    from difflab.core.lightning.train import quiet_trainer
 
     saved = torch.load(path, weights_only=False, map_location="cpu")
     model, batches = saved["model"], saved["batches"]
@@ -175,19 +167,7 @@ def train_rate(path: Path, accelerator: str, precision: str, steps: int, warmup:
     timer = _Timer(warmup, cuda)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        precision=precision,
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=[timer.callback],
-    )
+    trainer = quiet_trainer(accelerator=accelerator, precision=precision, max_steps=steps, callbacks=[timer.callback])
     trainer.fit(model, train_dataloaders=loader)
     timed = steps - warmup
     seconds = timer.end - timer.start

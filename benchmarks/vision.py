@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 from datetime import date
 from functools import partial
 
@@ -71,23 +70,12 @@ def _data(a: argparse.Namespace):
 
 
 def _fit(model, steps: int, a: argparse.Namespace) -> float:
-    import lightning.pytorch as pl
+    from difflab.core.lightning.train import train_briefly
 
-    pl.seed_everything(a.seed, verbose=False)
-    t0 = time.perf_counter()
-    pl.Trainer(
-        max_steps=steps,
-        accelerator="gpu" if a.device.startswith("cuda") else "cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    ).fit(model, datamodule=_data(a))
+    accelerator = "gpu" if a.device.startswith("cuda") else "cpu"
+    seconds = train_briefly(model, _data(a), max_steps=steps, seed=a.seed, accelerator=accelerator)
     model.to(a.device).eval()
-    return time.perf_counter() - t0
+    return seconds
 
 
 def train_models(a: argparse.Namespace) -> tuple[dict, dict[str, float]]:

@@ -6,6 +6,25 @@ import os
 import time
 from typing import Any
 
+QUIET: dict[str, Any] = dict(
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    limit_val_batches=0,
+    num_sanity_val_steps=0,
+)
+"""Trainer arguments of a quiet run: one device, no logger, checkpoints, progress bar, model summary
+or validation."""
+
+
+def quiet_trainer(**overrides: Any) -> Any:
+    """A Lightning ``Trainer`` with :data:`QUIET`'s arguments; ``overrides`` change or add arguments."""
+    import lightning.pytorch as pl
+
+    return pl.Trainer(**{**QUIET, **overrides})
+
 
 def train_briefly(
     model: Any,
@@ -43,17 +62,7 @@ def train_briefly(
     import lightning.pytorch as pl
 
     pl.seed_everything(seed, verbose=False)
-    kw: dict[str, Any] = dict(
-        max_steps=max_steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
+    kw: dict[str, Any] = dict(max_steps=max_steps, accelerator="cpu")
     if max_time_s is not None:
         kw["max_time"] = {"seconds": max_time_s}
     kw.update(trainer_kw)
@@ -67,7 +76,7 @@ def train_briefly(
         kw["enable_progress_bar"] = True
         kw["callbacks"] = [*(kw.get("callbacks") or []), LineProgressBar(every=progress_every)]
     start = time.perf_counter()
-    trainer = pl.Trainer(**kw)
+    trainer = quiet_trainer(**kw)
     trainer.fit(model, datamodule=datamodule)
     seconds = time.perf_counter() - start
     if checkpoint is not None:
@@ -75,4 +84,4 @@ def train_briefly(
     return seconds
 
 
-__all__ = ["train_briefly"]
+__all__ = ["QUIET", "quiet_trainer", "train_briefly"]
