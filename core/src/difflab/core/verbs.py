@@ -72,12 +72,16 @@ def count(minimum: int = 1) -> Callable[[str], int]:
     return parse
 
 
-def positive_float(text: str) -> float:
-    """Argument type: a number greater than 0."""
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def positive_float(text: str) -> float:
+    """Argument type: a number greater than 0."""
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{value}: must be greater than 0")
     return value
@@ -85,10 +89,7 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     """Argument type: a number of at least 0 (an overlap, a noise level)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{value}: must be at least 0")
     return value

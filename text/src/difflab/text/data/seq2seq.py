@@ -107,27 +107,13 @@ def encode_pairs(
     truncate: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Padded ``src`` (N, Ls), its mask and ``trg`` (N, Lt) (``[EOS]`` after each); too long is an error."""
-    s, sm = pad_sequences(
-        src,
-        tok.encode_batch([d.text for d in src]),
-        src_len,
-        pad_id=tok.pad_id,
-        eos_id=tok.eos_id,
-        truncate=truncate,
-        what="src",
-    )
-    if trg is None:
-        return s, sm, None
-    t, _ = pad_sequences(
-        trg,
-        tok.encode_batch([d.text for d in trg]),
-        trg_len,
-        pad_id=tok.pad_id,
-        eos_id=tok.eos_id,
-        truncate=truncate,
-        what="trg",
-    )
-    return s, sm, t
+
+    def pad(docs, length: int, what: str) -> tuple[Tensor, Tensor]:
+        ids = tok.encode_batch([d.text for d in docs])
+        return pad_sequences(docs, ids, length, pad_id=tok.pad_id, eos_id=tok.eos_id, truncate=truncate, what=what)
+
+    s, sm = pad(src, src_len, "src")
+    return s, sm, None if trg is None else pad(trg, trg_len, "trg")[0]
 
 
 class Seq2SeqDataModule(SplitDataModule):

@@ -26,11 +26,15 @@ import warnings
 import numpy as np
 
 
+def _as_columns(context: np.ndarray) -> np.ndarray:
+    """The context as float64 columns ``(C, D)`` (a 1-D series is one column)."""
+    ctx = np.asarray(context, dtype=np.float64)
+    return ctx[:, None] if ctx.ndim == 1 else ctx
+
+
 def seasonal_naive(context: np.ndarray, horizon: int, season: int, num_samples: int = 1) -> np.ndarray:
     """Seasonal-naive paths ``(num_samples, H, D)`` from ``context`` ``(C, D)`` (NaN = missing)."""
-    ctx = np.asarray(context, dtype=np.float64)
-    if ctx.ndim == 1:
-        ctx = ctx[:, None]
+    ctx = _as_columns(context)
     c, d = ctx.shape
     m = max(int(season), 1)
     out = np.empty((horizon, d))
@@ -53,9 +57,7 @@ def ets_forecast(context: np.ndarray, horizon: int, season: int, num_samples: in
         from statsmodels.tsa.exponential_smoothing.ets import ETSModel
     except ImportError as err:
         raise ImportError("the ETS baseline needs statsmodels: pip install statsmodels") from err
-    ctx = np.asarray(context, dtype=np.float64)
-    if ctx.ndim == 1:
-        ctx = ctx[:, None]
+    ctx = _as_columns(context)
     c, d = ctx.shape
     out = np.empty((num_samples, horizon, d))
     for j in range(d):
@@ -97,9 +99,7 @@ def ets_forecast(context: np.ndarray, horizon: int, season: int, num_samples: in
 
 def naive_forecast(context: np.ndarray, horizon: int, num_samples: int = 1) -> np.ndarray:
     """Last-value paths ``(num_samples, H, D)``: every step is the last observed value of the context."""
-    ctx = np.asarray(context, dtype=np.float64)
-    if ctx.ndim == 1:
-        ctx = ctx[:, None]
+    ctx = _as_columns(context)
     last = np.zeros(ctx.shape[1])
     for j in range(ctx.shape[1]):
         obs = np.nonzero(~np.isnan(ctx[:, j]))[0]
@@ -155,9 +155,7 @@ def sarima_forecast(
         from statsmodels.tsa.statespace.sarimax import SARIMAX
     except ImportError as err:
         raise ImportError("the SARIMA baseline needs statsmodels: pip install statsmodels") from err
-    ctx = np.asarray(context, dtype=np.float64)
-    if ctx.ndim == 1:
-        ctx = ctx[:, None]
+    ctx = _as_columns(context)
     c, d = ctx.shape
     m = int(season) if season > 1 and c >= 2 * season else 0
     rng = np.random.default_rng(seed)
