@@ -550,7 +550,7 @@ def noise_unconditional_rows(names: list[str], cache: Path, quick: bool, seed: i
     return rows
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=1)
@@ -580,18 +580,46 @@ def main() -> None:
     parser.add_argument("--nu_samplers", nargs="*", default=["ddim", "heun"], help="samplers of --noise_unconditional")
     parser.add_argument("--cache", type=Path, default=Path("outputs/sampler_matrix"))
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def print_noise_unconditional(rows: list[dict]) -> None:
+    sm = _matrix()
+    print("\n| domain (metric) | model | sampler | metric | network calls |\n|---|---|---|---:|---:|")
+    for r in rows:
+        label = f"{r['domain']} ({sm.DOMAINS[r['domain']].metric})"
+        cells = f"{r['metric']:.4g} | {r['calls']}" if "metric" in r else "- | -"
+        print(f"| {label} | {r['method']} | {r['setting']} | {cells} |")
+
+
+def print_mixture_table(samples: int, threads: int) -> None:
+    """Step skipping, calibration and int8 on the toy mixture, against the fp32 network."""
+    g = torch.Generator().manual_seed(0)
+    rows = skipping_rows(samples, g) + calibration_rows(samples, g)
+    qrows, ratio = quantization_rows(samples, g)
+    rows += qrows
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {threads} thread(s), "
+        f"{samples} samples, quantized engine {torch.backends.quantized.engine}"
+    )
+    print("\n| method | setting | network calls | mixture error | displacement | wall us/sample | CPU us/sample |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['method']} | {r['setting']} | {r['calls']} | {r['error']:.4f} | {r['moved']:.4f} "
+            f"| {r['wall_us']:.1f} | {r['cpu_us']:.1f} |"
+        )
+    print(f"\nint8 / fp32 serialised size of the ToyMLP: {ratio:.2f}")
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     if args.domains and args.noise_unconditional:
-        sm = _matrix()
-        rows = noise_unconditional_rows(args.domains, args.cache, args.quick, args.seed, args.nu_samplers)
-        print("\n| domain (metric) | model | sampler | metric | network calls |\n|---|---|---|---:|---:|")
-        for r in rows:
-            label = f"{r['domain']} ({sm.DOMAINS[r['domain']].metric})"
-            cells = f"{r['metric']:.4g} | {r['calls']}" if "metric" in r else "- | -"
-            print(f"| {label} | {r['method']} | {r['setting']} | {cells} |")
-        return
-    if args.domains:
+        print_noise_unconditional(
+            noise_unconditional_rows(args.domains, args.cache, args.quick, args.seed, args.nu_samplers)
+        )
+    elif args.domains:
         run_domains(
             args.domains,
             args.cache,
@@ -602,23 +630,8 @@ def main() -> None:
             not args.no_int8,
             not args.int8_all_layers,
         )
-        return
-    g = torch.Generator().manual_seed(0)
-    rows = skipping_rows(args.samples, g) + calibration_rows(args.samples, g)
-    qrows, ratio = quantization_rows(args.samples, g)
-    rows += qrows
-    print(
-        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} thread(s), "
-        f"{args.samples} samples, quantized engine {torch.backends.quantized.engine}"
-    )
-    print("\n| method | setting | network calls | mixture error | displacement | wall us/sample | CPU us/sample |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(
-            f"| {r['method']} | {r['setting']} | {r['calls']} | {r['error']:.4f} | {r['moved']:.4f} "
-            f"| {r['wall_us']:.1f} | {r['cpu_us']:.1f} |"
-        )
-    print(f"\nint8 / fp32 serialised size of the ToyMLP: {ratio:.2f}")
+    else:
+        print_mixture_table(args.samples, args.threads)
 
 
 if __name__ == "__main__":

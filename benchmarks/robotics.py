@@ -94,7 +94,7 @@ def pretrained_table(eval_episodes: int) -> None:
         )
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="reach-v3")
     p.add_argument("--episodes", type=int, default=50, help="expert demonstrations")
@@ -111,27 +111,13 @@ def main() -> None:
     p.add_argument("--no_full_chain", action="store_true", help="leave out DDPM-100 and ParaDiGMS (the slow rows)")
     p.add_argument("--pretrained", action="store_true", help="evaluate the shipped defaults instead of training")
     ns = p.parse_args()
-    if ns.pretrained:
-        return pretrained_table(ns.eval_episodes)
     if ns.quick:
         ns.max_steps, ns.eval_episodes = 400, 6
-    torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    run = train_policies(ns.env, ns.episodes, ns.max_steps, seed=ns.seed)
-    dp, bc, data = run["dp"], run["bc"], run["data"]
-    print(
-        f"collected {data.buffer.n_episodes} {ns.env} demos, trained DP {run['seconds']['dp']:.0f} s, "
-        f"BC {run['seconds']['bc']:.0f} s"
-    )
-    demo_err = demo_shift_error(dp, data.buffer, execute=1)
-    model_err = rti_shift_error(dp, data.buffer, execute=1)
-    print(
-        f"RTI-DP warm-start error (normalised rms, one action executed per call): expert chunks {demo_err:.3f} "
-        f"-> k = {suggest_rti_start(dp, demo_err)}; two policy samples {model_err:.3f} "
-        f"-> k = {suggest_rti_start(dp, model_err)}"
-    )
-    env = MetaWorldEnv(ns.env, max_steps=ns.episode_steps)
-    seeds = list(range(10_000, 10_000 + ns.eval_episodes))
+    return ns
+
+
+def controllers(ns: argparse.Namespace, dp, bc) -> dict:
+    """Every controller of the table, by row name (the TEDi-level policy is trained here)."""
     ctrls = {} if ns.no_full_chain else {"DDPM-100": ChunkController(dp, "ddpm", 100, seed=ns.seed)}
     ctrls["DDIM-10"] = ChunkController(dp, "ddim", 10, seed=ns.seed)
     for lst in ns.rti.split(";"):
@@ -147,8 +133,49 @@ def main() -> None:
         print(f"trained the TEDi-level policy in {tedi['seconds']['dp']:.0f} s")
         ctrls["TEDi-trained: stream (1 NFE/step)"] = StreamController(tedi["dp"], seed=ns.seed)
         ctrls["TEDi-trained: DDIM-10"] = ChunkController(tedi["dp"], "ddim", 10, seed=ns.seed)
+    return ctrls
+
+
+def print_warm_start_errors(dp, buffer) -> None:
+    demo_err = demo_shift_error(dp, buffer, execute=1)
+    model_err = rti_shift_error(dp, buffer, execute=1)
+    print(
+        f"RTI-DP warm-start error (normalised rms, one action executed per call): expert chunks {demo_err:.3f} "
+        f"-> k = {suggest_rti_start(dp, demo_err)}; two policy samples {model_err:.3f} "
+        f"-> k = {suggest_rti_start(dp, model_err)}"
+    )
+
+
+def print_ratios(rows: dict) -> None:
+    """Success intervals and latency relative to the full chain (DDIM-10 without it)."""
+    ref_name = "DDPM-100" if "DDPM-100" in rows else "DDIM-10"
+    ref = rows[ref_name]["latency_ms"]
+    ci_rows = []
+    for name, s in rows.items():
+        k = round(s["success_rate"] * s["episodes"])
+        lo, hi = wilson_interval(k, int(s["episodes"]))
+        ci_rows.append([name, f"{lo:.2f}-{hi:.2f}", s["latency_ms"] / ref])
+    print()
+    print(markdown_table(ci_rows, ["sampler", "success 95% CI", f"latency / {ref_name}"], ".3f", align="llr"))
+
+
+def main() -> None:
+    ns = parse_args()
+    if ns.pretrained:
+        return pretrained_table(ns.eval_episodes)
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    run = train_policies(ns.env, ns.episodes, ns.max_steps, seed=ns.seed)
+    dp, bc, data = run["dp"], run["bc"], run["data"]
+    print(
+        f"collected {data.buffer.n_episodes} {ns.env} demos, trained DP {run['seconds']['dp']:.0f} s, "
+        f"BC {run['seconds']['bc']:.0f} s"
+    )
+    print_warm_start_errors(dp, data.buffer)
+    env = MetaWorldEnv(ns.env, max_steps=ns.episode_steps)
+    seeds = list(range(10_000, 10_000 + ns.eval_episodes))
     rows, results = {}, []
-    for name, ctrl in ctrls.items():
+    for name, ctrl in controllers(ns, dp, bc).items():
         res = evaluate(ctrl, env, seeds, name=name)
         rows[name] = res.summary()
         results.append(res)
@@ -159,15 +186,7 @@ def main() -> None:
         f"{ns.max_steps} training steps, {torch.get_num_threads()} thread\n"
     )
     print(format_table(rows))
-    ref_name = "DDPM-100" if "DDPM-100" in rows else "DDIM-10"
-    ref = rows[ref_name]["latency_ms"]
-    ci_rows = []
-    for name, s in rows.items():
-        k = round(s["success_rate"] * s["episodes"])
-        lo, hi = wilson_interval(k, int(s["episodes"]))
-        ci_rows.append([name, f"{lo:.2f}-{hi:.2f}", s["latency_ms"] / ref])
-    print()
-    print(markdown_table(ci_rows, ["sampler", "success 95% CI", f"latency / {ref_name}"], ".3f", align="llr"))
+    print_ratios(rows)
     if ns.figure is not None:
         keep = [r for r in results if r.name in ("DDPM-100", "DDIM-10", f"RTI-DP {dp.rti_steps}", "BC")]
         fig = plot_rollouts(keep, ns.figure, title=f"{ns.env}: end-effector paths (top view), star = goal")

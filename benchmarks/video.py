@@ -99,7 +99,7 @@ def long_video(minutes: float, root: str) -> None:
     print(markdown_table(rows, head, ".1f", align="l"))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--max_steps", type=int, default=300, help="training steps of each detector")
     p.add_argument("--root", default="outputs/data/video/mocap_bench", help="where the mocap set is generated")
@@ -109,7 +109,50 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--pretrained", action="store_true", help="evaluate the shipped defaults instead of training")
     p.add_argument("--long", type=float, default=None, metavar="MINUTES", help="time detect on long features")
-    ns = p.parse_args()
+    return p.parse_args()
+
+
+def detector_rows(diff, det, dm) -> tuple[list[tuple], dict]:
+    """``(name, steps, selective, metrics, ms/video, soft-NMS ms)`` per detector (the baseline first,
+    random proposals last) and the predictions the timeline figure draws."""
+    rows, preds = [], {}
+    pr, m, ms, post = evaluate(det, dm)
+    rows.append(("deterministic baseline", "-", "-", m, ms, post))
+    preds["baseline"] = pr
+    for steps in (1, 2, 4, 8):
+        for sel in (False, True):
+            pr, m, ms, post = evaluate(diff, dm, steps=steps, selective_conditioning=sel)
+            rows.append(("DiffTAD", steps, "yes" if sel else "no", m, ms, post))
+            if steps == 4 and not sel:
+                preds["DiffTAD (4 steps)"] = pr
+    _, m, ms, post = evaluate("random", dm)
+    rows.append(("random proposals", "-", "-", m, ms, post))
+    return rows, preds
+
+
+def print_table(rows: list[tuple]) -> None:
+    """The detectors' table with mAP and detector time relative to the baseline (the first row)."""
+    base, base_ms = rows[0][3]["mAP@0.5"], rows[0][4]
+    cells = [
+        [
+            name,
+            steps,
+            sel,
+            *(100 * m[k] for k in ("mAP@0.5", "mAP@0.7", "mAP@0.3:0.7", "mAP@0.5:0.95")),
+            ms,
+            post,
+            f"{m['mAP@0.5'] / max(base, 1e-9):.2f}",
+            f"{ms / max(base_ms, 1e-9):.2f}",
+        ]
+        for name, steps, sel, m, ms, post in rows
+    ]
+    head = ["detector", "steps", "selective cond.", "mAP@0.5", "mAP@0.7", "mAP@0.3:0.7", "mAP@0.5:0.95"]
+    head += ["detector ms/video", "+ soft-NMS ms/video", "mAP@0.5 / baseline", "detector time / baseline"]
+    print(markdown_table(cells, head, ".1f", align="l"))
+
+
+def main() -> None:
+    ns = parse_args()
     torch.set_num_threads(ns.threads)
     if ns.pretrained or ns.long:
         if ns.pretrained:
@@ -122,51 +165,17 @@ def main() -> None:
     diff, det = small_models(dm.input_dim, dm.num_classes, dm.classes)
     t_diff = fit(diff, dm, ns.max_steps, ns.seed)
     t_det = fit(det, dm, ns.max_steps, ns.seed)
-    rows = []
-    preds = {}
-    pr, m, ms, post = evaluate(det, dm)
-    rows.append(("deterministic baseline", "-", "-", m, ms, post))
-    preds["baseline"] = pr
-    for steps in (1, 2, 4, 8):
-        for sel in (False, True):
-            pr, m, ms, post = evaluate(diff, dm, steps=steps, selective_conditioning=sel)
-            rows.append(("DiffTAD", steps, "yes" if sel else "no", m, ms, post))
-            if steps == 4 and not sel:
-                preds["DiffTAD (4 steps)"] = pr
-    _, m, ms, post = evaluate("random", dm)
-    rows.append(("random proposals", "-", "-", m, ms, post))
-    base = rows[0][3]["mAP@0.5"]
+    rows, preds = detector_rows(diff, det, dm)
     print(
         f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | torch threads "
         f"{torch.get_num_threads()} | {ns.max_steps} training steps each (DiffTAD {t_diff:.0f} s, baseline "
         f"{t_det:.0f} s) | {len(dm.test_set)} held-out videos, {dm.num_classes} classes"
     )
-    cells = [
-        [
-            name,
-            steps,
-            sel,
-            *(100 * m[k] for k in ("mAP@0.5", "mAP@0.7", "mAP@0.3:0.7", "mAP@0.5:0.95")),
-            ms,
-            post,
-            f"{m['mAP@0.5'] / max(base, 1e-9):.2f}",
-            f"{ms / max(rows[0][4], 1e-9):.2f}",
-        ]
-        for name, steps, sel, m, ms, post in rows
-    ]
-    head = ["detector", "steps", "selective cond.", "mAP@0.5", "mAP@0.7", "mAP@0.3:0.7", "mAP@0.5:0.95"]
-    head += ["detector ms/video", "+ soft-NMS ms/video", "mAP@0.5 / baseline", "detector time / baseline"]
-    print(markdown_table(cells, head, ".1f", align="l"))
+    print_table(rows)
     if ns.json:
-        ns.json.write_text(
-            json.dumps(
-                [
-                    {"detector": r[0], "steps": r[1], "selective": r[2], **r[3], "ms_per_video": r[4], "post_ms": r[5]}
-                    for r in rows
-                ],
-                indent=1,
-            )
-        )
+        keys = ("detector", "steps", "selective")
+        records = [{**dict(zip(keys, r[:3])), **r[3], "ms_per_video": r[4], "post_ms": r[5]} for r in rows]
+        ns.json.write_text(json.dumps(records, indent=1))
     if ns.figure:
         from difflab.video.figures import save_timelines
 

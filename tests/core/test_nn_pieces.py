@@ -109,3 +109,32 @@ def test_ada_layer_norm():
     scale, shift = ada.film.proj(c).chunk(2, -1)
     ln = torch.nn.functional.layer_norm(x, (8,), eps=1e-6)
     assert torch.allclose(ada(x, c), ln * (1 + scale[:, None]) + shift[:, None], atol=1e-6)
+
+
+class _Res(torch.nn.Module):
+    """A residual-block stand-in that records the time embedding it was given."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x, temb):
+        return self.conv(x) + temb[:, :1, None, None]
+
+
+def test_unet_skeleton_levels_skips_and_shapes():
+    from difflab.core.nn import run_unet, unet_decoder, unet_encoder
+
+    skeleton = (4, (1, 2, 3), 2, _Res)
+    down, c, skips = unet_encoder(*skeleton, torch.nn.Identity, (1,), lambda c: [torch.nn.AvgPool2d(2)])
+    # 2 res entries per level, a downsample between levels; skips: stem + one per entry
+    assert len(down) == 3 * 2 + 2 and c == 12 and skips == [4, 4, 4, 4, 8, 8, 8, 12, 12]
+    assert [len(e) for e in down] == [1, 1, 1, 2, 2, 1, 1, 1]  # attention after each level-1 block
+    up, c_out = unet_decoder(
+        *skeleton, torch.nn.Identity, (1,), lambda c: [torch.nn.Upsample(scale_factor=2)], c, skips
+    )
+    assert not skips and c_out == 4 and len(up) == 3 * 3 + 2
+    mid = torch.nn.ModuleList([_Res(c, c)])
+    h = torch.randn(2, 4, 8, 12)
+    out = run_unet(h, down, mid, up, torch.zeros(2, 3), _Res)
+    assert out.shape == (2, 4, 8, 12)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from difflab.core.nn import GaussianFourierEmbedding
+from difflab.core.nn.unet import run_unet, unet_decoder, unet_encoder
 
 PRESETS: dict[str, dict] = {
     "small": dict(channels=16, channel_mults=(1, 2, 2, 2), num_res_blocks=1, attention_resolutions=()),
@@ -169,22 +170,10 @@ class NCSNpp(nn.Module):
                 nn.Linear(temb_dim, temb_dim),
             )
         self.conv_in = nn.Conv2d(in_channels, channels, 3, padding=1)
-        self.down = nn.ModuleList()
-        skips = [channels]
-        c = channels
-        res = input_resolution
-        for level, mult in enumerate(channel_mults):
-            for _ in range(num_res_blocks):
-                blocks = nn.ModuleList([ResBlock(c, channels * mult, temb_dim, dropout)])
-                c = channels * mult
-                if res in attention_resolutions:
-                    blocks.append(SelfAttention(c))
-                self.down.append(blocks)
-                skips.append(c)
-            if level < self.num_levels - 1:
-                self.down.append(nn.ModuleList([Downsample(c)]))
-                skips.append(c)
-                res //= 2
+        levels = range(self.num_levels)
+        attention_levels = [level for level in levels if input_resolution // 2**level in attention_resolutions]
+        skeleton = (channels, channel_mults, num_res_blocks, lambda a, b: ResBlock(a, b, temb_dim, dropout))
+        self.down, c, skips = unet_encoder(*skeleton, SelfAttention, attention_levels, lambda c: [Downsample(c)])
         self.mid = nn.ModuleList(
             [
                 ResBlock(c, c, temb_dim, dropout),
@@ -192,17 +181,7 @@ class NCSNpp(nn.Module):
                 ResBlock(c, c, temb_dim, dropout),
             ]
         )
-        self.up = nn.ModuleList()
-        for level, mult in reversed(list(enumerate(channel_mults))):
-            for _ in range(num_res_blocks + 1):
-                blocks = nn.ModuleList([ResBlock(c + skips.pop(), channels * mult, temb_dim, dropout)])
-                c = channels * mult
-                if res in attention_resolutions:
-                    blocks.append(SelfAttention(c))
-                self.up.append(blocks)
-            if level > 0:
-                self.up.append(nn.ModuleList([Upsample(c)]))
-                res *= 2
+        self.up, c = unet_decoder(*skeleton, SelfAttention, attention_levels, lambda c: [Upsample(c)], c, skips)
         self.norm_out = nn.GroupNorm(_groups(c), c)
         self.conv_out = nn.Conv2d(c, out_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
@@ -214,11 +193,6 @@ class NCSNpp(nn.Module):
         if name not in PRESETS:
             raise ValueError(f"NCSNpp: unknown preset {name!r}; expected one of {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
-
-    def _run(self, blocks: nn.ModuleList, h: Tensor, temb: Tensor | None) -> Tensor:
-        for m in blocks:
-            h = m(h, temb) if isinstance(m, ResBlock) else m(h)
-        return h
 
     def forward(self, x: Tensor, t: Tensor | None = None) -> Tensor:
         if x.shape[1] != self.in_channels:
@@ -234,16 +208,7 @@ class NCSNpp(nn.Module):
                 raise ValueError("NCSNpp(time_conditional=True) needs t")
             t = t.reshape(x.shape[0], -1)[:, 0] if t.ndim > 1 else t.expand(x.shape[0]) if t.ndim == 0 else t
             temb = self.time_embed(torch.log(t.clamp_min(1e-5)).to(x.dtype))
-        h = self.conv_in(x)
-        hs = [h]
-        for blocks in self.down:
-            h = self._run(blocks, h, temb)
-            hs.append(h)
-        h = self._run(self.mid, h, temb)
-        for blocks in self.up:
-            if isinstance(blocks[0], ResBlock):
-                h = torch.cat([h, hs.pop()], dim=1)
-            h = self._run(blocks, h, temb)
+        h = run_unet(self.conv_in(x), self.down, self.mid, self.up, temb, ResBlock)
         out = self.conv_out(F.silu(self.norm_out(h)))
         return out[..., :fq, :fr]
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import math
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from difflab.core.nn import FiLM, SinusoidalTimeEmbedding
+from difflab.core.nn.unet import run_unet, unet_decoder, unet_encoder
 
 UNET_PRESETS: dict[str, dict] = {
     "small": dict(channels=32, channel_mults=(1, 2), num_res_blocks=1, attention_levels=()),
@@ -38,6 +38,14 @@ UNET_PRESETS: dict[str, dict] = {
 def _norm(c: int) -> nn.GroupNorm:
     groups = math.gcd(c, 32) if c >= 8 else 1
     return nn.GroupNorm(groups, c)
+
+
+def _downsample(c: int) -> list[nn.Module]:
+    return [nn.Conv2d(c, c, 3, stride=2, padding=1)]
+
+
+def _upsample(c: int) -> list[nn.Module]:
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)]
 
 
 class ResBlock(nn.Module):
@@ -118,34 +126,11 @@ class UNet(nn.Module):
             nn.Linear(t_dim, t_dim),
         )
         self.stem = nn.Conv2d(in_channels, channels, 3, padding=1)
-        self.down = nn.ModuleList()
-        widths = [channels]
-        c = channels
-        for i, m in enumerate(channel_mults):
-            for _ in range(num_res_blocks):
-                block = nn.ModuleList([ResBlock(c, channels * m, t_dim, dropout)])
-                c = channels * m
-                if i in attention_levels:
-                    block.append(Attention(c))
-                self.down.append(block)
-                widths.append(c)
-            if i < self.levels - 1:
-                self.down.append(nn.ModuleList([nn.Conv2d(c, c, 3, stride=2, padding=1)]))
-                widths.append(c)
+        skeleton = (channels, channel_mults, num_res_blocks, lambda a, b: ResBlock(a, b, t_dim, dropout))
+        self.down, c, skips = unet_encoder(*skeleton, Attention, attention_levels, _downsample)
         attention: nn.Module = Attention(c) if mid_attention else nn.Identity()
         self.mid = nn.ModuleList([ResBlock(c, c, t_dim, dropout), attention, ResBlock(c, c, t_dim, dropout)])
-        self.up = nn.ModuleList()
-        for i, m in reversed(list(enumerate(channel_mults))):
-            for _ in range(num_res_blocks + 1):
-                block = nn.ModuleList([ResBlock(c + widths.pop(), channels * m, t_dim, dropout)])
-                c = channels * m
-                if i in attention_levels:
-                    block.append(Attention(c))
-                self.up.append(block)
-            if i > 0:
-                self.up.append(
-                    nn.ModuleList([nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)])
-                )
+        self.up, c = unet_decoder(*skeleton, Attention, attention_levels, _upsample, c, skips)
         self.out_norm = _norm(c)
         self.out = nn.Conv2d(c, out_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
@@ -169,24 +154,7 @@ class UNet(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         t = t.to(x.dtype).reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t.to(x.dtype).reshape(x.shape[0])
         temb = self.time_embed(t)
-        h = self.stem(x)
-        skips = [h]
-        for block in self.down:
-            if isinstance(block[0], ResBlock):
-                h = block[0](h, temb)
-                for extra in block[1:]:
-                    h = extra(h)
-            else:
-                h = block[0](h)
-            skips.append(h)
-        h = self.mid[2](self.mid[1](self.mid[0](h, temb)), temb)
-        for block in self.up:
-            if isinstance(block[0], ResBlock):
-                h = block[0](torch.cat([h, skips.pop()], dim=1), temb)
-                for extra in block[1:]:
-                    h = extra(h)
-            else:
-                h = block[1](block[0](h))
+        h = run_unet(self.stem(x), self.down, self.mid, self.up, temb, ResBlock)
         out = self.out(F.silu(self.out_norm(h)))
         return out[..., :h0, :w0]
 
