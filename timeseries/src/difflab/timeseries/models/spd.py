@@ -53,6 +53,7 @@ from torch import Tensor, nn
 
 from difflab.core.broadcast import expand_like
 from difflab.core.lightning import DiffusionModule, NoiseStream
+from difflab.core.processes.base import LinearGaussianProcess
 from difflab.core.processes.correlated import CorrelatedNoise
 from difflab.core.processes.gaussian import VPSDE, DiscreteVP
 from difflab.core.samplers.base import Denoiser
@@ -112,6 +113,34 @@ def masked_prior_log_prob(process, x: Tensor, t: Tensor, mask: Tensor) -> Tensor
         logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum((1, 2))
     out = -0.5 * quad - log_s - 0.5 * logdet - 0.5 * count * np.log(2 * np.pi)
     return out.to(x.dtype)
+
+
+def forecast_process(
+    name: str,
+    noise: NoiseKind,
+    kernel_scale: float,
+    diffusion: DiffusionKind,
+    num_steps: int,
+    beta_start: float,
+    beta_end: float | None,
+    beta_min: float,
+    beta_max: float,
+) -> LinearGaussianProcess:
+    """The forward process of a forecaster ``name``: a linear-beta :class:`DiscreteVP` of ``num_steps``
+    (``beta_end`` default ``min(20 / num_steps, 0.5)``) or a :class:`VPSDE`, with white noise or
+    :class:`CorrelatedNoise` (GP / OU kernel of ``kernel_scale``) along the time axis."""
+    if noise not in ("white", "gp", "ou"):
+        raise ValueError(f"{name}: noise must be white, gp or ou, got {noise!r}")
+    if diffusion not in ("discrete", "continuous"):
+        raise ValueError(f"{name}: diffusion must be discrete or continuous, got {diffusion!r}")
+    if kernel_scale <= 0 or num_steps < 1:
+        raise ValueError(f"{name}: need kernel_scale > 0 and num_steps >= 1; got {kernel_scale}, {num_steps}")
+    if diffusion == "discrete":
+        end = beta_end if beta_end is not None else min(20.0 / num_steps, 0.5)
+        base: LinearGaussianProcess = DiscreteVP("linear", num_steps, beta_start, end)
+    else:
+        base = VPSDE(beta_min, beta_max)
+    return base if noise == "white" else CorrelatedNoise(base, noise, kernel_scale, time_dim=1)
 
 
 class StochasticProcessDiffusion(DiffusionModule):
@@ -186,24 +215,16 @@ class StochasticProcessDiffusion(DiffusionModule):
         test_nll_steps: int = 0,
         series_independent: bool = False,
     ) -> None:
+        name = type(self).__name__
         if test_nll_steps < 0:
-            raise ValueError(f"{type(self).__name__}: test_nll_steps must be >= 0, got {test_nll_steps}")
-        if noise not in ("white", "gp", "ou"):
-            raise ValueError(f"{type(self).__name__}: noise must be white, gp or ou, got {noise!r}")
-        if diffusion not in ("discrete", "continuous"):
-            raise ValueError(f"{type(self).__name__}: diffusion must be discrete or continuous, got {diffusion!r}")
-        if kernel_scale <= 0 or num_steps < 1 or num_samples < 1:
-            raise ValueError(
-                f"{type(self).__name__}: need kernel_scale > 0, num_steps >= 1, num_samples >= 1; got "
-                f"{kernel_scale}, {num_steps}, {num_samples}"
-            )
-        if diffusion == "discrete":
-            base = DiscreteVP(
-                "linear", num_steps, beta_start, beta_end if beta_end is not None else min(20.0 / num_steps, 0.5)
-            )
-        else:
-            base = VPSDE(beta_min, beta_max)
-        process = base if noise == "white" else CorrelatedNoise(base, noise, kernel_scale, time_dim=1)
+            raise ValueError(f"{name}: test_nll_steps must be >= 0, got {test_nll_steps}")
+        if num_samples < 1:
+            raise ValueError(f"{name}: num_samples must be >= 1, got {num_samples}")
+        if ddpm_variance not in ("fixed_small", "fixed_large"):
+            raise ValueError(f"{name}: ddpm_variance must be fixed_small or fixed_large, got {ddpm_variance!r}")
+        process = forecast_process(
+            name, noise, kernel_scale, diffusion, num_steps, beta_start, beta_end, beta_min, beta_max
+        )
         steps = sample_steps or (num_steps if diffusion == "discrete" else 50)
         super().__init__(
             network,
@@ -226,10 +247,6 @@ class StochasticProcessDiffusion(DiffusionModule):
             num_steps,
         )
         self.num_samples, self.val_samples, self.sample_chunk = num_samples, val_samples, sample_chunk
-        if ddpm_variance not in ("fixed_small", "fixed_large"):
-            raise ValueError(
-                f"{type(self).__name__}: ddpm_variance must be fixed_small or fixed_large, got {ddpm_variance!r}"
-            )
         self.ddpm_variance = ddpm_variance
         self.context_length, self.prediction_length = context_length, prediction_length
         self.frequency = frequency
