@@ -123,16 +123,14 @@ class _Res(torch.nn.Module):
 
 
 def test_unet_skeleton_levels_skips_and_shapes():
-    from difflab.core.nn import run_unet, unet_decoder, unet_encoder
+    from difflab.core.nn import UNetLevels, run_unet
 
-    skeleton = (4, (1, 2, 3), 2, _Res)
-    down, c, skips = unet_encoder(*skeleton, torch.nn.Identity, (1,), lambda c: [torch.nn.AvgPool2d(2)])
+    levels = UNetLevels(4, (1, 2, 3), 2, _Res, torch.nn.Identity, (1,))
+    down, c, skips = levels.encoder(lambda c: [torch.nn.AvgPool2d(2)])
     # 2 res entries per level, a downsample between levels; skips: stem + one per entry
     assert len(down) == 3 * 2 + 2 and c == 12 and skips == [4, 4, 4, 4, 8, 8, 8, 12, 12]
     assert [len(e) for e in down] == [1, 1, 1, 2, 2, 1, 1, 1]  # attention after each level-1 block
-    up, c_out = unet_decoder(
-        *skeleton, torch.nn.Identity, (1,), lambda c: [torch.nn.Upsample(scale_factor=2)], c, skips
-    )
+    up, c_out = levels.decoder(lambda c: [torch.nn.Upsample(scale_factor=2)], c, skips)
     assert not skips and c_out == 4 and len(up) == 3 * 3 + 2
     mid = torch.nn.ModuleList([_Res(c, c)])
     h = torch.randn(2, 4, 8, 12)

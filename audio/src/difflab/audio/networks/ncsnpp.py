@@ -22,6 +22,7 @@ Shapes: ``x`` ``(B, in_channels, F, T)``, ``t`` ``(B,)`` -> ``(B, out_channels, 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from difflab.core.nn import GaussianFourierEmbedding
-from difflab.core.nn.unet import run_unet, unet_decoder, unet_encoder
+from difflab.core.nn.unet import UNetLevels, run_unet
 
 PRESETS: dict[str, dict] = {
     "small": dict(channels=16, channel_mults=(1, 2, 2, 2), num_res_blocks=1, attention_resolutions=()),
@@ -170,10 +171,10 @@ class NCSNpp(nn.Module):
                 nn.Linear(temb_dim, temb_dim),
             )
         self.conv_in = nn.Conv2d(in_channels, channels, 3, padding=1)
-        levels = range(self.num_levels)
-        attention_levels = [level for level in levels if input_resolution // 2**level in attention_resolutions]
-        skeleton = (channels, channel_mults, num_res_blocks, lambda a, b: ResBlock(a, b, temb_dim, dropout))
-        self.down, c, skips = unet_encoder(*skeleton, SelfAttention, attention_levels, lambda c: [Downsample(c)])
+        attention_levels = [lv for lv in range(self.num_levels) if input_resolution // 2**lv in attention_resolutions]
+        block = functools.partial(ResBlock, temb_dim=temb_dim, dropout=dropout)
+        levels = UNetLevels(channels, channel_mults, num_res_blocks, block, SelfAttention, attention_levels)
+        self.down, c, skips = levels.encoder(lambda c: [Downsample(c)])
         self.mid = nn.ModuleList(
             [
                 ResBlock(c, c, temb_dim, dropout),
@@ -181,7 +182,7 @@ class NCSNpp(nn.Module):
                 ResBlock(c, c, temb_dim, dropout),
             ]
         )
-        self.up, c = unet_decoder(*skeleton, SelfAttention, attention_levels, lambda c: [Upsample(c)], c, skips)
+        self.up, c = levels.decoder(lambda c: [Upsample(c)], c, skips)
         self.norm_out = nn.GroupNorm(_groups(c), c)
         self.conv_out = nn.Conv2d(c, out_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)

@@ -6,14 +6,13 @@ Plain ``torch.nn`` modules only (no Lightning).
 
 from difflab.core.nn.embeddings import GaussianFourierEmbedding, SinusoidalTimeEmbedding
 from difflab.core.nn.modulation import AdaLayerNorm, FiLM
-from difflab.core.nn.unet import run_unet, unet_decoder, unet_encoder
+from difflab.core.nn.unet import UNetLevels, run_unet
 
 __all__ = [
     "SinusoidalTimeEmbedding",
     "GaussianFourierEmbedding",
     "FiLM",
     "AdaLayerNorm",
+    "UNetLevels",
     "run_unet",
-    "unet_decoder",
-    "unet_encoder",
 ]

@@ -3,10 +3,10 @@ r"""The skeleton of a DDPM-style U-Net (Ho et al. 2020; NCSN++, Song et al. 2021
 Both image-like networks of difflab (audio's NCSN++ on spectrograms, vision's U-Net on images) are
 this skeleton with blocks of their own; the skeleton builds and runs the levels once:
 
-* the encoder (:func:`unet_encoder`): per level ``l`` with multiplier ``m_l``, ``num_res_blocks``
+* the encoder (:meth:`UNetLevels.encoder`): per level ``l`` with multiplier ``m_l``, ``num_res_blocks``
   entries ``[res_block(c, channels * m_l)]`` (plus ``attention(c)`` at the levels in
   ``attention_levels``), then, between levels, an entry of ``downsample(c)``'s modules;
-* the decoder (:func:`unet_decoder`): the mirror image, levels from the bottom up with
+* the decoder (:meth:`UNetLevels.decoder`): the mirror image, levels from the bottom up with
   ``num_res_blocks + 1`` residual entries each, whose input is the running features concatenated
   with the encoder output of the same position (popped from the skip widths), then
   ``upsample(c)``'s modules between levels;
@@ -23,6 +23,7 @@ embedding ``(B, D)``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -31,56 +32,51 @@ Block = Callable[[int, int], nn.Module]
 """``res_block(c_in, c_out)``: a residual block called as ``block(h, temb)``."""
 
 
-def unet_encoder(
-    channels: int,
-    channel_mults: Sequence[int],
-    num_res_blocks: int,
-    res_block: Block,
-    attention: Callable[[int], nn.Module],
-    attention_levels: Sequence[int],
-    downsample: Callable[[int], list[nn.Module]],
-) -> tuple[nn.ModuleList, int, list[int]]:
-    """The encoder entries, the width at the bottom and the widths of the skips (the stem's first)."""
-    down = nn.ModuleList()
-    skips = [channels]
-    c = channels
-    for level, mult in enumerate(channel_mults):
-        for _ in range(num_res_blocks):
-            entry = nn.ModuleList([res_block(c, channels * mult)])
-            c = channels * mult
-            if level in attention_levels:
-                entry.append(attention(c))
-            down.append(entry)
-            skips.append(c)
-        if level < len(channel_mults) - 1:
-            down.append(nn.ModuleList(downsample(c)))
-            skips.append(c)
-    return down, c, skips
+@dataclass(frozen=True)
+class UNetLevels:
+    """The levels of a U-Net: ``channels * m`` wide at each multiplier ``m`` of ``channel_mults``,
+    ``num_res_blocks`` residual blocks ``res_block(c_in, c_out)`` per level (the decoder one more),
+    ``attention(c)`` after each block of the levels in ``attention_levels`` (0: full resolution)."""
 
+    channels: int
+    channel_mults: Sequence[int]
+    num_res_blocks: int
+    res_block: Block
+    attention: Callable[[int], nn.Module]
+    attention_levels: Sequence[int] = ()
 
-def unet_decoder(
-    channels: int,
-    channel_mults: Sequence[int],
-    num_res_blocks: int,
-    res_block: Block,
-    attention: Callable[[int], nn.Module],
-    attention_levels: Sequence[int],
-    upsample: Callable[[int], list[nn.Module]],
-    c: int,
-    skips: list[int],
-) -> tuple[nn.ModuleList, int]:
-    """The decoder entries from the bottom width ``c`` (``skips`` is consumed) and the output width."""
-    up = nn.ModuleList()
-    for level, mult in reversed(list(enumerate(channel_mults))):
-        for _ in range(num_res_blocks + 1):
-            entry = nn.ModuleList([res_block(c + skips.pop(), channels * mult)])
-            c = channels * mult
-            if level in attention_levels:
-                entry.append(attention(c))
-            up.append(entry)
-        if level > 0:
-            up.append(nn.ModuleList(upsample(c)))
-    return up, c
+    def _entry(self, level: int, c_in: int, c_out: int) -> nn.ModuleList:
+        entry = nn.ModuleList([self.res_block(c_in, c_out)])
+        if level in self.attention_levels:
+            entry.append(self.attention(c_out))
+        return entry
+
+    def encoder(self, downsample: Callable[[int], list[nn.Module]]) -> tuple[nn.ModuleList, int, list[int]]:
+        """The encoder entries, the width at the bottom and the widths of the skips (the stem's first)."""
+        down, c = nn.ModuleList(), self.channels
+        skips = [c]
+        for level, mult in enumerate(self.channel_mults):
+            for _ in range(self.num_res_blocks):
+                down.append(self._entry(level, c, self.channels * mult))
+                c = self.channels * mult
+                skips.append(c)
+            if level < len(self.channel_mults) - 1:
+                down.append(nn.ModuleList(downsample(c)))
+                skips.append(c)
+        return down, c, skips
+
+    def decoder(
+        self, upsample: Callable[[int], list[nn.Module]], c: int, skips: list[int]
+    ) -> tuple[nn.ModuleList, int]:
+        """The decoder entries from the bottom width ``c`` (``skips`` is consumed) and the output width."""
+        up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(self.channel_mults))):
+            for _ in range(self.num_res_blocks + 1):
+                up.append(self._entry(level, c + skips.pop(), self.channels * mult))
+                c = self.channels * mult
+            if level > 0:
+                up.append(nn.ModuleList(upsample(c)))
+        return up, c
 
 
 def run_unet(
@@ -105,4 +101,4 @@ def run_unet(
     return h
 
 
-__all__ = ["run_unet", "unet_decoder", "unet_encoder"]
+__all__ = ["UNetLevels", "run_unet"]

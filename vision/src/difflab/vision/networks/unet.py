@@ -21,13 +21,14 @@ at the two lowest resolutions, 44 M parameters).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from difflab.core.nn import FiLM, SinusoidalTimeEmbedding
-from difflab.core.nn.unet import run_unet, unet_decoder, unet_encoder
+from difflab.core.nn.unet import UNetLevels, run_unet
 
 UNET_PRESETS: dict[str, dict] = {
     "small": dict(channels=32, channel_mults=(1, 2), num_res_blocks=1, attention_levels=()),
@@ -126,11 +127,12 @@ class UNet(nn.Module):
             nn.Linear(t_dim, t_dim),
         )
         self.stem = nn.Conv2d(in_channels, channels, 3, padding=1)
-        skeleton = (channels, channel_mults, num_res_blocks, lambda a, b: ResBlock(a, b, t_dim, dropout))
-        self.down, c, skips = unet_encoder(*skeleton, Attention, attention_levels, _downsample)
+        block = functools.partial(ResBlock, t_dim=t_dim, dropout=dropout)
+        levels = UNetLevels(channels, channel_mults, num_res_blocks, block, Attention, attention_levels)
+        self.down, c, skips = levels.encoder(_downsample)
         attention: nn.Module = Attention(c) if mid_attention else nn.Identity()
         self.mid = nn.ModuleList([ResBlock(c, c, t_dim, dropout), attention, ResBlock(c, c, t_dim, dropout)])
-        self.up, c = unet_decoder(*skeleton, Attention, attention_levels, _upsample, c, skips)
+        self.up, c = levels.decoder(_upsample, c, skips)
         self.out_norm = _norm(c)
         self.out = nn.Conv2d(c, out_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
