@@ -67,6 +67,7 @@ from difflab.core.accelerate import (
 )
 from difflab.core.processes import VPSDE
 from difflab.core.samplers import Denoiser, SampleResult, sample_ddim, sample_euler, time_grid
+from difflab.core.tables import markdown_header, markdown_row
 from difflab.core.toy import GaussianMixture
 
 
@@ -489,20 +490,12 @@ def run_domains(
             notes.append(line)
             print(f"  {line}", flush=True)
     print(f"\ntorch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, quick={quick}")
-    print(
-        "\n| domain (metric) | method | setting | metric | network calls | wall ms/sample | CPU ms/sample "
-        "| wall / baseline |"
-    )
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+    head = ["domain (metric)", "method", "setting", "metric", "network calls", "wall ms/sample", "CPU ms/sample"]
+    print("\n" + markdown_header([*head, "wall / baseline"], "lll" + "r" * 5))
     for r in rows:
         label = f"{r['domain']} ({sm.DOMAINS[r['domain']].metric})"
-        if "metric" not in r:
-            print(f"| {label} | {r['method']} | {r['setting']} | - | - | - | - | - |")
-            continue
-        print(
-            f"| {label} | {r['method']} | {r['setting']} | {r['metric']:.4g} | {r['calls']} "
-            f"| {r['wall_ms']:.1f} | {r['cpu_ms']:.1f} | {r['ratio']:.2f} |"
-        )
+        numbers = [r.get(k) for k in ("metric", "calls", "wall_ms", "cpu_ms", "ratio")]
+        print(markdown_row([label, r["method"], r["setting"], *numbers], ["", "", "", ".4g", "", ".1f", ".1f", ".2f"]))
     for line in notes:
         print(f"\n{line}")
 
@@ -585,11 +578,10 @@ def parse_args() -> argparse.Namespace:
 
 def print_noise_unconditional(rows: list[dict]) -> None:
     sm = _matrix()
-    print("\n| domain (metric) | model | sampler | metric | network calls |\n|---|---|---|---:|---:|")
+    print("\n" + markdown_header(["domain (metric)", "model", "sampler", "metric", "network calls"], "lllrr"))
     for r in rows:
         label = f"{r['domain']} ({sm.DOMAINS[r['domain']].metric})"
-        cells = f"{r['metric']:.4g} | {r['calls']}" if "metric" in r else "- | -"
-        print(f"| {label} | {r['method']} | {r['setting']} | {cells} |")
+        print(markdown_row([label, r["method"], r["setting"], r.get("metric"), r.get("calls")], ".4g"))
 
 
 def print_mixture_table(samples: int, threads: int) -> None:
@@ -602,13 +594,11 @@ def print_mixture_table(samples: int, threads: int) -> None:
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {threads} thread(s), "
         f"{samples} samples, quantized engine {torch.backends.quantized.engine}"
     )
-    print("\n| method | setting | network calls | mixture error | displacement | wall us/sample | CPU us/sample |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    head = ["method", "setting", "network calls", "mixture error", "displacement", "wall us/sample", "CPU us/sample"]
+    print("\n" + markdown_header(head, "ll" + "r" * 5))
+    keys = ("method", "setting", "calls", "error", "moved", "wall_us", "cpu_us")
     for r in rows:
-        print(
-            f"| {r['method']} | {r['setting']} | {r['calls']} | {r['error']:.4f} | {r['moved']:.4f} "
-            f"| {r['wall_us']:.1f} | {r['cpu_us']:.1f} |"
-        )
+        print(markdown_row([r[k] for k in keys], ["", "", "", ".4f", ".4f", ".1f", ".1f"]))
     print(f"\nint8 / fp32 serialised size of the ToyMLP: {ratio:.2f}")
 
 

@@ -28,7 +28,7 @@ from functools import partial
 
 import torch
 
-from difflab.core.tables import markdown_table
+from difflab.core.tables import markdown_header, markdown_row, markdown_table
 
 
 def pretrained_part() -> None:
@@ -81,9 +81,9 @@ def field_part(lines: int, mdlm: str = "mdlm", ar: str = "ar") -> None:
             rows.append((n, size, "mdlm, --max_blocks 2000", *run(path, "--ckpt", mdlm, "--max_blocks", "2000")))
             rows.append((n, size, "ar, --max_blocks 2000", *run(path, "--ckpt", ar, "--max_blocks", "2000")))
     print("FIELD: evaluate on a generated file of KJV verses; one torch thread, fresh process each")
-    print("| lines | MiB | model, options | wall s | peak RSS MiB | result |\n|---:|---:|---|---:|---:|---|")
-    for n, size, what, wall, rss, score in rows:
-        print(f"| {n} | {size:.1f} | {what} | {wall:.1f} | {rss:.0f} | {score} |")
+    print(markdown_header(["lines", "MiB", "model, options", "wall s", "peak RSS MiB", "result"], "rrlrrl"))
+    for row in rows:
+        print(markdown_row(row, ["", ".1f", "", ".1f", ".0f", ""]))
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ import time
 import torch
 
 from difflab.core.samplers.select import default_grid
+from difflab.core.tables import markdown_header, markdown_row
 from difflab.timeseries.data import ForecastDataModule
 from difflab.timeseries.demo import CONTEXT, HORIZON, build, small_network, train
 from difflab.timeseries.evaluate import (
@@ -210,9 +211,9 @@ def field_part(ns) -> None:
         f"FIELD: forecast without --ckpt, hourly wide CSV of 336 rows, context 96, horizon 24, {ns.samples} "
         f"samples, {ns.steps} steps; one torch thread"
     )
-    print("| series | wall s | s per series | peak RSS MiB |\n|---:|---:|---:|---:|")
+    print(markdown_header(["series", "wall s", "s per series", "peak RSS MiB"], "r"))
     for n, (wall, rss) in rows.items():
-        print(f"| {n} | {wall:.1f} | {wall / n:.3f} | {rss:.0f} |")
+        print(markdown_row([n, wall, wall / n, rss], [".0f", ".1f", ".3f", ".0f"]))
 
 
 class WithoutDrift:

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from difflab.core.tables import markdown_header, markdown_row
+
 PACKAGES = ["core", "audio", "vision", "text", "video", "pointcloud", "timeseries", "robotics"]
 
 
@@ -73,10 +75,10 @@ def main() -> int:
     for pkg in ns.packages:
         print(f"== difflab-{pkg} demo", flush=True)
         rows.append((pkg, *run_one(pkg, ns.out)))
-    print("\n| package | status | time | artifacts |\n|---|---|---|---|")
+    print("\n" + markdown_header(["package", "status", "time", "artifacts"], "l"))
     for pkg, status, secs, arts in rows:
         listed = "<br>".join(f"{p} ({w})" if w else p for p, w in arts) or "-"
-        print(f"| {pkg} | {status} | {secs:.0f} s | {listed} |")
+        print(markdown_row([pkg, status, f"{secs:.0f} s", listed]))
     return 1 if any(r[1].startswith("failed") for r in rows) else 0
 
 

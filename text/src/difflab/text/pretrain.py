@@ -38,6 +38,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from difflab.core.tables import markdown_header, markdown_row
+
 MDLM_NAME, AR_NAME = "mdlm", "ar"
 """File names (without ``.ckpt``) of the shipped models."""
 
@@ -348,26 +350,18 @@ def sample_table(mdlm, ar, probs, test_docs, steps: int, seed: int) -> tuple[dic
 def format_evaluation(result: dict[str, Any]) -> str:
     """Markdown tables of an evaluation (:func:`finish`'s ``evaluation`` entry): perplexities per held-out
     set, then the sample metrics."""
-    lines = [
-        "| held-out text | tokens | MDLM bound (nats/token) | MDLM PPL <= | AR PPL | unigram PPL |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    held_out = ["held-out text", "tokens", "MDLM bound (nats/token)", "MDLM PPL <=", "AR PPL", "unigram PPL"]
+    lines = [markdown_header(held_out)]
     for name, r in result["likelihood"].items():
-        lines.append(
-            f"| {name} | {r['tokens']} | {r['mdlm_bound']:.3f} ± {r['mdlm_stderr']:.3f} | "
-            f"{math.exp(r['mdlm_bound']):.1f} | {math.exp(r['ar_nll']):.1f} | {math.exp(r['unigram_nll']):.1f} |"
-        )
-    lines += [
-        "",
-        "| samples (64 x 64 tokens) | gen-PPL (AR) | distinct-2 | distinct-3 | seq-rep-4 | entropy | NFE | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+        bound = f"{r['mdlm_bound']:.3f} ± {r['mdlm_stderr']:.3f}"
+        ppls = (f"{math.exp(r[k]):.1f}" for k in ("mdlm_bound", "ar_nll", "unigram_nll"))
+        lines.append(markdown_row([name, r["tokens"], bound, *ppls]))
+    samples = ["samples (64 x 64 tokens)", "gen-PPL (AR)", "distinct-2", "distinct-3", "seq-rep-4", "entropy", "NFE"]
+    lines += ["", markdown_header([*samples, "seconds"])]
     for name, r in result["samples"].items():
         sec = "—" if math.isnan(r["seconds"]) else f"{r['seconds']:.1f}"
-        lines.append(
-            f"| {name} | {r['gen_ppl']:.1f} | {r['distinct_2']:.3f} | {r['distinct_3']:.3f} | {r['rep_4']:.3f} | "
-            f"{r['entropy']:.2f} | {r['nfe'] or '—'} | {sec} |"
-        )
+        cells = [f"{r['gen_ppl']:.1f}", *(f"{r[k]:.3f}" for k in ("distinct_2", "distinct_3", "rep_4"))]
+        lines.append(markdown_row([name, *cells, f"{r['entropy']:.2f}", r["nfe"] or "—", sec]))
     return "\n".join(lines)
 
 

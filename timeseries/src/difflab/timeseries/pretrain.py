@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, WeightedRandomSampler
 
+from difflab.core.tables import markdown_header, markdown_row
 from difflab.timeseries.data import ForecastDataModule
 from difflab.timeseries.data.sources import SEASONALITY
 from difflab.timeseries.data.windows import WindowDataset
@@ -232,15 +233,13 @@ def format_evaluation(result: dict[str, dict[str, dict[str, float]]]) -> str:
     """Markdown table: one row per method, CRPS, CRPS / seasonal naive and cov90 per dataset."""
     names = list(result)
     methods = list(next(iter(result.values())))
-    head = "| method | " + " | ".join(f"{n} CRPS | {n} / snaive | {n} cov90" for n in names) + " |"
-    rule = "|---|" + "---:|" * (3 * len(names))
-    lines = [head, rule]
+    lines = [markdown_header(["method", *(f"{n} {c}" for n in names for c in ("CRPS", "/ snaive", "cov90"))])]
     for method in methods:
         cells = []
         for n in names:
             r, base = result[n].get(method), result[n]["seasonal_naive"]["crps"]
             cells += ["—"] * 3 if r is None else [f"{r['crps']:.4f}", f"{r['crps'] / base:.3f}", f"{r['cov90']:.2f}"]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(markdown_row([method, *cells]))
     return "\n".join(lines)
 
 

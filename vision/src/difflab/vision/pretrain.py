@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difflab.core.tables import markdown_header, markdown_row
+
 NAMES: dict[int, str] = {4: "resshift_x4", 2: "resshift_x2"}
 """Shipped file name (without ``.ckpt``) per SR factor."""
 DEFAULT_SCALE = 4
@@ -198,11 +200,10 @@ def format_evaluation(result: dict[str, dict[str, Any]]) -> str:
     """Markdown table: one row per method, PSNR-Y / SSIM-Y per image and the mean gain over bicubic."""
     images = list(result)
     methods = list(next(iter(result.values())))
-    head = "| method | " + " | ".join(images) + " | mean gain, photos (dB) |"
-    lines = [head, "|---|" + "---:|" * (len(images) + 1)]
+    lines = [markdown_header(["method", *images, "mean gain, photos (dB)"])]
     for m in methods:
         cells = [f"{result[i][m]['psnr_y']:.2f} / {result[i][m]['ssim_y']:.4f}" for i in images]
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {mean_gain(result, m):+.2f} |")
+        lines.append(markdown_row([m, *cells, f"{mean_gain(result, m):+.2f}"]))
     return "\n".join(lines)
 
 
