@@ -47,9 +47,11 @@ DEMO_STEPS = {
 def train_toy(max_steps: int, seed: int):
     """The toy model trained ``max_steps`` steps on the 8-mode mixture, with EMA weights: ``(model, data)``."""
     import lightning as L
-    from lightning.pytorch.callbacks import EMAWeightAveraging, TQDMProgressBar
+    from lightning.pytorch.callbacks import EMAWeightAveraging
 
     from difflab.core.lightning import ToyDataModule, ToyDiffusion
+    from difflab.core.lightning.callbacks import progress_bar
+    from difflab.core.lightning.train import quiet_trainer
 
     L.seed_everything(seed, verbose=False)
     data = ToyDataModule(kind="mixture", n_train=32768, n_val=2048, batch_size=256, seed=seed, mode_std=0.05)
@@ -60,14 +62,12 @@ def train_toy(max_steps: int, seed: int):
         lr_scheduler=functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=max_steps, eta_min=1e-4),
         num_val_samples=0,
     )
-    trainer = L.Trainer(
+    # a bar on a terminal, a line every few seconds without one
+    trainer = quiet_trainer(
         max_steps=max_steps,
         accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        limit_val_batches=0,
-        enable_model_summary=False,
-        callbacks=[EMAWeightAveraging(decay=0.995), TQDMProgressBar()],  # tqdm, not rich, in every package
+        enable_progress_bar=True,
+        callbacks=[EMAWeightAveraging(decay=0.995), progress_bar()],
     )
     trainer.fit(model, data)  # ends with the EMA weights in the model
     model.eval()
