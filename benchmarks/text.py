@@ -112,23 +112,14 @@ def main() -> None:
         sampler_part(ns)
 
 
-def sampler_part(ns) -> None:
-    """The sampler table of the module docstring: brief training, then every sampler side by side."""
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+def train_language_models(ns, dm, block: int) -> dict:
+    """AR (half the steps) and MDLM, and GIDD / DDPD when their groups are asked for, trained briefly
+    with the same size and seed (eval mode), by name."""
     import lightning as L
 
     from difflab.core.lightning.train import train_briefly
-    from difflab.text.data.lm import LMDataModule
-    from difflab.text.metrics import distinct_n, generative_perplexity, sample_entropy
     from difflab.text.models import DDPDLM, GIDDLM, ARLanguageModel, MaskedDiffusionLM
 
-    block = 32
-    dm = LMDataModule(corpus="kjv", vocab_size=1024, block_size=block, batch_size=32, seed=ns.seed)
-    dm.setup()
     size = dict(vocab_size=1024, max_len=block, dim=64, depth=2, heads=4)
     models = {}
     wanted = {"ar", "mdlm"} | ({"gidd"} & set(ns.groups)) | ({"ddpd"} & set(ns.groups))
@@ -144,6 +135,23 @@ def sampler_part(ns) -> None:
         m = cls(**size, optimizer=partial(torch.optim.AdamW, lr=lr))
         train_briefly(m, dm, max_steps=steps, seed=ns.seed, gradient_clip_val=1.0)
         models[name] = m.eval()
+    return models
+
+
+def sampler_part(ns) -> None:
+    """The sampler table of the module docstring: brief training, then every sampler side by side."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    from difflab.text.data.lm import LMDataModule
+    from difflab.text.metrics import distinct_n, generative_perplexity, sample_entropy
+
+    block = 32
+    dm = LMDataModule(corpus="kjv", vocab_size=1024, block_size=block, batch_size=32, seed=ns.seed)
+    dm.setup()
+    models = train_language_models(ns, dm, block)
     scorer = models["ar"].network
 
     def run(fn):
