@@ -112,7 +112,7 @@ def test_ada_layer_norm():
 
 
 class _Res(torch.nn.Module):
-    """A residual-block stand-in that records the time embedding it was given."""
+    """A residual-block stand-in: a 1x1 conv plus the time embedding's first channel."""
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()

@@ -137,12 +137,18 @@ def rewrite_config_args(argv: Sequence[str], package: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------- verbs
+def _named(target: str) -> Any:
+    """The object a ``"module:name"`` target names, its module imported now."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 @dataclass(frozen=True)
 class Command:
     """A domain verb named by where it lives, ``"module:function"``, and imported only when it runs.
 
-    A package's ``cli.py`` names its ``demo`` this way (``Command("difflab.audio.demo:main", "...")``),
-    so the command line never imports the demo (an import-linter contract), while ``difflab-audio demo``
+    :class:`PackageCLI` names each package's ``demo`` this way (``difflab.<pkg>.demo:main``), so the
+    command line never imports the demo (an import-linter contract), while ``difflab-<pkg> demo``
     still runs it. ``function(argv)`` parses its own arguments.
     """
 
@@ -150,8 +156,7 @@ class Command:
     help: str
 
     def __call__(self, argv: list[str]) -> Any:
-        module, _, name = self.target.partition(":")
-        return getattr(importlib.import_module(module), name)(argv)
+        return _named(self.target)(argv)
 
 
 def _help_line(fn: Callable) -> str:
@@ -339,11 +344,6 @@ def exit_code(result: Any) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- declared
-def _named_class(target: str) -> type:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 @dataclass(frozen=True)
 class PackageCLI:
     """A package's command line, declared in its ``cli.py``: ``main = PackageCLI(...).main``.
@@ -382,13 +382,13 @@ class PackageCLI:
             warnings.filterwarnings("ignore", message=pattern)
         demo = Command(f"difflab.{self.package}.demo:main", self.demo)
         result = run_cli(
-            _named_class(self.model),
-            _named_class(self.datamodule),
+            _named(self.model),
+            _named(self.datamodule),
             package=self.package,
             args=args,
             extra_commands={**self.verbs, "demo": demo},
-            model_default=_named_class(self.model_default) if self.model_default else None,
-            datamodule_default=_named_class(self.datamodule_default) if self.datamodule_default else None,
+            model_default=_named(self.model_default) if self.model_default else None,
+            datamodule_default=_named(self.datamodule_default) if self.datamodule_default else None,
             description=self.description,
             links=self.links,
         )

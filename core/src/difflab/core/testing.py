@@ -69,20 +69,18 @@ def run_readme_commands(
     words: dict[str, str] | None = None,
     parts: dict[str, str] | None = None,
     around: Callable[[list[str]], Any] | None = None,
-) -> list[list[str]]:
+) -> None:
     """Run a README's own-data commands (:func:`readme_commands`, one to four) through ``main``.
 
     Each command must start with ``prog``. Before it runs, an argument equal to a key of ``words`` is
     replaced whole, then every key of ``parts`` inside an argument is replaced (the test's stand-ins:
     the smoke config for the recipe, small counts). ``around(argv)``, if given, is a context manager
-    entered around the call (for a warning the command must give). Every command must return 0;
-    returns the commands as run.
+    entered around the call (for a warning the command must give). Every command must return 0.
     """
     import contextlib
 
     commands = readme_commands(readme)
     assert 1 <= len(commands) <= 4, f"{readme}: {len(commands)} own-data commands, want 1 to 4"
-    ran = []
     for argv in commands:
         assert argv[0] == prog, f"{readme}: {argv[0]!r} is not {prog}"
         args = [(words or {}).get(a, a) for a in argv[1:]]
@@ -90,8 +88,6 @@ def run_readme_commands(
             args = [a.replace(old, new) for a in args]
         with around(args) if around is not None else contextlib.nullcontext():
             assert main(args) == 0, args
-        ran.append(args)
-    return ran
 
 
 def kdiffusion_sampling() -> types.ModuleType | None:

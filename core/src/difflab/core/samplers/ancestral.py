@@ -129,7 +129,7 @@ def sample_dpmpp_2m_sde(
     x0s: list[Tensor] = []
     lams: list[Tensor] = []
     for i in range(len(steps)):
-        a_s, b_s, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
+        a_s, _, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
         x0, _ = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
         xs = x - b_t * y if process.conditional else x
         decay2 = (a_t * sd_s / (sd_t * a_s)) ** 2  # e^{-2h}, 0 when s_s = 0

@@ -81,7 +81,7 @@ def sample_dpm_solver_singlestep(
     lams: list[Tensor] = []
     start: tuple[Tensor, Tensor, Tensor] | None = None  # x' and (a, s) at the group start
     for i in range(len(steps)):
-        a_s, b_s, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
+        a_s, _, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
         x0, eps = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
         m = x0 if algorithm == "dpmsolver++" else eps
         if orders[i] == 1 or start is None:

@@ -115,7 +115,7 @@ def sample_dpm_solver(
     ms: list[Tensor] = []
     lams: list[Tensor] = []
     for i in range(n):
-        a_s, b_s, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
+        a_s, _, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
         x0, eps = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
         xs = x - b_t * y if process.conditional else x
         scale, c0, c1, c2, h = exp_coefficients(algorithm, a_s, sd_s, a_t, sd_t)

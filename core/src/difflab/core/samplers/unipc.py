@@ -114,7 +114,7 @@ def sample_unipc(
     hist: list[tuple[Tensor, Tensor]] = []  # (x0_hat, lambda) of the evaluated points, newest first
     prev = None  # (xs, lambda, parts, order) of the last predictor step, for the corrector
     for i in range(n):
-        a_s, b_s, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
+        a_s, _, sd_s, a_t, b_t, sd_t = (expand_like(c, x) for c in steps.parts[i][:6])
         lam_t = steps.parts[i][3].log() - steps.parts[i][5].log()
         x0, _ = denoiser(x, steps.t[i], coefficients=steps.coefficients_t(i))
         if prev is not None and (i - 1) not in disable_corrector:
