@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 
 .PHONY: help install system demo test lint $(addprefix demo-,$(PACKAGES)) $(addprefix test-,$(PACKAGES)) \
-        $(addprefix bench-,$(PACKAGES)) isolated-%
+        $(addprefix bench-,$(PACKAGES)) $(addprefix isolated-,$(PACKAGES))
+# the per-package targets are static pattern rules: make searches no implicit (%) rule for a phony target
 
 help:
 	@echo "make demo          set up, then run every domain's demo on its offline default data"
@@ -52,14 +53,14 @@ lint: install
 	$(VENV)/bin/ruff check core $(DOMAINS) tests benchmarks scripts
 	$(VENV)/bin/lint-imports
 
-demo-%: install
+$(addprefix demo-,$(PACKAGES)): demo-%: install
 	$(VENV)/bin/difflab-$* demo
 
-test-%: install
+$(addprefix test-,$(PACKAGES)): test-%: install
 	$(PY) -m pytest tests/$* $(PYTEST_ARGS)
 
-bench-%: install
+$(addprefix bench-,$(PACKAGES)): bench-%: install
 	$(PY) benchmarks/$*.py
 
-isolated-%: $(STAMPS)/system
+$(addprefix isolated-,$(PACKAGES)): isolated-%: $(STAMPS)/system
 	bash scripts/check-isolated-install.sh $*
