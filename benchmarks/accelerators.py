@@ -392,6 +392,30 @@ def timed_score(name: str, ctx: dict[str, Any], wrap, context, steps: int, seed:
     return metric, nfe, wall, cpu, asked, real
 
 
+def timed_row(name: str, ctx: dict[str, Any], setting: tuple, steps: int, seed: int, n: int, metric_name: str) -> dict:
+    """One row of ``domain_rows``: the metric, calls and per-sample wall / CPU milliseconds of one
+    ``(method, setting, wrap, context)``; a setting the domain's model cannot run is a row with the reason."""
+    method, note, wrap, context = setting
+    try:
+        metric, nfe, wall, cpu, asked, real = timed_score(name, ctx, wrap, context, steps, seed)
+    except Exception as err:
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
+        print(f"  {method} {note}: failed: {reason}", flush=True)
+        return dict(domain=name, method=method, setting=f"{note}; failed: {reason}")
+    if asked:
+        note += f"; {real}/{asked} calls evaluated"
+    print(f"  {method} {note}: {metric_name} {metric:.4g}, {nfe} calls, {wall:.1f} s", flush=True)
+    return dict(
+        domain=name,
+        method=method,
+        setting=note,
+        metric=metric,
+        calls=nfe,
+        wall_ms=1e3 * wall / n,
+        cpu_ms=1e3 * cpu / n,
+    )
+
+
 def domain_rows(
     name: str,
     ctx: dict[str, Any],
@@ -421,29 +445,7 @@ def domain_rows(
         settings.append(int8)
     with torch.no_grad():  # one untimed run first: the baseline's time is not the warm-up's
         domain.score(ctx, sampler, steps, seed)
-    rows = []
-    for method, setting, wrap, context in settings:
-        try:
-            metric, nfe, wall, cpu, asked, real = timed_score(name, ctx, wrap, context, steps, seed)
-        except Exception as err:  # a setting the domain's model cannot run is a row with the reason
-            reason = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
-            rows.append(dict(domain=name, method=method, setting=f"{setting}; failed: {reason}"))
-            print(f"  {method} {setting}: failed: {reason}", flush=True)
-            continue
-        if asked:
-            setting += f"; {real}/{asked} calls evaluated"
-        rows.append(
-            dict(
-                domain=name,
-                method=method,
-                setting=setting,
-                metric=metric,
-                calls=nfe,
-                wall_ms=1e3 * wall / n,
-                cpu_ms=1e3 * cpu / n,
-            )
-        )
-        print(f"  {method} {setting}: {domain.metric} {metric:.4g}, {nfe} calls, {wall:.1f} s", flush=True)
+    rows = [timed_row(name, ctx, setting, steps, seed, n, domain.metric) for setting in settings]
     if table is None:
         rows.append(dict(domain=name, method="score calibration", setting=f"not run: {note}"))
     if cache_thresholds and not caching:

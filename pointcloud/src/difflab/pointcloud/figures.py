@@ -149,7 +149,6 @@ def render_grid(
     ``point_size``: pixels for Open3D, matplotlib marker area for the fallback (default: from the
     number of points). ``renderer``: see the module docstring.
     """
-    global _unavailable
     plt = pyplot()
     choice = renderer or os.environ.get("DIFFLAB_POINTCLOUD_RENDERER", "auto")
     if choice not in RENDERERS:
@@ -160,16 +159,8 @@ def render_grid(
     prepared = [_prepare(c, up) for c in clouds]
     rgb = [_point_colors(p, None if colors is None else colors[i]) for i, p in enumerate(prepared)]
     size = 2 * int(round(cell * DPI))  # rendered at twice the figure's resolution, downsampled smoothly
-    images = None
-    if choice == "open3d" or (choice == "auto" and _unavailable is None):
-        try:
-            sizes = None if point_size is None else [point_size] * n
-            images = render_open3d(prepared, rgb, size=size, elev=elev, azim=azim, point_sizes=sizes)
-        except RendererUnavailable as err:
-            if choice == "open3d":
-                raise
-            _unavailable = str(err)
-            logger.warning("Open3D offscreen rendering is unavailable (%s); point renders fall back to matplotlib", err)
+    sizes = None if point_size is None else [point_size] * n
+    images = _open3d_images(choice, prepared, rgb, size=size, elev=elev, azim=azim, point_sizes=sizes)
 
     ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols
@@ -199,6 +190,25 @@ def render_grid(
     plt.close(fig)
     _save_palette_png(buf, path)
     return path
+
+
+def _open3d_images(choice: str, prepared, rgb, **view) -> np.ndarray | None:
+    """Open3D renders of the prepared clouds, or ``None`` where matplotlib draws them instead.
+
+    ``choice="auto"`` tries Open3D once per process: after one failure (no offscreen context) it warns
+    and every later grid goes straight to matplotlib; ``choice="open3d"`` raises the failure.
+    """
+    global _unavailable
+    if not (choice == "open3d" or (choice == "auto" and _unavailable is None)):
+        return None
+    try:
+        return render_open3d(prepared, rgb, **view)
+    except RendererUnavailable as err:
+        if choice == "open3d":
+            raise
+        _unavailable = str(err)
+        logger.warning("Open3D offscreen rendering is unavailable (%s); point renders fall back to matplotlib", err)
+        return None
 
 
 def _save_palette_png(buf: io.BytesIO, path: Path) -> None:

@@ -141,7 +141,6 @@ def upscale_files(
     A folder goes on past an image that cannot be read or upscaled and ends with a one-line summary
     on stderr naming each failed file; the return value is then 1 (0 when every image was written).
     """
-    from difflab.core.lightning.pretrained import recommended_sampling
     from difflab.core.progress import note
 
     if not 0 <= overlap < tile:
@@ -151,14 +150,7 @@ def upscale_files(
     files, targets, sizes, failed = readable_inputs(files, targets, folder)
     for src, reason in failed:
         note(f"{src}: skipped, {reason}")
-    shipped = ckpt is None or str(ckpt) == ""
-    ckpt = default_checkpoint(ckpt, scale)
-    if shipped:
-        recorded = recommended_sampling(ckpt)
-        steps = steps if steps is not None else recorded.get("steps")
-        sampler = sampler if sampler is not None else recorded.get("sampler")
-    model = load_model(ckpt, device)
-    scale = check_scale(model, scale, ckpt)
+    model, scale, steps, sampler = _upscaler(ckpt, scale, steps, sampler, device)
     ticks = StepProgress("upscale", sum(tile_count(h, w, tile, overlap) for h, w in sizes), "tiles")
     sr = model_sr_fn(model, scale, steps=steps, sampler=sampler, seed=seed)
 
@@ -180,18 +172,42 @@ def upscale_files(
             note(f"{src}: {img.note}")
         note(f"{src} ({img.rgb.shape[1]}x{img.rgb.shape[0]}) -> {dst} ({W}x{H})")
     ticks.close()
-    if failed:
-        import sys
+    return _summary(files, failed)
 
-        total = len(files) + sum(1 for f in failed if f[0] not in files)
-        names = "; ".join(f"{f.name} ({why})" for f, why in failed)
-        print(
-            f"difflab-vision upscale: {total - len(failed)} of {total} images written; failed: {names}",
-            file=sys.stderr,
-            flush=True,
-        )
-        return 1
-    return 0
+
+def _upscaler(ckpt, scale: int | None, steps: int | None, sampler: str | None, device: str):
+    """Load the model for ``upscale_files``: ``(model, scale, steps, sampler)``.
+
+    Without ``ckpt`` the shipped default of factor ``scale`` is used, and ``steps`` / ``sampler`` not
+    given fall back to the sampling recorded with it; ``scale`` must be the model's.
+    """
+    from difflab.core.lightning.pretrained import recommended_sampling
+
+    shipped = ckpt is None or str(ckpt) == ""
+    ckpt = default_checkpoint(ckpt, scale)
+    if shipped:
+        recorded = recommended_sampling(ckpt)
+        steps = steps if steps is not None else recorded.get("steps")
+        sampler = sampler if sampler is not None else recorded.get("sampler")
+    model = load_model(ckpt, device)
+    return model, check_scale(model, scale, ckpt), steps, sampler
+
+
+def _summary(files: list[Path], failed: list[tuple[Path, str]]) -> int:
+    """``upscale_files``' exit status: 0 when every image was written, else 1 after one stderr line
+    naming each failed file (skipped inputs are not in ``files``)."""
+    if not failed:
+        return 0
+    import sys
+
+    total = len(files) + sum(1 for f in failed if f[0] not in files)
+    names = "; ".join(f"{f.name} ({why})" for f, why in failed)
+    print(
+        f"difflab-vision upscale: {total - len(failed)} of {total} images written; failed: {names}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
 
 
 __all__ = [

@@ -115,6 +115,16 @@ def masked_prior_log_prob(process, x: Tensor, t: Tensor, mask: Tensor) -> Tensor
     return out.to(x.dtype)
 
 
+def _check_sampling(name: str, test_nll_steps: int, num_samples: int, ddpm_variance: str) -> None:
+    """Refuse a forecaster's sampling options that cannot run, naming the model and the option."""
+    if test_nll_steps < 0:
+        raise ValueError(f"{name}: test_nll_steps must be >= 0, got {test_nll_steps}")
+    if num_samples < 1:
+        raise ValueError(f"{name}: num_samples must be >= 1, got {num_samples}")
+    if ddpm_variance not in ("fixed_small", "fixed_large"):
+        raise ValueError(f"{name}: ddpm_variance must be fixed_small or fixed_large, got {ddpm_variance!r}")
+
+
 def forecast_process(
     name: str,
     noise: NoiseKind,
@@ -216,12 +226,7 @@ class StochasticProcessDiffusion(DiffusionModule):
         series_independent: bool = False,
     ) -> None:
         name = type(self).__name__
-        if test_nll_steps < 0:
-            raise ValueError(f"{name}: test_nll_steps must be >= 0, got {test_nll_steps}")
-        if num_samples < 1:
-            raise ValueError(f"{name}: num_samples must be >= 1, got {num_samples}")
-        if ddpm_variance not in ("fixed_small", "fixed_large"):
-            raise ValueError(f"{name}: ddpm_variance must be fixed_small or fixed_large, got {ddpm_variance!r}")
+        _check_sampling(name, test_nll_steps, num_samples, ddpm_variance)
         process = forecast_process(
             name, noise, kernel_scale, diffusion, num_steps, beta_start, beta_end, beta_min, beta_max
         )
@@ -240,12 +245,8 @@ class StochasticProcessDiffusion(DiffusionModule):
             sampler_options,
             0,
         )
-        self.noise_kind, self.kernel_scale, self.diffusion_kind, self.num_steps = (
-            noise,
-            kernel_scale,
-            diffusion,
-            num_steps,
-        )
+        self.noise_kind, self.kernel_scale = noise, kernel_scale
+        self.diffusion_kind, self.num_steps = diffusion, num_steps
         self.num_samples, self.val_samples, self.sample_chunk = num_samples, val_samples, sample_chunk
         self.ddpm_variance = ddpm_variance
         self.context_length, self.prediction_length = context_length, prediction_length
