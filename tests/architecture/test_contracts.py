@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -488,11 +489,17 @@ def test_a_bad_checkpoint_is_one_line_and_status_2(pkg, verb, kind, ctx, tmp_pat
 
 @pytest.mark.parametrize("pkg", PACKAGES)
 def test_help_lists_every_verb(pkg, capsys):
+    """Every verb is listed with its whole summary (a docstring's first paragraph, wrapped; never cut)."""
+    from difflab.core.cli import _help_line
+
     main = cli_main(pkg)
     assert main([]) == 0
     out = capsys.readouterr().out
     for verb in ("fit", "validate", "test", "predict", "demo", *RECIPES[pkg].checkpoint_verbs):
-        assert f"  {verb} " in out, verb
+        assert re.search(rf"^  {re.escape(verb)}( |$)", out, re.M), verb
+    for verb, fn in main.__self__.verbs.items():
+        summary = _help_line(fn)
+        assert summary and summary in " ".join(out.split()), verb
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0

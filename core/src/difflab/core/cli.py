@@ -49,7 +49,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -160,10 +162,10 @@ class Command:
 
 
 def _help_line(fn: Callable) -> str:
+    """A verb's summary in the commands list: ``Command.help``, or the first paragraph of its docstring."""
     if isinstance(fn, Command):
         return fn.help
-    doc = (fn.__doc__ or "").strip().splitlines()
-    return doc[0] if doc else ""
+    return " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split())
 
 
 # ---------------------------------------------------------------------------------------------------- help
@@ -171,11 +173,21 @@ def _verbs_text(prog: str, extra_commands: dict[str, Callable] | None, package: 
     lines = ["commands:"]
     for verb, text in _LIGHTNING_VERBS.items():
         lines.append(f"  {verb:<14} {text}")
+    width = max(60, min(100, shutil.get_terminal_size().columns))
     for verb, fn in (extra_commands or {}).items():
-        lines.append(f"  {verb:<14} {_help_line(fn)}")
+        first = f"  {verb:<14} "
+        if len(first) > 17:  # a long name stands on its own line, as argparse does
+            lines.append(first.rstrip())
+            first = " " * 17
+        lines.append(
+            textwrap.fill(
+                _help_line(fn), width, initial_indent=first, subsequent_indent=" " * 17, break_on_hyphens=False
+            )
+        )
     configs = builtin_configs(package)
     lines.append("")
-    lines.append(f"built-in configs (--config NAME): {', '.join(configs) if configs else 'none'}")
+    listed = f"built-in configs (--config NAME): {', '.join(configs) if configs else 'none'}"
+    lines.append(textwrap.fill(listed, width, subsequent_indent="  ", break_on_hyphens=False))
     lines.append(f"run '{prog} COMMAND --help' for the options of a command")
     return "\n".join(lines)
 

@@ -64,9 +64,12 @@ def sample_main(argv: list[str]) -> int:
 
 
 def denoise_main(argv: list[str]) -> int:
-    """filter a noisy cloud or a folder of clouds with a trained IterativePFN / score denoiser (without
-    --ckpt: the IterativePFN shipped with the package, trained on the CGAL meshes). A folder goes on past
-    a cloud that cannot be read or filtered and ends with an error listing the skipped files."""
+    """filter a noisy cloud or a folder of clouds with a trained IterativePFN / score denoiser (by default
+    the shipped IterativePFN)
+
+    Without --ckpt the IterativePFN shipped with the package, trained on the CGAL meshes, filters. A
+    folder goes on past a cloud that cannot be read or filtered and ends with an error listing the
+    skipped files."""
     from difflab.core.verbs import VerbParser, count, existing_path
     from difflab.pointcloud.inference import denoise_files
 
@@ -111,8 +114,10 @@ def make_pairs_main(argv: list[str]) -> int:
 
 
 def nll_main(argv: list[str]) -> int:
-    """negative log-likelihood of held-out clouds under a trained PointDDPM, through its probability-flow
-    ODE (RK4 from t = 1/T to 1, Hutchinson divergence): nats per point and per cloud, bits per dimension.
+    """negative log-likelihood of held-out clouds under a trained PointDDPM: nats per point and per cloud,
+    bits per dimension
+
+    The likelihood is that of the probability-flow ODE (RK4 from t = 1/T to 1, Hutchinson divergence).
 
     Cost: 4 x STEPS network evaluations with one backward pass per probe, per batch of clouds (the
     defaults, 32 steps and 1 probe, take 128 evaluations + 128 backward passes per batch). The estimate

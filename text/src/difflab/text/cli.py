@@ -122,8 +122,10 @@ def generate_main(argv: list[str]) -> int:
 
 
 def evaluate_main(argv: list[str]) -> int:
-    """perplexity (AR) or NELBO bound per token and its perplexity (MDLM, GIDD) of a checkpoint on a text file;
-    DiffuSeq: the token bound through its probability-flow ODE on JSON lines {"src", "trg"}"""
+    """perplexity (AR) or NELBO bound per token and its perplexity (MDLM, GIDD) of a checkpoint on a text
+    file; for DiffuSeq the token bound on JSON lines {"src", "trg"}
+
+    DiffuSeq's bound is that of its probability-flow ODE."""
     from difflab.text.evaluate import evaluate
 
     p = VerbParser(prog="difflab-text evaluate", description=evaluate_main.__doc__)

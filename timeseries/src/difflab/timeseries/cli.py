@@ -83,10 +83,12 @@ def forecast_main(argv: list[str]) -> int:
 
 
 def online_main(argv: list[str]) -> int:
-    """rolling forecasts over the test period with delayed ground truth (the truth of a forecast's horizon is
-    used only once the horizon has passed): frozen, fine-tuned online, and with --proceed_steps adapted
-    proactively by Proceed (drift between the latest arrived windows and the recent ones turned into
-    per-layer scale / shift of the network before each forecast)"""
+    """rolling forecasts over the test period with delayed ground truth: frozen, fine-tuned online, and
+    adapted proactively by Proceed (--proceed_steps)
+
+    The truth of a forecast's horizon is used only once the horizon has passed. Proceed turns the drift
+    between the latest arrived windows and the recent ones into a per-layer scale / shift of the
+    network before each forecast."""
     from difflab.timeseries.inference import online
 
     p = VerbParser(prog="difflab-timeseries online", description=online_main.__doc__)
@@ -115,9 +117,10 @@ def online_main(argv: list[str]) -> int:
 
 
 def nll_main(argv: list[str]) -> int:
-    """negative log-likelihood of the held-out windows' horizons given their context, per forecast value,
-    through the model's probability-flow ODE (RK4 from the smallest trained time to 1, Hutchinson divergence),
-    on the data the checkpoint was trained on (its recorded data module).
+    """negative log-likelihood of the held-out windows' horizons given their context, per forecast value
+
+    The likelihood is that of the model's probability-flow ODE (RK4 from the smallest trained time to 1,
+    Hutchinson divergence), on the data the checkpoint was trained on (its recorded data module).
 
     Cost: 4 x STEPS network evaluations with one backward pass per probe, per batch of windows (the
     defaults, 32 steps and 1 probe, take 128 evaluations + 128 backward passes per batch). The estimate

@@ -22,7 +22,9 @@ DESCRIPTION = (
 
 def upscale_command(argv: list[str]) -> int:
     """upscale an image or a folder (overlapping tiles, any size) with a trained model, by default the
-    shipped pretrained ResShift; a folder goes on past files that fail and names them at the end (exit 1)"""
+    shipped pretrained ResShift
+
+    A folder goes on past files that fail and names them at the end (exit status 1)."""
     from pathlib import Path
 
     from difflab.core.verbs import VerbParser, count, existing_path, sampler_option
