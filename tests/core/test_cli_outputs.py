@@ -132,6 +132,18 @@ def test_outputs_are_not_replaced_without_overwrite(tmp_path):
         assert check_output(path, overwrite=True) == path
 
 
+def test_folder_inputs_take_the_suffixes_and_name_the_files_left_alone(tmp_path, capsys):
+    from difflab.core.verbs import folder_inputs
+
+    for name in ("b.WAV", "a.wav", "notes.txt", ".DS_Store"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "sub.wav").mkdir()
+    assert folder_inputs(tmp_path, (".wav",), "audio files") == [tmp_path / "a.wav", tmp_path / "b.WAV"]
+    assert capsys.readouterr().out.strip() == f"{tmp_path}: 1 file(s) of another suffix left alone (notes.txt)"
+    with pytest.raises(UserError, match=r"no point files \(\.ply, \.xyz\)"):
+        folder_inputs(tmp_path, (".ply", ".xyz"), "point files")
+
+
 def test_progress_without_a_terminal_is_a_line_every_interval():
     stream = io.StringIO()
     bar = LineProgress("enhance", 4, "files", every=0.0, stream=stream)

@@ -89,8 +89,10 @@ def test_upscale_from_checkpoint(tmp_path, sr3_ckpt):
 
 def test_upscale_folder_goes_on_past_bad_files(tmp_path, sr3_ckpt, capsys):
     """A file that is not an image (header) and a truncated PNG (pixels) are skipped, the good image is
-    written, and the run ends with one line naming both failures and exit status 1."""
+    written, and the run ends with one line naming both failures and exit status 1; a file of another
+    suffix is left alone, and said so."""
     _png(tmp_path / "in" / "a.png", (10, 12, 3), 0)
+    (tmp_path / "in" / "notes.txt").write_text("not for upscaling")
     _png(tmp_path / "in" / "c.png", (40, 40, 3), 1)
     data = (tmp_path / "in" / "c.png").read_bytes()
     (tmp_path / "in" / "c.png").write_bytes(data[: len(data) // 2])  # header intact, pixel data cut
@@ -99,7 +101,9 @@ def test_upscale_folder_goes_on_past_bad_files(tmp_path, sr3_ckpt, capsys):
     assert main([*argv, "--tile", "8", "--overlap", "2"]) == 1
     assert (tmp_path / "out" / "a.png").is_file()
     assert not (tmp_path / "out" / "b.png").exists() and not (tmp_path / "out" / "c.png").exists()
-    last = capsys.readouterr().err.strip().splitlines()[-1]
+    out = capsys.readouterr()
+    assert "1 file(s) of another suffix left alone (notes.txt)" in out.out
+    last = out.err.strip().splitlines()[-1]
     assert last.startswith("difflab-vision upscale: 1 of 3 images written; failed:")
     assert "b.png" in last and "c.png" in last
 

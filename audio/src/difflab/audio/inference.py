@@ -338,12 +338,10 @@ def enhance_targets(source: Path, output: Path, overwrite: bool = False) -> tupl
 
     ``output`` is a folder for a folder input, or for a file input when it exists as a folder or has
     no suffix; otherwise it is the output file."""
-    from difflab.core.verbs import check_output
+    from difflab.core.verbs import check_output, folder_inputs
 
     if source.is_dir():
-        files = sorted(f for f in source.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file())
-        if not files:
-            raise AudioFileError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
+        files = folder_inputs(source, AUDIO_SUFFIXES, "audio files", AudioFileError)
         targets = [output / (f.stem + ".wav") for f in files]
     elif not source.is_file():
         raise AudioFileError(f"{source}: no such file or folder")

@@ -122,12 +122,35 @@ def check_output(path: str | Path, overwrite: bool, option: str = "--overwrite")
     return path
 
 
+def folder_inputs(folder: Path, suffixes: tuple[str, ...], what: str, error: type[UserError] = UserError) -> list[Path]:
+    """The files of ``folder`` a verb reads: those with one of ``suffixes`` (any case), sorted by name.
+
+    A folder without any is ``error`` naming it and the suffixes; the other files (hidden ones aside)
+    are left alone with a note naming them, so that nothing in the folder is passed over silently.
+    """
+    from difflab.core.progress import note
+
+    files, others = [], []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in suffixes:
+            files.append(path)
+        elif path.is_file() and not path.name.startswith("."):
+            others.append(path.name)
+    if not files:
+        raise error(f"{folder}: no {what} ({', '.join(suffixes)})")
+    if others:
+        listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        note(f"{folder}: {len(others)} file(s) of another suffix left alone ({listed})")
+    return files
+
+
 __all__ = [
     "VerbParser",
     "check_output",
     "count",
     "existing_file",
     "existing_path",
+    "folder_inputs",
     "non_negative_float",
     "positive_float",
     "sampler_option",

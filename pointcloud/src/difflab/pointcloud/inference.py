@@ -115,13 +115,11 @@ def denoise_targets(source: Path, out: Path, overwrite: bool = False) -> tuple[l
     folder without point files, or an output that exists (without ``overwrite``), is a :class:`UserError`.
 
     ``out`` is the output file for one input when it has a point suffix, otherwise a folder."""
-    from difflab.core.verbs import check_output
+    from difflab.core.verbs import check_output, folder_inputs
     from difflab.pointcloud.io import CLOUD_FORMATS, WRITE_FORMATS
 
     if source.is_dir():
-        files = sorted(f for f in source.iterdir() if f.suffix.lower() in CLOUD_FORMATS and f.is_file())
-        if not files:
-            raise UserError(f"{source}: no point files ({', '.join(CLOUD_FORMATS)})")
+        files = folder_inputs(source, CLOUD_FORMATS, "point files")
         if out.is_file():
             raise UserError(f"{out}: is a file; the output of a folder of clouds is a folder")
         targets = [out / (f.stem + ".ply") for f in files]

@@ -61,12 +61,11 @@ def cloud_log_likelihood(
 def read_clouds(source: Path, points: int, scale: float, seed: int = 0) -> tuple[list[Path], Tensor]:
     """The point files of ``source`` (a file or a folder), each resampled to ``points`` points,
     normalised to the unit sphere and multiplied by ``scale`` (as the training data), ``(S, points, 3)``."""
+    from difflab.core.verbs import folder_inputs
     from difflab.pointcloud.io import CLOUD_FORMATS, normalize_unit_sphere, read_points, resample
 
     if source.is_dir():
-        files = sorted(f for f in source.iterdir() if f.suffix.lower() in CLOUD_FORMATS and f.is_file())
-        if not files:
-            raise UserError(f"{source}: no point files ({', '.join(CLOUD_FORMATS)})")
+        files = folder_inputs(source, CLOUD_FORMATS, "point files")
     else:
         if source.suffix.lower() not in CLOUD_FORMATS:
             raise UserError(f"{source}: not a point file ({', '.join(CLOUD_FORMATS)})")

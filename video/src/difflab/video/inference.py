@@ -193,12 +193,10 @@ def detect_files(
 def feature_files(features: Path) -> list[Path]:
     """``features`` itself, or the ``.npy`` files of the folder ``features``."""
     from difflab.core.errors import UserError
+    from difflab.core.verbs import folder_inputs
 
     if features.is_dir():
-        files = sorted(features.glob("*.npy"))
-        if not files:
-            raise UserError(f"{features}: no .npy feature files in this folder")
-        return files
+        return folder_inputs(features, (".npy",), "feature files")
     if features.is_file():
         return [features]
     raise UserError(f"{features}: no such file or folder")

@@ -31,13 +31,11 @@ def upscale_targets(source: Path, output: Path, overwrite: bool = False) -> tupl
     that exists (without ``overwrite``), is a :class:`UserError` naming it.
 
     ``output`` is the output file for one image when it has an image suffix, otherwise a folder."""
-    from difflab.core.verbs import check_output
+    from difflab.core.verbs import check_output, folder_inputs
     from difflab.vision.data.io import IMAGE_EXTENSIONS
 
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-        if not files:
-            raise UserError(f"{source}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        files = folder_inputs(source, IMAGE_EXTENSIONS, "image files")
         targets = [output / (f.stem + ".png") for f in files]
     elif output.suffix.lower() in IMAGE_EXTENSIONS:
         files, targets = [source], [output]
