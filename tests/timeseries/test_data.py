@@ -71,6 +71,16 @@ def test_errors_name_file_column_row(tmp_path, text, match):
         read_table(p)
 
 
+def test_text_columns_are_left_out_with_a_note(tmp_path, capsys):
+    """A wide CSV's column without one number (a site name) is not a series: left out, and said so."""
+    p = write(tmp_path / "sites.csv", "date,load,site,temp\n2020-01-01,1,A,\n2020-01-02,2,A,3.5\n")
+    table = read_table(p)
+    assert table.names == ["load", "temp"] and np.isnan(table.values[0, 1])
+    assert "sites.csv: text column(s) 'site' left out" in capsys.readouterr().out
+    with pytest.raises(DataError, match=r"only.csv: no numeric column besides the timestamps 'date'"):
+        read_table(write(tmp_path / "only.csv", "date,site\n2020-01-01,A\n"))
+
+
 def test_series_too_short_names_file_and_column(tmp_path):
     p = write(tmp_path / "short.csv", "date,load\n" + "".join(f"2020-01-{d:02d},{d}\n" for d in range(1, 11)))
     with pytest.raises(DataError, match=r"short.csv: column\(s\) \['load'\].*10 rows.*shorter than context \+ horizon"):

@@ -19,6 +19,9 @@ from difflab.timeseries.data.windows import WindowDataset, calendar_features, wi
 from difflab.timeseries.metrics import QUANTILES, metric_table, sample_quantiles
 from difflab.timeseries.models.baselines import ets_forecast, naive_forecast, sarima_forecast, seasonal_naive
 
+CSV_FLOATS = "%.7g"
+"""How forecast CSVs write numbers: the samples' float32 precision, not float64 digits of noise."""
+
 
 def horizon_truth(ds: WindowDataset) -> tuple[np.ndarray, np.ndarray]:
     """Targets ``(N, H, D)`` (0 where missing) and mask of a window set's horizons."""
@@ -176,7 +179,7 @@ def write_quantile_csv(path: str | Path, timestamps: np.ndarray, names: list[str
             rows.append(row)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(path, index=False)
+    pd.DataFrame(rows).to_csv(path, index=False, float_format=CSV_FLOATS)
     return path
 
 

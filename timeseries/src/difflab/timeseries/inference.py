@@ -207,6 +207,7 @@ def _append_quantile_csv(path: Path, timestamps, names, paths: np.ndarray, *, fi
     (written anew with its header when ``first``): the output grows by one group at a time."""
     import pandas as pd
 
+    from difflab.timeseries.evaluate import CSV_FLOATS
     from difflab.timeseries.metrics import QUANTILES, sample_quantiles
 
     qs = sample_quantiles(paths, QUANTILES)  # (Q, H, n)
@@ -218,7 +219,7 @@ def _append_quantile_csv(path: Path, timestamps, names, paths: np.ndarray, *, fi
     }
     frame.update({f"q{q:.2f}": qs[k].reshape(-1) for k, q in enumerate(QUANTILES)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(frame).to_csv(path, index=False, mode="w" if first else "a", header=first)
+    pd.DataFrame(frame).to_csv(path, index=False, mode="w" if first else "a", header=first, float_format=CSV_FLOATS)
 
 
 def _write_fan_chart(png: Path, table, paths: np.ndarray, fut_t, context: int, data: str) -> None:

@@ -205,6 +205,25 @@ def _finish(times: np.ndarray, values: np.ndarray, names: list[str], path: str, 
     return SeriesTable(times, values, names, path, freq or inferred)
 
 
+def _numeric_columns(df: pd.DataFrame, tcol: str, path: str) -> list[str]:
+    """The value columns of a wide CSV read without ``columns``: every column but the timestamps, less
+    the text columns (no cell a number, such as a site or an item name), which a note names."""
+    names, text = [], []
+    for c in df.columns:
+        if c == tcol:
+            continue
+        cells = df[c].str.strip()
+        cells = cells[~cells.str.lower().isin(["", "nan", "na", "null", "none"])]
+        (text if len(cells) and pd.to_numeric(cells, errors="coerce").isna().all() else names).append(c)
+    if text:
+        from difflab.core.progress import note
+
+        note(f"{path}: text column(s) {', '.join(map(repr, text))} left out of the series (--columns picks the series)")
+    if not names:
+        raise DataError(f"{path}: no numeric column besides the timestamps {tcol!r}; columns are {list(df.columns)}")
+    return names
+
+
 # ---------------------------------------------------------------------------------------------------- readers
 def read_wide_csv(
     path: str | Path, *, timestamp_column: str | None = None, columns: list[str] | None = None, freq: str | None = None
@@ -222,7 +241,7 @@ def read_wide_csv(
     rows = np.arange(len(df)) + 2
     times = _parse_times(df[tcol], path, tcol)
     _check_duplicates(times, path, tcol, rows)
-    names = columns or [c for c in df.columns if c != tcol]
+    names = columns or _numeric_columns(df, tcol, path)
     for c in names:
         if c not in df.columns:
             raise DataError(f"{path}: no column {c!r}; columns are {list(df.columns)}")
