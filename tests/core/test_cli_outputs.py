@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import io
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,6 +131,18 @@ def test_outputs_are_not_replaced_without_overwrite(tmp_path):
         with pytest.raises(UserError, match="--overwrite"):
             check_output(path, overwrite=False)
         assert check_output(path, overwrite=True) == path
+
+
+def test_an_optional_output_is_positional_or_out(capsys):
+    parser = VerbParser(prog="difflab-x verb")
+    parser.add_output("results JSON", Path("detections.json"))
+    assert parser.parse_args([]).out == Path("detections.json")
+    assert parser.parse_args(["a.json"]).out == parser.parse_args(["--out", "a.json"]).out == Path("a.json")
+    assert parser.parse_args(["a.json", "--out", "a.json"]).out == Path("a.json")
+    assert "output" not in vars(parser.parse_args([]))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["a.json", "--out", "b.json"])
+    assert "two outputs given: a.json and --out b.json" in capsys.readouterr().err
 
 
 def test_folder_inputs_take_the_suffixes_and_name_the_files_left_alone(tmp_path, capsys):

@@ -72,22 +72,17 @@ def enhance_command(argv: list[str]) -> int:
 
 def make_dataset_command(argv: list[str]) -> int:
     """write the offline default data (synthetic speech + real noise or simulated rooms; real-speech test set)"""
-    from pathlib import Path
 
     from difflab.audio.data.datamodule import default_data_root
     from difflab.audio.data.synth import make_dataset
     from difflab.core.verbs import VerbParser, count
 
     parser = VerbParser(prog="difflab-audio make-dataset", description=make_dataset_command.__doc__)
-    parser.add_argument("out_folder", type=Path, nargs="?", default=None, help="output folder (the same as --out)")
-    parser.add_argument("--task", choices=["denoise", "dereverb", "both"], default="both")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="output folder (default ~/.cache/difflab/audio/<task>, or $DIFFLAB_AUDIO_DATA/<task>); "
-        "with --task both, <out>/<task>",
+    parser.add_output(
+        "output folder (default ~/.cache/difflab/audio/<task>, or $DIFFLAB_AUDIO_DATA/<task>); "
+        "with --task both, <out>/<task>"
     )
+    parser.add_argument("--task", choices=["denoise", "dereverb", "both"], default="both")
     parser.add_argument("--num_train", type=count(1), default=400)
     parser.add_argument("--num_valid", type=count(1), default=20)
     parser.add_argument("--num_test", type=count(0), default=24, help="real-speech test pairs (0: none)")
@@ -95,9 +90,7 @@ def make_dataset_command(argv: list[str]) -> int:
     parser.add_argument("--workers", type=count(1), default=2, help="parallel text-to-speech processes")
     parser.add_argument("--overwrite", action="store_true", help="replace the splits of an existing data set")
     ns = parser.parse_args(argv)
-    if ns.out is not None and ns.out_folder is not None and ns.out != ns.out_folder:
-        parser.error(f"two output folders given: {ns.out_folder} and --out {ns.out}; give one")
-    out = ns.out if ns.out is not None else ns.out_folder
+    out = ns.out
     tasks = ["denoise", "dereverb"] if ns.task == "both" else [ns.task]
     roots = [default_data_root(t) if out is None else (out / t if ns.task == "both" else out) for t in tasks]
     for root in roots:

@@ -40,6 +40,24 @@ class VerbParser(argparse.ArgumentParser):
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(2)
 
+    def add_output(self, what: str, default: Path | None = None) -> None:
+        """An optional output, given either as the last positional argument or as ``--out`` (both
+        naming different paths is an error); :meth:`parse_args` leaves it in ``ns.out`` (``default``
+        when neither is given). The verbs whose output is required take it positionally only."""
+        shown = "" if default is None else f" (default: {default})"
+        self.add_argument("output", type=Path, nargs="?", default=None, help=f"{what}{shown}; the same as --out")
+        self.add_argument("--out", type=Path, default=None, help=f"{what}{shown}")
+        self._output_default = default
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns = super().parse_args(args, namespace)
+        if hasattr(self, "_output_default"):
+            given = ns.__dict__.pop("output")
+            if given is not None and ns.out is not None and given != ns.out:
+                self.error(f"two outputs given: {given} and --out {ns.out}; give one")
+            ns.out = ns.out or given or self._output_default
+        return ns
+
 
 def sampler_option(parser: argparse.ArgumentParser, default: str = "the model's") -> None:
     """``--sampler NAME``: a core sampler by name (:data:`~difflab.core.samplers.select.SAMPLER_NAMES`),

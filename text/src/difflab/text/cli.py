@@ -203,7 +203,7 @@ def make_seq2seq_data_main(argv: list[str]) -> int:
 
     p = VerbParser(prog="difflab-text make-seq2seq-data", description=make_seq2seq_data_main.__doc__)
     p.add_argument("--task", choices=TASKS, default="kjv_restore")
-    p.add_argument("--out", type=Path, default=Path("data/kjv_restore"), help="output folder")
+    p.add_output("output folder", Path("data/kjv_restore"))
     p.add_argument("--val_size", type=count(1), default=1000)
     p.add_argument("--test_size", type=count(1), default=1000)
     p.add_argument("--seed", type=int, default=0)

@@ -31,7 +31,7 @@ def make_dataset_main(argv: list[str]) -> int:
     from difflab.video.data.mocap import ACTIONS
 
     p = VerbParser(prog="difflab-video make-dataset", description=make_dataset_main.__doc__)
-    p.add_argument("out", type=Path, nargs="?", default=Path("outputs/data/video/mocap"), help="output folder")
+    p.add_output("output folder", Path("outputs/data/video/mocap"))
     p.add_argument("--n_train", type=count(1), default=160, help="training videos")
     p.add_argument("--n_val", type=count(1), default=32, help="validation videos")
     p.add_argument("--n_test", type=count(1), default=32, help="test videos")
@@ -94,7 +94,7 @@ def detect_main(argv: list[str]) -> int:
         "bounded by one batch of windows and the output)",
     )
     p.add_argument("--fps", type=positive_float, default=None, help="frames per second (default: the training data's)")
-    p.add_argument("--out", type=Path, default=Path("detections.json"), help="results JSON")
+    p.add_output("results JSON", Path("detections.json"))
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--seed", type=int, default=0)
     ns = p.parse_args(argv)
