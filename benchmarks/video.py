@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
 from difflab.video.data import MocapTADDataModule
 from difflab.video.demo import evaluate, fit, small_models, timeline_videos
@@ -185,7 +186,7 @@ def main() -> None:
             dm.classes,
             title="held-out mocap videos: ground truth vs detections (score >= 0.3)",
         )
-        print(f"artifact: {fig} | detection timelines: ground truth vs DiffTAD (4 steps) and the baseline")
+        artifact(fig, "detection timelines: ground truth vs DiffTAD (4 steps) and the baseline")
 
 
 if __name__ == "__main__":

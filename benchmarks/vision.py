@@ -29,6 +29,7 @@ from functools import partial
 
 import torch
 
+from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
 
 REFERENCE = "SR3 DDIM-50"
@@ -170,7 +171,7 @@ def crops_png(path: str, results: dict[str, tuple[int, dict]], names: list[str],
         psnrs={"bicubic": ref["per_image_bicubic_psnr_y"], **{k: results[k][1]["per_image_psnr_y"] for k in show}},
     )
     save_figure(fig, path, dpi=60)
-    print(f"artifact: {path} | held-out crops: bicubic, ResShift-4/15, SR3 DDIM-50, InvSR-style 1 step, HR")
+    artifact(path, "held-out crops: bicubic, ResShift-4/15, SR3 DDIM-50, InvSR-style 1 step, HR")
 
 
 FIELD_CODE = """

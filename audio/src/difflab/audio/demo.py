@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from difflab.core.progress import artifact
+
 # the network the demo and the learning tests train on two CPU cores: NCSN++-style, 3 levels, width 8
 DEMO_NETWORK = {"channels": 8, "channel_mults": [1, 2, 2], "num_res_blocks": 1, "attention_resolutions": []}
 DEMO_CROP = 31 * 128  # 32 STFT frames (0.25 s): short crops keep CPU training fast
@@ -180,10 +182,9 @@ def train_method(method: str, ns: argparse.Namespace, out: Path):
     wall = train_briefly(
         model, dm, max_steps=steps, seed=ns.seed, gradient_clip_val=1.0, checkpoint=ckpt, ema_decay=ema
     )
-    print(
-        f"artifact: {ckpt} | {LABELS[method]} checkpoint after {steps} steps ({wall:.0f} s); "
-        f"use with difflab-audio enhance",
-        flush=True,
+    artifact(
+        ckpt,
+        f"{LABELS[method]} checkpoint after {steps} steps ({wall:.0f} s); use with difflab-audio enhance",
     )
     return model, dm, steps
 
@@ -219,21 +220,16 @@ def _report(out: Path, ns: argparse.Namespace, ref: tuple, results: dict, extra:
     )
     print(format_table(table, extra))
     (out / "metrics.md").write_text(format_table(table, extra) + "\n")
-    print(
-        f"artifact: {out / 'metrics.md'} | metric table (PESQ wb, ESTOI, SI-SDR) "
-        "of the unprocessed input and each method"
-    )
+    artifact(out / "metrics.md", "metric table (PESQ wb, ESTOI, SI-SDR) of the unprocessed input and each method")
     count = _write_wavs(out / "wavs", clean, noisy, names, results)
-    print(
-        f"artifact: {out / 'wavs'} | noisy, enhanced (each method) and clean wavs of {count} real-speech test mixtures"
-    )
+    artifact(out / "wavs", f"noisy, enhanced (each method) and clean wavs of {count} real-speech test mixtures")
     k = max(range(min(len(clean), 6)), key=lambda j: clean[j].shape[0])
     panels = {"noisy input" if ns.task == "denoise" else "reverberant input": noisy[k]}
     panels.update({lab: sig[k] for lab, sig in results.items()})
     panels["clean"] = clean[k]
     fig = spectrogram_figure(panels, 16000, title=f"{names[k]}: real speech + {what}")
     fig_path = save_figure(fig, out / "spectrograms.png", dpi=110, bbox_inches="tight")
-    print(f"artifact: {fig_path} | before/after log spectrograms of one real-speech test mixture")
+    artifact(fig_path, "before/after log spectrograms of one real-speech test mixture")
 
 
 def shipped_default_rows(ns: argparse.Namespace) -> tuple[str, list, dict[str, str], tuple] | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.progress import artifact
 from difflab.core.samplers.select import SAMPLER_NAMES, sampler_function
 from difflab.core.tables import markdown_table
 
@@ -141,8 +142,8 @@ def run_demo(out: Path, *, max_steps: int = 2000, sample_steps: int | None = Non
             "llrrr",
         )
     )
-    print(f"artifact: {out / 'samplers.png'} | samples of every core sampler, trained network vs exact denoiser")
-    print(f"artifact: {out / 'metrics.csv'} | NFE and mode metrics per sampler")
+    artifact(out / "samplers.png", "samples of every core sampler, trained network vs exact denoiser")
+    artifact(out / "metrics.csv", "NFE and mode metrics per sampler")
     return rows
 
 

@@ -111,4 +111,12 @@ def note(text: str) -> None:
         print(text, flush=True)
 
 
-__all__ = ["LineProgress", "StepProgress", "interval_seconds", "note", "progress", "progress_line"]
+def artifact(path: object, what: str) -> None:
+    """Announce a written file as ``artifact: <path> | <what it shows>``, the line demos and verbs end with.
+
+    ``scripts/demo_all.py`` and the tests read this format; every package writes it through here.
+    """
+    note(f"artifact: {path} | {what}")
+
+
+__all__ = ["LineProgress", "StepProgress", "artifact", "interval_seconds", "note", "progress", "progress_line"]

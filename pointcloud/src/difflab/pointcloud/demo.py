@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
 
 GEN_POINTS = 256
@@ -214,13 +215,12 @@ def _report_generation(out: Path, g: dict, variants: dict, num: int) -> list[dic
         clouds += list(s[:4].numpy())
         titles += [name] + [""] * 3
     png = render_grid(clouds, out / "generation.png", titles=titles, ncols=4, up="z", cell=2.2)
-    print(
-        f"artifact: {png} | held-out data shapes, then 4 samples per generator (rows): one-step PSF, "
-        "one / many flow steps, DDPM"
+    artifact(
+        png, "held-out data shapes, then 4 samples per generator (rows): one-step PSF, one / many flow steps, DDPM"
     )
     for i, c in enumerate(variants["PSF 1 step (reflow + distill)"][0][:4]):
         write_points(out / f"psf_sample_{i}.ply", c.numpy())
-    print(f"artifact: {out / 'psf_sample_0.ply'} | one-step PSF samples as .ply (4 files)")
+    artifact(out / "psf_sample_0.ply", "one-step PSF samples as .ply (4 files)")
     return gen
 
 
@@ -242,13 +242,13 @@ def _report_filtering(out: Path, f: dict, filter_points: int, fast: bool) -> tup
         ncols=len(names) + 1,
         cell=2.6,
     )
-    print(f"artifact: {png} | bunny (held out): clean, with 2 % noise, and each filter's output")
+    artifact(png, "bunny (held out): clean, with 2 % noise, and each filter's output")
     scans, skeep = scan_rows(f, num_points=filter_points, scans=("kitten.xyz",) if fast else ("kitten.xyz", "oni.ply"))
     print("\nReal scans with 2 % added noise (Chamfer x1e4 to the original scan):")
     print(_table(scans, ["scan", "noisy input", *f["models"]]))
     names = ["scan", "noisy input", *f["models"]]
     png = render_grid([skeep[n] for n in names], out / "filtering_kitten.png", titles=names, ncols=len(names), cell=2.6)
-    print(f"artifact: {png} | real kitten scan: original, with 2 % noise, and filtered by each method")
+    artifact(png, "real kitten scan: original, with 2 % noise, and filtered by each method")
     return filt, scans
 
 
@@ -267,14 +267,14 @@ def run_demo(out: Path, scale: float = 1.0, seed: int = 0, fast: bool = False) -
     num = 8 if fast else 16
     filter_points = 1024 if fast else 4096
     g = train_generators(scale, seed, pairs_path=out / "pairs.pt", num_shapes=16 if fast else 32, num_val_shapes=num)
-    print(f"artifact: {out / 'pairs.pt'} | reflow / distillation pairs (noise, 50-step ODE sample) of the flow")
+    artifact(out / "pairs.pt", "reflow / distillation pairs (noise, 50-step ODE sample) of the flow")
     variants = generation_variants(g, num=num, seed=seed)
     gen = _report_generation(out, g, variants, num)
     f = train_filters(scale, seed, num_points=filter_points)
     filt, scans = _report_filtering(out, f, filter_points, fast)
     result = {"generation": gen, "filtering": filt, "scans": scans, "train_seconds": {**g["times"], **f["times"]}}
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
-    print(f"artifact: {out / 'metrics.json'} | every number of the tables above")
+    artifact(out / "metrics.json", "every number of the tables above")
     return result
 
 

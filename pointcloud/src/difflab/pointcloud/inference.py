@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from difflab.core.errors import UserError
-from difflab.core.progress import StepProgress
+from difflab.core.progress import StepProgress, artifact
 
 DEFAULT_FILTER = "iterativepfn"
 """The shipped filter ``denoise`` uses without ``--ckpt`` (``difflab/pointcloud/pretrained/iterativepfn.ckpt``,
@@ -98,7 +98,7 @@ def sample_clouds(
     clouds = res.sample.numpy()
     for i, c in enumerate(clouds):
         write_points(out / f"sample_{i:03d}.ply", c)
-    print(f"artifact: {out}/sample_000.ply | {num} generated clouds of {points} points (.ply), NFE {res.nfe}")
+    artifact(out / "sample_000.ply", f"{num} generated clouds of {points} points (.ply), NFE {res.nfe}")
     png = render_grid(
         list(clouds),
         out / "samples.png",
@@ -106,7 +106,7 @@ def sample_clouds(
         titles=[f"#{i}" for i in range(len(clouds))],
         up=up,
     )
-    print(f"artifact: {png} | render of the generated clouds")
+    artifact(png, "render of the generated clouds")
     return 0
 
 
@@ -185,15 +185,14 @@ def denoise_files(source: Path, out: Path, ckpt: str | Path | None, *, repeat: i
 
 def _denoise_one(model, f: Path, o: Path, noisy, repeat: int) -> None:
     """Filter one read cloud, write it and its before / after render."""
-    from difflab.core.progress import note
     from difflab.pointcloud.figures import render_grid
     from difflab.pointcloud.io import write_points
 
     clean = model.denoise(noisy, repeat=repeat, desc=f"denoise {f.name}")
     write_points(o, clean)
-    note(f"artifact: {o} | {f.name} filtered ({len(clean)} points)")
+    artifact(o, f"{f.name} filtered ({len(clean)} points)")
     png = render_grid([noisy, clean], o.with_suffix(".png"), titles=["input", "filtered"], ncols=2)
-    note(f"artifact: {png} | before / after render of {f.name}")
+    artifact(png, f"before / after render of {f.name}")
 
 
 def write_pairs(
@@ -227,7 +226,7 @@ def write_pairs(
     bar.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(pairs, out)
-    print(f"artifact: {out} | {num} (noise, sample) pairs from {steps} Euler steps")
+    artifact(out, f"{num} (noise, sample) pairs from {steps} Euler steps")
     return 0
 
 

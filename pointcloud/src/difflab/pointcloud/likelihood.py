@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from difflab.core.errors import UserError
-from difflab.core.progress import StepProgress, note
+from difflab.core.progress import StepProgress, artifact, note
 
 
 def cloud_log_likelihood(
@@ -130,7 +130,7 @@ def nll_files(
             w = csv.writer(fh)
             w.writerow(["cloud", "nll_nats_per_point", "nll_nats_per_cloud", "bits_per_dim"])
             w.writerows(rows)
-        note(f"artifact: {out} | NLL per cloud (CSV)")
+        artifact(out, "NLL per cloud (CSV)")
     return 0
 
 

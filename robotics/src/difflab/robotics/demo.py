@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from difflab.core.progress import artifact
+
 
 def train_policies(
     env: str = "reach-v3",
@@ -137,11 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     table_path = ns.out / "table.md"
     table_path.write_text(table + "\n")
     fig = plot_rollouts(results, ns.out / "rollouts.png", title=f"{ns.env}: end-effector paths (top view); star = goal")
-    print(
-        f"artifact: {fig} | end-effector paths of {len(seeds)} {ns.env} rollouts per sampler (top view), "
-        "success green, failure red"
+    artifact(
+        fig, f"end-effector paths of {len(seeds)} {ns.env} rollouts per sampler (top view), success green, failure red"
     )
-    print(f"artifact: {table_path} | success rate, return, latency and NFE per control step for each sampler")
+    artifact(table_path, "success rate, return, latency and NFE per control step for each sampler")
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from difflab.core.progress import artifact
 from difflab.core.samplers.select import SAMPLER_NAMES
 
 EVAL_SAMPLERS = (*SAMPLER_NAMES, "rti", "stream")
@@ -159,7 +160,7 @@ def evaluate_checkpoint(
     print(format_table(rows))
     if out is not None:
         fig = plot_rollouts(results, out / "rollouts.png", title=f"{world.name} rollouts (top view)")
-        print(f"artifact: {fig} | end-effector paths of {episodes} {world.name} rollouts per sampler, success in green")
+        artifact(fig, f"end-effector paths of {episodes} {world.name} rollouts per sampler, success in green")
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from difflab.core.lightning.train import train_briefly
+from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
 
 STEP_COUNTS = (4, 16, 64, 256)
@@ -142,12 +143,13 @@ def run_demo(out: Path, mdlm_steps: int, ar_steps: int, num_samples: int, seed: 
     _write_samples(txt, dm.tokenizer, samples, refs)
     title = f"KJV, BPE-1024, {block}-token blocks; MDLM ELBO PPL {elbo_ppl:.0f}, AR PPL {ar_ppl:.0f}"
     png = plot_quality_vs_steps(out / "quality_vs_steps.png", rows, base, f"{title}, unigram {uni_ppl:.0f}")
-    print(
-        f"\nartifact: {png} | generative perplexity and distinct-2 of MDLM samples against sampling steps, "
-        "with real, shuffled and AR reference lines"
+    artifact(
+        png,
+        "generative perplexity and distinct-2 of MDLM samples against sampling steps, "
+        "with real, shuffled and AR reference lines",
     )
     steps = ", ".join(map(str, STEP_COUNTS))
-    print(f"artifact: {txt} | decoded MDLM samples at {steps} steps, AR samples and real verses")
+    artifact(txt, f"decoded MDLM samples at {steps} steps, AR samples and real verses")
     return dict(elbo_ppl=elbo_ppl, ar_ppl=ar_ppl, unigram_ppl=uni_ppl, rows=rows, base=base)
 
 
@@ -221,7 +223,7 @@ def run_seq2seq(
         + "\n\n".join(f"- src: {s_}\n- hyp: {h}\n- trg: {t}" for s_, h, t in list(zip(src, mbr, trg))[:16])
         + "\n"
     )
-    print(f"artifact: {md} | DiffuSeq (MBR) restorations of 16 test verses next to their sources and references")
+    artifact(md, "DiffuSeq (MBR) restorations of 16 test verses next to their sources and references")
     png = plot_bleu_vs_draws(
         out / "seq2seq_bleu_vs_draws.png",
         dict(zip(counts, by_k, strict=True)),
@@ -229,7 +231,7 @@ def run_seq2seq(
         scores["another verse (ignores the source)"][0],
         f"KJV case and punctuation restoration, {len(trg)} test verses, DiffuSeq {steps} training steps",
     )
-    print(f"artifact: {png} | test BLEU of DiffuSeq against the number of MBR draws, with the copy baseline")
+    artifact(png, "test BLEU of DiffuSeq against the number of MBR draws, with the copy baseline")
     return {**scores, "bleu_by_draws": dict(zip(counts, by_k, strict=True))}
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from difflab.core.lightning.train import train_briefly
+from difflab.core.progress import artifact
 from difflab.timeseries.data import ForecastDataModule
 from difflab.timeseries.evaluate import baseline_samples, model_samples, score
 from difflab.timeseries.figures import save_fan_charts
@@ -82,7 +83,7 @@ def run_demo(
     )
     print(table)
     (out / "metrics.txt").write_text(table + "\n")
-    print(f"artifact: {out / 'metrics.txt'} | metric table of the diffusion models vs seasonal naive and ETS")
+    artifact(out / "metrics.txt", "metric table of the diffusion models vs seasonal naive and ETS")
     tb = dm.table
     show = [0, len(test) // 3, 2 * len(test) // 3, len(test) - 1]
     for name in [m for m in methods] + ["ets"]:
@@ -100,7 +101,7 @@ def run_demo(
                 )
             )
         png = save_fan_charts(out / f"fan_{name}.png", panels, suptitle=f"{name} on taylor test windows")
-        print(f"artifact: {png} | fan charts of {name} on 4 held-out taylor windows with the truth")
+        artifact(png, f"fan charts of {name} on 4 held-out taylor windows with the truth")
     return rows
 
 

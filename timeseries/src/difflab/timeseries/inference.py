@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from difflab.core.errors import UserError
-from difflab.core.progress import StepProgress
+from difflab.core.progress import StepProgress, artifact
 
 
 def load_checkpoint(path: str | Path):
@@ -168,9 +168,8 @@ def forecast(
         if sum(x.shape[-1] for x in shown) < 8:
             shown.append(paths[..., : 8 - sum(x.shape[-1] for x in shown)])
     bar.close()
-    print(
-        f"artifact: {csv} | mean and quantiles 0.05..0.95 of {samples} sample paths, "
-        f"{horizon} steps x {len(table.names)} series"
+    artifact(
+        csv, f"mean and quantiles 0.05..0.95 of {samples} sample paths, {horizon} steps x {len(table.names)} series"
     )
     _write_fan_chart(out / "fan_chart.png", table, np.concatenate(shown, axis=-1), fut_t, context, data)
     return 0
@@ -227,7 +226,7 @@ def _write_fan_chart(png: Path, table, paths: np.ndarray, fut_t, context: int, d
 
     panels = _fan_panels(table, paths, fut_t, context)
     save_fan_charts(png, panels, suptitle=f"forecast of {Path(data).name}")
-    print(f"artifact: {png} | fan chart: context, median, 50% and 90% intervals of the forecast")
+    artifact(png, "fan chart: context, median, 50% and 90% intervals of the forecast")
 
 
 def evaluation_data(data_hp: dict[str, Any]) -> dict[str, Any]:
@@ -281,7 +280,7 @@ def online(
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(table + "\n")
-        print(f"artifact: {out} | online metrics with delayed ground truth")
+        artifact(out, "online metrics with delayed ground truth")
     return 0
 
 

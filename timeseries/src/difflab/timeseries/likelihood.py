@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 
 from difflab.core.errors import UserError
-from difflab.core.progress import StepProgress, note
+from difflab.core.progress import StepProgress, artifact, note
 
 
 def split_nll(
@@ -96,7 +96,7 @@ def nll(
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(line + "\n")
-        note(f"artifact: {out} | NLL of the {split} windows")
+        artifact(out, f"NLL of the {split} windows")
     return 0
 
 

@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from difflab.core.cli import PackageCLI
+from difflab.core.progress import artifact
 from difflab.core.verbs import VerbParser, check_output, count, existing_path, positive_float, sampler_option
 
 DESCRIPTION = (
@@ -58,8 +59,8 @@ def make_dataset_main(argv: list[str]) -> int:
         render=ns.render,
         seed=ns.seed,
     )
-    print(f"artifact: {path} | ActivityNet-format annotations of {ns.n_train + ns.n_val + ns.n_test} mocap videos")
-    print(f"artifact: {path.parent / 'features'} | one (T, C) .npy feature file per video")
+    artifact(path, f"ActivityNet-format annotations of {ns.n_train + ns.n_val + ns.n_test} mocap videos")
+    artifact(path.parent / "features", "one (T, C) .npy feature file per video")
     return 0
 
 

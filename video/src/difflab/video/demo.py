@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
 from difflab.video.data.datamodule import MocapTADDataModule
 from difflab.video.metrics import results_json
@@ -122,19 +123,17 @@ def run_demo(out: Path, *, max_steps: int = 150, steps: int = 4, seed: int = 0) 
     print()
     res_path = out / "detections_difftad.json"
     res_path.write_text(json.dumps(results_json(p_diff), indent=1))
-    print(f"artifact: {res_path} | DiffTAD detections on the held-out videos (ActivityNet results JSON)")
+    artifact(res_path, "DiffTAD detections on the held-out videos (ActivityNet results JSON)")
     fig = save_timelines(
         out / "timeline.png",
         timeline_videos(dm, {"DiffTAD": p_diff, "baseline": p_det}),
         dm.classes,
         title="held-out mocap videos: ground truth vs detections (score >= 0.3)",
     )
-    print(
-        f"artifact: {fig} | timelines of 3 held-out videos: ground truth vs DiffTAD and baseline detections per class"
-    )
+    artifact(fig, "timelines of 3 held-out videos: ground truth vs DiffTAD and baseline detections per class")
     table = out / "metrics.json"
     table.write_text(json.dumps(results, indent=1))
-    print(f"artifact: {table} | detection mAP of DiffTAD, the baseline and random proposals")
+    artifact(table, "detection mAP of DiffTAD, the baseline and random proposals")
     return results
 
 

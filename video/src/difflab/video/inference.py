@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from difflab.core.progress import artifact
+
 
 def load_detector(path: str | Path):
     """``(model, info)`` from a checkpoint written by ``fit`` (DiffTAD or DeterministicTAD); ``info`` holds
@@ -249,7 +251,7 @@ def detect(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results_json(results), indent=1))
     n = sum(len(v) for v in results.values())
-    print(f"artifact: {out} | ActivityNet results JSON: {n} detections in {len(results)} videos")
+    artifact(out, f"ActivityNet results JSON: {n} detections in {len(results)} videos")
     return 0
 
 

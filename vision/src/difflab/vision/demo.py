@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from difflab.core.figures import save_figure
+from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
 from difflab.vision.evaluate import BRIEF_TRAINING
 
@@ -132,12 +133,12 @@ def run_demo(out: Path, *, max_steps: int | None = None, seed: int = 0, eval_siz
     _print_heldout(res, model, names, eval_size, scale, max_steps, train_s)
     crops_png = _crops_png(out / "crops.png", res, dm, names)
     tiled_png = _tiled_png(out / "tiled_rocket.png", model, scale, seed)
-    print(f"artifact: {crops_png} | held-out crops: LR, bicubic, ResShift-4 and HR with PSNR-Y per image")
-    print(
-        f"artifact: {tiled_png} | a quarter of the held-out 'rocket' photo upscaled x{scale} with overlapping "
-        "tiles, beside bicubic and HR"
+    artifact(crops_png, "held-out crops: LR, bicubic, ResShift-4 and HR with PSNR-Y per image")
+    artifact(
+        tiled_png,
+        f"a quarter of the held-out 'rocket' photo upscaled x{scale} with overlapping tiles, beside bicubic and HR",
     )
-    print(f"artifact: {ckpt} | the trained ResShift-4 checkpoint (use with difflab-vision upscale --ckpt)")
+    artifact(ckpt, "the trained ResShift-4 checkpoint (use with difflab-vision upscale --ckpt)")
     return {"metrics": res, "train_s": train_s, "ckpt": ckpt}
 
 

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from difflab.core.errors import UserError
 from difflab.core.lightning import NoiseStream, eval_mode
+from difflab.core.progress import artifact
 from difflab.video.data.annotations import FeatureSpec
 from difflab.video.metrics import ANET_TIOUS, THUMOS_TIOUS, detection_map
 from difflab.video.segments import batched_nms_1d, cw_to_se
@@ -149,7 +150,6 @@ class TADMixin:
         """The test split's detections as an ActivityNet results JSON next to the run's logs."""
         import json
 
-        from difflab.core.progress import note
         from difflab.video.metrics import results_json
 
         if getattr(self, "_trainer", None) is None or self.trainer.global_rank != 0 or not self.trainer.loggers:
@@ -157,7 +157,7 @@ class TADMixin:
         path = self.artifact_dir() / "test_detections.json"  # type: ignore[attr-defined]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results_json(predictions), indent=1))
-        note(f"artifact: {path} | ActivityNet results JSON of the test split ({len(predictions)} videos)")
+        artifact(path, f"ActivityNet results JSON of the test split ({len(predictions)} videos)")
 
     # ---------------------------------------------------------------- what the data decides
     def setup(self, stage: str) -> None:
