@@ -261,6 +261,21 @@ def test_enhance_file_keeps_rate_channels_and_length(tmp_path):
     assert np.corrcoef(out[:, 0], data[:, 0])[0, 1] > 0.99  # resampled there and back (content below 8 kHz)
 
 
+@pytest.mark.parametrize(
+    ("subtype", "expected"), [("PCM_24", "PCM_24"), ("FLOAT", "FLOAT"), ("DOUBLE", "FLOAT"), ("PCM_U8", "PCM_16")]
+)
+@pytest.mark.parametrize("overs", ["scale", "clip"])
+def test_enhance_file_keeps_the_sample_format(tmp_path, subtype, expected, overs):
+    """A 24-bit or float recording is not cut to 16 bits; 8-bit input gets 16-bit output."""
+    x = (0.1 * np.sin(np.arange(6000) / 7)).astype(np.float32)
+    sf.write(str(tmp_path / "in.wav"), x, 16000, subtype=subtype)
+    enhance_file(_Double(), tmp_path / "in.wav", tmp_path / "out.wav", overs=overs, chunk_seconds=0.3)
+    assert sf.info(str(tmp_path / "out.wav")).subtype == expected
+    out, _ = sf.read(str(tmp_path / "out.wav"), dtype="float32")
+    tol = {"PCM_16": 2.01 / 128, "PCM_24": 1e-6, "FLOAT": 1e-6}[expected]  # 8-bit input: its step, doubled
+    np.testing.assert_allclose(out, 2 * x, atol=tol)
+
+
 def test_overlap_add_streams_with_weights_summing_to_one():
     from difflab.audio.inference import OverlapAdd, chunk_starts, crossfade_weights
 

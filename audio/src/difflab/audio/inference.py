@@ -4,8 +4,8 @@ A recording is read, enhanced and written in chunks, so memory is bounded by one
 long the file (an hour at 44.1 kHz stereo as a few seconds): each chunk of ``chunk_seconds`` (at
 the file's rate, overlapping the next by ``overlap_seconds``) of each channel is resampled to the
 model's rate, enhanced, resampled back, and joined to its neighbours by overlap-add with linear
-cross-fades (weights summing to one). The output is 16-bit PCM wav at the input's rate, length and
-channel count::
+cross-fades (weights summing to one). The output is wav at the input's rate, length, channel count
+and sample format (:func:`output_subtype`: 24- and 32-bit PCM and float kept, 16-bit otherwise)::
 
     difflab-audio enhance noisy.wav enhanced.wav
     difflab-audio enhance noisy.wav enhanced.wav --ckpt model.ckpt
@@ -198,9 +198,20 @@ class Written:
         return text
 
 
+KEPT_SUBTYPES = {"PCM_24": "PCM_24", "PCM_32": "PCM_32", "FLOAT": "FLOAT", "DOUBLE": "FLOAT"}
+
+
+def output_subtype(subtype: str) -> str:
+    """The wav sample format an enhanced copy of an input in ``subtype`` is written in: 24- and 32-bit
+    PCM stay so, float (32 or 64 bit) is written as 32-bit float, and everything else (16- and 8-bit
+    PCM, mu-law, A-law, G.722, compressed formats such as Vorbis or MP3) as 16-bit PCM, which loses
+    nothing those hold."""
+    return KEPT_SUBTYPES.get(subtype, "PCM_16")
+
+
 class LevelWriter:
-    """Writes an output block by block as 16-bit wav, with what ``overs`` says for samples beyond
-    full scale.
+    """Writes an output block by block as wav in ``subtype`` (16-bit PCM by default), with what
+    ``overs`` says for samples beyond full scale (float output too: players clip it).
 
     ``"clip"``: straight into ``dst``, samples beyond ±1 clipped and counted. ``"scale"``: first into
     a float32 file beside ``dst`` (RF64, so any length fits) while the peak ``p`` is tracked; then
@@ -210,15 +221,15 @@ class LevelWriter:
 
     BLOCK = 1 << 16
 
-    def __init__(self, dst: Path, rate: int, channels: int, overs: Overs = "scale") -> None:
+    def __init__(self, dst: Path, rate: int, channels: int, overs: Overs = "scale", subtype: str = "PCM_16") -> None:
         import soundfile as sf
 
         if overs not in OVERS:
             raise ValueError(f"overs={overs!r}: must be one of {', '.join(OVERS)}")
-        self.dst, self.rate, self.channels = Path(dst), rate, channels
+        self.dst, self.rate, self.channels, self.subtype = Path(dst), rate, channels, subtype
         self.dst.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.dst.with_name(f".{self.dst.name}.partial") if overs == "scale" else None
-        kind = ("RF64", "FLOAT") if self.tmp is not None else ("WAV", "PCM_16")
+        kind = ("RF64", "FLOAT") if self.tmp is not None else ("WAV", subtype)
         self.file = sf.SoundFile(str(self.tmp or self.dst), "w", rate, channels, kind[1], format=kind[0])
         self.peak, self.beyond, self.count = 0.0, 0, 0
 
@@ -241,7 +252,7 @@ class LevelWriter:
         gain = PEAK / self.peak if self.peak > 1.0 else 1.0
         with (
             sf.SoundFile(str(self.tmp)) as f,
-            sf.SoundFile(str(self.dst), "w", self.rate, self.channels, "PCM_16", format="WAV") as g,
+            sf.SoundFile(str(self.dst), "w", self.rate, self.channels, self.subtype, format="WAV") as g,
         ):
             for block in f.blocks(self.BLOCK, dtype="float32", always_2d=True):
                 g.write(np.clip(block * gain, -1.0, 1.0))
@@ -279,8 +290,8 @@ def enhance_file(
     overlap_seconds: float = 1.0,
     **options,
 ) -> Written:
-    """Enhance every channel of ``src`` and write ``dst`` (16-bit wav at ``src``'s rate, length and
-    channels), streaming: memory is bounded by one chunk, whatever the file's length.
+    """Enhance every channel of ``src`` and write ``dst`` (wav at ``src``'s rate, length, channels and
+    sample format, :func:`output_subtype`), streaming: memory is bounded by one chunk, whatever the file's length.
 
     The file is cut at its own rate into the chunks of :func:`chunk_starts`; each chunk of each
     channel is resampled to the model's rate, enhanced (``options``: ``sampler``, ``steps``,
@@ -293,7 +304,7 @@ def enhance_file(
         rate, channels, n = reader.rate, reader.channels, reader.frames
         chunk, starts = chunk_starts(n, rate, chunk_seconds, overlap_seconds)
         ola, heard = OverlapAdd(channels), [False] * channels
-        out = LevelWriter(Path(dst), rate, channels, overs)
+        out = LevelWriter(Path(dst), rate, channels, overs, output_subtype(reader.subtype))
         try:
             for k, s in enumerate(starts):
                 block = reader.read(s, chunk)

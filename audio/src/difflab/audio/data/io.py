@@ -132,7 +132,8 @@ class AudioReader:
     float32 (``n' <= n`` at the end of the file). libsndfile formats are read from disk block by
     block; G.722 (short telephony prompts, no frame count in a header) is decoded whole.
 
-    Attributes: ``rate``, ``channels``, ``frames``. A file that is not audio, or holds no samples, is
+    Attributes: ``rate``, ``channels``, ``frames``, ``subtype`` (libsndfile's sample encoding:
+    ``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``, ``"VORBIS"`` ...). A file that is not audio, or holds no samples, is
     an :class:`AudioFileError` when it is opened; a block with NaN or infinite samples when it is read.
     Use as a context manager (it closes the file)."""
 
@@ -146,7 +147,7 @@ class AudioReader:
             raise AudioFileError(f"{self.path}: no such file")
         if self.path.suffix.lower() == ".g722":
             self._data, self.rate = read_audio(self.path)
-            self.channels, self.frames = 1, self._data.shape[0]
+            self.channels, self.frames, self.subtype = 1, self._data.shape[0], "G722"
             return
         try:
             self._file = sf.SoundFile(str(self.path))
@@ -155,6 +156,7 @@ class AudioReader:
                 f"{self.path}: not a readable audio file or corrupt ({type(err).__name__}: {err})"
             ) from err
         self.rate, self.channels, self.frames = int(self._file.samplerate), int(self._file.channels), self._file.frames
+        self.subtype = str(self._file.subtype)
         if self.frames == 0:
             self.close()
             raise AudioFileError(f"{self.path}: the file holds no samples")
