@@ -10,6 +10,7 @@ from difflab.pointcloud.io import (
     estimate_normals,
     normalize_unit_sphere,
     point_to_mesh_distance,
+    read_cloud,
     read_mesh,
     read_points,
     resample,
@@ -55,6 +56,27 @@ def test_points_round_trip(tmp_path, ext):
     pts = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
     back = read_points(write_points(tmp_path / f"a{ext}", pts))
     assert np.allclose(back, pts, atol=1e-5)
+
+
+@pytest.mark.parametrize("ext", [".ply", ".pcd"])
+def test_colours_round_trip(tmp_path, ext):
+    rng = np.random.default_rng(1)
+    pts, rgb = rng.normal(size=(50, 3)).astype(np.float32), rng.uniform(size=(50, 3)).astype(np.float32)
+    back, colours = read_cloud(write_points(tmp_path / f"a{ext}", pts, colors=rgb))
+    assert np.allclose(back, pts, atol=1e-5) and np.allclose(colours, rgb, atol=1 / 255)
+    assert read_cloud(write_points(tmp_path / f"b{ext}", pts))[1] is None
+
+
+def test_text_points_with_commas_and_rgb_columns(tmp_path):
+    """ModelNet40's resampled ``x,y,z,nx,ny,nz`` text and ``.xyzrgb`` with 0..255 colours."""
+    pts = np.random.default_rng(2).normal(size=(20, 3)).astype(np.float32)
+    normals = pts / np.linalg.norm(pts, axis=1, keepdims=True)
+    np.savetxt(tmp_path / "airplane_0001.txt", np.concatenate([pts, normals], 1), fmt="%.6f", delimiter=",")
+    back, colours = read_cloud(tmp_path / "airplane_0001.txt")
+    assert np.allclose(back, pts, atol=1e-5) and colours is None
+    np.savetxt(tmp_path / "c.xyzrgb", np.concatenate([pts, np.full((20, 3), 255.0)], 1), fmt="%.6f")
+    back, colours = read_cloud(tmp_path / "c.xyzrgb")
+    assert np.allclose(back, pts, atol=1e-5) and np.allclose(colours, 1.0)
 
 
 @pytest.mark.parametrize("ext", [".obj", ".off", ".ply"])

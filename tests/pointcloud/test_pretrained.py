@@ -14,7 +14,7 @@ import pytest
 from difflab.core.lightning.pretrained import pretrained_info, shipped_path
 from difflab.core.testing import user_error_line
 from difflab.pointcloud.cli import main
-from difflab.pointcloud.io import read_points, write_points
+from difflab.pointcloud.io import read_cloud, read_points, write_points
 
 SHIPPED = shipped_path("pointcloud", "iterativepfn")
 
@@ -41,6 +41,18 @@ def test_denoise_without_ckpt_uses_the_shipped_filter(tmp_path, monkeypatch, cap
     radial = lambda x: np.abs(np.linalg.norm(x, axis=1) - 1).mean()  # noqa: E731
     assert radial(out) < radial(noisy)
     assert "artifact: clean.ply" in capsys.readouterr().out
+
+
+def test_denoise_keeps_each_points_colour(tmp_path, monkeypatch):
+    """The filter moves points one to one, so a coloured scan comes out coloured, point for point."""
+    monkeypatch.chdir(tmp_path)
+    noisy = _sphere(400, 2) + np.random.default_rng(3).normal(0, 0.02, (400, 3))
+    rgb = np.clip(0.5 + 0.5 * noisy, 0, 1)  # colour follows position
+    write_points(Path("scan.ply"), noisy, colors=rgb)
+    assert main(["denoise", "scan.ply", "clean.ply"]) == 0
+    out, colours = read_cloud(Path("clean.ply"))
+    assert colours is not None and np.allclose(colours, rgb, atol=1 / 255)
+    assert np.abs(out - noisy).max() < 0.2  # each point stayed near its own input point
 
 
 def test_a_folder_goes_on_past_bad_clouds_and_lists_them(tmp_path, monkeypatch, capsys):

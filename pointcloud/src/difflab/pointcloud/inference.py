@@ -154,22 +154,22 @@ def denoise_files(source: Path, out: Path, ckpt: str | Path | None, *, repeat: i
     its patches."""
     from difflab.core.lightning.pretrained import checkpoint_or_default
     from difflab.core.progress import note, progress
-    from difflab.pointcloud.io import read_points
+    from difflab.pointcloud.io import read_cloud
     from difflab.pointcloud.models import PointFilter
 
     files, outs = denoise_targets(Path(source), Path(out), overwrite)
-    first = read_points(files[0]) if len(files) == 1 else None
+    first = read_cloud(files[0]) if len(files) == 1 else None
     model = load_model(checkpoint_or_default(ckpt, "pointcloud", DEFAULT_FILTER), PointFilter)
     patch = int(getattr(model, "patch_size", 1))
     if first is not None:
-        check_patch_size(files[0], first, patch)
+        check_patch_size(files[0], first[0], patch)
     failed: list[str] = []
     pairs = list(zip(files, outs))
     for f, o in progress(pairs, desc="denoise", unit="cloud") if len(pairs) > 1 else pairs:
         try:
-            noisy = first if first is not None else read_points(f)
+            noisy, colors = first if first is not None else read_cloud(f)
             check_patch_size(f, noisy, patch)
-            _denoise_one(model, f, o, noisy, repeat)
+            _denoise_one(model, f, o, noisy, repeat, colors)
         except UserError as err:
             if first is not None:
                 raise
@@ -183,13 +183,14 @@ def denoise_files(source: Path, out: Path, ckpt: str | Path | None, *, repeat: i
     return 0
 
 
-def _denoise_one(model, f: Path, o: Path, noisy, repeat: int) -> None:
-    """Filter one read cloud, write it and its before / after render."""
+def _denoise_one(model, f: Path, o: Path, noisy, repeat: int, colors=None) -> None:
+    """Filter one read cloud, write it (each point keeps its colour: the filter moves points one to
+    one) and its before / after render."""
     from difflab.pointcloud.figures import render_grid
     from difflab.pointcloud.io import write_points
 
     clean = model.denoise(noisy, repeat=repeat, desc=f"denoise {f.name}")
-    write_points(o, clean)
+    write_points(o, clean, colors=colors if colors is not None and o.suffix.lower() in (".ply", ".pcd") else None)
     artifact(o, f"{f.name} filtered ({len(clean)} points)")
     png = render_grid([noisy, clean], o.with_suffix(".png"), titles=["input", "filtered"], ncols=2)
     artifact(png, f"before / after render of {f.name}")

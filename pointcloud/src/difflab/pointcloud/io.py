@@ -21,7 +21,7 @@ import numpy as np
 
 from difflab.core.errors import UserError
 
-POINT_FORMATS = (".ply", ".pcd", ".xyz", ".xyzn", ".xyzrgb", ".pts", ".pwn", ".npy")
+POINT_FORMATS = (".ply", ".pcd", ".xyz", ".xyzn", ".xyzrgb", ".pts", ".pwn", ".txt", ".npy")
 CLOUD_FORMATS = (*POINT_FORMATS, ".off", ".obj")
 """What :func:`read_points` reads: point files, and the vertices of ``.off`` / ``.obj`` meshes."""
 MESH_FORMATS = (".obj", ".off", ".ply", ".stl")
@@ -73,49 +73,81 @@ def check_points(points: np.ndarray, source: str = "<array>") -> np.ndarray:
     return pts.astype(np.float32)
 
 
+def _text_delimiter(path: Path) -> str | None:
+    """``","`` when the first data row of a text point file is comma-separated (ModelNet40's resampled
+    ``x,y,z,nx,ny,nz`` files), else ``None`` (white space)."""
+    with path.open(errors="replace") as f:
+        for line in f:
+            row = line.strip()
+            if row and not row.startswith(("#", "//")):
+                return "," if "," in row else None
+    return None
+
+
 def _read_xyz_text(path: Path) -> np.ndarray:
-    """Whitespace-separated text with at least 3 columns per row (x y z [nx ny nz ...])."""
+    """Text with at least 3 columns per row (x y z [nx ny nz | r g b ...]), separated by white space
+    or commas."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
-            data = np.loadtxt(path, ndmin=2, comments=("#", "//"))
+            data = np.loadtxt(path, ndmin=2, comments=("#", "//"), delimiter=_text_delimiter(path))
     except ValueError as err:
         raise PointCloudError(f"{path}: not a table of numbers ({err})") from None
     if data.size == 0:
         raise PointCloudError(f"{path}: empty point set (0 points)")
     if data.shape[1] < 3:
         raise PointCloudError(f"{path}: rows need at least 3 columns (x y z), got {data.shape[1]}")
-    return data[:, :3]
+    return data
 
 
 def read_points(path: str | Path) -> np.ndarray:
-    """Read a point set (``.ply``, ``.pcd``, ``.npy`` (an ``(N, 3+)`` array), ``.xyz``/``.xyzn``/``.pts``/``.pwn``
-    text, or the vertices of an ``.off``/``.obj`` file) as a float32 ``(N, 3)`` array.
+    """Read a point set (``.ply``, ``.pcd``, ``.npy`` (an ``(N, 3+)`` array), ``.xyz``/``.xyzn``/``.xyzrgb``/
+    ``.pts``/``.pwn``/``.txt`` text (white space or commas), or the vertices of an ``.off``/``.obj``
+    file) as a float32 ``(N, 3)`` array.
 
     A file that does not read, holds no point or has a non-finite coordinate is a :class:`PointCloudError`
     naming it."""
+    return read_cloud(path)[0]
+
+
+def read_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`read_points`, with the points' colours when the file holds them: ``(N, 3)`` float32 in
+    [0, 1] from a ``.ply`` / ``.pcd`` with colours or the r g b columns of ``.xyzrgb`` text (0..255
+    values scaled), else ``None``."""
     path = Path(path)
     if not path.is_file():
         raise PointCloudError(f"{path}: no such file")
     ext = path.suffix.lower()
     if ext in (".xyz", ".xyzn", ".xyzrgb", ".pts", ".pwn", ".txt"):
-        return check_points(_read_xyz_text(path), str(path))
+        data = _read_xyz_text(path)
+        colors = data[:, 3:6] if ext == ".xyzrgb" and data.shape[1] >= 6 else None
+        if colors is not None and colors.max(initial=0.0) > 1.0:
+            colors = colors / 255.0
+        return check_points(data[:, :3], str(path)), _colors(colors)
     if ext == ".npy":
-        return check_points(_read_npy(path), str(path))
+        return check_points(_read_npy(path), str(path)), None
     if ext in (".off", ".obj", ".stl"):
         with native_messages() as said:
             mesh = _o3d().io.read_triangle_mesh(str(path))
         pts = np.asarray(mesh.vertices)
         if len(pts) == 0 and ext == ".off":
             pts = _read_off_vertices(path)
-        return check_points(_read_or_say(pts, path, said), str(path))
+        return check_points(_read_or_say(pts, path, said), str(path)), None
     if ext in (".ply", ".pcd"):
         if ext == ".ply" and not path.read_bytes()[:4].startswith(b"ply"):
             raise PointCloudError(f"{path}: not a PLY file (it does not start with 'ply')")
         with native_messages() as said:
             pc = _o3d().io.read_point_cloud(str(path))
-        return check_points(_read_or_say(np.asarray(pc.points), path, said), str(path))
+        pts = check_points(_read_or_say(np.asarray(pc.points), path, said), str(path))
+        return pts, _colors(np.asarray(pc.colors)) if pc.has_colors() else None
     raise PointCloudError(f"{path}: unknown point-cloud format {ext!r} (known: {', '.join(CLOUD_FORMATS)})")
+
+
+def _colors(colors: np.ndarray | None) -> np.ndarray | None:
+    """Colours as float32 clipped to [0, 1], or ``None`` when there are none or they are not finite."""
+    if colors is None or not np.isfinite(colors).all():
+        return None
+    return np.clip(colors, 0.0, 1.0).astype(np.float32)
 
 
 def _read_or_say(points: np.ndarray, path: Path, said: list[str]) -> np.ndarray:
@@ -205,8 +237,11 @@ def read_mesh(path: str | Path) -> Mesh:
     return Mesh(v, f, name=path.stem)
 
 
-def write_points(path: str | Path, points: np.ndarray, normals: np.ndarray | None = None) -> Path:
-    """Write points (and optional normals) as ``.ply``, ``.pcd``, ``.xyz`` or ``.npy`` (by the suffix)."""
+def write_points(
+    path: str | Path, points: np.ndarray, normals: np.ndarray | None = None, colors: np.ndarray | None = None
+) -> Path:
+    """Write points (and optional normals, and ``(N, 3)`` colours in [0, 1]) as ``.ply``, ``.pcd``,
+    ``.xyz`` or ``.npy`` (by the suffix; colours are kept in ``.ply`` and ``.pcd`` only)."""
     path = Path(path)
     pts = check_points(points, str(path))
     ext = path.suffix.lower()
@@ -221,6 +256,8 @@ def write_points(path: str | Path, points: np.ndarray, normals: np.ndarray | Non
     pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts.astype(np.float64)))
     if normals is not None:
         pc.normals = o3d.utility.Vector3dVector(np.asarray(normals, dtype=np.float64))
+    if colors is not None:
+        pc.colors = o3d.utility.Vector3dVector(np.asarray(colors, dtype=np.float64))
     if not o3d.io.write_point_cloud(str(path), pc):
         raise PointCloudError(f"{path}: Open3D could not write the file")
     return path
