@@ -505,6 +505,31 @@ def test_help_lists_every_verb(pkg, capsys):
     assert exc.value.code == 0
 
 
+@pytest.mark.parametrize("pkg", PACKAGES)
+def test_every_verb_option_says_what_it_does(pkg, monkeypatch, capsys):
+    """``difflab-<pkg> VERB --help`` explains every argument (no bare ``--seed SEED`` line)."""
+    import argparse
+
+    parsers: list[argparse.ArgumentParser] = []
+    original = argparse.ArgumentParser.parse_known_args
+
+    def record(self, *args, **kwargs):
+        parsers.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", record)
+    main = cli_main(pkg)
+    bare = []
+    for verb in [*main.__self__.verbs, "demo"]:
+        parsers.clear()
+        with pytest.raises(SystemExit):
+            main([verb, "--help"])
+        assert parsers, verb
+        bare += [f"{verb} {a.dest}" for a in parsers[-1]._actions if not (a.help or "").strip()]
+    capsys.readouterr()
+    assert not bare, f"arguments without help: {', '.join(bare)}"
+
+
 def _sampler_names(cls: type) -> set[str] | None:
     """The values ``cls(sampler=...)`` accepts by its annotation (``None``: no ``sampler`` argument)."""
     import inspect

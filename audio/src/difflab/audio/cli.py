@@ -27,7 +27,15 @@ def enhance_command(argv: list[str]) -> int:
     from pathlib import Path
 
     from difflab.audio import inference
-    from difflab.core.verbs import VerbParser, count, existing_path, non_negative_float, positive_float, sampler_option
+    from difflab.core.verbs import (
+        VerbParser,
+        count,
+        existing_path,
+        non_negative_float,
+        positive_float,
+        sampler_option,
+        seed_option,
+    )
 
     text = inference.__doc__.split("\n\nLoading a checkpoint")[0]  # what enhance does, with examples
     p = VerbParser(prog="difflab-audio enhance", description=text)
@@ -54,8 +62,8 @@ def enhance_command(argv: list[str]) -> int:
         help="seconds enhanced at a time (memory is one chunk, whatever the recording's length)",
     )
     p.add_argument("--overlap_seconds", type=non_negative_float, default=1.0, help="linear cross-fade between chunks")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    seed_option(p, "the sampler's noise")
+    p.add_argument("--device", default="cpu", help="torch device to run the model on (e.g. cuda)")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     p.add_argument(
         "--overs",
@@ -75,18 +83,20 @@ def make_dataset_command(argv: list[str]) -> int:
 
     from difflab.audio.data.datamodule import default_data_root
     from difflab.audio.data.synth import make_dataset
-    from difflab.core.verbs import VerbParser, count
+    from difflab.core.verbs import VerbParser, count, seed_option
 
     parser = VerbParser(prog="difflab-audio make-dataset", description=make_dataset_command.__doc__)
     parser.add_output(
         "output folder (default ~/.cache/difflab/audio/<task>, or $DIFFLAB_AUDIO_DATA/<task>); "
         "with --task both, <out>/<task>"
     )
-    parser.add_argument("--task", choices=["denoise", "dereverb", "both"], default="both")
-    parser.add_argument("--num_train", type=count(1), default=400)
-    parser.add_argument("--num_valid", type=count(1), default=20)
+    parser.add_argument(
+        "--task", choices=["denoise", "dereverb", "both"], default="both", help="which data set to write (default both)"
+    )
+    parser.add_argument("--num_train", type=count(1), default=400, help="training pairs (clean, degraded)")
+    parser.add_argument("--num_valid", type=count(1), default=20, help="validation pairs")
     parser.add_argument("--num_test", type=count(0), default=24, help="real-speech test pairs (0: none)")
-    parser.add_argument("--seed", type=int, default=0)
+    seed_option(parser, "the generated data (texts, voices, noise and room draws)")
     parser.add_argument("--workers", type=count(1), default=2, help="parallel text-to-speech processes")
     parser.add_argument("--overwrite", action="store_true", help="replace the splits of an existing data set")
     ns = parser.parse_args(argv)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from difflab.core.progress import artifact
+from difflab.core.verbs import seed_option
 
 # the network the demo and the learning tests train on two CPU cores: NCSN++-style, 3 levels, width 8
 DEMO_NETWORK = {"channels": 8, "channel_mults": [1, 2, 2], "num_res_blocks": 1, "attention_resolutions": []}
@@ -145,18 +146,24 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="difflab-audio demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--out", type=Path, default=Path("outputs/demo/audio"))
-    p.add_argument("--task", choices=["denoise", "dereverb"], default="denoise")
+    p.add_argument("--out", type=Path, default=Path("outputs/demo/audio"), help="output folder")
+    p.add_argument("--task", choices=["denoise", "dereverb"], default="denoise", help="which task to train and enhance")
     p.add_argument(
         "--max_steps",
         type=int,
         default=None,
         help="training steps per method (default: predictive 400, SGMSE+ 800, StoRM 100)",
     )
-    p.add_argument("--methods", nargs="+", choices=list(METHOD_CONFIGS), default=list(METHOD_CONFIGS))
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHOD_CONFIGS),
+        default=list(METHOD_CONFIGS),
+        help="methods to train (default: all)",
+    )
     p.add_argument("--data_root", type=Path, default=None, help="default-layout data (default: the offline default)")
     p.add_argument("--num_eval", type=int, default=12, help="real-speech test mixtures to enhance")
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the data, the training and the sampling")
     return p
 
 

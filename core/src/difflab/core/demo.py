@@ -22,6 +22,7 @@ import torch
 from difflab.core.progress import artifact
 from difflab.core.samplers.select import SAMPLER_NAMES, sampler_function
 from difflab.core.tables import markdown_table
+from difflab.core.verbs import seed_option
 
 # sampler -> number of steps used in the demo (multi-evaluation samplers get fewer steps)
 DEMO_STEPS = {
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("outputs/core/demo"), help="output folder")
     parser.add_argument("--max_steps", type=int, default=2000, help="training steps")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: a budget per sampler)")
-    parser.add_argument("--seed", type=int, default=0)
+    seed_option(parser, "the training and the samplers' noise")
     ns = parser.parse_args(argv)
     run_demo(ns.out, max_steps=ns.max_steps, sample_steps=ns.steps, seed=ns.seed)
     return 0

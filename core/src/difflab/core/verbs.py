@@ -59,6 +59,11 @@ class VerbParser(argparse.ArgumentParser):
         return ns
 
 
+def seed_option(parser: argparse.ArgumentParser, what: str, default: int = 0) -> None:
+    """``--seed``, saying what it seeds (``what``: "the sampling noise", "the generated data" ...)."""
+    parser.add_argument("--seed", type=int, default=default, help=f"seed of {what} (default {default})")
+
+
 def sampler_option(parser: argparse.ArgumentParser, default: str = "the model's") -> None:
     """``--sampler NAME``: a core sampler by name (:data:`~difflab.core.samplers.select.SAMPLER_NAMES`),
     checked while parsing, so an unknown name is one line naming the option; ``default`` says what
@@ -172,4 +177,5 @@ __all__ = [
     "non_negative_float",
     "positive_float",
     "sampler_option",
+    "seed_option",
 ]

@@ -28,7 +28,7 @@ DESCRIPTION = (
 
 def sample_main(argv: list[str]) -> int:
     """generate clouds with a trained flow / DDPM: OUT_DIR/sample_NNN.ply and OUT_DIR/samples.png"""
-    from difflab.core.verbs import VerbParser, count, existing_path, positive_float, sampler_option
+    from difflab.core.verbs import VerbParser, count, existing_path, positive_float, sampler_option, seed_option
     from difflab.pointcloud.inference import sample_clouds
 
     p = VerbParser(prog="difflab-pointcloud sample", description=sample_main.__doc__)
@@ -53,7 +53,7 @@ def sample_main(argv: list[str]) -> int:
         help="with --guidance: stop guiding once the guided and conditional predictions reach this cosine "
         "similarity (adaptive guidance, e.g. 0.99; saves the unconditional calls after it)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the sampling noise")
     p.add_argument(
         "--up", choices=("y", "z"), default="z", help="axis drawn vertically (z: pybullet objects; y: ShapeNet meshes)"
     )
@@ -94,7 +94,7 @@ def denoise_main(argv: list[str]) -> int:
 
 def make_pairs_main(argv: list[str]) -> int:
     """write (noise, ODE sample) pairs of a trained flow for reflow / distillation"""
-    from difflab.core.verbs import VerbParser, count, existing_path
+    from difflab.core.verbs import VerbParser, count, existing_path, seed_option
     from difflab.pointcloud.inference import write_pairs
 
     p = VerbParser(prog="difflab-pointcloud make-pairs", description=make_pairs_main.__doc__)
@@ -106,7 +106,7 @@ def make_pairs_main(argv: list[str]) -> int:
     p.add_argument(
         "--num_classes", type=count(0), default=0, help="draw labels uniformly from this many classes (0: none)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the noise the pairs start from")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     options = vars(p.parse_args(argv))
     options.pop("debug")
@@ -122,7 +122,7 @@ def nll_main(argv: list[str]) -> int:
     Cost: 4 x STEPS network evaluations with one backward pass per probe, per batch of clouds (the
     defaults, 32 steps and 1 probe, take 128 evaluations + 128 backward passes per batch). The estimate
     is unbiased; its spread over --seed shrinks with --probes and more clouds."""
-    from difflab.core.verbs import VerbParser, count, existing_path, positive_float
+    from difflab.core.verbs import VerbParser, count, existing_path, positive_float, seed_option
     from difflab.pointcloud.likelihood import nll_files
 
     p = VerbParser(prog="difflab-pointcloud nll", description=nll_main.__doc__)
@@ -140,7 +140,7 @@ def nll_main(argv: list[str]) -> int:
         "--scale", type=positive_float, default=1.0, help="the training data's scale (--data.init_args.scale)"
     )
     p.add_argument("--label", type=count(0), default=None, help="class index for class-conditional models")
-    p.add_argument("--seed", type=int, default=0, help="seed of the resampling and the probes")
+    seed_option(p, "the resampling and the probes")
     p.add_argument("--out", type=Path, default=None, help="write the table as CSV here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     options = vars(p.parse_args(argv))

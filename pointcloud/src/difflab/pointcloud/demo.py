@@ -20,6 +20,7 @@ import torch
 
 from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
+from difflab.core.verbs import seed_option
 
 GEN_POINTS = 256
 
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="difflab-pointcloud demo", description=main.__doc__)
     p.add_argument("--out", type=Path, default=Path("outputs/demo/pointcloud"), help="output folder")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every training budget by this")
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the data, the training and the sampling")
     p.add_argument(
         "--fast",
         action="store_true",

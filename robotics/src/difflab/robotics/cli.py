@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 
 from difflab.core.cli import PackageCLI
-from difflab.core.verbs import VerbParser, check_output, count, non_negative_float, positive_float
+from difflab.core.verbs import VerbParser, check_output, count, non_negative_float, positive_float, seed_option
 
 DESCRIPTION = (
     "difflab-robotics: Diffusion Policy on Meta-World (state observations) with RTI-DP warm starts, "
@@ -45,7 +45,7 @@ def collect_main(argv: list[str]) -> int:
     p.add_argument(
         "--action_noise", type=non_negative_float, default=0.0, help="std of Gaussian noise on the expert action"
     )
-    p.add_argument("--seed", type=int, default=0, help="reset seed of the first episode")
+    seed_option(p, "the first episode's reset")
     p.add_argument("--max_steps", type=episode_limit, default=200, help="episode step limit (at most 500)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing replay buffer at OUT")
     ns = p.parse_args(argv)
@@ -76,7 +76,7 @@ def eval_main(argv: list[str]) -> int:
     )
     p.add_argument("--env", default=None, help="task (default: the checkpoint's training task)")
     p.add_argument("--allow_other_env", action="store_true", help="evaluate on an --env other than the training task")
-    p.add_argument("--episodes", type=count(1), default=50)
+    p.add_argument("--episodes", type=count(1), default=50, help="evaluation episodes per sampler")
     p.add_argument(
         "--sampler",
         nargs="+",
@@ -102,7 +102,7 @@ def eval_main(argv: list[str]) -> int:
     p.add_argument("--tolerance", type=positive_float, default=0.1, help="ParaDiGMS tolerance")
     p.add_argument("--max_steps", type=episode_limit, default=150, help="episode step limit")
     p.add_argument("--seed0", type=int, default=10_000, help="first evaluation seed (demos use 0, 1, ...)")
-    p.add_argument("--seed", type=int, default=0, help="sampling-noise seed")
+    seed_option(p, "the sampling noise")
     p.add_argument("--out", type=Path, default=None, help="folder for the rollout figure")
     p.add_argument("--overwrite", action="store_true", help="replace an existing rollout figure in --out")
     ns = p.parse_args(argv)

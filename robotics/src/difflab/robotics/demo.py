@@ -86,7 +86,7 @@ def train_policies(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from difflab.core.verbs import VerbParser, count
+    from difflab.core.verbs import VerbParser, count, seed_option
     from difflab.robotics.envs import MetaWorldEnv
     from difflab.robotics.figures import plot_rollouts
     from difflab.robotics.metrics import format_table
@@ -94,12 +94,12 @@ def main(argv: list[str] | None = None) -> int:
 
     p = VerbParser(prog="difflab-robotics demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("outputs/demo/robotics"), help="output folder")
-    p.add_argument("--env", default="reach-v3")
+    p.add_argument("--env", default="reach-v3", help="Meta-World v3 task (reach-v3, push-v3, ...)")
     p.add_argument("--episodes", type=count(1), default=50, help="expert demonstrations")
     p.add_argument("--max_steps", type=count(1), default=800, help="training steps of each policy")
-    p.add_argument("--eval_episodes", type=count(1), default=10)
+    p.add_argument("--eval_episodes", type=count(1), default=10, help="evaluation episodes per sampler")
     p.add_argument("--episode_steps", type=count(1), default=100, help="step limit of an evaluation episode")
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the demonstrations, the training and the rollouts")
     ns = p.parse_args(argv)
     torch.set_num_threads(1)  # batch-1 inference and a small network: one thread is fastest on a shared CPU
 

@@ -26,7 +26,7 @@ import codecs
 from pathlib import Path
 
 from difflab.core.cli import PackageCLI
-from difflab.core.verbs import VerbParser, check_output, count, existing_file, sampler_option
+from difflab.core.verbs import VerbParser, check_output, count, existing_file, sampler_option, seed_option
 
 DESCRIPTION = (
     "difflab-text: text diffusion (masked diffusion LM, GIDD, DiffuSeq-style and NeoDiff seq2seq) with HF "
@@ -69,9 +69,11 @@ def train_tokenizer_main(argv: list[str]) -> int:
     )
     p.add_argument("--corpus", choices=CORPORA, default="kjv", help="default corpus when no files are given")
     p.add_argument("--vocab_size", type=count(5), default=1024, help="BPE size, with the four special tokens")
-    p.add_argument("--min_frequency", type=count(1), default=2)
+    p.add_argument(
+        "--min_frequency", type=count(1), default=2, help="a pair of tokens is merged only if it occurs this often"
+    )
     p.add_argument("--encoding", type=text_encoding, default="utf-8", help="text encoding of the files (e.g. latin-1)")
-    p.add_argument("--out", type=Path, default=Path("tokenizer.json"))
+    p.add_argument("--out", type=Path, default=Path("tokenizer.json"), help="tokenizer file to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ns = p.parse_args(argv)
     check_output(ns.out, ns.overwrite)
@@ -90,7 +92,7 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument(
         "--ckpt", default=None, help=CKPT_HELP.format(kinds="MaskedDiffusionLM, HyperscheduleLM, GIDDLM, DDPDLM or AR")
     )
-    p.add_argument("--num", type=count(1), default=8)
+    p.add_argument("--num", type=count(1), default=8, help="samples to draw")
     p.add_argument(
         "--length",
         type=count(2),
@@ -108,10 +110,17 @@ def generate_main(argv: list[str]) -> int:
         "--sampler",
         choices=GENERATE_SAMPLERS,
         default="auto",
-        help="masked (cached ancestral), masked_nocache, gidd, gidd_sc (with self-correction), ar",
+        help="auto (default: the model's own), masked (cached ancestral), masked_nocache, gidd, gidd_sc (with "
+        "self-correction), ddpd (planner and denoiser), ar",
     )
-    p.add_argument("--self_correction_steps", type=count(0), default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--self_correction_steps",
+        type=count(0),
+        default=128,
+        help="gidd_sc: at most this many self-correction iterations after sampling (GIDD Sec. 5; each "
+        "replaces the one token the model most prefers to change; a sequence stops when none would change)",
+    )
+    seed_option(p, "the sampler's noise")
     p.add_argument("--out", type=Path, default=None, help='also write the samples as JSON lines {"text"}')
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ns = p.parse_args(argv)
@@ -150,7 +159,7 @@ def evaluate_main(argv: list[str]) -> int:
         default=None,
         help="tokens per block (DiffuSeq: per padded target) (default: the training data's)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the bound's draws (times and noise)")
     p.add_argument(
         "--steps",
         type=count(1),
@@ -186,10 +195,10 @@ def seq2seq_main(argv: list[str]) -> int:
     sampler_option(p, "the model's, ddpm")
     p.add_argument("--steps", type=count(1), default=None, help="sampler steps (default: the model's)")
     p.add_argument("--draws", type=count(1), default=1, help="draws per source; > 1: DiffuSeq's MBR decoding")
-    p.add_argument("--batch_size", type=count(1), default=64)
+    p.add_argument("--batch_size", type=count(1), default=64, help="sources translated per network evaluation")
     p.add_argument("--truncate", action="store_true", help="cut sources longer than the model's max_src_len")
     p.add_argument("--encoding", type=text_encoding, default="utf-8", help="text encoding of the input (e.g. latin-1)")
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the sampling noise")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     ns = p.parse_args(argv)
     check_output(ns.output, ns.overwrite)
@@ -202,11 +211,11 @@ def make_seq2seq_data_main(argv: list[str]) -> int:
     from difflab.text.data.seq2seq import TASKS, task_splits, write_pairs
 
     p = VerbParser(prog="difflab-text make-seq2seq-data", description=make_seq2seq_data_main.__doc__)
-    p.add_argument("--task", choices=TASKS, default="kjv_restore")
+    p.add_argument("--task", choices=TASKS, default="kjv_restore", help="the task to write")
     p.add_output("output folder", Path("data/kjv_restore"))
-    p.add_argument("--val_size", type=count(1), default=1000)
-    p.add_argument("--test_size", type=count(1), default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val_size", type=count(1), default=1000, help="validation pairs")
+    p.add_argument("--test_size", type=count(1), default=1000, help="test pairs (the rest are training pairs)")
+    seed_option(p, "the choice of the validation and test verses")
     p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out")
     ns = p.parse_args(argv)
     check_output(ns.out, ns.overwrite)

@@ -23,6 +23,7 @@ import torch
 from difflab.core.lightning.train import train_briefly
 from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
+from difflab.core.verbs import seed_option
 
 STEP_COUNTS = (4, 16, 64, 256)
 
@@ -237,12 +238,12 @@ def run_seq2seq(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="difflab-text demo", description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("outputs/demo/text"))
-    p.add_argument("--mdlm_steps", type=int, default=1200)
-    p.add_argument("--ar_steps", type=int, default=400)
-    p.add_argument("--num_samples", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mdlm_lr", type=float, default=1e-3)
+    p.add_argument("--out", type=Path, default=Path("outputs/demo/text"), help="output folder")
+    p.add_argument("--mdlm_steps", type=int, default=1200, help="training steps of masked diffusion (MDLM)")
+    p.add_argument("--ar_steps", type=int, default=400, help="training steps of the autoregressive baseline")
+    p.add_argument("--num_samples", type=int, default=32, help="samples per sampling-step count")
+    seed_option(p, "the training and the sampling")
+    p.add_argument("--mdlm_lr", type=float, default=1e-3, help="peak learning rate of MDLM")
     p.add_argument("--seq2seq_steps", type=int, default=1600, help="DiffuSeq training steps (0: skip seq2seq)")
     p.add_argument("--seq2seq_draws", type=int, default=20, help="DiffuSeq draws per source for MBR decoding")
     ns = p.parse_args(argv)

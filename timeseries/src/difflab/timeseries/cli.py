@@ -24,7 +24,15 @@ import re
 from pathlib import Path
 
 from difflab.core.cli import PackageCLI
-from difflab.core.verbs import VerbParser, check_output, count, existing_path, positive_float, sampler_option
+from difflab.core.verbs import (
+    VerbParser,
+    check_output,
+    count,
+    existing_path,
+    positive_float,
+    sampler_option,
+    seed_option,
+)
 
 DESCRIPTION = (
     "difflab-timeseries: probabilistic forecasting with stochastic-process diffusion (GP / OU noise), "
@@ -66,7 +74,13 @@ def forecast_main(argv: list[str]) -> int:
         "--columns", nargs="+", default=None, help="series to forecast, in the model's order (default: the model's)"
     )
     p.add_argument("--freq", type=pandas_freq, default=None, help="pandas frequency (default: inferred)")
-    p.add_argument("--format", default="auto", choices=["auto", "wide", "long", "jsonl"])
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "wide", "long", "jsonl"],
+        help="data layout (auto: .json/.jsonl are JSON lines, a CSV with item_id and value columns is long, "
+        "any other CSV wide; wide: a column per series; jsonl: GluonTS {start, target} lines)",
+    )
     sampler_option(p, "the model's; for the shipped default its recommended one")
     p.add_argument(
         "--steps",
@@ -74,7 +88,7 @@ def forecast_main(argv: list[str]) -> int:
         default=None,
         help="sampler steps (default: the model's, or the default's recommended)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the sample paths")
     p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty output folder")
     ns = p.parse_args(argv)
     check_output(ns.out, ns.overwrite)
@@ -95,8 +109,10 @@ def online_main(argv: list[str]) -> int:
     p.add_argument("--ckpt", default=None, help=CKPT_HELP)
     p.add_argument("--dataset", default=None, help="built-in series name or CSV (default: the checkpoint's data)")
     p.add_argument("--finetune_steps", type=count(0), default=2, help="gradient steps per forecast (0: frozen model)")
-    p.add_argument("--finetune_windows", type=count(1), default=32)
-    p.add_argument("--lr", type=positive_float, default=1e-4)
+    p.add_argument(
+        "--finetune_windows", type=count(1), default=32, help="most recent revealed windows each fine-tuning uses"
+    )
+    p.add_argument("--lr", type=positive_float, default=1e-4, help="learning rate of the fine-tuning")
     p.add_argument(
         "--proceed_steps",
         type=count(0),
@@ -105,9 +121,14 @@ def online_main(argv: list[str]) -> int:
         "its rows (0: no Proceed rows)",
     )
     p.add_argument("--proceed_lr", type=positive_float, default=3e-4, help="learning rate of Proceed's generator")
-    p.add_argument("--samples", type=count(1), default=32)
-    p.add_argument("--seed", type=int, default=0, help="seed of Proceed's training and of the sampling noise")
-    p.add_argument("--max_forecasts", type=count(1), default=None)
+    p.add_argument("--samples", type=count(1), default=32, help="sample paths per forecast")
+    seed_option(p, "Proceed's training and of the sampling noise")
+    p.add_argument(
+        "--max_forecasts",
+        type=count(1),
+        default=None,
+        help="stop after this many forecasts (default: the whole test span)",
+    )
     p.add_argument("--out", type=Path, default=None, help="write the metric table here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ns = p.parse_args(argv)
@@ -134,7 +155,7 @@ def nll_main(argv: list[str]) -> int:
     p.add_argument("--probes", type=count(1), default=1, help="Hutchinson probes per evaluation (default 1)")
     p.add_argument("--batch_size", type=count(1), default=16, help="windows per batch")
     p.add_argument("--max_windows", type=count(1), default=None, help="score only the first windows")
-    p.add_argument("--seed", type=int, default=0, help="seed of the probes")
+    seed_option(p, "the probes")
     p.add_argument("--out", type=Path, default=None, help="write the result line here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ns = p.parse_args(argv)

@@ -11,6 +11,7 @@ import torch
 
 from difflab.core.lightning.train import train_briefly
 from difflab.core.progress import artifact
+from difflab.core.verbs import seed_option
 from difflab.timeseries.data import ForecastDataModule
 from difflab.timeseries.evaluate import baseline_samples, model_samples, score
 from difflab.timeseries.figures import save_fan_charts
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("outputs/demo/timeseries"), help="output folder")
     p.add_argument("--max_steps", type=int, default=600, help="training steps per diffusion model")
     p.add_argument("--samples", type=int, default=50, help="sample paths per forecast")
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the training and the sampling")
     ns = p.parse_args(argv)
     run_demo(ns.out, max_steps=ns.max_steps, num_samples=ns.samples, seed=ns.seed)
     return 0

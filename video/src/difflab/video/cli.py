@@ -19,7 +19,15 @@ from pathlib import Path
 
 from difflab.core.cli import PackageCLI
 from difflab.core.progress import artifact
-from difflab.core.verbs import VerbParser, check_output, count, existing_path, positive_float, sampler_option
+from difflab.core.verbs import (
+    VerbParser,
+    check_output,
+    count,
+    existing_path,
+    positive_float,
+    sampler_option,
+    seed_option,
+)
 
 DESCRIPTION = (
     "difflab-video: temporal action detection by proposal denoising diffusion (DiffTAD) and its "
@@ -39,9 +47,11 @@ def make_dataset_main(argv: list[str]) -> int:
     p.add_argument(
         "--actions", nargs="+", default=list(ACTIONS), choices=ACTIONS, metavar="ACTION", help="action classes"
     )
-    p.add_argument("--num_actions", type=count(1), nargs=2, default=[2, 4], metavar=("MIN", "MAX"))
+    p.add_argument(
+        "--num_actions", type=count(1), nargs=2, default=[2, 4], metavar=("MIN", "MAX"), help="actions per video"
+    )
     p.add_argument("--render", action="store_true", help="features from frames rendered by pybullet (TinyRenderer)")
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the generated videos")
     p.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty output folder")
     ns = p.parse_args(argv)
     if ns.num_actions[0] > ns.num_actions[1]:
@@ -97,7 +107,7 @@ def detect_main(argv: list[str]) -> int:
     p.add_argument("--fps", type=positive_float, default=None, help="frames per second (default: the training data's)")
     p.add_output("results JSON", Path("detections.json"))
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the noisy proposals DiffTAD starts from")
     ns = p.parse_args(argv)
     check_output(ns.out, ns.overwrite, "--overwrite")
     from difflab.video.inference import detect

@@ -140,13 +140,13 @@ def run_demo(out: Path, *, max_steps: int = 150, steps: int = 4, seed: int = 0) 
 def main(argv: list[str] | None = None) -> int:
     """``difflab-video demo``: train briefly on the mocap default data, detect on held-out videos, print
     mAP, draw timelines."""
-    from difflab.core.verbs import VerbParser, count
+    from difflab.core.verbs import VerbParser, count, seed_option
 
     p = VerbParser(prog="difflab-video demo", description=main.__doc__)
     p.add_argument("--out", type=Path, default=Path("outputs/demo/video"), help="output folder")
     p.add_argument("--max_steps", type=count(1), default=150, help="training steps per detector")
     p.add_argument("--steps", type=count(1), default=4, help="DiffTAD sampling steps")
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the data, the training and the sampling")
     p.add_argument("--threads", type=count(1), default=1, help="torch CPU threads (1 is fastest on a busy machine)")
     ns = p.parse_args(argv)
     torch.set_num_threads(ns.threads)

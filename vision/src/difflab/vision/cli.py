@@ -27,7 +27,7 @@ def upscale_command(argv: list[str]) -> int:
     A folder goes on past files that fail and names them at the end (exit status 1)."""
     from pathlib import Path
 
-    from difflab.core.verbs import VerbParser, count, existing_path, sampler_option
+    from difflab.core.verbs import VerbParser, count, existing_path, sampler_option, seed_option
 
     p = VerbParser(prog="difflab-vision upscale", description=upscale_command.__doc__)
     p.add_argument("input", type=existing_path, help="an image file or a folder of images")
@@ -53,7 +53,7 @@ def upscale_command(argv: list[str]) -> int:
     p.add_argument("--overlap", type=count(0), default=16, help="tile overlap in LR pixels (smaller than --tile)")
     p.add_argument("--tile_batch", type=count(1), default=4, help="tiles per network batch")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the sampler's noise")
     p.add_argument("--overwrite", action="store_true", help="replace output images that exist already")
     ns = p.parse_args(argv)
     if ns.overlap >= ns.tile:

@@ -23,6 +23,7 @@ import torch
 from difflab.core.figures import save_figure
 from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
+from difflab.core.verbs import seed_option
 from difflab.vision.evaluate import BRIEF_TRAINING
 
 
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="difflab-vision demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("outputs/demo/vision"), help="output folder")
     p.add_argument("--max_steps", type=int, default=BRIEF_TRAINING["steps"], help="training steps")
-    p.add_argument("--seed", type=int, default=0)
+    seed_option(p, "the training and the sampling")
     ns = p.parse_args(argv)
     run_demo(ns.out, max_steps=ns.max_steps, seed=ns.seed)
     return 0
