@@ -194,14 +194,20 @@ def test_fit_checkpoint_and_seq2seq_verb(tmp_path, capsys):
     inp.write_text(
         json.dumps({"src": "and god said let there be light", "trg": "And God said, Let there be light:"})
         + "\n"
-        + json.dumps({"src": "in the beginning"})
+        + json.dumps({"src": "in the beginning", "id": "gen-1-1 “é”"}, ensure_ascii=False)
         + "\n"
     )
     out = tmp_path / "out.jsonl"
     assert main(["seq2seq", "--ckpt", str(ckpts[-1]), str(inp), str(out), "--steps", "3", "--draws", "2"]) == 0
-    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 2 and all(isinstance(x["hyp"], str) for x in lines) and "trg" in lines[0]
+    assert lines[1]["id"] == "gen-1-1 “é”" and "“é”" in out.read_text(encoding="utf-8")  # fields kept, unescaped
     assert "wrote 2 lines" in capsys.readouterr().out
+    long = tmp_path / "long.jsonl"
+    long.write_text(json.dumps({"src": "and " * 80}) + "\n")
+    with pytest.raises(SystemExit):
+        main(["seq2seq", "--ckpt", str(ckpts[-1]), str(long), str(tmp_path / "l.jsonl")])
+    assert "long.jsonl:1: src is" in (err := capsys.readouterr().err) and "pass --truncate to cut it" in err
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"trg": "x"}) + "\n")
     capsys.readouterr()

@@ -186,7 +186,7 @@ def seq2seq_main(argv: list[str]) -> int:
 
     p = VerbParser(prog="difflab-text seq2seq", description=seq2seq_main.__doc__)
     p.add_argument("input", type=existing_file, help='JSON lines with a "src" key (and optionally "trg")')
-    p.add_argument("output", type=Path, help='JSON lines {"src", "hyp"[, "trg"]} written here')
+    p.add_argument("output", type=Path, help='JSON lines written here: each input line, its translation added as "hyp"')
     p.add_argument(
         "--ckpt",
         required=True,

@@ -184,13 +184,12 @@ def _read_sources(path: Path, encoding: str = "utf-8") -> list[dict]:
 
 
 def _write_translations(output: Path, rows: list[dict], hyps: list[str]) -> None:
+    """One JSON line per input line: its fields as given (``src``, ``trg``, an ``id`` ...) and ``hyp``,
+    the translation; UTF-8, not escaped."""
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", encoding="utf-8") as fh:
         for row, h in zip(rows, hyps, strict=True):
-            line = {"src": row["src"], "hyp": h}
-            if isinstance(row.get("trg"), str):
-                line["trg"] = row["trg"]
-            fh.write(json.dumps(line) + "\n")
+            fh.write(json.dumps({**row, "hyp": h}, ensure_ascii=False) + "\n")
 
 
 def translate_file(

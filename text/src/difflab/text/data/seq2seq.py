@@ -105,12 +105,17 @@ def encode_pairs(
     src_len: int,
     trg_len: int,
     truncate: bool = False,
+    fix: str | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Padded ``src`` (N, Ls), its mask and ``trg`` (N, Lt) (``[EOS]`` after each); too long is an error."""
+    """Padded ``src`` (N, Ls), its mask and ``trg`` (N, Lt) (``[EOS]`` after each); too long is an error
+    ending with ``fix`` (default: the data module's options to change)."""
 
     def pad(docs, length: int, what: str) -> tuple[Tensor, Tensor]:
         ids = tok.encode_batch([d.text for d in docs])
-        return pad_sequences(docs, ids, length, pad_id=tok.pad_id, eos_id=tok.eos_id, truncate=truncate, what=what)
+        hint = fix or f"raise --data.init_args.{what}_len or pass --data.init_args.truncate true to cut it"
+        return pad_sequences(
+            docs, ids, length, pad_id=tok.pad_id, eos_id=tok.eos_id, truncate=truncate, what=what, fix=hint
+        )
 
     s, sm = pad(src, src_len, "src")
     return s, sm, None if trg is None else pad(trg, trg_len, "trg")[0]
@@ -266,9 +271,10 @@ def _task_tokenizer(task: str, vocab_size: int, seed: int, val_size: int, test_s
 def collate_sources(
     tok: TextTokenizer, sources: list[str], src_len: int, source: str = "<input>", truncate: bool = False
 ) -> tuple[Tensor, Tensor]:
-    """Padded source ids and mask for raw strings (``source`` names them in errors)."""
+    """Padded source ids and mask for raw strings (``source`` names them in errors, which say that
+    ``--truncate`` cuts an over-long source)."""
     docs = [Document(s, source, i + 1) for i, s in enumerate(sources)]
-    s, sm, _ = encode_pairs(tok, docs, None, src_len, 0, truncate)
+    s, sm, _ = encode_pairs(tok, docs, None, src_len, 0, truncate, fix="pass --truncate to cut it")
     return s, sm
 
 

@@ -236,8 +236,10 @@ def pad_sequences(
     eos_id: int | None = None,
     truncate: bool = False,
     what: str = "sequence",
+    fix: str = "raise the length or set truncate",
 ) -> tuple[Tensor, Tensor]:
-    """``(N, length)`` ids (optional [BOS] / [EOS] around each) and mask; too long is an error naming file and line."""
+    """``(N, length)`` ids (optional [BOS] / [EOS] around each) and mask; too long is an error naming file and line
+    and ending with ``fix`` (the option to change, in the caller's words)."""
     extra = (bos_id is not None) + (eos_id is not None)
     rows, masks = [], []
     for d, toks in zip(docs, ids, strict=True):
@@ -247,7 +249,7 @@ def pad_sequences(
             if not truncate:
                 raise TextDataError(
                     f"{d.source}:{d.line}: {what} is {len(toks)} tokens long, longer than the block "
-                    f"({length} including special tokens); raise the length or set truncate"
+                    f"({length} including special tokens); {fix}"
                 )
             toks = toks[: length - extra]
         row = ([bos_id] if bos_id is not None else []) + list(toks) + ([eos_id] if eos_id is not None else [])
