@@ -306,6 +306,20 @@ def _lightning_cli_class(
     )
 
     class _CLI(LightningCLI):
+        def instantiate_classes(self) -> None:
+            """Build the configured classes; a :class:`UserError` a constructor raises (a setting that
+            does not fit the others) reaches the user as its one line, not inside jsonargparse's
+            report of every subclass it tried."""
+            try:
+                super().instantiate_classes()
+            except ValueError as err:
+                cause: BaseException = err
+                while cause.__cause__ is not None and not isinstance(cause, UserError):
+                    cause = cause.__cause__
+                if isinstance(cause, UserError):
+                    raise cause from err
+                raise
+
         def add_arguments_to_parser(self, parser) -> None:
             defaults = {}
             if model_default is not None:

@@ -11,6 +11,10 @@ shipped configs (``--config diffusion_policy_reach``), and the domain verbs:
   pretrained policy of the task, with its recorded sampler unless ``--sampler`` is given;
 * ``demo``: collect, train briefly, evaluate full sampling, DDIM, RTI-DP and BC, write a figure.
 
+The data decides the policy's sizes: the command line links the data module's observation and
+action sizes into the policy and its network (:data:`LINKS`), so a shipped config trains on a
+replay buffer of any task.
+
 This module parses arguments only; loading and the verbs live in :mod:`difflab.robotics.inference`.
 """
 
@@ -21,6 +25,16 @@ from pathlib import Path
 
 from difflab.core.cli import PackageCLI
 from difflab.core.verbs import VerbParser, check_output, count, non_negative_float, positive_float, seed_option
+
+LINKS = [
+    ("data.obs_dim", "model.init_args.obs_dim"),
+    ("data.action_dim", "model.init_args.action_dim"),
+    ("data.action_dim", "model.init_args.network.init_args.action_dim"),
+    ("data.global_cond_dim", "model.init_args.network.init_args.global_cond_dim"),
+]
+"""What the data decides: the observation and action sizes of the policy and its network's condition
+(``global_cond_dim = n_obs_steps * obs_dim``, of the U-Net and of BC's MLP alike) and action sizes.
+A checkpoint restored onto data of other sizes is refused by its normalisers (one line)."""
 
 DESCRIPTION = (
     "difflab-robotics: Diffusion Policy on Meta-World (state observations) with RTI-DP warm starts, "
@@ -122,6 +136,7 @@ main = PackageCLI(
     {"collect": collect_main, "eval": eval_main},
     "collect demos, train briefly, compare full sampling, DDIM, RTI-DP and BC, write figures",
     datamodule="difflab.robotics.data:DemoDataModule",
+    links=LINKS,
 ).main
 """``difflab-robotics``: the package's command line (Lightning verbs and the domain verbs)."""
 

@@ -25,6 +25,10 @@ from difflab.robotics.data.windows import SequenceWindows
 class DemoDataModule(SplitDataModule):
     """Args:
     path: a zarr replay buffer; ``None`` collects from the expert of ``env``.
+    obs_keys: the ``data/`` fields of the buffer that make the observation, concatenated in order
+        (``key`` or ``key[a:b]`` for columns ``a:b``; Push-T's low-dimensional observation is
+        ``[keypoint, "state[0:2]"]``).
+    action_key: the ``data/`` field of the action.
     env: Meta-World task to collect from when ``path`` is None. A replay buffer that records its
         task (``collect`` writes it) decides the task itself (:attr:`task`): a different ``env`` is
         then ignored with a warning.
@@ -41,6 +45,8 @@ class DemoDataModule(SplitDataModule):
     def __init__(
         self,
         path: str | None = None,
+        obs_keys: list[str] | None = None,
+        action_key: str = "action",
         env: str = "reach-v3",
         episodes: int = 50,
         action_noise: float = 0.0,
@@ -56,6 +62,7 @@ class DemoDataModule(SplitDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.path, self.env_name, self.episodes = path, env, episodes
+        self.obs_keys, self.action_key = list(obs_keys or ["obs"]), action_key
         self.action_noise, self.collect_seed = action_noise, collect_seed
         self.horizon, self.n_obs_steps, self.n_action_steps = horizon, n_obs_steps, n_action_steps
         self.val_episodes = val_episodes
@@ -65,7 +72,7 @@ class DemoDataModule(SplitDataModule):
     def load_buffer(self) -> ReplayBuffer:
         if self.buffer is None:
             if self.path:
-                self.buffer = ReplayBuffer.load(self.path)
+                self.buffer = ReplayBuffer.load(self.path, self.obs_keys, self.action_key)
                 recorded = self.buffer.task
                 if recorded is None:
                     warnings.warn(
@@ -107,6 +114,11 @@ class DemoDataModule(SplitDataModule):
     @property
     def action_dim(self) -> int:
         return self.load_buffer().action_dim
+
+    @property
+    def global_cond_dim(self) -> int:
+        """Numbers a policy conditions on: ``n_obs_steps * obs_dim``."""
+        return self.n_obs_steps * self.obs_dim
 
     @property
     def train_episodes(self) -> list[int]:

@@ -19,6 +19,8 @@ episodes, NaN or infinite values.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,38 +172,68 @@ class ReplayBuffer:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> ReplayBuffer:
-        """Read a zarr replay buffer; raises :class:`DemoDataError` for a missing field or bad data."""
+    def load(cls, path: str | Path, obs_keys: Sequence[str] = ("obs",), action_key: str = "action") -> ReplayBuffer:
+        """Read a zarr replay buffer; raises :class:`DemoDataError` for a missing field or bad data.
+
+        The observation is ``data/<key>`` of each of ``obs_keys``, trailing dimensions flattened and
+        concatenated in order; ``"key[a:b]"`` takes columns ``a:b`` of the flattened field. Push-T's
+        low-dimensional observation (9 keypoints and the agent's xy) is ``("keypoint", "state[0:2]")``.
+        Other 1- and 2-D ``data/`` fields are kept as extras (images are not read)."""
         import zarr
 
         path = Path(path)
         if not path.exists():
             raise DemoDataError(f"{path}: no replay buffer there (write one with 'difflab-robotics collect')")
         root = zarr.open_group(str(path), mode="r")
-        for key in ("data/obs", "data/action", "meta/episode_ends"):
-            if key not in root:
-                raise DemoDataError(
-                    f"{path}: missing field '{key}' (expected data/obs, data/action, meta/episode_ends)"
-                )
-        obs = np.asarray(root["data/obs"][...])
-        action = np.asarray(root["data/action"][...])
-        if obs.ndim == 1:
-            obs = obs[:, None]
-        if action.ndim == 1:
-            action = action[:, None]
-        extras = {k: np.asarray(root["data"][k][...]) for k in root["data"].array_keys() if k not in ("obs", "action")}
-        meta = {k: np.asarray(root["meta"][k][...]) for k in root["meta"].array_keys() if k != "episode_ends"}
+        fields = sorted(root["data"].array_keys()) if "data" in root else []
+        columns = [_field_columns(root["data"], key, fields, path) for key in obs_keys]
+        if not columns:
+            raise DemoDataError(f"{path}: no observation field given (--data.init_args.obs_keys is empty)")
+        if action_key not in fields:
+            raise DemoDataError(
+                f"{path}: missing field 'data/{action_key}' (its fields: {', '.join(fields) or 'none'}); "
+                "--data.init_args.action_key names the action"
+            )
+        if "meta/episode_ends" not in root:
+            raise DemoDataError(f"{path}: missing field 'meta/episode_ends' (the cumulative end of each episode)")
+        action = np.asarray(root["data"][action_key][...])
+        names = {k.split("[")[0] for k in obs_keys} | {action_key}
+        arrays = {k: root["data"][k] for k in fields if k not in names}
         buf = cls(
-            obs=obs.astype(np.float32),
-            action=action.astype(np.float32),
+            obs=np.concatenate(columns, axis=1).astype(np.float32),
+            action=(action[:, None] if action.ndim == 1 else action).astype(np.float32),
             episode_ends=np.asarray(root["meta/episode_ends"][...]).astype(np.int64),
-            extras=extras,
-            meta=meta,
+            extras={k: np.asarray(a[...]) for k, a in arrays.items() if a.ndim <= 2},
+            meta={k: np.asarray(root["meta"][k][...]) for k in root["meta"].array_keys() if k != "episode_ends"},
             attrs=dict(root.attrs),
             source=str(path),
         )
         buf.validate()
         return buf
+
+
+_COLUMNS = re.compile(r"^(?P<key>[^\[\]]+)(\[(?P<a>-?\d*):(?P<b>-?\d*)\])?$")
+
+
+def _field_columns(data, spec: str, fields: list[str], path: Path) -> np.ndarray:
+    """``data/<key>`` of ``spec`` (``key`` or ``key[a:b]``) as ``(N, D)``: trailing dimensions flattened,
+    then columns ``a:b``."""
+    m = _COLUMNS.match(spec)
+    if m is None:
+        raise DemoDataError(f"--data.init_args.obs_keys: {spec!r} is not 'key' or 'key[a:b]'")
+    key = m["key"]
+    if key not in fields:
+        raise DemoDataError(
+            f"{path}: missing field 'data/{key}' (its fields: {', '.join(fields) or 'none'}); "
+            "--data.init_args.obs_keys names the observation fields, e.g. [keypoint, 'state[0:2]']"
+        )
+    arr = np.asarray(data[key][...])
+    flat = arr.reshape(len(arr), -1)
+    if m["a"] is not None:
+        flat = flat[:, slice(int(m["a"]) if m["a"] else None, int(m["b"]) if m["b"] else None)]
+        if flat.shape[1] == 0:
+            raise DemoDataError(f"{path}: {spec!r} selects no column of 'data/{key}' ({arr.shape[1:]} per step)")
+    return flat
 
 
 __all__ = ["ReplayBuffer", "DemoDataError"]

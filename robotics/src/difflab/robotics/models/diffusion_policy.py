@@ -97,25 +97,39 @@ class PolicyIOMixin:
         if dm is not None and getattr(dm, "task", None):
             self.task = str(dm.task)
         if dm is not None and hasattr(dm, "obs_dim") and hasattr(dm, "action_dim"):
-            where = f"data {getattr(dm, 'path', None) or self.task}"
-            self.check_dims(np.zeros(dm.obs_dim), np.zeros(dm.action_dim), where=where)
+            self.check_data_dims(int(dm.obs_dim), int(dm.action_dim), f"data {getattr(dm, 'path', None) or self.task}")
         self.check_network()
         if not self.obs_normalizer.fitted and dm is not None and hasattr(dm, "stats"):
             stats = dm.stats()
             self.fit_normalizers(stats["obs"], stats["action"])
+
+    def check_data_dims(self, obs_dim: int, action_dim: int, where: str) -> None:
+        """A :class:`PolicyDataError` for data of other sizes than the policy's, naming every option
+        to set for a policy of the data's sizes (the policy's and its network's)."""
+        if (obs_dim, action_dim) == (self.obs_dim, self.action_dim):
+            return
+        fix = [f"--model.init_args.obs_dim {obs_dim}", f"--model.init_args.action_dim {action_dim}"]
+        net = getattr(self, "network", None)
+        if getattr(net, "global_cond_dim", None):
+            fix.append(f"--model.init_args.network.init_args.global_cond_dim {self.n_obs_steps * obs_dim}")
+        if getattr(net, "action_dim", None) is not None:
+            fix.append(f"--model.init_args.network.init_args.action_dim {action_dim}")
+        raise PolicyDataError(
+            f"{where}: observations of {obs_dim} and actions of {action_dim} dimensions, the policy is built for "
+            f"{self.obs_dim} and {self.action_dim}; for a policy of the data's sizes pass {' '.join(fix)}"
+        )
 
     def check_network(self) -> None:
         """A :class:`PolicyDataError` naming both values when the network's sizes disagree with the
         policy's (``n_obs_steps * obs_dim`` condition numbers, ``action_dim`` actions)."""
         net = getattr(self, "network", None)
         want = self.n_obs_steps * self.obs_dim
-        for name in ("global_cond_dim", "cond_dim"):
-            have = getattr(net, name, None)
-            if have and have != want:
-                raise PolicyDataError(
-                    f"--model.init_args.network.init_args.{name} {have}: the policy conditions on n_obs_steps x "
-                    f"obs_dim = {self.n_obs_steps} x {self.obs_dim} = {want} numbers; set it to {want}"
-                )
+        have = getattr(net, "global_cond_dim", None)
+        if have and have != want:
+            raise PolicyDataError(
+                f"--model.init_args.network.init_args.global_cond_dim {have}: the policy conditions on n_obs_steps x "
+                f"obs_dim = {self.n_obs_steps} x {self.obs_dim} = {want} numbers; set it to {want}"
+            )
         have = getattr(net, "action_dim", None)
         if have is not None and have != self.action_dim:
             raise PolicyDataError(
@@ -138,7 +152,10 @@ class PolicyIOMixin:
                 self.obs_normalizer.load_state_dict(checkpoint["normalizers"]["obs"])
                 self.action_normalizer.load_state_dict(checkpoint["normalizers"]["action"])
             except ValueError as err:
-                raise PolicyDataError(f"checkpoint and model disagree: {err}") from err
+                raise PolicyDataError(
+                    f"checkpoint and data disagree: {err} (the policy is built for the data's sizes: "
+                    "--data.init_args.path, --data.init_args.obs_keys)"
+                ) from err
         saved = (checkpoint.get("difflab_robotics") or {}).get("task")
         if saved and self.task and saved != self.task:
             raise PolicyDataError(
@@ -263,7 +280,10 @@ class DiffusionPolicy(PolicyIOMixin, DiffusionModule):
         self.rti_execute = int(rti_execute)
         self.discrete_action_dims = [int(d) for d in (discrete_action_dims or [])]
         if any(not 0 <= d < action_dim for d in self.discrete_action_dims):
-            raise ValueError(f"discrete_action_dims must lie in [0, {action_dim}), got {discrete_action_dims}")
+            raise PolicyDataError(
+                f"--model.init_args.discrete_action_dims {self.discrete_action_dims}: the actions have {action_dim} "
+                f"dimensions (0 to {action_dim - 1}); name the binary ones (a gripper), or pass []"
+            )
         if discrete_factor <= 0:
             raise ValueError(f"discrete_factor must be > 0, got {discrete_factor}")
         self.discrete_factor = float(discrete_factor)
