@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from difflab.core.progress import artifact
-from difflab.core.verbs import seed_option
+from difflab.core.verbs import VerbParser, seed_option
 
 # the network the demo and the learning tests train on two CPU cores: NCSN++-style, 3 levels, width 8
 DEMO_NETWORK = {"channels": 8, "channel_mults": [1, 2, 2], "num_res_blocks": 1, "attention_resolutions": []}
@@ -143,9 +143,7 @@ def method_args(method: str, out: Path) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="difflab-audio demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = VerbParser(prog="difflab-audio demo", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("outputs/demo/audio"), help="output folder")
     p.add_argument("--task", choices=["denoise", "dereverb"], default="denoise", help="which task to train and enhance")
     p.add_argument(

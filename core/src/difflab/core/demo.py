@@ -22,7 +22,7 @@ import torch
 from difflab.core.progress import artifact
 from difflab.core.samplers.select import SAMPLER_NAMES, sampler_function
 from difflab.core.tables import markdown_table
-from difflab.core.verbs import seed_option
+from difflab.core.verbs import VerbParser, seed_option
 
 # sampler -> number of steps used in the demo (multi-evaluation samplers get fewer steps)
 DEMO_STEPS = {
@@ -158,9 +158,8 @@ def _available(name: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """``difflab-core demo``: train the toy model on the 8-mode mixture and plot samples of every sampler."""
-    import argparse
 
-    parser = argparse.ArgumentParser(prog="difflab-core demo", description=main.__doc__)
+    parser = VerbParser(prog="difflab-core demo", description=main.__doc__)
     parser.add_argument("--out", type=Path, default=Path("outputs/core/demo"), help="output folder")
     parser.add_argument("--max_steps", type=int, default=2000, help="training steps")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: a budget per sampler)")

@@ -20,7 +20,7 @@ import torch
 
 from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
-from difflab.core.verbs import seed_option
+from difflab.core.verbs import VerbParser, seed_option
 
 GEN_POINTS = 256
 
@@ -282,9 +282,8 @@ def run_demo(out: Path, scale: float = 1.0, seed: int = 0, fast: bool = False) -
 def main(argv: list[str] | None = None) -> int:
     """``difflab-pointcloud demo``: train briefly, sample with 1 and many steps, denoise noisy shapes and
     real scans, print the metric table."""
-    import argparse
 
-    p = argparse.ArgumentParser(prog="difflab-pointcloud demo", description=main.__doc__)
+    p = VerbParser(prog="difflab-pointcloud demo", description=main.__doc__)
     p.add_argument("--out", type=Path, default=Path("outputs/demo/pointcloud"), help="output folder")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every training budget by this")
     seed_option(p, "the data, the training and the sampling")

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from functools import partial
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from difflab.core.lightning.train import train_briefly
 from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
-from difflab.core.verbs import seed_option
+from difflab.core.verbs import VerbParser, seed_option
 
 STEP_COUNTS = (4, 16, 64, 256)
 
@@ -237,7 +236,7 @@ def run_seq2seq(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="difflab-text demo", description=__doc__.splitlines()[0])
+    p = VerbParser(prog="difflab-text demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("outputs/demo/text"), help="output folder")
     p.add_argument("--mdlm_steps", type=int, default=1200, help="training steps of masked diffusion (MDLM)")
     p.add_argument("--ar_steps", type=int, default=400, help="training steps of the autoregressive baseline")

@@ -11,7 +11,7 @@ import torch
 
 from difflab.core.lightning.train import train_briefly
 from difflab.core.progress import artifact
-from difflab.core.verbs import seed_option
+from difflab.core.verbs import VerbParser, seed_option
 from difflab.timeseries.data import ForecastDataModule
 from difflab.timeseries.evaluate import baseline_samples, model_samples, score
 from difflab.timeseries.figures import save_fan_charts
@@ -109,9 +109,8 @@ def run_demo(
 def main(argv: list[str] | None = None) -> int:
     """``difflab-timeseries demo``: train briefly on the default data, score the held-out period against
     the baselines, write fan charts."""
-    import argparse
 
-    p = argparse.ArgumentParser(prog="difflab-timeseries demo", description=main.__doc__)
+    p = VerbParser(prog="difflab-timeseries demo", description=main.__doc__)
     p.add_argument("--out", type=Path, default=Path("outputs/demo/timeseries"), help="output folder")
     p.add_argument("--max_steps", type=int, default=600, help="training steps per diffusion model")
     p.add_argument("--samples", type=int, default=50, help="sample paths per forecast")

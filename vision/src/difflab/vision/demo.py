@@ -14,7 +14,6 @@ Every file written is announced on a line ``artifact: <path> | <what it shows>``
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 from difflab.core.figures import save_figure
 from difflab.core.progress import artifact
 from difflab.core.tables import markdown_table
-from difflab.core.verbs import seed_option
+from difflab.core.verbs import VerbParser, seed_option
 from difflab.vision.evaluate import BRIEF_TRAINING
 
 
@@ -144,7 +143,7 @@ def run_demo(out: Path, *, max_steps: int | None = None, seed: int = 0, eval_siz
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="difflab-vision demo", description=__doc__.splitlines()[0])
+    p = VerbParser(prog="difflab-vision demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("outputs/demo/vision"), help="output folder")
     p.add_argument("--max_steps", type=int, default=BRIEF_TRAINING["steps"], help="training steps")
     seed_option(p, "the training and the sampling")
