@@ -45,6 +45,14 @@ def test_forecast_without_ckpt_uses_the_default_on_any_series(tmp_path, capsys):
         level = frame[f"load_{j}"].iloc[-72:].mean()
         assert abs(out[out.series == f"load_{j}"]["mean"].mean() - level) < 0.5 * level
     assert (tmp_path / "out/fan_chart.png").is_file()
+    frame.loc[140:144, "load_1"] = np.nan  # a hole in the context: masked, said, not filled
+    frame.to_csv(tmp_path / "holes.csv", index=False)
+    capsys.readouterr()
+    args = ["forecast", str(tmp_path / "holes.csv"), str(tmp_path / "out2"), "--samples", "8", "--steps", "10"]
+    assert main([*args, "--horizon", "12", "--context", "72"]) == 0
+    said = capsys.readouterr().out
+    assert "holes.csv: missing values in the context, masked (not filled): load_1 (5 of 72)" in said
+    assert pd.read_csv(tmp_path / "out2/forecast.csv")["mean"].notna().all()
 
 
 def test_help_says_the_default(capsys):

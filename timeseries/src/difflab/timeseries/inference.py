@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from difflab.core.errors import UserError
-from difflab.core.progress import StepProgress, artifact
+from difflab.core.progress import StepProgress, artifact, note
 
 
 def load_checkpoint(path: str | Path):
@@ -61,7 +61,8 @@ def _check_lengths(model, context: int, horizon: int) -> None:
 
 
 def _check_context(table, context: int, data: str) -> None:
-    """A series with no observed value in the last ``context`` steps cannot be forecast."""
+    """A series with no observed value in the last ``context`` steps cannot be forecast; one with some
+    missing values there is forecast from the others (masked, never filled), with a note naming it."""
     observed = ~np.isnan(np.asarray(table.values[-context:], dtype=float))
     empty = [name for name, seen in zip(table.names, observed.any(axis=0), strict=True) if not seen]
     if empty:
@@ -69,6 +70,11 @@ def _check_context(table, context: int, data: str) -> None:
             f"{data}: series {', '.join(map(str, empty[:5]))}{' ...' if len(empty) > 5 else ''} "
             f"have no observed value in the last {context} steps (--context); nothing to forecast from"
         )
+    missing = [(name, int(n)) for name, n in zip(table.names, (~observed).sum(axis=0), strict=True) if n]
+    if missing:
+        listed = ", ".join(f"{name} ({n} of {context})" for name, n in missing[:5])
+        more = f" and {len(missing) - 5} more series" if len(missing) > 5 else ""
+        note(f"{data}: missing values in the context, masked (not filled): {listed}{more}")
 
 
 def match_series(table, model, data: str, columns_given: bool):
