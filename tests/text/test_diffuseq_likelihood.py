@@ -243,6 +243,11 @@ def test_evaluate_diffuseq_input_errors_are_one_line(diffuseq_run, tmp_path, cap
     pairs.write_text(json.dumps({"src": "in the beginning", "trg": "In the beginning"}) + "\n")
     err = user_error_line(main, capsys, ["evaluate", "--ckpt", str(diffuseq_run), str(pairs), "--block_size", "40"])
     assert "--block_size 40" in err and "at most 32" in err
+    long = tmp_path / "long.jsonl"
+    long.write_text(json.dumps({"src": "and " * 80, "trg": "And"}) + "\n")
+    err = user_error_line(main, capsys, ["evaluate", "--ckpt", str(diffuseq_run), str(long)])
+    assert "long.jsonl:1: src is" in err and "--block_size sets the targets' length" in err
+    assert "--data.init_args" not in err  # the verb's options, not training's
     half = tmp_path / "half.jsonl"
     half.write_text(json.dumps({"src": "in the beginning"}) + "\n")
     err = user_error_line(main, capsys, ["evaluate", "--ckpt", str(diffuseq_run), str(half)])

@@ -255,8 +255,10 @@ def seq2seq_targets(model, pairs: list[tuple[Document, Document]], trg_len: int)
     targets ``trg [EOS] [PAD]...`` as in training, ``tokens`` the text's tokens and its [EOS]."""
     from difflab.text.data.seq2seq import encode_pairs
 
+    max_src = int(model.network.max_src_len)
+    fix = f"the model takes sources of at most {max_src} tokens, and --block_size sets the targets' length"
     src, src_mask, trg = encode_pairs(
-        model.tokenizer, [p[0] for p in pairs], [p[1] for p in pairs], int(model.network.max_src_len), trg_len
+        model.tokenizer, [p[0] for p in pairs], [p[1] for p in pairs], max_src, trg_len, fix=fix
     )
     assert trg is not None
     tokens = (trg == model.tokenizer.eos_id).long().argmax(1) + 1

@@ -236,7 +236,7 @@ def pad_sequences(
     eos_id: int | None = None,
     truncate: bool = False,
     what: str = "sequence",
-    fix: str = "raise the length or set truncate",
+    fix: str,
 ) -> tuple[Tensor, Tensor]:
     """``(N, length)`` ids (optional [BOS] / [EOS] around each) and mask; too long is an error naming file and line
     and ending with ``fix`` (the option to change, in the caller's words)."""
