@@ -186,19 +186,24 @@ class ReplayBuffer:
             raise DemoDataError(f"{path}: no replay buffer there (write one with 'difflab-robotics collect')")
         root = zarr.open_group(str(path), mode="r")
         fields = sorted(root["data"].array_keys()) if "data" in root else []
-        columns = [_field_columns(root["data"], key, fields, path) for key in obs_keys]
-        if not columns:
+        specs = [_column_spec(spec) for spec in obs_keys]
+        if not specs:
             raise DemoDataError(f"{path}: no observation field given (--data.init_args.obs_keys is empty)")
-        if action_key not in fields:
-            raise DemoDataError(
-                f"{path}: missing field 'data/{action_key}' (its fields: {', '.join(fields) or 'none'}); "
-                "--data.init_args.action_key names the action"
-            )
+        hints = {
+            "obs": "--data.init_args.obs_keys names the observation fields, e.g. [keypoint, 'state[0:2]']",
+            "action": "--data.init_args.action_key names the action",
+        }
+        for key, role in [*((k, "obs") for k, _ in specs), (action_key, "action")]:
+            if key not in fields:
+                raise DemoDataError(
+                    f"{path}: missing field 'data/{key}' (its fields: {', '.join(fields) or 'none'}); {hints[role]}"
+                )
         if "meta/episode_ends" not in root:
             raise DemoDataError(f"{path}: missing field 'meta/episode_ends' (the cumulative end of each episode)")
+        columns = [_columns(root["data"][key], key, cols, path) for key, cols in specs]
         action = np.asarray(root["data"][action_key][...])
-        names = {k.split("[")[0] for k in obs_keys} | {action_key}
-        arrays = {k: root["data"][k] for k in fields if k not in names}
+        used = {key for key, _ in specs} | {action_key}
+        arrays = {k: root["data"][k] for k in fields if k not in used}
         buf = cls(
             obs=np.concatenate(columns, axis=1).astype(np.float32),
             action=(action[:, None] if action.ndim == 1 else action).astype(np.float32),
@@ -215,24 +220,27 @@ class ReplayBuffer:
 _COLUMNS = re.compile(r"^(?P<key>[^\[\]]+)(\[(?P<a>-?\d*):(?P<b>-?\d*)\])?$")
 
 
-def _field_columns(data, spec: str, fields: list[str], path: Path) -> np.ndarray:
-    """``data/<key>`` of ``spec`` (``key`` or ``key[a:b]``) as ``(N, D)``: trailing dimensions flattened,
-    then columns ``a:b``."""
+def _column_spec(spec: str) -> tuple[str, slice | None]:
+    """``"key"`` -> ``("key", None)``; ``"key[a:b]"`` -> ``("key", slice(a, b))``."""
     m = _COLUMNS.match(spec)
     if m is None:
         raise DemoDataError(f"--data.init_args.obs_keys: {spec!r} is not 'key' or 'key[a:b]'")
-    key = m["key"]
-    if key not in fields:
-        raise DemoDataError(
-            f"{path}: missing field 'data/{key}' (its fields: {', '.join(fields) or 'none'}); "
-            "--data.init_args.obs_keys names the observation fields, e.g. [keypoint, 'state[0:2]']"
-        )
-    arr = np.asarray(data[key][...])
+    if m["a"] is None:
+        return m["key"], None
+    return m["key"], slice(int(m["a"]) if m["a"] else None, int(m["b"]) if m["b"] else None)
+
+
+def _columns(array, key: str, cols: slice | None, path: Path) -> np.ndarray:
+    """A field as ``(N, D)``: trailing dimensions flattened, then the columns ``cols``."""
+    arr = np.asarray(array[...])
     flat = arr.reshape(len(arr), -1)
-    if m["a"] is not None:
-        flat = flat[:, slice(int(m["a"]) if m["a"] else None, int(m["b"]) if m["b"] else None)]
-        if flat.shape[1] == 0:
-            raise DemoDataError(f"{path}: {spec!r} selects no column of 'data/{key}' ({arr.shape[1:]} per step)")
+    if cols is None:
+        return flat
+    flat = flat[:, cols]
+    if flat.shape[1] == 0:
+        raise DemoDataError(
+            f"{path}: {key}[{cols.start}:{cols.stop}] selects no column of 'data/{key}' ({arr.shape[1:]} per step)"
+        )
     return flat
 
 
