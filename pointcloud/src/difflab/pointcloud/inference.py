@@ -190,7 +190,7 @@ def _denoise_one(model, f: Path, o: Path, noisy, repeat: int, colors=None) -> No
     from difflab.pointcloud.io import write_points
 
     clean = model.denoise(noisy, repeat=repeat, desc=f"denoise {f.name}")
-    write_points(o, clean, colors=colors if colors is not None and o.suffix.lower() in (".ply", ".pcd") else None)
+    write_points(o, clean, colors=colors)
     artifact(o, f"{f.name} filtered ({len(clean)} points)")
     png = render_grid([noisy, clean], o.with_suffix(".png"), titles=["input", "filtered"], ncols=2)
     artifact(png, f"before / after render of {f.name}")
